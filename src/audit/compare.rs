@@ -1,0 +1,145 @@
+//! The data-free part of a report: per-pair RMSE/nRMSE/cosine rows and per-BN-layer
+//! MRM/MRV/MRW/MRB, with every parameter checked for NaN/inf first.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+
+use crate::error::UserError;
+use crate::metrics::weights::{bn_shift_scale, compare, BnParams};
+use crate::model::{Family, Kind, Model, Param};
+use crate::pair::Pairing;
+use crate::report::{BnStats, Row};
+
+/// Values of every paired parameter, target and source, checked finite.
+pub struct PairValues {
+    /// Target values per pair (same order as `Pairing::pairs`).
+    pub target: Vec<Vec<f64>>,
+    /// Source values per pair.
+    pub source: Vec<Vec<f64>>,
+}
+
+fn checked(model: &Model, p: &Param, layer: &str) -> Result<Vec<f64>> {
+    let v = model.values(p)?;
+    let bad = v.iter().filter(|x| !x.is_finite()).count();
+    if bad > 0 {
+        return Err(UserError::BadFile {
+            path: model.path.clone(),
+            reason: format!("parameter '{}' ({layer} {}) has {bad} NaN/inf value(s) of {}; a model with non-finite weights cannot be audited", p.name, p.kind, v.len()),
+        }
+        .into());
+    }
+    if p.kind == Kind::RV {
+        if let Some(x) = v.iter().find(|x| **x < 0.0) {
+            return Err(UserError::BadFile {
+                path: model.path.clone(),
+                reason: format!(
+                    "running variance '{}' ({layer}) has a negative value {x}",
+                    p.name
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(v)
+}
+
+/// Read and check every paired parameter of both models.
+pub fn pair_values(target: &Model, source: &Model, pairing: &Pairing) -> Result<PairValues> {
+    let mut out = PairValues {
+        target: vec![],
+        source: vec![],
+    };
+    for p in &pairing.pairs {
+        out.target
+            .push(checked(target, &p.target, &p.layer.label())?);
+        out.source
+            .push(checked(source, &p.source, &p.source_layer.label())?);
+    }
+    Ok(out)
+}
+
+/// One row per pair with the weight metrics (Dice columns empty).
+pub fn rows(pairing: &Pairing, values: &PairValues) -> Vec<Row> {
+    pairing
+        .pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let c = compare(&values.target[i], &values.source[i]);
+            Row {
+                family: p.layer.family.to_string(),
+                layer: p.layer.index,
+                node: p.layer.node.clone(),
+                op: p.layer.op.clone(),
+                kind: p.kind().to_string(),
+                target_initializer: p.target.name.clone(),
+                source_initializer: p.source.name.clone(),
+                shape: p
+                    .target
+                    .dims
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("x"),
+                numel: c.numel,
+                rmse: c.rmse,
+                nrmse: c.nrmse,
+                cosine: c.cosine,
+                baseline_dice: None,
+                swapped_dice: None,
+                delta_dice: None,
+                dice_fg: None,
+                reusable: None,
+                dice_class: vec![],
+            }
+        })
+        .collect()
+}
+
+/// MRM/MRV/MRW/MRB for every target BN layer whose four parameters are all paired.
+pub fn bn_stats(pairing: &Pairing, values: &PairValues) -> Vec<BnStats> {
+    let mut by_layer: HashMap<usize, HashMap<Kind, usize>> = HashMap::new();
+    for (i, p) in pairing.pairs.iter().enumerate() {
+        if p.layer.family == Family::Bn {
+            by_layer
+                .entry(p.layer.index)
+                .or_default()
+                .insert(p.kind(), i);
+        }
+    }
+    let mut out = Vec::new();
+    let mut layers: Vec<_> = by_layer.into_iter().collect();
+    layers.sort_by_key(|(l, _)| *l);
+    for (layer, kinds) in layers {
+        let (Some(&m), Some(&v), Some(&w), Some(&b)) = (
+            kinds.get(&Kind::RM),
+            kinds.get(&Kind::RV),
+            kinds.get(&Kind::RW),
+            kinds.get(&Kind::RB),
+        ) else {
+            continue;
+        };
+        let side = |vals: &Vec<Vec<f64>>| BnParams {
+            gamma: vals[w].clone(),
+            beta: vals[b].clone(),
+            mean: vals[m].clone(),
+            var: vals[v].clone(),
+        };
+        let pair = &pairing.pairs[m];
+        let s = bn_shift_scale(
+            &side(&values.target),
+            &side(&values.source),
+            pair.layer.epsilon,
+        );
+        out.push(BnStats {
+            layer,
+            node: pair.layer.node.clone(),
+            mrm: s.mrm,
+            mrv: s.mrv,
+            mrw: s.mrw,
+            mrb: s.mrb,
+        });
+    }
+    out
+}

@@ -1,0 +1,118 @@
+//! The swap audit (METHOD.md protocol): baseline, then one swap per matched (layer, kind),
+//! each scored by Dice on the validation set. Strategies evaluate the same swaps:
+//! `naive` (new model and session per swap, the reference) and `shared` (one session whose
+//! swappable initializers are graph inputs, fed per run).
+
+pub mod compare;
+pub mod forward;
+mod strategy;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub use strategy::Strategy;
+
+use crate::data::preprocess::Dataset;
+use crate::engine::Engine;
+use crate::metrics::dice::Dice;
+use crate::model::{Kind, Model};
+use crate::pair::Pairing;
+use compare::PairValues;
+use forward::Feed;
+
+/// Where the ground truth comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    /// Labels loaded with the data.
+    Labels,
+    /// The unswapped target's own predictions (label-free mode).
+    Baseline,
+}
+
+/// What one audit needs.
+pub struct AuditJob<'a> {
+    /// The target model.
+    pub target: &'a Model,
+    /// Paired parameters.
+    pub pairing: &'a Pairing,
+    /// Their values.
+    pub values: &'a PairValues,
+    /// Preprocessed data.
+    pub data: &'a Dataset,
+    /// Images per run.
+    pub batch: usize,
+    /// Ground truth source.
+    pub truth: Truth,
+    /// Kinds to swap.
+    pub kinds: &'a [Kind],
+    /// Evaluation strategy.
+    pub strategy: Strategy,
+    /// Hide the progress bar.
+    pub quiet: bool,
+}
+
+/// The audit's Dice results.
+#[derive(Debug, Clone)]
+pub struct AuditOutcome {
+    /// Classes scored.
+    pub classes: usize,
+    /// Dice of the unswapped target.
+    pub baseline: Dice,
+    /// Dice per pair (same order as `Pairing::pairs`), `None` for kinds not audited.
+    pub swaps: Vec<Option<Dice>>,
+}
+
+/// Run the baseline and every swap.
+pub fn run(engine: &Engine, job: &AuditJob) -> Result<AuditOutcome> {
+    let input = job.target.input_spec()?;
+    let batch = input.batch.unwrap_or(job.batch.max(1));
+    let feed = Feed {
+        data: job.data,
+        input: &input,
+        batch,
+    };
+    let todo: Vec<usize> = (0..job.pairing.pairs.len())
+        .filter(|&i| job.kinds.contains(&job.pairing.pairs[i].kind()))
+        .collect();
+    let bar = progress(todo.len() as u64 + 1, job.quiet);
+    let mut eval = strategy::Evaluator::new(engine, job, &feed)?;
+    let (base_pred, classes) = eval.baseline()?;
+    bar.inc(1);
+    let truth = match job.truth {
+        Truth::Labels => job.data.checked_labels(classes)?.ok_or_else(|| {
+            crate::error::UserError::BadData(
+                "the data has no labels: give --labels FILE or use --labels baseline (label-free)"
+                    .into(),
+            )
+        })?,
+        Truth::Baseline => base_pred.clone(),
+    };
+    let baseline = forward::dice(&base_pred, &truth, classes);
+    let mut swaps = vec![None; job.pairing.pairs.len()];
+    for i in todo {
+        let p = &job.pairing.pairs[i];
+        bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
+        let pred = eval.swap(i)?;
+        swaps[i] = Some(forward::dice(&pred, &truth, classes));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(AuditOutcome {
+        classes,
+        baseline,
+        swaps,
+    })
+}
+
+fn progress(len: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} swaps {pos}/{len} [{bar:30}] {elapsed} (ETA {eta}) {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}

@@ -1,0 +1,125 @@
+//! Swap evaluation strategies, behind one `Evaluator` so faster ones can replace the simple one.
+
+use anyhow::Result;
+use onnx_protobuf::{type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
+
+use super::forward::{predictions, Feed};
+use super::AuditJob;
+use crate::engine::{Engine, Runner};
+use crate::model::{DType, Model, ParamSource};
+
+/// `--strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// New model bytes and a new session per swap, full forward pass: the reference.
+    Naive,
+    /// One session for all swaps: swappable initializers become graph inputs and the
+    /// source tensor is fed at run time.
+    Shared,
+}
+
+impl Strategy {
+    /// Name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Naive => "naive",
+            Strategy::Shared => "shared",
+        }
+    }
+}
+
+/// Evaluates the baseline and swaps of one job.
+pub struct Evaluator<'a> {
+    engine: &'a Engine,
+    job: &'a AuditJob<'a>,
+    feed: &'a Feed<'a>,
+    /// The session with overridable parameters (shared strategy).
+    shared: Option<Runner>,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Prepare sessions for a strategy.
+    pub fn new(engine: &'a Engine, job: &'a AuditJob<'a>, feed: &'a Feed<'a>) -> Result<Self> {
+        let shared = match job.strategy {
+            Strategy::Naive => None,
+            Strategy::Shared => Some(engine.session(&overridable(job)?.to_bytes()?)?),
+        };
+        Ok(Evaluator {
+            engine,
+            job,
+            feed,
+            shared,
+        })
+    }
+
+    /// Class maps of the unswapped target, and the class count.
+    pub fn baseline(&mut self) -> Result<(Vec<u8>, usize)> {
+        match self.shared.as_mut() {
+            Some(r) => predictions(r, self.feed, &[]),
+            None => predictions(
+                &mut self.engine.session(&self.job.target.to_bytes()?)?,
+                self.feed,
+                &[],
+            ),
+        }
+    }
+
+    /// Class maps with pair `i`'s target parameter replaced by the source's.
+    pub fn swap(&mut self, i: usize) -> Result<Vec<u8>> {
+        let pair = &self.job.pairing.pairs[i];
+        let values = &self.job.values.source[i];
+        if let (Some(r), true) = (self.shared.as_mut(), feedable(&pair.target)) {
+            let dims = pair.target.dims.iter().map(|&d| d as usize).collect();
+            let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+            return Ok(predictions(r, self.feed, &[(pair.target.name.clone(), dims, v)])?.0);
+        }
+        let mut m = self.job.target.clone();
+        m.set_values(&pair.target, values)?;
+        Ok(predictions(&mut self.engine.session(&m.to_bytes()?)?, self.feed, &[])?.0)
+    }
+}
+
+/// A parameter the shared session can take at run time: a float32 initializer.
+fn feedable(p: &crate::model::Param) -> bool {
+    matches!(p.source, ParamSource::Initializer(_)) && p.dtype == DType::Float32
+}
+
+/// The target with every swappable initializer also listed as a graph input (IR >= 4
+/// makes it an overridable default). Only what is swapped is exposed, so ONNX Runtime
+/// still fuses everything else.
+fn overridable(job: &AuditJob) -> Result<Model> {
+    let mut m = job.target.clone();
+    let g = m.proto.graph.mut_or_insert_default();
+    let mut seen = std::collections::HashSet::new();
+    for p in &job.pairing.pairs {
+        if !job.kinds.contains(&p.kind())
+            || !feedable(&p.target)
+            || !seen.insert(p.target.name.clone())
+        {
+            continue;
+        }
+        if g.input.iter().any(|i| i.name == p.target.name) {
+            continue;
+        }
+        let mut shape = TensorShapeProto::new();
+        for &d in &p.target.dims {
+            let mut dim = onnx_protobuf::tensor_shape_proto::Dimension::new();
+            dim.set_dim_value(d);
+            shape.dim.push(dim);
+        }
+        let mut tt = type_proto::Tensor::new();
+        tt.elem_type = 1;
+        tt.shape = Some(shape).into();
+        let mut ty = TypeProto::new();
+        ty.set_tensor_type(tt);
+        let mut vi = ValueInfoProto::new();
+        vi.name = p.target.name.clone();
+        vi.type_ = Some(ty).into();
+        g.input.push(vi);
+    }
+    if m.proto.ir_version < 4 {
+        m.proto.ir_version = 4;
+    }
+    Ok(m)
+}

@@ -1,0 +1,156 @@
+//! Command-line definitions (clap). Values are validated into settings in `config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::audit::Strategy;
+use crate::data::{Fit, Normalize};
+use crate::engine::Device;
+use crate::report::Format;
+
+/// Can the parameters of a pretrained CNN be reused for your task? Swap Conv/BN
+/// parameters from a source ONNX model into a target one layer at a time, score Dice
+/// with ONNX Runtime, compare weights by RMSE, and decide what is reusable.
+#[derive(Debug, Parser)]
+#[command(name = "reuse-audit", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List a model's parametrized layers, shapes and opset; check whether BN was folded.
+    Inspect {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show how the layers of two models pair up and what is unmatched.
+    Match {
+        /// Target model (the task you care about).
+        target: PathBuf,
+        /// Source model (the pretrained candidate).
+        source: PathBuf,
+        /// Pairing: auto, name, position, or a CSV file `target_initializer,source_initializer`.
+        #[arg(long = "match", default_value = "auto")]
+        match_mode: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Data-free per-layer RMSE, nRMSE, cosine and BN MRM/MRV/MRW/MRB.
+    Rmse {
+        /// Target model.
+        target: PathBuf,
+        /// Source model.
+        source: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// The full protocol: baseline, one swap per (layer, kind), Dice, verdicts.
+    Audit {
+        /// Target model.
+        target: PathBuf,
+        /// Source model.
+        source: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        gates: GateArgs,
+    },
+    /// Audit the bundled acdc UNet and PSPNet (seg target, ae source) and write reports/.
+    Demo {
+        /// Folder with the bundled models and data.
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        /// Where to write the reports.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Swap evaluation strategy.
+        #[arg(long, value_enum, default_value = "shared")]
+        strategy: Strategy,
+        /// Intra-op threads (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+/// Flags shared by `rmse` and `audit`.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Pairing: auto, name, position, or a CSV file `target_initializer,source_initializer`.
+    #[arg(long = "match", default_value = "auto")]
+    pub match_mode: String,
+    /// Write report files into this folder (default: print a table).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Report formats to write with --out.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "csv,json")]
+    pub format: Vec<Format>,
+    /// Print the JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Parameter kinds to audit: W,B,RM,RV,RW,RB.
+    #[arg(long, value_delimiter = ',', default_value = "W,B,RM,RV,RW,RB")]
+    pub kinds: Vec<String>,
+    /// A swap is reusable when baseline mean Dice - swapped mean Dice <= tolerance.
+    #[arg(long, default_value_t = 0.02)]
+    pub tolerance: f64,
+    /// RN when at least this share of conv layers has a reusable W.
+    #[arg(long, default_value_t = 0.5)]
+    pub rn_threshold: f64,
+    /// No progress bars or notes on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Flags of the swap run.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Validation data: .npz, .npy (with --labels), a NIfTI folder or a PNG folder.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Labels .npy for .npy data, or `baseline` for label-free mode.
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Per-image normalization.
+    #[arg(long, value_enum, default_value = "zscore")]
+    pub normalize: Normalize,
+    /// Fit data to the model's input size.
+    #[arg(long, value_enum, default_value = "none")]
+    pub fit: Fit,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
+    /// Intra-op threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Images per run when the batch dimension is dynamic.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Swap evaluation strategy.
+    #[arg(long, value_enum, default_value = "shared")]
+    pub strategy: Strategy,
+}
+
+/// CI gates (exit code 1 when one fails).
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Fail when the network is not an RN.
+    #[arg(long)]
+    pub fail_if_not_reusable: bool,
+    /// Fail when any audited swap loses more than this mean Dice.
+    #[arg(long)]
+    pub max_delta: Option<f64>,
+}

@@ -1,0 +1,108 @@
+//! PNG folders: `DIR/images/NAME.png` with masks `DIR/masks/NAME.png` (label values as gray levels).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::error::{bad_file, UserError};
+
+/// A decoded PNG: channels (1 gray or 3 RGB; alpha dropped), height, width, values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    /// 1 or 3.
+    pub channels: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Values channel-first (`[c][y][x]`), raw gray levels.
+    pub values: Vec<f64>,
+}
+
+/// Read one PNG file.
+pub fn read(path: &Path) -> Result<Image> {
+    let file = std::fs::File::open(path).map_err(|e| UserError::Unreadable {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| bad_file(path, format!("not a valid PNG: {e}")))?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| bad_file(path, format!("corrupt PNG: {e}")))?;
+    let (h, w) = (info.height as usize, info.width as usize);
+    let samples = info.color_type.samples();
+    let wide = info.bit_depth == png::BitDepth::Sixteen;
+    let sample = |i: usize| -> f64 {
+        if wide {
+            u16::from_be_bytes([buf[2 * i], buf[2 * i + 1]]) as f64
+        } else {
+            buf[i] as f64
+        }
+    };
+    let channels = if samples >= 3 { 3 } else { 1 };
+    let mut values = vec![0.0; channels * h * w];
+    for p in 0..h * w {
+        for c in 0..channels {
+            values[c * h * w + p] = sample(p * samples + c);
+        }
+    }
+    Ok(Image {
+        channels,
+        height: h,
+        width: w,
+        values,
+    })
+}
+
+/// The (image, mask) pairs of a PNG folder, sorted by name. Masks are optional.
+pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, Option<PathBuf>)>> {
+    let images = dir.join("images");
+    let masks = dir.join("masks");
+    let entries = std::fs::read_dir(&images).map_err(|e| UserError::Unreadable {
+        path: images.clone(),
+        reason: format!("{e} (a PNG data folder needs images/ and masks/)"),
+    })?;
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")) {
+            let mask = masks.join(e.file_name());
+            out.push((p, mask.exists().then_some(mask)));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Encode an 8-bit grayscale PNG (for tests and fixtures).
+pub fn gray_png_bytes(width: u32, height: u32, pixels: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header()?;
+        w.write_image_data(pixels)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gray_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.png");
+        std::fs::write(&p, gray_png_bytes(3, 2, &[0, 1, 2, 3, 4, 255]).unwrap()).unwrap();
+        let img = read(&p).unwrap();
+        assert_eq!((img.channels, img.height, img.width), (1, 2, 3));
+        assert_eq!(img.values, vec![0.0, 1.0, 2.0, 3.0, 4.0, 255.0]);
+    }
+}

@@ -1,0 +1,168 @@
+//! ONNX Runtime through `ort` (`load-dynamic`): one environment, sessions built from
+//! in-memory models, CPU or CUDA execution provider (never a silent fallback).
+
+pub mod runtime;
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use ort::session::Session;
+use ort::value::Tensor;
+
+use crate::error::UserError;
+
+/// `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// CPU execution provider.
+    Cpu,
+    /// CUDA execution provider (from `onnxruntime-gpu`), registered with error-on-failure.
+    Cuda,
+}
+
+/// The loaded runtime: one per process.
+pub struct Engine {
+    env: ort::environment::Environment,
+    /// Path of the shared library in use.
+    pub library: PathBuf,
+    /// The execution provider sessions run on: `CPUExecutionProvider` or `CUDAExecutionProvider`.
+    pub provider: &'static str,
+    device: Device,
+    threads: usize,
+}
+
+impl Engine {
+    /// Load ONNX Runtime for a device; `threads` = intra-op threads (0 = all cores).
+    pub fn new(device: Device, threads: usize, quiet: bool) -> Result<Engine> {
+        let cuda = device == Device::Cuda;
+        let library = runtime::locate(cuda, quiet)?;
+        let env = ort::init_from(&library)
+            .map_err(|e| {
+                UserError::Runtime(format!(
+                    "cannot load ONNX Runtime from {}: {e}",
+                    library.display()
+                ))
+            })?
+            .with_name("reuse-audit")
+            .build()
+            .map_err(|e| anyhow!("creating the ONNX Runtime environment: {e}"))?;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            threads
+        };
+        let provider = if cuda {
+            "CUDAExecutionProvider"
+        } else {
+            "CPUExecutionProvider"
+        };
+        Ok(Engine {
+            env,
+            library,
+            provider,
+            device,
+            threads,
+        })
+    }
+
+    /// Intra-op threads per session.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Build a session from model bytes.
+    pub fn session(&self, model: &[u8]) -> Result<Runner> {
+        let mut b = Session::builder(&self.env)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_intra_threads(self.threads)
+            .map_err(|e| anyhow!("{e}"))?;
+        if self.device == Device::Cuda {
+            b = b
+                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                .map_err(|e| {
+                    UserError::Runtime(format!(
+                        "--device cuda: the CUDA execution provider could not be registered ({e}). \
+                         It needs an NVIDIA GPU, the CUDA/cuDNN libraries and the onnxruntime-gpu \
+                         library; use --device cpu otherwise."
+                    ))
+                })?;
+        }
+        let session = b
+            .commit_from_memory(model)
+            .map_err(|e| anyhow!("ONNX Runtime refused the model: {e}"))?;
+        Ok(Runner { session })
+    }
+}
+
+/// A session ready to run batches.
+pub struct Runner {
+    session: Session,
+}
+
+/// The first output of a run: shape and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Shape as reported by ONNX Runtime.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub values: Vec<f32>,
+}
+
+impl Runner {
+    /// Run with named float inputs (`name`, shape, values); returns the first output.
+    pub fn run(&mut self, inputs: Vec<(String, Vec<usize>, Vec<f32>)>) -> Result<Output> {
+        let mut feed = Vec::with_capacity(inputs.len());
+        for (name, shape, values) in inputs {
+            let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+            let t =
+                Tensor::from_array((shape, values)).map_err(|e| anyhow!("input '{name}': {e}"))?;
+            feed.push((
+                std::borrow::Cow::from(name),
+                ort::session::SessionInputValue::from(t),
+            ));
+        }
+        let outputs = self
+            .session
+            .run(feed)
+            .map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        let (shape, values) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| anyhow!("the model's first output is not a float32 tensor: {e}"))?;
+        Ok(Output {
+            shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
+            values: values.to_vec(),
+        })
+    }
+}
+
+/// An engine loaded on first use, so bad models or data fail before the runtime loads.
+pub struct LazyEngine {
+    device: Device,
+    threads: usize,
+    quiet: bool,
+    cell: std::sync::OnceLock<Engine>,
+}
+
+impl LazyEngine {
+    /// Remember how to load the engine.
+    pub fn new(device: Device, threads: usize, quiet: bool) -> Self {
+        LazyEngine {
+            device,
+            threads,
+            quiet,
+            cell: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The engine, loaded now if needed.
+    pub fn get(&self) -> Result<&Engine> {
+        if let Some(e) = self.cell.get() {
+            return Ok(e);
+        }
+        let e = Engine::new(self.device, self.threads, self.quiet)?;
+        Ok(self.cell.get_or_init(|| e))
+    }
+}

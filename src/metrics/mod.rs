@@ -1,0 +1,4 @@
+//! Metrics: data-free weight comparisons and Dice.
+
+pub mod dice;
+pub mod weights;

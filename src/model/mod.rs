@@ -1,0 +1,246 @@
+//! Loading ONNX models (inline or external data) and reading/replacing their parameters.
+
+pub mod layers;
+pub mod tensor;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use onnx_protobuf::{Message, ModelProto, TensorProto};
+use sha2::{Digest, Sha256};
+
+pub use layers::{Family, Kind, Layer, Param};
+pub use tensor::DType;
+
+use crate::error::{bad_file, UserError};
+
+/// Where a parameter tensor lives in the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamSource {
+    /// `graph.initializer[i]`.
+    Initializer(usize),
+    /// The `value` attribute of `graph.node[i]`, a `Constant` node.
+    Constant(usize),
+}
+
+/// A loaded ONNX model with every tensor's data held in memory.
+#[derive(Clone)]
+pub struct Model {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// sha256 of the `.onnx` file's bytes (hex).
+    pub sha256: String,
+    /// The parsed model, external data already read in.
+    pub proto: ModelProto,
+    initializers: HashMap<String, usize>,
+    constants: HashMap<String, usize>,
+    identities: HashMap<String, String>,
+}
+
+impl Model {
+    /// Read an ONNX file; external data is read from the model's folder and no further.
+    pub fn load(path: &Path) -> Result<Model> {
+        let bytes = std::fs::read(path).map_err(|e| UserError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut proto = ModelProto::parse_from_bytes(&bytes).map_err(|e| {
+            bad_file(
+                path,
+                format!("not a valid ONNX model (protobuf decoding failed: {e}); is the file truncated?"),
+            )
+        })?;
+        if proto.graph.is_none() || proto.graph.node.is_empty() {
+            return Err(bad_file(
+                path,
+                "not a valid ONNX model: it has no graph nodes",
+            ));
+        }
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let graph = proto.graph.mut_or_insert_default();
+        for t in graph.initializer.iter_mut() {
+            tensor::internalize(t, &dir).map_err(|e| bad_file(path, format!("{e:#}")))?;
+        }
+        for node in graph.node.iter_mut() {
+            for attr in node.attribute.iter_mut() {
+                if let Some(t) = attr.t.as_mut() {
+                    tensor::internalize(t, &dir).map_err(|e| bad_file(path, format!("{e:#}")))?;
+                }
+            }
+        }
+        let sha256 = hex(&Sha256::digest(&bytes));
+        Ok(Model::index(path.to_path_buf(), sha256, proto))
+    }
+
+    /// Build the lookup tables of a parsed model.
+    pub fn index(path: PathBuf, sha256: String, proto: ModelProto) -> Model {
+        let g = &proto.graph;
+        let initializers = g
+            .initializer
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let mut constants = HashMap::new();
+        let mut identities = HashMap::new();
+        for (i, n) in g.node.iter().enumerate() {
+            match n.op_type.as_str() {
+                "Constant"
+                    if n.attribute
+                        .iter()
+                        .any(|a| a.name == "value" && a.t.is_some()) =>
+                {
+                    if let Some(o) = n.output.first() {
+                        constants.insert(o.clone(), i);
+                    }
+                }
+                "Identity" => {
+                    if let (Some(i), Some(o)) = (n.input.first(), n.output.first()) {
+                        identities.insert(o.clone(), i.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Model {
+            path,
+            sha256,
+            proto,
+            initializers,
+            constants,
+            identities,
+        }
+    }
+
+    /// The file name, for messages.
+    pub fn display_name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Follow Identity nodes from a node input to the initializer or Constant that
+    /// holds the tensor, returning its name and location.
+    pub fn resolve(&self, name: &str) -> Option<(String, ParamSource)> {
+        let mut cur = name.to_string();
+        for _ in 0..64 {
+            if let Some(&i) = self.initializers.get(&cur) {
+                return Some((cur, ParamSource::Initializer(i)));
+            }
+            if let Some(&i) = self.constants.get(&cur) {
+                return Some((cur, ParamSource::Constant(i)));
+            }
+            cur = self.identities.get(&cur)?.clone();
+        }
+        None
+    }
+
+    /// The tensor proto of a parameter.
+    pub fn tensor(&self, src: ParamSource) -> &TensorProto {
+        let g = &self.proto.graph;
+        match src {
+            ParamSource::Initializer(i) => &g.initializer[i],
+            ParamSource::Constant(n) => constant_tensor(&g.node[n]),
+        }
+    }
+
+    /// The values of a parameter as f64, with the file and tensor named on error.
+    pub fn values(&self, p: &Param) -> Result<Vec<f64>> {
+        tensor::decode(self.tensor(p.source)).map_err(|e| bad_file(&self.path, format!("{e:#}")))
+    }
+
+    /// Replace a parameter's values (same shape), keeping its element type.
+    pub fn set_values(&mut self, p: &Param, values: &[f64]) -> Result<()> {
+        let g = self.proto.graph.mut_or_insert_default();
+        let t = match p.source {
+            ParamSource::Initializer(i) => &mut g.initializer[i],
+            ParamSource::Constant(n) => g.node[n]
+                .attribute
+                .iter_mut()
+                .find(|a| a.name == "value")
+                .and_then(|a| a.t.as_mut())
+                .context("Constant node lost its value")?,
+        };
+        tensor::set_values(t, values)
+    }
+
+    /// Serialize the (possibly modified) model to bytes, all data inline.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.proto
+            .write_to_bytes()
+            .with_context(|| format!("serializing {}", self.display_name()))
+    }
+}
+
+fn constant_tensor(node: &onnx_protobuf::NodeProto) -> &TensorProto {
+    node.attribute
+        .iter()
+        .find(|a| a.name == "value")
+        .and_then(|a| a.t.as_ref())
+        .unwrap_or_else(|| TensorProto::default_instance())
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Model {
+    /// The graph's first real input (not an initializer): name and fixed dims.
+    pub fn input_spec(&self) -> Result<crate::data::InputSpec> {
+        let g = &self.proto.graph;
+        let input = g
+            .input
+            .iter()
+            .find(|i| !self.initializers.contains_key(&i.name))
+            .ok_or_else(|| bad_file(&self.path, "the graph has no input"))?;
+        let dims = value_dims(input);
+        if dims.len() != 4 {
+            return Err(bad_file(
+                &self.path,
+                format!(
+                    "input '{}' has rank {}; reuse-audit audits 2D CNNs with N x C x H x W input",
+                    input.name,
+                    dims.len()
+                ),
+            ));
+        }
+        let elem = input.type_.tensor_type().elem_type;
+        if elem != 1 {
+            return Err(bad_file(
+                &self.path,
+                format!(
+                    "input '{}' is {}; the audit feeds float32 images",
+                    input.name,
+                    tensor::onnx_type_name(elem)
+                ),
+            ));
+        }
+        Ok(crate::data::InputSpec {
+            name: input.name.clone(),
+            batch: dims[0],
+            channels: dims[1],
+            height: dims[2],
+            width: dims[3],
+        })
+    }
+}
+
+/// Fixed dims of a graph value (`None` for symbolic or unknown dims).
+pub fn value_dims(v: &onnx_protobuf::ValueInfoProto) -> Vec<Option<usize>> {
+    use onnx_protobuf::tensor_shape_proto::dimension::Value;
+    v.type_
+        .tensor_type()
+        .shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(Value::DimValue(n)) if *n > 0 => Some(*n as usize),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,295 @@
+//! Reading and writing the numbers of ONNX tensors: raw little-endian or typed fields,
+//! float32/float16/bfloat16/float64, and external data confined to the model's folder.
+
+use std::path::{Component, Path};
+
+use anyhow::{bail, Context, Result};
+use onnx_protobuf::{tensor_proto::DataLocation, TensorProto};
+
+/// ONNX element types the tool can read as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// IEEE float32 (ONNX type 1).
+    Float32,
+    /// IEEE float16 (ONNX type 10).
+    Float16,
+    /// float64 (ONNX type 11).
+    Float64,
+    /// bfloat16 (ONNX type 16).
+    Bfloat16,
+}
+
+impl DType {
+    /// The element type of an ONNX `data_type` code, if it is a float type.
+    pub fn from_onnx(code: i32) -> Option<DType> {
+        match code {
+            1 => Some(DType::Float32),
+            10 => Some(DType::Float16),
+            11 => Some(DType::Float64),
+            16 => Some(DType::Bfloat16),
+            _ => None,
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::Float32 => 4,
+            DType::Float16 | DType::Bfloat16 => 2,
+            DType::Float64 => 8,
+        }
+    }
+}
+
+/// A human name of an ONNX element type code, for error messages.
+pub fn onnx_type_name(code: i32) -> &'static str {
+    match code {
+        1 => "float32",
+        2 => "uint8",
+        3 => "int8",
+        5 => "int16",
+        6 => "int32",
+        7 => "int64",
+        9 => "bool",
+        10 => "float16",
+        11 => "float64",
+        16 => "bfloat16",
+        _ => "unsupported type",
+    }
+}
+
+/// Number of elements of a shape (1 for a scalar).
+pub fn numel(dims: &[i64]) -> usize {
+    dims.iter().map(|&d| d.max(0) as usize).product()
+}
+
+/// Decode a float tensor into f64 values (exact for every supported type).
+pub fn decode(t: &TensorProto) -> Result<Vec<f64>> {
+    let dtype = DType::from_onnx(t.data_type).with_context(|| {
+        format!(
+            "tensor '{}' has element type {} (code {}); only float tensors can be parameters",
+            t.name,
+            onnx_type_name(t.data_type),
+            t.data_type
+        )
+    })?;
+    let n = numel(&t.dims);
+    let values: Vec<f64> = if !t.raw_data.is_empty() {
+        if t.raw_data.len() != n * dtype.size() {
+            bail!(
+                "tensor '{}' has {} bytes of data, its shape {:?} of {:?} needs {}",
+                t.name,
+                t.raw_data.len(),
+                t.dims,
+                dtype,
+                n * dtype.size()
+            );
+        }
+        decode_raw(&t.raw_data, dtype)
+    } else {
+        match dtype {
+            DType::Float32 => t.float_data.iter().map(|&v| v as f64).collect(),
+            DType::Float64 => t.double_data.clone(),
+            // float16/bfloat16 typed data lives in int32_data, one value per element.
+            DType::Float16 => t
+                .int32_data
+                .iter()
+                .map(|&v| half::f16::from_bits(v as u16).to_f64())
+                .collect(),
+            DType::Bfloat16 => t
+                .int32_data
+                .iter()
+                .map(|&v| half::bf16::from_bits(v as u16).to_f64())
+                .collect(),
+        }
+    };
+    if values.len() != n {
+        bail!(
+            "tensor '{}' holds {} values, its shape {:?} needs {}",
+            t.name,
+            values.len(),
+            t.dims,
+            n
+        );
+    }
+    Ok(values)
+}
+
+fn decode_raw(raw: &[u8], dtype: DType) -> Vec<f64> {
+    match dtype {
+        DType::Float32 => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        DType::Float64 => raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect(),
+        DType::Float16 => raw
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DType::Bfloat16 => raw
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+    }
+}
+
+/// Encode values as little-endian raw data of the given type.
+pub fn encode_raw(values: &[f64], dtype: DType) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * dtype.size());
+    for &v in values {
+        match dtype {
+            DType::Float32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
+            DType::Float64 => out.extend_from_slice(&v.to_le_bytes()),
+            DType::Float16 => out.extend_from_slice(&half::f16::from_f64(v).to_le_bytes()),
+            DType::Bfloat16 => out.extend_from_slice(&half::bf16::from_f64(v).to_le_bytes()),
+        }
+    }
+    out
+}
+
+/// Replace a tensor's values in place, keeping its name, shape and element type.
+pub fn set_values(t: &mut TensorProto, values: &[f64]) -> Result<()> {
+    let dtype = DType::from_onnx(t.data_type)
+        .with_context(|| format!("tensor '{}' is not a float tensor", t.name))?;
+    t.raw_data = encode_raw(values, dtype);
+    t.float_data.clear();
+    t.double_data.clear();
+    t.int32_data.clear();
+    t.external_data.clear();
+    t.data_location = DataLocation::DEFAULT.into();
+    Ok(())
+}
+
+/// Check that an external-data `location` (from an untrusted file) stays inside the
+/// model's folder: relative, no `..`, no root or drive prefix.
+pub fn confined_location(location: &str) -> Result<&Path> {
+    let p = Path::new(location);
+    if location.is_empty() {
+        bail!("external data has an empty location");
+    }
+    for c in p.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            _ => bail!(
+                "external data location '{location}' points outside the model's folder \
+                 (only relative paths without '..' are allowed)"
+            ),
+        }
+    }
+    Ok(p)
+}
+
+/// If the tensor's data is external, read it from `dir` (the model's folder) into
+/// `raw_data`, so the in-memory model is self-contained.
+pub fn internalize(t: &mut TensorProto, dir: &Path) -> Result<()> {
+    if t.data_location.enum_value_or_default() != DataLocation::EXTERNAL {
+        return Ok(());
+    }
+    let (mut location, mut offset, mut length) = (None, 0u64, None);
+    for kv in &t.external_data {
+        match kv.key.as_str() {
+            "location" => location = Some(kv.value.clone()),
+            "offset" => offset = kv.value.parse().context("external data offset")?,
+            "length" => length = Some(kv.value.parse::<u64>().context("external data length")?),
+            _ => {}
+        }
+    }
+    let location =
+        location.with_context(|| format!("tensor '{}': external data without location", t.name))?;
+    let rel = confined_location(&location).with_context(|| format!("tensor '{}'", t.name))?;
+    let path = dir.join(rel);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "tensor '{}': cannot read external data {}: {e}",
+            t.name,
+            path.display()
+        )
+    })?;
+    // The resolved file must still be inside the folder (no symlink escapes).
+    if let (Ok(real), Ok(root)) = (path.canonicalize(), dir.canonicalize()) {
+        if !real.starts_with(&root) {
+            bail!(
+                "tensor '{}': external data {} resolves outside the model's folder",
+                t.name,
+                path.display()
+            );
+        }
+    }
+    let dtype = DType::from_onnx(t.data_type);
+    let want = length.unwrap_or_else(|| {
+        dtype
+            .map(|d| (numel(&t.dims) * d.size()) as u64)
+            .unwrap_or(bytes.len() as u64 - offset.min(bytes.len() as u64))
+    });
+    let end = offset
+        .checked_add(want)
+        .filter(|&e| e <= bytes.len() as u64);
+    let Some(end) = end else {
+        bail!(
+            "tensor '{}': external data {} has {} bytes, needs offset {offset} + length {want}",
+            t.name,
+            path.display(),
+            bytes.len()
+        );
+    };
+    t.raw_data = bytes[offset as usize..end as usize].to_vec();
+    t.external_data.clear();
+    t.data_location = DataLocation::DEFAULT.into();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(dtype: i32, dims: Vec<i64>) -> TensorProto {
+        let mut t = TensorProto::new();
+        t.name = "t".into();
+        t.data_type = dtype;
+        t.dims = dims;
+        t
+    }
+
+    #[test]
+    fn raw_and_typed_float32_agree() {
+        let mut a = tensor(1, vec![3]);
+        a.float_data = vec![1.5, -2.0, 0.25];
+        let mut b = tensor(1, vec![3]);
+        set_values(&mut b, &[1.5, -2.0, 0.25]).unwrap();
+        assert_eq!(decode(&a).unwrap(), decode(&b).unwrap());
+    }
+
+    #[test]
+    fn float16_roundtrip_is_exact_for_representable_values() {
+        let mut t = tensor(10, vec![2, 2]);
+        set_values(&mut t, &[0.5, -1.0, 2.0, 0.125]).unwrap();
+        assert_eq!(t.raw_data.len(), 8);
+        assert_eq!(decode(&t).unwrap(), vec![0.5, -1.0, 2.0, 0.125]);
+        // typed float16 in int32_data
+        let mut u = tensor(10, vec![1]);
+        u.int32_data = vec![half::f16::from_f32(3.0).to_bits() as i32];
+        assert_eq!(decode(&u).unwrap(), vec![3.0]);
+    }
+
+    #[test]
+    fn wrong_length_and_int_types_are_errors() {
+        let mut t = tensor(1, vec![4]);
+        t.raw_data = vec![0; 12];
+        assert!(decode(&t).unwrap_err().to_string().contains("needs 16"));
+        let t = tensor(7, vec![1]);
+        assert!(decode(&t).unwrap_err().to_string().contains("int64"));
+    }
+
+    #[test]
+    fn locations_outside_the_folder_are_refused() {
+        assert!(confined_location("w.onnx.data").is_ok());
+        assert!(confined_location("sub/w.data").is_ok());
+        assert!(confined_location("../w.data").is_err());
+        assert!(confined_location("/etc/passwd").is_err());
+        assert!(confined_location("a/../../b").is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! report.md: a short Markdown summary fit for a CI job summary.
+
+use std::fmt::Write;
+
+use super::table::compact;
+use super::Report;
+
+/// Render the Markdown summary.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## reuse-audit: `{}` ← `{}`\n",
+        r.target.path, r.source.path
+    );
+    let sm = &r.summary;
+    match sm.rn {
+        Some(true) => s.push_str("**Verdict: reusable network (RN)**"),
+        Some(false) => s.push_str("**Verdict: not a reusable network**"),
+        None => s.push_str("**Data-free comparison (no swap audit)**"),
+    }
+    if let Some(share) = sm.conv_w_reusable_share {
+        let _ = write!(
+            s,
+            ": conv W reusable in {:.0}% of layers (threshold {:.0}%, tolerance {})",
+            100.0 * share,
+            100.0 * r.settings.rn_threshold,
+            r.settings.tolerance
+        );
+    }
+    s.push_str("\n\n");
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(
+            s,
+            "Baseline Dice: mean {:.4}, foreground {:.4}\n",
+            b.mean, b.mean_fg
+        );
+    }
+    if !sm.reusable.is_empty() {
+        s.push_str("| kind | reusable layers | not reusable |\n|---|---|---|\n");
+        for (k, v) in &sm.reusable {
+            let not = sm
+                .not_reusable
+                .get(k)
+                .map(|n| compact(n))
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(s, "| {k} | {} | {not} |", compact(v));
+        }
+        s.push('\n');
+    }
+    let bad: Vec<_> = r
+        .rows
+        .iter()
+        .filter(|row| row.reusable == Some(false))
+        .collect();
+    if !bad.is_empty() {
+        let _ = writeln!(s, "<details><summary>{} non-reusable swaps</summary>\n\n| family | layer | kind | node | delta Dice |\n|---|---|---|---|---|", bad.len());
+        for row in bad {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | `{}` | {:.4} |",
+                row.family,
+                row.layer,
+                row.kind,
+                row.node,
+                row.delta_dice.unwrap_or(f64::NAN)
+            );
+        }
+        s.push_str("\n</details>\n");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "\n> warning: {w}");
+    }
+    s
+}

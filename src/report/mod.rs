@@ -1,0 +1,249 @@
+//! The report: one serde struct for every command's result, writers that return bytes
+//! (CSV, JSON, Markdown, text table), and one place that writes files atomically.
+
+pub mod csv;
+pub mod markdown;
+pub mod table;
+pub mod write;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::metrics::dice::Dice;
+use crate::pair::Unmatched;
+
+/// Version of the JSON report layout (`schemas/report.schema.json`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A complete audit (or data-free RMSE) report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Layout version of this JSON.
+    pub schema_version: u32,
+    /// Tool name and version.
+    pub tool: ToolInfo,
+    /// `audit` or `rmse`.
+    pub command: String,
+    /// The target model.
+    pub target: ModelInfo,
+    /// The source model.
+    pub source: ModelInfo,
+    /// Inference engine (audit only).
+    pub engine: Option<EngineInfo>,
+    /// The validation data (audit only).
+    pub dataset: Option<DatasetInfo>,
+    /// Settings that decide the verdicts.
+    pub settings: Settings,
+    /// Dice of the unswapped target (audit only).
+    pub baseline: Option<Dice>,
+    /// One row per matched (layer, kind).
+    pub rows: Vec<Row>,
+    /// Parameters that could not be paired.
+    pub unmatched: Vec<Unmatched>,
+    /// Warnings (e.g. BN probably folded at export).
+    pub warnings: Vec<String>,
+    /// Verdicts and BN statistics.
+    pub summary: Summary,
+}
+
+/// Tool identity.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    /// Always `reuse-audit`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+impl Default for ToolInfo {
+    fn default() -> Self {
+        ToolInfo {
+            name: "reuse-audit".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// A model as audited.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// Path as given.
+    pub path: String,
+    /// sha256 of the .onnx file.
+    pub sha256: String,
+    /// Number of Conv/ConvTranspose layers.
+    pub conv_layers: usize,
+    /// Number of BatchNormalization layers.
+    pub bn_layers: usize,
+    /// True when it has conv layers and no BN (BN probably folded at export).
+    pub bn_probably_folded: bool,
+}
+
+/// The engine that ran the audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineInfo {
+    /// Always `onnxruntime`.
+    pub runtime: String,
+    /// ONNX Runtime version of the library loaded.
+    pub version: String,
+    /// Execution provider that ran: `CPUExecutionProvider` or `CUDAExecutionProvider`.
+    pub provider: String,
+    /// Swap evaluation strategy.
+    pub strategy: String,
+}
+
+/// The validation data as fed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetInfo {
+    /// `--data` as given.
+    pub path: String,
+    /// npz, npy, nifti or png.
+    pub format: String,
+    /// Number of images.
+    pub images: usize,
+    /// Channels fed.
+    pub channels: usize,
+    /// Height fed.
+    pub height: usize,
+    /// Width fed.
+    pub width: usize,
+    /// Classes (model output channels; 2 for a single sigmoid channel).
+    pub classes: usize,
+    /// `file` (ground truth given) or `baseline` (label-free: baseline predictions).
+    pub labels: String,
+    /// --normalize.
+    pub normalize: String,
+    /// --fit.
+    pub fit: String,
+}
+
+/// Settings that decide the verdicts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Kinds audited.
+    pub kinds: Vec<String>,
+    /// A swap is reusable when baseline mean Dice - swapped mean Dice <= tolerance.
+    pub tolerance: f64,
+    /// The network is reusable when at least this share of conv W swaps is reusable.
+    pub rn_threshold: f64,
+    /// Pairing method used: name, position or file.
+    pub match_method: String,
+}
+
+/// One matched (layer, kind): a CSV row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// conv or bn.
+    pub family: String,
+    /// 1-based layer index within the family (topological order).
+    pub layer: usize,
+    /// Target node name.
+    pub node: String,
+    /// ONNX op type.
+    pub op: String,
+    /// W, B, RM, RV, RW or RB.
+    pub kind: String,
+    /// Target initializer name.
+    pub target_initializer: String,
+    /// Source initializer name.
+    pub source_initializer: String,
+    /// Shape, e.g. `16x8x3x3`.
+    pub shape: String,
+    /// Number of scalars.
+    pub numel: usize,
+    /// sqrt(mean((t - s)^2)).
+    pub rmse: f64,
+    /// rmse / std(t); null when std(t) = 0 and rmse > 0.
+    pub nrmse: Option<f64>,
+    /// Cosine similarity of t and s.
+    pub cosine: f64,
+    /// Baseline mean Dice over all classes (audit only).
+    pub baseline_dice: Option<f64>,
+    /// Mean Dice over all classes after this swap (audit only).
+    pub swapped_dice: Option<f64>,
+    /// baseline_dice - swapped_dice (audit only).
+    pub delta_dice: Option<f64>,
+    /// Mean foreground Dice after this swap (audit only).
+    pub dice_fg: Option<f64>,
+    /// delta_dice <= tolerance (audit only).
+    pub reusable: Option<bool>,
+    /// Dice per class after this swap (audit only; empty otherwise).
+    pub dice_class: Vec<f64>,
+}
+
+/// BN shift/scale statistics of one layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct BnStats {
+    /// BN layer index.
+    pub layer: usize,
+    /// Node name.
+    pub node: String,
+    /// Output shift from swapping RM.
+    pub mrm: f64,
+    /// Output scale from swapping RV.
+    pub mrv: f64,
+    /// Output scale from swapping RW (null when every target gamma is 0).
+    pub mrw: Option<f64>,
+    /// Output shift from swapping RB.
+    pub mrb: f64,
+}
+
+/// Verdicts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Reusable network verdict (null without an audit of conv W).
+    pub rn: Option<bool>,
+    /// Share of conv layers whose W swap is reusable.
+    pub conv_w_reusable_share: Option<f64>,
+    /// Reusable layer indices per kind.
+    pub reusable: BTreeMap<String, Vec<usize>>,
+    /// Non-reusable layer indices per kind.
+    pub not_reusable: BTreeMap<String, Vec<usize>>,
+    /// Share of audited (layer, kind) groups that are reusable.
+    pub reuse_share_groups: Option<f64>,
+    /// Share of audited scalar parameters that are reusable.
+    pub reuse_share_scalars: Option<f64>,
+    /// Largest delta_dice of any swap.
+    pub max_delta: Option<f64>,
+    /// MRM, MRV, MRW, MRB per BN layer.
+    pub bn: Vec<BnStats>,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Format {
+    /// report.csv
+    Csv,
+    /// report.json
+    Json,
+    /// report.md (a CI job summary)
+    Md,
+}
+
+impl Format {
+    /// The file name a format is written to.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Csv => "report.csv",
+            Format::Json => "report.json",
+            Format::Md => "report.md",
+        }
+    }
+
+    /// Serialize a report in this format.
+    pub fn render(self, r: &Report) -> anyhow::Result<Vec<u8>> {
+        Ok(match self {
+            Format::Csv => csv::render(r),
+            Format::Json => json(r)?,
+            Format::Md => markdown::render(r).into_bytes(),
+        })
+    }
+}
+
+/// Pretty JSON with a trailing newline.
+pub fn json<T: Serialize>(value: &T) -> anyhow::Result<Vec<u8>> {
+    let mut out = serde_json::to_vec_pretty(value)?;
+    out.push(b'\n');
+    Ok(out)
+}

@@ -1,0 +1,174 @@
+//! The readable text table printed on stdout.
+
+use std::fmt::Write;
+
+use super::Report;
+
+fn opt(v: Option<f64>, prec: usize) -> String {
+    v.map(|x| format!("{x:.prec$}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Render the per-row table and the verdict lines.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let audit = r.baseline.is_some();
+    let _ = writeln!(
+        s,
+        "target: {}\nsource: {}\nmatched by {}: {} parameters",
+        r.target.path,
+        r.source.path,
+        r.settings.match_method,
+        r.rows.len()
+    );
+    if let Some(b) = &r.baseline {
+        let per: Vec<String> = b.per_class.iter().map(|d| format!("{d:.4}")).collect();
+        let _ = writeln!(
+            s,
+            "baseline Dice: mean {:.4}, foreground {:.4}, per class [{}]",
+            b.mean,
+            b.mean_fg,
+            per.join(", ")
+        );
+    }
+    let _ = write!(
+        s,
+        "\n{:<5} {:>5} {:<4} {:<34} {:>10} {:>9} {:>8}",
+        "fam", "layer", "kind", "node", "rmse", "nrmse", "cosine"
+    );
+    if audit {
+        let _ = write!(s, " {:>8} {:>8} {:>8}", "dice", "delta", "reusable");
+    }
+    s.push('\n');
+    for row in &r.rows {
+        let node: String = row.node.chars().take(34).collect();
+        let _ = write!(
+            s,
+            "{:<5} {:>5} {:<4} {:<34} {:>10.3e} {:>9} {:>8.4}",
+            row.family,
+            row.layer,
+            row.kind,
+            node,
+            row.rmse,
+            opt(row.nrmse, 4),
+            row.cosine
+        );
+        if audit {
+            let mark = match row.reusable {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            };
+            let _ = write!(
+                s,
+                " {:>8} {:>8} {:>8}",
+                opt(row.swapped_dice, 4),
+                opt(row.delta_dice, 4),
+                mark
+            );
+        }
+        s.push('\n');
+    }
+    for u in &r.unmatched {
+        let _ = writeln!(
+            s,
+            "unmatched {}: {} {} '{}': {}",
+            u.side, u.layer, u.kind, u.initializer, u.reason
+        );
+    }
+    if !r.summary.bn.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{:<5} {:<34} {:>10} {:>10} {:>10} {:>10}",
+            "bn", "node", "MRM", "MRV", "MRW", "MRB"
+        );
+        for b in &r.summary.bn {
+            let node: String = b.node.chars().take(34).collect();
+            let _ = writeln!(
+                s,
+                "{:<5} {:<34} {:>10.4} {:>10.4} {:>10} {:>10.4}",
+                b.layer,
+                node,
+                b.mrm,
+                b.mrv,
+                opt(b.mrw, 4),
+                b.mrb
+            );
+        }
+    }
+    s.push_str(&verdict_lines(r));
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// The verdict in a few lines (also printed by `demo`).
+pub fn verdict_lines(r: &Report) -> String {
+    let mut s = String::new();
+    let sm = &r.summary;
+    if let Some(rn) = sm.rn {
+        let _ = writeln!(
+            s,
+            "\nverdict: {} (conv W reusable in {:.0}% of layers; RN threshold {:.0}%, tolerance {} mean Dice)",
+            if rn { "REUSABLE NETWORK (RN)" } else { "NOT a reusable network" },
+            100.0 * sm.conv_w_reusable_share.unwrap_or(0.0),
+            100.0 * r.settings.rn_threshold,
+            r.settings.tolerance
+        );
+    }
+    if let (Some(g), Some(sc)) = (sm.reuse_share_groups, sm.reuse_share_scalars) {
+        let _ = writeln!(
+            s,
+            "reuse share: {:.1}% of (layer, kind) groups, {:.1}% of scalars",
+            100.0 * g,
+            100.0 * sc
+        );
+    }
+    for (kind, layers) in &sm.reusable {
+        let not = sm
+            .not_reusable
+            .get(kind)
+            .map(|v| compact(v))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {kind:<2} reusable: {:<40} not reusable: {}",
+            compact(layers),
+            if not.is_empty() { "-".into() } else { not }
+        );
+    }
+    s
+}
+
+/// `1-3,5,7-9` style list.
+pub fn compact(v: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i {
+            format!("{}-{}", v[i], v[j])
+        } else {
+            v[i].to_string()
+        });
+        i = j + 1;
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn compact_ranges() {
+        assert_eq!(super::compact(&[1, 2, 3, 5, 7, 8]), "1-3,5,7-8");
+        assert_eq!(super::compact(&[]), "-");
+    }
+}
