@@ -284,11 +284,29 @@ mod tests {
     #[test]
     fn pad_crop_and_resize() {
         let s = sample(2, 2, vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0, 2.0, 3.0]);
-        let d = prepare(std::slice::from_ref(&s), &spec(1, 4, 4), Normalize::None, Fit::Pad).unwrap();
+        let d = prepare(
+            std::slice::from_ref(&s),
+            &spec(1, 4, 4),
+            Normalize::None,
+            Fit::Pad,
+        )
+        .unwrap();
         assert_eq!(&d.images[4..8], &[0.0, 1.0, 2.0, 0.0]);
-        let d = prepare(std::slice::from_ref(&s), &spec(1, 1, 1), Normalize::None, Fit::Crop).unwrap();
+        let d = prepare(
+            std::slice::from_ref(&s),
+            &spec(1, 1, 1),
+            Normalize::None,
+            Fit::Crop,
+        )
+        .unwrap();
         assert_eq!(d.images, vec![1.0]);
-        let d = prepare(std::slice::from_ref(&s), &spec(1, 4, 4), Normalize::None, Fit::Resize).unwrap();
+        let d = prepare(
+            std::slice::from_ref(&s),
+            &spec(1, 4, 4),
+            Normalize::None,
+            Fit::Resize,
+        )
+        .unwrap();
         assert_eq!(d.images[0], 1.0);
         assert_eq!(d.images[15], 4.0);
         assert_eq!(d.labels.unwrap()[15], 3.0);

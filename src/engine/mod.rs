@@ -36,6 +36,12 @@ impl Engine {
     /// Load ONNX Runtime for a device; `threads` = intra-op threads (0 = all cores).
     pub fn new(device: Device, threads: usize, quiet: bool) -> Result<Engine> {
         let cuda = device == Device::Cuda;
+        if cuda && !nvidia_driver_present() {
+            return Err(UserError::Runtime(
+                "--device cuda: no NVIDIA GPU driver on this machine (no /proc/driver/nvidia/version); use --device cpu".into(),
+            )
+            .into());
+        }
         let library = runtime::locate(cuda, quiet)?;
         let env = ort::init_from(&library)
             .map_err(|e| {
@@ -95,6 +101,12 @@ impl Engine {
             .map_err(|e| anyhow!("ONNX Runtime refused the model: {e}"))?;
         Ok(Runner { session })
     }
+}
+
+/// Whether an NVIDIA kernel driver is loaded (checked before fetching a GPU runtime).
+fn nvidia_driver_present() -> bool {
+    std::path::Path::new("/proc/driver/nvidia/version").exists()
+        || std::path::Path::new("/dev/nvidia0").exists()
 }
 
 /// A session ready to run batches.

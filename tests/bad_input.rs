@@ -1,0 +1,145 @@
+//! Bad input: each gets a clear message naming the file/layer/flag, exit code 2, and no report.
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+
+fn fails_with(cmd: &mut assert_cmd::Command, needle: &str) {
+    cmd.assert()
+        .code(2)
+        .stderr(predicate::str::contains(needle))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn missing_model_file() {
+    fails_with(
+        bin().args(["inspect", "no/such/model.onnx"]),
+        "no/such/model.onnx",
+    );
+    fails_with(
+        bin().args(["rmse", "a.onnx", "b.onnx"]),
+        "cannot read a.onnx",
+    );
+}
+
+#[test]
+fn truncated_and_corrupt_protobuf() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = save(&tiny_cnn(&Spec::default()), dir.path(), "good.onnx");
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.onnx");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(bin().arg("inspect").arg(&cut), "cut.onnx");
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"this is not a protobuf at all \xff\xff\xff\xff").unwrap();
+    fails_with(bin().arg("inspect").arg(&junk), "junk.onnx");
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    fails_with(bin().arg("inspect").arg(&empty), "no graph nodes");
+}
+
+#[test]
+fn external_data_missing_or_outside_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("model");
+    std::fs::create_dir(&sub).unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    externalize(&mut m, &sub, "w.data", "w.data");
+    let p = save(&m, &sub, "m.onnx");
+    std::fs::remove_file(sub.join("w.data")).unwrap();
+    fails_with(bin().arg("inspect").arg(&p), "cannot read external data");
+
+    // A location with `..` that points at a real file outside the model's folder.
+    let mut m = tiny_cnn(&Spec::default());
+    externalize(&mut m, dir.path(), "outside.data", "../outside.data");
+    let p = save(&m, &sub, "escape.onnx");
+    fails_with(bin().arg("inspect").arg(&p), "outside the model's folder");
+    let mut m = tiny_cnn(&Spec::default());
+    externalize(&mut m, dir.path(), "abs.data", "/etc/passwd");
+    let p = save(&m, &sub, "abs.onnx");
+    fails_with(bin().arg("inspect").arg(&p), "outside the model's folder");
+}
+
+#[test]
+fn different_architectures_name_the_first_divergence() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = save(&tiny_cnn(&Spec::default()), dir.path(), "a.onnx");
+    let b = save(
+        &tiny_cnn(&Spec {
+            extra_conv: true,
+            prefix: "x".into(),
+            ..Spec::default()
+        }),
+        dir.path(),
+        "b.onnx",
+    );
+    fails_with(
+        bin().arg("rmse").arg(&a).arg(&b),
+        "first divergence at conv 3",
+    );
+}
+
+#[test]
+fn nan_weight_is_reported_not_propagated() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_cnn(&Spec::default());
+    let mut s = t.clone();
+    set_init(&mut s, "net.conv2.weight", |i, v| {
+        if i == 7 {
+            f32::NAN
+        } else {
+            v
+        }
+    });
+    let (a, b) = (
+        save(&t, dir.path(), "t.onnx"),
+        save(&s, dir.path(), "s.onnx"),
+    );
+    let out = dir.path().join("out");
+    bin()
+        .arg("rmse")
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("net.conv2.weight")
+                .and(predicate::str::contains("NaN"))
+                .and(predicate::str::contains("s.onnx")),
+        );
+    assert!(!out.exists(), "no report may be written");
+}
+
+#[test]
+fn bad_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = save(&tiny_cnn(&Spec::default()), dir.path(), "a.onnx");
+    fails_with(
+        bin().arg("rmse").arg(&a).arg(&a).args(["--kinds", "W,XX"]),
+        "--kinds",
+    );
+    fails_with(
+        bin().arg("rmse").arg(&a).arg(&a).args(["--tolerance=-1"]),
+        "--tolerance",
+    );
+    fails_with(
+        bin()
+            .arg("rmse")
+            .arg(&a)
+            .arg(&a)
+            .args(["--rn-threshold", "2"]),
+        "--rn-threshold",
+    );
+    fails_with(
+        bin()
+            .arg("rmse")
+            .arg(&a)
+            .arg(&a)
+            .args(["--match", "nosuchmap.csv"]),
+        "nosuchmap.csv",
+    );
+}

@@ -1,0 +1,352 @@
+//! Test helpers: the real binary, and tiny ONNX models built in Rust (seeded).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use onnx_protobuf::{
+    attribute_proto::AttributeType, tensor_proto::DataLocation, tensor_shape_proto::Dimension,
+    type_proto, AttributeProto, Message, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+};
+
+/// The reuse-audit binary.
+pub fn bin() -> Command {
+    let mut c = Command::cargo_bin("reuse-audit").expect("binary built");
+    c.env_remove("ORT_DYLIB_PATH");
+    c
+}
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Small seeded generator (xorshift), values in [-1, 1).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1)
+    }
+    pub fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
+
+/// How a fixture stores its parameters.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Storage {
+    /// float32 raw_data initializers.
+    Raw,
+    /// float32 `float_data` typed fields.
+    Typed,
+    /// float16 initializers (and a Cast to float32 before use is not needed: the model is fp16 end to end
+    /// for parameters only; used for data-free commands).
+    Fp16,
+}
+
+/// Options of the tiny CNN: conv1(1->4,3x3) BN1 Relu conv2(4->4,3x3) BN2 Relu convT3(4->4,2x2,s1?) ...
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub seed: u64,
+    /// Prefix of initializer names (different prefixes force position matching).
+    pub prefix: String,
+    pub storage: Storage,
+    /// Drop BN nodes (as if folded at export).
+    pub folded: bool,
+    /// Route conv2's weight through an Identity node.
+    pub identity_weight: bool,
+    /// Give conv3's bias through a Constant node instead of an initializer.
+    pub constant_bias: bool,
+    /// Use ConvTranspose (1x1) for the last layer.
+    pub transpose_last: bool,
+    /// Extra conv layer (an architecture that differs).
+    pub extra_conv: bool,
+    /// Image size.
+    pub size: i64,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            seed: 1,
+            prefix: "net".into(),
+            storage: Storage::Raw,
+            folded: false,
+            identity_weight: false,
+            constant_bias: false,
+            transpose_last: false,
+            extra_conv: false,
+            size: 8,
+        }
+    }
+}
+
+fn tensor(name: &str, dims: &[i64], values: &[f32], storage: Storage) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.into();
+    t.dims = dims.to_vec();
+    match storage {
+        Storage::Raw => {
+            t.data_type = 1;
+            t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        }
+        Storage::Typed => {
+            t.data_type = 1;
+            t.float_data = values.to_vec();
+        }
+        Storage::Fp16 => {
+            t.data_type = 10;
+            t.raw_data = values
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect();
+        }
+    }
+    t
+}
+
+fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+    let mut shape = TensorShapeProto::new();
+    for d in dims {
+        let mut dim = Dimension::new();
+        match d {
+            Some(v) => dim.set_dim_value(*v),
+            None => dim.set_dim_param("N".into()),
+        }
+        shape.dim.push(dim);
+    }
+    let mut tt = type_proto::Tensor::new();
+    tt.elem_type = 1;
+    tt.shape = Some(shape).into();
+    let mut ty = TypeProto::new();
+    ty.set_tensor_type(tt);
+    let mut v = ValueInfoProto::new();
+    v.name = name.into();
+    v.type_ = Some(ty).into();
+    v
+}
+
+fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = AttributeType::INTS.into();
+    a.ints = v.to_vec();
+    a
+}
+
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.op_type = op.into();
+    n.name = name.into();
+    n.input = inputs.iter().map(|s| s.to_string()).collect();
+    n.output = outputs.iter().map(|s| s.to_string()).collect();
+    n.attribute = attrs;
+    n
+}
+
+/// Build the tiny CNN. Output: 3 classes at input resolution.
+pub fn tiny_cnn(spec: &Spec) -> ModelProto {
+    let mut rng = Rng::new(spec.seed);
+    let p = &spec.prefix;
+    let s = spec.storage;
+    let mut g = onnx_protobuf::GraphProto::new();
+    g.name = "tiny".into();
+    let mut inits = Vec::new();
+    let mut nodes = Vec::new();
+    let mut cur = "x".to_string();
+    let widths: Vec<(i64, i64)> = if spec.extra_conv {
+        vec![(1, 4), (4, 4), (4, 4)]
+    } else {
+        vec![(1, 4), (4, 4)]
+    };
+    for (i, (cin, cout)) in widths.iter().enumerate() {
+        let l = i + 1;
+        let w = format!("{p}.conv{l}.weight");
+        let b = format!("{p}.conv{l}.bias");
+        inits.push(tensor(
+            &w,
+            &[*cout, *cin, 3, 3],
+            &rng.vec((cout * cin * 9) as usize, 0.6),
+            s,
+        ));
+        inits.push(tensor(&b, &[*cout], &rng.vec(*cout as usize, 0.2), s));
+        let w_in = if spec.identity_weight && l == 2 {
+            nodes.push(node("Identity", "id_w2", &[&w], &["w2_alias"], vec![]));
+            "w2_alias".to_string()
+        } else {
+            w
+        };
+        let out = format!("conv{l}_out");
+        nodes.push(node(
+            "Conv",
+            &format!("conv{l}"),
+            &[&cur, &w_in, &b],
+            &[&out],
+            vec![ints("pads", &[1, 1, 1, 1]), ints("kernel_shape", &[3, 3])],
+        ));
+        cur = out;
+        if !spec.folded {
+            let names =
+                ["weight", "bias", "running_mean", "running_var"].map(|k| format!("{p}.bn{l}.{k}"));
+            let c = *cout as usize;
+            let gamma: Vec<f32> = rng.vec(c, 0.3).iter().map(|v| 1.0 + v).collect();
+            let var: Vec<f32> = rng.vec(c, 0.4).iter().map(|v| 1.0 + v).collect();
+            inits.push(tensor(&names[0], &[*cout], &gamma, s));
+            inits.push(tensor(&names[1], &[*cout], &rng.vec(c, 0.2), s));
+            inits.push(tensor(&names[2], &[*cout], &rng.vec(c, 0.3), s));
+            inits.push(tensor(&names[3], &[*cout], &var, s));
+            let out = format!("bn{l}_out");
+            let mut eps = AttributeProto::new();
+            eps.name = "epsilon".into();
+            eps.type_ = AttributeType::FLOAT.into();
+            eps.f = 1e-5;
+            nodes.push(node(
+                "BatchNormalization",
+                &format!("bn{l}"),
+                &[&cur, &names[0], &names[1], &names[2], &names[3]],
+                &[&out],
+                vec![eps],
+            ));
+            cur = out;
+        }
+        let out = format!("relu{l}_out");
+        nodes.push(node("Relu", &format!("relu{l}"), &[&cur], &[&out], vec![]));
+        cur = out;
+    }
+    let l = widths.len() + 1;
+    let w = format!("{p}.head.weight");
+    let b = format!("{p}.head.bias");
+    let (op, wdims) = if spec.transpose_last {
+        ("ConvTranspose", [4, 3, 1, 1])
+    } else {
+        ("Conv", [3, 4, 1, 1])
+    };
+    inits.push(tensor(&w, &wdims, &rng.vec(12, 0.8), s));
+    let bias_vals = rng.vec(3, 0.1);
+    if spec.constant_bias {
+        let mut a = AttributeProto::new();
+        a.name = "value".into();
+        a.type_ = AttributeType::TENSOR.into();
+        a.t = Some(tensor(&b, &[3], &bias_vals, s)).into();
+        nodes.push(node("Constant", "head_bias_const", &[], &[&b], vec![a]));
+    } else {
+        inits.push(tensor(&b, &[3], &bias_vals, s));
+    }
+    nodes.push(node(
+        op,
+        &format!("conv{l}"),
+        &[&cur, &w, &b],
+        &["y"],
+        vec![ints("kernel_shape", &[1, 1])],
+    ));
+    g.node = nodes;
+    g.initializer = inits;
+    g.input.push(value_info(
+        "x",
+        &[None, Some(1), Some(spec.size), Some(spec.size)],
+    ));
+    g.output.push(value_info(
+        "y",
+        &[None, Some(3), Some(spec.size), Some(spec.size)],
+    ));
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    m.producer_name = "reuse-audit tests".into();
+    let mut op = OperatorSetIdProto::new();
+    op.version = 17;
+    m.opset_import.push(op);
+    m.graph = Some(g).into();
+    m
+}
+
+/// Write a model to `dir/name`.
+pub fn save(m: &ModelProto, dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, m.write_to_bytes().expect("serialize")).expect("write model");
+    p
+}
+
+/// Move every initializer's data to `dir/<data_name>` (external data), with `location` as written.
+pub fn externalize(m: &mut ModelProto, dir: &Path, data_name: &str, location: &str) {
+    let mut blob = Vec::new();
+    for t in m.graph.as_mut().expect("graph").initializer.iter_mut() {
+        let offset = blob.len();
+        blob.extend_from_slice(&t.raw_data);
+        let kv = |k: &str, v: String| {
+            let mut e = StringStringEntryProto::new();
+            e.key = k.into();
+            e.value = v;
+            e
+        };
+        t.external_data = vec![
+            kv("location", location.into()),
+            kv("offset", offset.to_string()),
+            kv("length", t.raw_data.len().to_string()),
+        ];
+        t.raw_data.clear();
+        t.data_location = DataLocation::EXTERNAL.into();
+    }
+    std::fs::write(dir.join(data_name), blob).expect("write data");
+}
+
+/// Set an initializer's float32 values (raw storage).
+pub fn set_init(m: &mut ModelProto, name: &str, f: impl Fn(usize, f32) -> f32) {
+    let t = m
+        .graph
+        .as_mut()
+        .expect("graph")
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no initializer {name}"));
+    let vals: Vec<f32> = t
+        .raw_data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    t.raw_data = vals
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| f(i, *v).to_le_bytes())
+        .collect();
+}
+
+/// An `.npz` with `images` (n x 1 x s x s float32, seeded) and optionally `labels`.
+pub fn npz(path: &Path, n: usize, size: usize, labels: Option<&[u8]>, seed: u64) {
+    use std::io::Write;
+    let mut rng = Rng::new(seed);
+    let images = rng.vec(n * size * size, 2.0);
+    let file = std::fs::File::create(path).expect("create npz");
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.start_file("images.npy", opts).expect("zip");
+    zip.write_all(&reuse_audit::data::npy::npy_f32_bytes(
+        &[n, 1, size, size],
+        &images,
+    ))
+    .expect("zip");
+    if let Some(l) = labels {
+        zip.start_file("labels.npy", opts).expect("zip");
+        zip.write_all(&reuse_audit::data::npy::npy_bytes(
+            "|u1",
+            &[n, size, size],
+            l,
+        ))
+        .expect("zip");
+    }
+    zip.finish().expect("zip");
+}
