@@ -66,6 +66,21 @@ pub enum Command {
         #[command(flatten)]
         gates: GateArgs,
     },
+    /// Pairwise per-layer RMSE between every pair of models (paper Figs. 11-12).
+    Matrix {
+        /// Two or more models of the same architecture.
+        #[arg(required = true, num_args = 2..)]
+        models: Vec<PathBuf>,
+        /// Pairing: auto, name, position, or a CSV mapping file.
+        #[arg(long = "match", default_value = "auto")]
+        match_mode: String,
+        /// Write matrix.csv, summary.csv, matrix.svg and matrix.html into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No notes on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Audit the bundled acdc UNet and PSPNet (seg target, ae source) and write reports/.
     Demo {
         /// Folder with the bundled models and data.

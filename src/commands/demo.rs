@@ -1,7 +1,7 @@
 //! `demo`: audit the bundled acdc UNet and PSPNet (seg target, ae source) and write reports/.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -46,7 +46,7 @@ pub fn run(
             tolerance: 0.02,
             rn_threshold: 0.5,
             out: Some(out.join(format!("{arch}-acdc"))),
-            formats: vec![Format::Csv, Format::Json, Format::Md],
+            formats: vec![Format::Csv, Format::Json, Format::Md, Format::Html],
             json: false,
             quiet,
         };
@@ -83,6 +83,22 @@ pub fn run(
         }
         emit(&report, &settings)?;
         writeln!(stdout)?;
+    }
+    // RMSE matrices of every bundled model of each architecture (paper Figs. 11-12).
+    for arch in DEMO_ARCHS {
+        let models: Vec<PathBuf> = ["acdc", "t1", "rvsc"]
+            .iter()
+            .flat_map(|d| ["seg", "ae"].map(|t| models.join(format!("{arch}-{d}-{t}.onnx"))))
+            .collect();
+        let m = super::matrix::compute(&models, &MatchMode::Auto, quiet)?;
+        let dir = out.join("matrix").join(arch);
+        crate::report::write::write_all(&dir, &m.files())?;
+        let reference = format!("{arch}-acdc-seg");
+        let i = m.names.iter().position(|n| *n == reference).unwrap_or(0);
+        let mut c: Vec<(usize, f64)> = m.summary[i].iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(j, v)| v.map(|v| (j, v))).collect();
+        c.sort_by(|x, y| x.1.total_cmp(&y.1));
+        let ranked: Vec<String> = c.iter().map(|(j, v)| format!("{} {v:.3}", m.names[*j])).collect();
+        writeln!(stdout, "== {arch} RMSE matrix -> {}: closest to {reference} (mean nRMSE of conv W): {}", dir.display(), ranked.join(", "))?;
     }
     Ok(())
 }

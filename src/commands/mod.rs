@@ -4,6 +4,7 @@ mod audit;
 mod demo;
 mod inspect;
 mod matching;
+mod matrix;
 mod rmse;
 
 use std::io::Write;
@@ -48,6 +49,7 @@ pub fn dispatch(cmd: Command) -> Result<()> {
             &run,
             &gates,
         ),
+        Command::Matrix { models, match_mode, out, quiet } => matrix::run(&models, &MatchMode::parse(&match_mode), out.as_deref(), quiet),
         Command::Demo {
             models,
             out,
@@ -126,16 +128,16 @@ pub fn warn(warnings: &[String], quiet: bool) {
 pub fn emit(r: &Report, s: &Settings) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     if let Some(dir) = &s.out {
-        let files: Vec<(String, Vec<u8>)> = s
-            .formats
-            .iter()
-            .map(|f| Ok((f.file_name().to_string(), f.render(r)?)))
-            .collect::<Result<_>>()?;
+        let files = report::files(r, &s.formats)?;
         let written = report::write::write_all(dir, &files)?;
         if !s.json {
             stdout.write_all(report::table::verdict_lines(r).as_bytes())?;
-            for w in written {
+            let figures = written.iter().filter(|w| w.parent().is_some_and(|p| p.ends_with("figures"))).count();
+            for w in written.iter().filter(|w| !w.parent().is_some_and(|p| p.ends_with("figures"))) {
                 writeln!(stdout, "wrote {}", w.display())?;
+            }
+            if figures > 0 {
+                writeln!(stdout, "wrote {figures} figures to {}", dir.join("figures").display())?;
             }
         }
     } else if !s.json {

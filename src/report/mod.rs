@@ -2,7 +2,9 @@
 //! (CSV, JSON, Markdown, text table), and one place that writes files atomically.
 
 pub mod csv;
+pub mod html;
 pub mod markdown;
+pub mod svg;
 pub mod table;
 pub mod write;
 
@@ -219,6 +221,8 @@ pub enum Format {
     Json,
     /// report.md (a CI job summary)
     Md,
+    /// report.html (self-contained, inline SVG) plus figures/*.svg
+    Html,
 }
 
 impl Format {
@@ -228,6 +232,7 @@ impl Format {
             Format::Csv => "report.csv",
             Format::Json => "report.json",
             Format::Md => "report.md",
+            Format::Html => "report.html",
         }
     }
 
@@ -237,8 +242,25 @@ impl Format {
             Format::Csv => csv::render(r),
             Format::Json => json(r)?,
             Format::Md => markdown::render(r).into_bytes(),
+            Format::Html => html::render(r, &html::figures(r)).into_bytes(),
         })
     }
+}
+
+/// Every file of a report in the requested formats: `(relative path, bytes)`; HTML also
+/// brings its figures as `figures/*.svg`.
+pub fn files(r: &Report, formats: &[Format]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for f in formats {
+        if *f == Format::Html {
+            let figs = html::figures(r);
+            out.push((f.file_name().to_string(), html::render(r, &figs).into_bytes()));
+            out.extend(figs.into_iter().map(|fig| (format!("figures/{}", fig.file), fig.svg.into_bytes())));
+        } else {
+            out.push((f.file_name().to_string(), f.render(r)?));
+        }
+    }
+    Ok(out)
 }
 
 /// Pretty JSON with a trailing newline.

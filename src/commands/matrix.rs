@@ -1,0 +1,139 @@
+//! `matrix MODEL MODEL [MODEL...]`: pairwise per-layer RMSE of every ordered pair (paper
+//! Figs. 11-12): a long CSV, a summary matrix (mean nRMSE of conv W) and an SVG/HTML heatmap.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::{load_pair, warn};
+use crate::audit::compare;
+use crate::error::UserError;
+use crate::pair::MatchMode;
+use crate::report::svg::{esc, heatmap};
+
+/// The result of `matrix`.
+pub struct Matrix {
+    /// Model names (file stems).
+    pub names: Vec<String>,
+    /// Long CSV rows: model_a, model_b, family, layer, kind, rmse, nrmse.
+    pub long: Vec<(usize, usize, String, usize, String, f64, Option<f64>)>,
+    /// summary[a][b] = mean nRMSE of conv W of b against a (a = target); None on the diagonal.
+    pub summary: Vec<Vec<Option<f64>>>,
+}
+
+fn stem(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().trim_end_matches(".onnx").to_string()).unwrap_or_else(|| p.display().to_string())
+}
+
+/// Compute the matrix.
+pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matrix> {
+    if models.len() < 2 {
+        return Err(UserError::BadFlag { flag: "MODEL", reason: "matrix needs at least two models".into() }.into());
+    }
+    let names: Vec<String> = models.iter().map(|p| stem(p)).collect();
+    let n = models.len();
+    let mut long = Vec::new();
+    let mut summary = vec![vec![None; n]; n];
+    for a in 0..n {
+        for b in 0..n {
+            if a == b {
+                summary[a][b] = Some(0.0);
+                continue;
+            }
+            let ctx = load_pair(&models[a], &models[b], mode)?;
+            if a == 0 && b == 1 {
+                warn(&ctx.warnings, quiet);
+            }
+            let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
+            let rows = compare::rows(&ctx.pairing, &values);
+            let w: Vec<f64> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.nrmse).collect();
+            summary[a][b] = (!w.is_empty()).then(|| w.iter().sum::<f64>() / w.len() as f64);
+            long.extend(rows.into_iter().map(|r| (a, b, r.family, r.layer, r.kind, r.rmse, r.nrmse)));
+        }
+    }
+    Ok(Matrix { names, long, summary })
+}
+
+impl Matrix {
+    /// `matrix.csv`, long form.
+    pub fn long_csv(&self) -> String {
+        let mut s = String::from("model_a,model_b,family,layer,kind,rmse,nrmse\n");
+        for (a, b, fam, layer, kind, rmse, nrmse) in &self.long {
+            let _ = writeln!(s, "{},{},{fam},{layer},{kind},{rmse},{}", self.names[*a], self.names[*b], nrmse.map(|v| v.to_string()).unwrap_or_default());
+        }
+        s
+    }
+
+    /// `summary.csv`: mean nRMSE of conv W, rows = target (a), columns = source (b).
+    pub fn summary_csv(&self) -> String {
+        let mut s = format!("model,{}\n", self.names.join(","));
+        for (i, row) in self.summary.iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|v| v.map(|x| x.to_string()).unwrap_or_default()).collect();
+            let _ = writeln!(s, "{},{}", self.names[i], cells.join(","));
+        }
+        s
+    }
+
+    /// The heatmap SVG.
+    pub fn svg(&self) -> String {
+        heatmap("Mean nRMSE of conv W (row: reference, column: candidate)", &self.names, &self.summary)
+    }
+
+    /// A page with the heatmap and, per row, the candidates ranked closest first.
+    pub fn html(&self) -> String {
+        let mut s = String::from("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>reuse-audit RMSE matrix</title><style>body{font-family:sans-serif;margin:24px}td,th{border:1px solid #ddd;padding:3px 6px}table{border-collapse:collapse;font-size:12px}</style></head><body><h1>Pairwise RMSE matrix</h1>");
+        s.push_str(&self.svg());
+        s.push_str("<h2>Closest candidates per reference</h2><table><tr><th>reference</th><th>candidates, closest first (mean nRMSE of conv W)</th></tr>");
+        for (i, row) in self.summary.iter().enumerate() {
+            let mut c: Vec<(usize, f64)> = row.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(j, v)| v.map(|v| (j, v))).collect();
+            c.sort_by(|x, y| x.1.total_cmp(&y.1));
+            let list: Vec<String> = c.iter().map(|(j, v)| format!("{} ({v:.3})", esc(&self.names[*j]))).collect();
+            let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&self.names[i]), list.join(", "));
+        }
+        s.push_str("</table></body></html>\n");
+        s
+    }
+
+    /// The files `matrix` writes: matrix.csv, summary.csv, matrix.svg, matrix.html.
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
+        vec![
+            ("matrix.csv".to_string(), self.long_csv().into_bytes()),
+            ("summary.csv".to_string(), self.summary_csv().into_bytes()),
+            ("matrix.svg".to_string(), self.svg().into_bytes()),
+            ("matrix.html".to_string(), self.html().into_bytes()),
+        ]
+    }
+
+    /// Text table for stdout.
+    pub fn table(&self) -> String {
+        let w = self.names.iter().map(|n| n.len()).max().unwrap_or(5).max(8);
+        let mut s = format!("mean nRMSE of conv W (row: reference/target, column: candidate/source)\n{:w$}", "");
+        for n in &self.names {
+            let _ = write!(s, " {n:>w$}");
+        }
+        s.push('\n');
+        for (i, row) in self.summary.iter().enumerate() {
+            let _ = write!(s, "{:w$}", self.names[i]);
+            for v in row {
+                let _ = write!(s, " {:>w$}", v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()));
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Run `matrix`.
+pub fn run(models: &[PathBuf], mode: &MatchMode, out: Option<&Path>, quiet: bool) -> Result<()> {
+    let m = compute(models, mode, quiet)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(m.table().as_bytes())?;
+    if let Some(dir) = out {
+        for p in crate::report::write::write_all(dir, &m.files())? {
+            writeln!(stdout, "wrote {}", p.display())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! report.html: one self-contained page (inline SVG, inline CSS/JS, no external assets) with
+//! the verdict, the baseline, the paper's per-layer figures and a sortable table; the same
+//! figures as standalone SVG files for `figures/`.
+
+use std::fmt::Write;
+
+use super::svg::{esc, BarChart};
+use super::table::compact;
+use super::Report;
+
+/// A named figure (file stem, section, SVG).
+pub struct Figure {
+    /// File name under `figures/`, e.g. `dice-W.svg`.
+    pub file: String,
+    /// Section it belongs to in the page.
+    pub section: &'static str,
+    /// The SVG.
+    pub svg: String,
+}
+
+fn rows_of<'a>(r: &'a Report, kind: &str) -> Vec<&'a super::Row> {
+    r.rows.iter().filter(|row| row.kind == kind).collect()
+}
+
+/// Every figure of a report, in page order.
+pub fn figures(r: &Report) -> Vec<Figure> {
+    let mut out = Vec::new();
+    let kinds = ["W", "B", "RM", "RV", "RW", "RB"];
+    if let Some(b) = &r.baseline {
+        for k in kinds {
+            let rows = rows_of(r, k);
+            if rows.is_empty() || rows.iter().all(|x| x.swapped_dice.is_none()) {
+                continue;
+            }
+            let family = if k == "W" || k == "B" { "conv" } else { "BN" };
+            let title = format!("Mean Dice after swapping {k} of each {family} layer");
+            let chart = BarChart {
+                title: &title,
+                y_label: "mean Dice",
+                labels: rows.iter().map(|x| x.layer.to_string()).collect(),
+                values: rows.iter().map(|x| x.swapped_dice).collect(),
+                marked: rows.iter().map(|x| x.reusable == Some(false)).collect(),
+                reference: Some((b.mean, "baseline")),
+                include: vec![0.0, 1.0],
+            };
+            out.push(Figure { file: format!("dice-{k}.svg"), section: "swap", svg: chart.render() });
+        }
+    }
+    let bn = &r.summary.bn;
+    if !bn.is_empty() {
+        let stats: [(&str, f64, Box<dyn Fn(&super::BnStats) -> Option<f64>>); 4] = [
+            ("MRM", 0.0, Box::new(|b| Some(b.mrm))),
+            ("MRV", 1.0, Box::new(|b| Some(b.mrv))),
+            ("MRW", 1.0, Box::new(|b| b.mrw)),
+            ("MRB", 0.0, Box::new(|b| Some(b.mrb))),
+        ];
+        for (name, neutral, get) in stats {
+            let title = format!("{name} per BN layer");
+            let chart = BarChart {
+                title: &title,
+                y_label: name,
+                labels: bn.iter().map(|b| b.layer.to_string()).collect(),
+                values: bn.iter().map(&get).collect(),
+                marked: vec![],
+                reference: Some((neutral, "no change")),
+                include: vec![neutral],
+            };
+            out.push(Figure { file: format!("bn-{}.svg", name.to_lowercase()), section: "bn", svg: chart.render() });
+        }
+    }
+    for k in ["W", "B"] {
+        let rows = rows_of(r, k);
+        if rows.is_empty() {
+            continue;
+        }
+        for (metric, get) in [("RMSE", (|x: &super::Row| Some(x.rmse)) as fn(&super::Row) -> Option<f64>), ("nRMSE", |x: &super::Row| x.nrmse)] {
+            let title = format!("{metric} of conv {k} per layer");
+            let chart = BarChart {
+                title: &title,
+                y_label: metric,
+                labels: rows.iter().map(|x| x.layer.to_string()).collect(),
+                values: rows.iter().map(|x| get(x)).collect(),
+                marked: rows.iter().map(|x| x.reusable == Some(false)).collect(),
+                reference: None,
+                include: vec![0.0],
+            };
+            out.push(Figure { file: format!("{}-{}.svg", metric.to_lowercase(), k.to_lowercase()), section: "rmse", svg: chart.render() });
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}h1{font-size:22px}\
+.verdict{padding:12px 16px;border-radius:6px;font-size:18px;margin:12px 0}.rn{background:#e6f4ea;border:1px solid #2ca02c}\
+.notrn{background:#fdecea;border:1px solid #d62728}.figs{display:flex;flex-wrap:wrap;gap:12px}.figs svg{border:1px solid #eee;max-width:100%;height:auto}\
+table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}\
+td.l,th.l{text-align:left}tr.bad td{background:#fdecea}code{font-size:12px}";
+
+const SORT_JS: &str = "document.querySelectorAll('table.sortable th').forEach(function(th,i){th.addEventListener('click',function(){\
+var t=th.closest('table'),b=t.tBodies[0],rs=Array.from(b.rows),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';\
+rs.sort(function(x,y){var a=x.cells[i].dataset.v||x.cells[i].textContent,c=y.cells[i].dataset.v||y.cells[i].textContent;\
+var na=parseFloat(a),nc=parseFloat(c);var r=(!isNaN(na)&&!isNaN(nc))?na-nc:a.localeCompare(c);return asc?r:-r;});\
+rs.forEach(function(r){b.appendChild(r);});});});";
+
+fn num(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.4}")).unwrap_or_default()
+}
+
+/// Render the page.
+pub fn render(r: &Report, figs: &[Figure]) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>reuse-audit: {}</title><style>{STYLE}</style></head><body>", esc(&r.target.path));
+    let _ = write!(s, "<h1>reuse-audit report</h1><p>target <code>{}</code> ← source <code>{}</code>, paired by {}</p>", esc(&r.target.path), esc(&r.source.path), r.settings.match_method);
+    let sm = &r.summary;
+    match sm.rn {
+        Some(rn) => {
+            let _ = write!(
+                s,
+                "<div class=\"verdict {}\" id=\"verdict\"><b>{}</b>: conv W reusable in {:.0}% of layers (RN threshold {:.0}%); reuse share {:.1}% of (layer, kind) groups, {:.1}% of scalars; tolerance {} mean Dice.</div>",
+                if rn { "rn" } else { "notrn" },
+                if rn { "Reusable network (RN)" } else { "Not a reusable network" },
+                100.0 * sm.conv_w_reusable_share.unwrap_or(0.0),
+                100.0 * r.settings.rn_threshold,
+                100.0 * sm.reuse_share_groups.unwrap_or(0.0),
+                100.0 * sm.reuse_share_scalars.unwrap_or(0.0),
+                r.settings.tolerance
+            );
+        }
+        None => s.push_str("<div class=\"verdict\" id=\"verdict\">Data-free comparison (no swap audit).</div>"),
+    }
+    if let Some(b) = &r.baseline {
+        s.push_str("<h2>Baseline Dice</h2><table id=\"baseline\"><tr>");
+        for k in 0..b.per_class.len() {
+            let _ = write!(s, "<th>class {k}</th>");
+        }
+        s.push_str("<th>mean</th><th>foreground</th></tr><tr>");
+        for d in &b.per_class {
+            let _ = write!(s, "<td>{d:.4}</td>");
+        }
+        let _ = write!(s, "<td>{:.4}</td><td>{:.4}</td></tr></table>", b.mean, b.mean_fg);
+    }
+    if !sm.reusable.is_empty() {
+        s.push_str("<h2>Reusable layers</h2><table><tr><th class=\"l\">kind</th><th class=\"l\">reusable</th><th class=\"l\">not reusable</th></tr>");
+        for (k, v) in &sm.reusable {
+            let not = sm.not_reusable.get(k).map(|n| compact(n)).unwrap_or_else(|| "-".into());
+            let _ = write!(s, "<tr><td class=\"l\">{k}</td><td class=\"l\">{}</td><td class=\"l\">{not}</td></tr>", compact(v));
+        }
+        s.push_str("</table>");
+    }
+    for (section, title) in [("swap", "Dice after swapping, per layer (red: not reusable)"), ("bn", "BN shift and scale: MRM, MRV, MRW, MRB"), ("rmse", "RMSE and nRMSE of conv W and B")] {
+        let in_section: Vec<&Figure> = figs.iter().filter(|f| f.section == section).collect();
+        if in_section.is_empty() {
+            continue;
+        }
+        let _ = write!(s, "<h2>{title}</h2><div class=\"figs\" id=\"figs-{section}\">");
+        for f in in_section {
+            s.push_str(&f.svg);
+        }
+        s.push_str("</div>");
+    }
+    s.push_str("<h2>All rows</h2><table class=\"sortable\" id=\"rows\"><thead><tr>");
+    for h in ["family", "layer", "kind", "node", "shape", "rmse", "nrmse", "cosine", "swapped Dice", "delta", "reusable"] {
+        let _ = write!(s, "<th class=\"{}\">{h}</th>", if matches!(h, "family" | "kind" | "node" | "shape" | "reusable") { "l" } else { "" });
+    }
+    s.push_str("</tr></thead><tbody>");
+    for row in &r.rows {
+        let _ = write!(
+            s,
+            "<tr{}><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td data-v=\"{}\">{:.3e}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            if row.reusable == Some(false) { " class=\"bad\"" } else { "" },
+            row.family,
+            row.layer,
+            row.kind,
+            esc(&row.node),
+            row.shape,
+            row.rmse,
+            row.rmse,
+            num(row.nrmse),
+            row.cosine,
+            num(row.swapped_dice),
+            num(row.delta_dice),
+            match row.reusable {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "",
+            }
+        );
+    }
+    s.push_str("</tbody></table>");
+    for w in &r.warnings {
+        let _ = write!(s, "<p class=\"warning\">warning: {}</p>", esc(w));
+    }
+    let _ = write!(s, "<p><small>{} {}; target sha256 {}</small></p><script>{SORT_JS}</script></body></html>\n", r.tool.name, r.tool.version, r.target.sha256);
+    s
+}
