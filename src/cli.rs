@@ -30,6 +30,13 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also compute FLOPs per layer, downstream shares and the audit's ideal speedup
+        /// (runs ONNX Runtime once to get every tensor's shape).
+        #[arg(long)]
+        flops: bool,
+        /// Input height x width for --flops when the model's are not fixed, e.g. 256x256.
+        #[arg(long)]
+        size: Option<String>,
     },
     /// Show how the layers of two models pair up and what is unmatched.
     Match {
@@ -90,7 +97,7 @@ pub enum Command {
         #[arg(long, default_value = "reports")]
         out: PathBuf,
         /// Swap evaluation strategy.
-        #[arg(long, value_enum, default_value = "shared")]
+        #[arg(long, value_enum, default_value = "incremental")]
         strategy: Strategy,
         /// Intra-op threads (0 = all cores).
         #[arg(long, default_value_t = 0)]
@@ -154,9 +161,13 @@ pub struct RunArgs {
     /// Images per run when the batch dimension is dynamic.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    /// Swap evaluation strategy.
-    #[arg(long, value_enum, default_value = "shared")]
+    /// Swap evaluation strategy (all give the same report; incremental is the fastest).
+    #[arg(long, value_enum, default_value = "incremental")]
     pub strategy: Strategy,
+    /// Memory for cached activations of the incremental strategy, MiB (the validation set
+    /// is processed in chunks that fit).
+    #[arg(long, default_value_t = 1024)]
+    pub cache_mb: usize,
 }
 
 /// CI gates (exit code 1 when one fails).
@@ -168,4 +179,7 @@ pub struct GateArgs {
     /// Fail when any audited swap loses more than this mean Dice.
     #[arg(long)]
     pub max_delta: Option<f64>,
+    /// Fail unless these (kind, layers) are reusable, e.g. `W:1-5,7,B:*` (`*` = every layer).
+    #[arg(long)]
+    pub require_reusable: Option<String>,
 }

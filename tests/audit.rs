@@ -47,7 +47,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
 #[test]
 fn identity_audit_has_zero_delta_everywhere_and_is_rn() {
     let (_d, t, data) = setup();
-    for strategy in ["naive", "shared"] {
+    for strategy in ["naive", "shared", "incremental"] {
         let v = audit_json(&t, &t, &data, &["--strategy", strategy]);
         assert_eq!(rows(&v).len(), 14);
         for r in rows(&v) {
@@ -122,6 +122,37 @@ fn planted_perturbation_is_flagged_exactly_where_planted() {
     }
 }
 
+/// Every strategy (and incremental with a cache so small it works one batch at a time)
+/// gives the same report: Dice equal to 1e-5, everything else identical.
+fn assert_same_reports(a: &Value, b: &Value, what: &str) {
+    assert_eq!(rows(a).len(), rows(b).len(), "{what}");
+    for (x, y) in rows(a).iter().zip(rows(b)) {
+        let (dx, dy) = (
+            x["swapped_dice"].as_f64().unwrap(),
+            y["swapped_dice"].as_f64().unwrap(),
+        );
+        assert!((dx - dy).abs() <= 1e-5, "{what}: {x} vs {y}");
+        for k in [
+            "family",
+            "layer",
+            "kind",
+            "rmse",
+            "nrmse",
+            "cosine",
+            "reusable",
+            "target_initializer",
+        ] {
+            assert_eq!(x[k], y[k], "{what}: {k}");
+        }
+    }
+    assert_eq!(a["summary"]["rn"], b["summary"]["rn"], "{what}");
+    let (ba, bb) = (
+        a["baseline"]["mean"].as_f64().unwrap(),
+        b["baseline"]["mean"].as_f64().unwrap(),
+    );
+    assert!((ba - bb).abs() <= 1e-5, "{what}: baseline");
+}
+
 #[test]
 fn strategies_give_the_same_report() {
     let (d, t, data) = setup();
@@ -133,18 +164,49 @@ fn strategies_give_the_same_report() {
         d.path(),
         "s.onnx",
     );
-    let (a, b) = (
-        audit_json(&t, &s, &data, &["--strategy", "naive"]),
-        audit_json(&t, &s, &data, &["--strategy", "shared"]),
+    let naive = audit_json(&t, &s, &data, &["--strategy", "naive"]);
+    for extra in [
+        &["--strategy", "shared"][..],
+        &["--strategy", "incremental"],
+        &[
+            "--strategy",
+            "incremental",
+            "--cache-mb",
+            "0",
+            "--batch",
+            "2",
+        ],
+    ] {
+        let v = audit_json(&t, &s, &data, extra);
+        assert_same_reports(&naive, &v, &format!("{extra:?}"));
+    }
+    assert_eq!(
+        audit_json(&t, &s, &data, &[])["engine"]["strategy"],
+        "incremental",
+        "default"
     );
-    assert_eq!(rows(&a).len(), rows(&b).len());
-    for (x, y) in rows(&a).iter().zip(rows(&b)) {
-        let (dx, dy) = (
-            x["swapped_dice"].as_f64().unwrap(),
-            y["swapped_dice"].as_f64().unwrap(),
+}
+
+#[test]
+fn strategies_agree_on_the_bundled_models() {
+    let m = root().join("models");
+    let data = m.join("data/acdc-val.npz");
+    for arch in ["unet", "pspnet"] {
+        let (t, s) = (
+            m.join(format!("{arch}-acdc-seg.onnx")),
+            m.join(format!("{arch}-acdc-ae.onnx")),
         );
-        assert!((dx - dy).abs() <= 1e-5, "{x} vs {y}");
-        assert_eq!(x["rmse"], y["rmse"]);
+        let kinds = ["--kinds", "W,RM"];
+        let naive = audit_json(
+            &t,
+            &s,
+            &data,
+            &[&kinds[..], &["--strategy", "naive"]].concat(),
+        );
+        for st in ["shared", "incremental"] {
+            let v = audit_json(&t, &s, &data, &[&kinds[..], &["--strategy", st]].concat());
+            assert_same_reports(&naive, &v, &format!("{arch} {st}"));
+        }
     }
 }
 

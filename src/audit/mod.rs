@@ -4,7 +4,9 @@
 //! swappable initializers are graph inputs, fed per run).
 
 pub mod compare;
+pub mod cost;
 pub mod forward;
+pub mod incremental;
 mod strategy;
 
 use anyhow::Result;
@@ -49,6 +51,8 @@ pub struct AuditJob<'a> {
     pub strategy: Strategy,
     /// Hide the progress bar.
     pub quiet: bool,
+    /// Cache budget of the incremental strategy, MiB.
+    pub cache_mb: usize,
 }
 
 /// The audit's Dice results.
@@ -62,8 +66,42 @@ pub struct AuditOutcome {
     pub swaps: Vec<Option<Dice>>,
 }
 
-/// Run the baseline and every swap.
-pub fn run(engine: &Engine, job: &AuditJob) -> Result<AuditOutcome> {
+/// Run the baseline and every swap; returns the outcome and the strategy that ran.
+pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
+    if job.strategy == Strategy::Incremental {
+        let input = job.target.input_spec()?;
+        let batch = input.batch.unwrap_or(job.batch.max(1));
+        let feed = Feed {
+            data: job.data,
+            input: &input,
+            batch,
+        };
+        let d = job.data;
+        let shapes = cost::probe_shapes(engine, job.target, &input.name, [d.c, d.h, d.w])?;
+        match incremental::Plan::new(engine, job, &shapes) {
+            Ok(mut plan) => {
+                let bar = progress(1, job.quiet);
+                let out = plan.run(job, &feed, job.cache_mb, &bar)?;
+                bar.finish_and_clear();
+                return Ok((out, Strategy::Incremental));
+            }
+            Err(why) => {
+                if !job.quiet {
+                    eprintln!("note: incremental evaluation does not apply ({why:#}); using --strategy shared");
+                }
+                let shared = AuditJob {
+                    strategy: Strategy::Shared,
+                    ..*job
+                };
+                return run(engine, &shared);
+            }
+        }
+    }
+    Ok((run_full(engine, job)?, job.strategy))
+}
+
+/// Naive and shared strategies: full forward passes.
+fn run_full(engine: &Engine, job: &AuditJob) -> Result<AuditOutcome> {
     let input = job.target.input_spec()?;
     let batch = input.batch.unwrap_or(job.batch.max(1));
     let feed = Feed {

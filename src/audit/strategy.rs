@@ -17,6 +17,9 @@ pub enum Strategy {
     /// One session for all swaps: swappable initializers become graph inputs and the
     /// source tensor is fed at run time.
     Shared,
+    /// Baseline once with the tensors entering each swapped layer's downstream region
+    /// cached; each swap runs only that region (falls back to `shared` where it cannot).
+    Incremental,
 }
 
 impl Strategy {
@@ -25,6 +28,7 @@ impl Strategy {
         match self {
             Strategy::Naive => "naive",
             Strategy::Shared => "shared",
+            Strategy::Incremental => "incremental",
         }
     }
 }
@@ -43,7 +47,9 @@ impl<'a> Evaluator<'a> {
     pub fn new(engine: &'a Engine, job: &'a AuditJob<'a>, feed: &'a Feed<'a>) -> Result<Self> {
         let shared = match job.strategy {
             Strategy::Naive => None,
-            Strategy::Shared => Some(engine.session(&overridable(job)?.to_bytes()?)?),
+            Strategy::Shared | Strategy::Incremental => {
+                Some(engine.session(&overridable(job)?.to_bytes()?)?)
+            }
         };
         Ok(Evaluator {
             engine,

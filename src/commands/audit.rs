@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::data::{self, Fit, Normalize};
 use crate::engine::{runtime, LazyEngine};
 use crate::error::{GateFailed, UserError};
+use crate::model::Kind;
 use crate::report::{DatasetInfo, EngineInfo, Report};
 
 /// Everything an audit needs besides the engine.
@@ -36,6 +37,8 @@ pub struct AuditRequest<'a> {
     pub batch: usize,
     /// --strategy.
     pub strategy: Strategy,
+    /// --cache-mb.
+    pub cache_mb: usize,
 }
 
 /// Run the audit and build its report.
@@ -62,9 +65,10 @@ pub fn audit_report(req: &AuditRequest, engine: &LazyEngine) -> Result<Report> {
         kinds: &s.kinds,
         strategy: req.strategy,
         quiet: s.quiet,
+        cache_mb: req.cache_mb,
     };
     let engine = engine.get()?;
-    let outcome = audit::run(engine, &job)?;
+    let (outcome, strategy) = audit::run(engine, &job)?;
     let rows_by_pair: Vec<usize> = (0..ctx.pairing.pairs.len())
         .filter(|&i| s.kinds.contains(&ctx.pairing.pairs[i].kind()))
         .collect();
@@ -85,7 +89,7 @@ pub fn audit_report(req: &AuditRequest, engine: &LazyEngine) -> Result<Report> {
         runtime: "onnxruntime".into(),
         version: runtime::ORT_VERSION.into(),
         provider: engine.provider.into(),
-        strategy: req.strategy.name().into(),
+        strategy: strategy.name().into(),
     });
     report.dataset = Some(DatasetInfo {
         path: req.data.display().to_string(),
@@ -132,6 +136,7 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
         fit: a.fit,
         batch: a.batch,
         strategy: a.strategy,
+        cache_mb: a.cache_mb,
     };
     // The runtime loads only after models and data have been checked.
     let engine = LazyEngine::new(a.device, a.threads, s.quiet);
@@ -162,9 +167,87 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
             }
         }
     }
+    if let Some(spec) = &g.require_reusable {
+        for (kind, layers) in parse_requirement(spec)? {
+            for row in r.rows.iter().filter(|row| row.kind == kind.to_string()) {
+                let wanted = layers.as_ref().is_none_or(|l| l.contains(&row.layer));
+                if wanted && row.reusable != Some(true) {
+                    failures.push(format!(
+                        "--require-reusable: {} {} {} ({}) is not reusable (delta {:.4})",
+                        row.family,
+                        row.layer,
+                        row.kind,
+                        row.node,
+                        row.delta_dice.unwrap_or(f64::NAN)
+                    ));
+                }
+            }
+        }
+    }
     if failures.is_empty() {
         Ok(())
     } else {
         Err(GateFailed(failures.join("\n  ")).into())
+    }
+}
+
+/// Parse `W:1-5,7,B:*`: per kind, the layers required (None = every layer).
+pub fn parse_requirement(spec: &str) -> Result<Vec<(Kind, Option<Vec<usize>>)>> {
+    let bad = |why: String| -> anyhow::Error {
+        UserError::BadFlag {
+            flag: "--require-reusable",
+            reason: why,
+        }
+        .into()
+    };
+    let mut out: Vec<(Kind, Option<Vec<usize>>)> = Vec::new();
+    for token in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let range = match token.split_once(':') {
+            Some((k, range)) => {
+                let kind = Kind::parse(k)
+                    .ok_or_else(|| bad(format!("'{k}' is not one of W, B, RM, RV, RW, RB")))?;
+                out.push((kind, Some(Vec::new())));
+                range
+            }
+            None if !out.is_empty() => token,
+            None => return Err(bad(format!("'{token}' has no kind: write e.g. W:1-5"))),
+        };
+        let Some((_, layers)) = out.last_mut() else {
+            unreachable!("pushed above")
+        };
+        if range == "*" {
+            *layers = None;
+            continue;
+        }
+        let (a, b) = range.split_once('-').unwrap_or((range, range));
+        let (a, b): (usize, usize) = match (a.parse(), b.parse()) {
+            (Ok(a), Ok(b)) if a >= 1 && a <= b => (a, b),
+            _ => {
+                return Err(bad(format!(
+                    "'{range}' is not a layer, a range like 1-5, or *"
+                )))
+            }
+        };
+        if let Some(l) = layers.as_mut() {
+            l.extend(a..=b);
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("empty requirement".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirement_spec() {
+        let r = parse_requirement("W:1-3,5,B:*").unwrap();
+        assert_eq!(r, vec![(Kind::W, Some(vec![1, 2, 3, 5])), (Kind::B, None)]);
+        assert!(parse_requirement("5").is_err());
+        assert!(parse_requirement("Q:1").is_err());
+        assert!(parse_requirement("W:3-1").is_err());
     }
 }

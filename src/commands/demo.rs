@@ -69,6 +69,7 @@ pub fn run(
             fit: Fit::None,
             batch: 16,
             strategy,
+            cache_mb: 1024,
         };
         let report = audit_report(&req, &engine)?;
         if let Some(b) = &report.baseline {
@@ -95,10 +96,23 @@ pub fn run(
         crate::report::write::write_all(&dir, &m.files())?;
         let reference = format!("{arch}-acdc-seg");
         let i = m.names.iter().position(|n| *n == reference).unwrap_or(0);
-        let mut c: Vec<(usize, f64)> = m.summary[i].iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(j, v)| v.map(|v| (j, v))).collect();
+        let mut c: Vec<(usize, f64)> = m.summary[i]
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(j, v)| v.map(|v| (j, v)))
+            .collect();
         c.sort_by(|x, y| x.1.total_cmp(&y.1));
-        let ranked: Vec<String> = c.iter().map(|(j, v)| format!("{} {v:.3}", m.names[*j])).collect();
-        writeln!(stdout, "== {arch} RMSE matrix -> {}: closest to {reference} (mean nRMSE of conv W): {}", dir.display(), ranked.join(", "))?;
+        let ranked: Vec<String> = c
+            .iter()
+            .map(|(j, v)| format!("{} {v:.3}", m.names[*j]))
+            .collect();
+        writeln!(
+            stdout,
+            "== {arch} RMSE matrix -> {}: closest to {reference} (mean nRMSE of conv W): {}",
+            dir.display(),
+            ranked.join(", ")
+        )?;
     }
     Ok(())
 }

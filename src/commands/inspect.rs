@@ -17,6 +17,8 @@ struct LayerOut {
     family: String,
     /// 1-based index in the family.
     index: usize,
+    /// Share of the forward FLOPs downstream of this layer (with --flops).
+    downstream_share: Option<f64>,
     /// Node name.
     node: String,
     /// Op type.
@@ -42,12 +44,31 @@ struct InspectOut {
     bn_probably_folded: bool,
     warnings: Vec<String>,
     layers: Vec<LayerOut>,
+    flops: Option<FlopsOut>,
+}
+
+/// `inspect --flops` output.
+#[derive(Debug, Serialize)]
+struct FlopsOut {
+    /// Input image size used (channels, height, width).
+    input_chw: [usize; 3],
+    /// FLOPs of one forward pass of one image.
+    total: f64,
+    /// (swaps + 1) / (1 + Σ downstream/total) for an audit of all six kinds.
+    ideal_speedup: f64,
+    /// Swaps of an audit of all six kinds.
+    swaps: usize,
 }
 
 /// Run `inspect`.
-pub fn run(path: &Path, json: bool) -> Result<()> {
+pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<()> {
     let m = Model::load(path)?;
     let sc = scan(&m);
+    let cost = if flops {
+        Some(flops_of(&m, &sc, size)?)
+    } else {
+        None
+    };
     let mut warnings: Vec<String> = sc.skipped.iter().map(|s| format!("skipped {s}")).collect();
     if sc.bn_probably_folded() {
         warnings.push(FOLDED_BN_HINT.to_string());
@@ -91,6 +112,7 @@ pub fn run(path: &Path, json: bool) -> Result<()> {
             .map(|l| LayerOut {
                 family: l.family.to_string(),
                 index: l.index,
+                downstream_share: cost.as_ref().map(|(_, shares)| shares[l.node_index]),
                 node: l.node.clone(),
                 op: l.op.clone(),
                 epsilon: (l.family == Family::Bn).then_some(l.epsilon),
@@ -101,6 +123,7 @@ pub fn run(path: &Path, json: bool) -> Result<()> {
                     .collect(),
             })
             .collect(),
+        flops: cost.map(|(f, _)| f),
     };
     let mut stdout = std::io::stdout().lock();
     if json {
@@ -136,9 +159,13 @@ pub fn run(path: &Path, json: bool) -> Result<()> {
             .iter()
             .map(|(k, n, d)| format!("{k}={n} {d:?}"))
             .collect();
+        let share = l
+            .downstream_share
+            .map(|d| format!("{:>5.1}% downstream  ", 100.0 * d))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  {:<4} {:>3}  {:<14} {:<32} {}",
+            "  {:<4} {:>3}  {:<14} {:<32} {share}{}",
             l.family,
             l.index,
             l.op,
@@ -146,9 +173,82 @@ pub fn run(path: &Path, json: bool) -> Result<()> {
             params.join("  ")
         );
     }
+    if let Some(f) = &out.flops {
+        let _ = writeln!(
+            s,
+            "\n  {:.4} GFLOPs per {}x{}x{} image; an audit of all six kinds ({} swaps) costs {:.1} forward-pass equivalents: ideal speedup over naive {:.2}x",
+            f.total / 1e9,
+            f.input_chw[0],
+            f.input_chw[1],
+            f.input_chw[2],
+            f.swaps,
+            (f.swaps as f64 + 1.0) / f.ideal_speedup,
+            f.ideal_speedup
+        );
+    }
     for w in &out.warnings {
         let _ = writeln!(s, "\nwarning: {w}");
     }
     stdout.write_all(s.as_bytes())?;
     Ok(())
+}
+
+/// FLOPs summary and, per node, the share of FLOPs downstream of it.
+fn flops_of(
+    m: &Model,
+    sc: &crate::model::layers::LayerScan,
+    size: Option<&str>,
+) -> Result<(FlopsOut, Vec<f64>)> {
+    use crate::audit::cost::{probe_shapes, CostModel};
+    use crate::error::UserError;
+    let spec = m.input_spec()?;
+    let (h, w) = match size {
+        Some(s) => {
+            let parsed = s.split_once('x').and_then(|(a, b)| {
+                Some((
+                    a.trim().parse::<usize>().ok()?,
+                    b.trim().parse::<usize>().ok()?,
+                ))
+            });
+            parsed
+                .filter(|(a, b)| *a > 0 && *b > 0)
+                .ok_or_else(|| UserError::BadFlag {
+                    flag: "--size",
+                    reason: format!("'{s}' is not HxW, e.g. 256x256"),
+                })?
+        }
+        None => match (spec.height, spec.width) {
+            (Some(h), Some(w)) => (h, w),
+            _ => {
+                return Err(UserError::BadFlag {
+                    flag: "--size",
+                    reason: "the model's input size is not fixed: pass --size HxW".into(),
+                }
+                .into())
+            }
+        },
+    };
+    let c = spec.channels.unwrap_or(1);
+    let engine = crate::engine::Engine::new(crate::engine::Device::Cpu, 0, true)?;
+    let shapes = probe_shapes(&engine, m, &spec.name, [c, h, w])?;
+    let cost = CostModel::new(m, &shapes);
+    let topo = crate::model::graph::Topology::of(m);
+    let shares: Vec<f64> = (0..m.proto.graph.node.len())
+        .map(|i| cost.downstream(&topo, m, i) / cost.total.max(1.0))
+        .collect();
+    let swap_nodes: Vec<usize> = sc
+        .layers
+        .iter()
+        .flat_map(|l| l.params.iter().map(move |_| l.node_index))
+        .collect();
+    let ideal = cost.ideal_speedup(&topo, m, &swap_nodes);
+    Ok((
+        FlopsOut {
+            input_chw: [c, h, w],
+            total: cost.total,
+            ideal_speedup: ideal,
+            swaps: swap_nodes.len(),
+        },
+        shares,
+    ))
 }

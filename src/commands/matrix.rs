@@ -13,24 +13,33 @@ use crate::error::UserError;
 use crate::pair::MatchMode;
 use crate::report::svg::{esc, heatmap};
 
+/// One row of matrix.csv: model_a, model_b (indices into `names`), family, layer, kind, rmse, nrmse.
+pub type LongRow = (usize, usize, String, usize, String, f64, Option<f64>);
+
 /// The result of `matrix`.
 pub struct Matrix {
     /// Model names (file stems).
     pub names: Vec<String>,
-    /// Long CSV rows: model_a, model_b, family, layer, kind, rmse, nrmse.
-    pub long: Vec<(usize, usize, String, usize, String, f64, Option<f64>)>,
+    /// Long CSV rows.
+    pub long: Vec<LongRow>,
     /// summary[a][b] = mean nRMSE of conv W of b against a (a = target); None on the diagonal.
     pub summary: Vec<Vec<Option<f64>>>,
 }
 
 fn stem(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().trim_end_matches(".onnx").to_string()).unwrap_or_else(|| p.display().to_string())
+    p.file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".onnx").to_string())
+        .unwrap_or_else(|| p.display().to_string())
 }
 
 /// Compute the matrix.
 pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matrix> {
     if models.len() < 2 {
-        return Err(UserError::BadFlag { flag: "MODEL", reason: "matrix needs at least two models".into() }.into());
+        return Err(UserError::BadFlag {
+            flag: "MODEL",
+            reason: "matrix needs at least two models".into(),
+        }
+        .into());
     }
     let names: Vec<String> = models.iter().map(|p| stem(p)).collect();
     let n = models.len();
@@ -48,12 +57,23 @@ pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matr
             }
             let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
             let rows = compare::rows(&ctx.pairing, &values);
-            let w: Vec<f64> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.nrmse).collect();
+            let w: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.kind == "W")
+                .filter_map(|r| r.nrmse)
+                .collect();
             summary[a][b] = (!w.is_empty()).then(|| w.iter().sum::<f64>() / w.len() as f64);
-            long.extend(rows.into_iter().map(|r| (a, b, r.family, r.layer, r.kind, r.rmse, r.nrmse)));
+            long.extend(
+                rows.into_iter()
+                    .map(|r| (a, b, r.family, r.layer, r.kind, r.rmse, r.nrmse)),
+            );
         }
     }
-    Ok(Matrix { names, long, summary })
+    Ok(Matrix {
+        names,
+        long,
+        summary,
+    })
 }
 
 impl Matrix {
@@ -61,7 +81,13 @@ impl Matrix {
     pub fn long_csv(&self) -> String {
         let mut s = String::from("model_a,model_b,family,layer,kind,rmse,nrmse\n");
         for (a, b, fam, layer, kind, rmse, nrmse) in &self.long {
-            let _ = writeln!(s, "{},{},{fam},{layer},{kind},{rmse},{}", self.names[*a], self.names[*b], nrmse.map(|v| v.to_string()).unwrap_or_default());
+            let _ = writeln!(
+                s,
+                "{},{},{fam},{layer},{kind},{rmse},{}",
+                self.names[*a],
+                self.names[*b],
+                nrmse.map(|v| v.to_string()).unwrap_or_default()
+            );
         }
         s
     }
@@ -70,7 +96,10 @@ impl Matrix {
     pub fn summary_csv(&self) -> String {
         let mut s = format!("model,{}\n", self.names.join(","));
         for (i, row) in self.summary.iter().enumerate() {
-            let cells: Vec<String> = row.iter().map(|v| v.map(|x| x.to_string()).unwrap_or_default()).collect();
+            let cells: Vec<String> = row
+                .iter()
+                .map(|v| v.map(|x| x.to_string()).unwrap_or_default())
+                .collect();
             let _ = writeln!(s, "{},{}", self.names[i], cells.join(","));
         }
         s
@@ -78,7 +107,11 @@ impl Matrix {
 
     /// The heatmap SVG.
     pub fn svg(&self) -> String {
-        heatmap("Mean nRMSE of conv W (row: reference, column: candidate)", &self.names, &self.summary)
+        heatmap(
+            "Mean nRMSE of conv W (row: reference, column: candidate)",
+            &self.names,
+            &self.summary,
+        )
     }
 
     /// A page with the heatmap and, per row, the candidates ranked closest first.
@@ -87,10 +120,23 @@ impl Matrix {
         s.push_str(&self.svg());
         s.push_str("<h2>Closest candidates per reference</h2><table><tr><th>reference</th><th>candidates, closest first (mean nRMSE of conv W)</th></tr>");
         for (i, row) in self.summary.iter().enumerate() {
-            let mut c: Vec<(usize, f64)> = row.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(j, v)| v.map(|v| (j, v))).collect();
+            let mut c: Vec<(usize, f64)> = row
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .filter_map(|(j, v)| v.map(|v| (j, v)))
+                .collect();
             c.sort_by(|x, y| x.1.total_cmp(&y.1));
-            let list: Vec<String> = c.iter().map(|(j, v)| format!("{} ({v:.3})", esc(&self.names[*j]))).collect();
-            let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&self.names[i]), list.join(", "));
+            let list: Vec<String> = c
+                .iter()
+                .map(|(j, v)| format!("{} ({v:.3})", esc(&self.names[*j])))
+                .collect();
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                esc(&self.names[i]),
+                list.join(", ")
+            );
         }
         s.push_str("</table></body></html>\n");
         s
@@ -109,7 +155,10 @@ impl Matrix {
     /// Text table for stdout.
     pub fn table(&self) -> String {
         let w = self.names.iter().map(|n| n.len()).max().unwrap_or(5).max(8);
-        let mut s = format!("mean nRMSE of conv W (row: reference/target, column: candidate/source)\n{:w$}", "");
+        let mut s = format!(
+            "mean nRMSE of conv W (row: reference/target, column: candidate/source)\n{:w$}",
+            ""
+        );
         for n in &self.names {
             let _ = write!(s, " {n:>w$}");
         }
@@ -117,7 +166,11 @@ impl Matrix {
         for (i, row) in self.summary.iter().enumerate() {
             let _ = write!(s, "{:w$}", self.names[i]);
             for v in row {
-                let _ = write!(s, " {:>w$}", v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()));
+                let _ = write!(
+                    s,
+                    " {:>w$}",
+                    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
+                );
             }
             s.push('\n');
         }

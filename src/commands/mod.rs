@@ -24,7 +24,12 @@ pub use audit::{audit_report, AuditRequest};
 /// Run one subcommand.
 pub fn dispatch(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Inspect { model, json } => inspect::run(&model, json),
+        Command::Inspect {
+            model,
+            json,
+            flops,
+            size,
+        } => inspect::run(&model, json, flops, size.as_deref()),
         Command::Match {
             target,
             source,
@@ -49,7 +54,17 @@ pub fn dispatch(cmd: Command) -> Result<()> {
             &run,
             &gates,
         ),
-        Command::Matrix { models, match_mode, out, quiet } => matrix::run(&models, &MatchMode::parse(&match_mode), out.as_deref(), quiet),
+        Command::Matrix {
+            models,
+            match_mode,
+            out,
+            quiet,
+        } => matrix::run(
+            &models,
+            &MatchMode::parse(&match_mode),
+            out.as_deref(),
+            quiet,
+        ),
         Command::Demo {
             models,
             out,
@@ -132,12 +147,22 @@ pub fn emit(r: &Report, s: &Settings) -> Result<()> {
         let written = report::write::write_all(dir, &files)?;
         if !s.json {
             stdout.write_all(report::table::verdict_lines(r).as_bytes())?;
-            let figures = written.iter().filter(|w| w.parent().is_some_and(|p| p.ends_with("figures"))).count();
-            for w in written.iter().filter(|w| !w.parent().is_some_and(|p| p.ends_with("figures"))) {
+            let figures = written
+                .iter()
+                .filter(|w| w.parent().is_some_and(|p| p.ends_with("figures")))
+                .count();
+            for w in written
+                .iter()
+                .filter(|w| !w.parent().is_some_and(|p| p.ends_with("figures")))
+            {
                 writeln!(stdout, "wrote {}", w.display())?;
             }
             if figures > 0 {
-                writeln!(stdout, "wrote {figures} figures to {}", dir.join("figures").display())?;
+                writeln!(
+                    stdout,
+                    "wrote {figures} figures to {}",
+                    dir.join("figures").display()
+                )?;
             }
         }
     } else if !s.json {

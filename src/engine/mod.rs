@@ -178,3 +178,86 @@ impl LazyEngine {
         Ok(self.cell.get_or_init(|| e))
     }
 }
+
+/// Values of a tensor the audit moves between sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    /// float32.
+    F32(Vec<f32>),
+    /// int64 (shape tensors and the like).
+    I64(Vec<i64>),
+}
+
+/// An owned tensor: shape and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorData {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values.
+    pub data: Data,
+}
+
+impl TensorData {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        match &self.data {
+            Data::F32(v) => v.len() * 4,
+            Data::I64(v) => v.len() * 8,
+        }
+    }
+}
+
+/// A borrowed input: shape and values.
+#[derive(Debug, Clone, Copy)]
+pub enum View<'a> {
+    /// float32.
+    F32(&'a [usize], &'a [f32]),
+    /// int64.
+    I64(&'a [usize], &'a [i64]),
+}
+
+impl Runner {
+    /// Run with borrowed inputs; returns every output of the session, by name.
+    pub fn run_views(&mut self, inputs: &[(&str, View<'_>)]) -> Result<Vec<(String, TensorData)>> {
+        let mut feed = Vec::with_capacity(inputs.len());
+        for (name, view) in inputs {
+            let v: ort::session::SessionInputValue<'_> = match view {
+                View::F32(shape, values) => {
+                    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                    ort::value::TensorRef::from_array_view((shape, *values))
+                        .map_err(|e| anyhow!("input '{name}': {e}"))?
+                        .into()
+                }
+                View::I64(shape, values) => {
+                    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                    ort::value::TensorRef::from_array_view((shape, *values))
+                        .map_err(|e| anyhow!("input '{name}': {e}"))?
+                        .into()
+                }
+            };
+            feed.push((std::borrow::Cow::from(*name), v));
+        }
+        let outputs = self
+            .session
+            .run(feed)
+            .map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        let mut out = Vec::with_capacity(outputs.len());
+        for (name, value) in &outputs {
+            let data = if let Ok((shape, v)) = value.try_extract_tensor::<f32>() {
+                TensorData {
+                    shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
+                    data: Data::F32(v.to_vec()),
+                }
+            } else if let Ok((shape, v)) = value.try_extract_tensor::<i64>() {
+                TensorData {
+                    shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
+                    data: Data::I64(v.to_vec()),
+                }
+            } else {
+                anyhow::bail!("output '{name}' is neither float32 nor int64");
+            };
+            out.push((name.to_string(), data));
+        }
+        Ok(out)
+    }
+}

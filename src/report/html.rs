@@ -43,16 +43,21 @@ pub fn figures(r: &Report) -> Vec<Figure> {
                 reference: Some((b.mean, "baseline")),
                 include: vec![0.0, 1.0],
             };
-            out.push(Figure { file: format!("dice-{k}.svg"), section: "swap", svg: chart.render() });
+            out.push(Figure {
+                file: format!("dice-{k}.svg"),
+                section: "swap",
+                svg: chart.render(),
+            });
         }
     }
     let bn = &r.summary.bn;
     if !bn.is_empty() {
-        let stats: [(&str, f64, Box<dyn Fn(&super::BnStats) -> Option<f64>>); 4] = [
-            ("MRM", 0.0, Box::new(|b| Some(b.mrm))),
-            ("MRV", 1.0, Box::new(|b| Some(b.mrv))),
-            ("MRW", 1.0, Box::new(|b| b.mrw)),
-            ("MRB", 0.0, Box::new(|b| Some(b.mrb))),
+        type Stat = fn(&super::BnStats) -> Option<f64>;
+        let stats: [(&str, f64, Stat); 4] = [
+            ("MRM", 0.0, |b| Some(b.mrm)),
+            ("MRV", 1.0, |b| Some(b.mrv)),
+            ("MRW", 1.0, |b| b.mrw),
+            ("MRB", 0.0, |b| Some(b.mrb)),
         ];
         for (name, neutral, get) in stats {
             let title = format!("{name} per BN layer");
@@ -60,12 +65,16 @@ pub fn figures(r: &Report) -> Vec<Figure> {
                 title: &title,
                 y_label: name,
                 labels: bn.iter().map(|b| b.layer.to_string()).collect(),
-                values: bn.iter().map(&get).collect(),
+                values: bn.iter().map(get).collect(),
                 marked: vec![],
                 reference: Some((neutral, "no change")),
                 include: vec![neutral],
             };
-            out.push(Figure { file: format!("bn-{}.svg", name.to_lowercase()), section: "bn", svg: chart.render() });
+            out.push(Figure {
+                file: format!("bn-{}.svg", name.to_lowercase()),
+                section: "bn",
+                svg: chart.render(),
+            });
         }
     }
     for k in ["W", "B"] {
@@ -73,7 +82,13 @@ pub fn figures(r: &Report) -> Vec<Figure> {
         if rows.is_empty() {
             continue;
         }
-        for (metric, get) in [("RMSE", (|x: &super::Row| Some(x.rmse)) as fn(&super::Row) -> Option<f64>), ("nRMSE", |x: &super::Row| x.nrmse)] {
+        for (metric, get) in [
+            (
+                "RMSE",
+                (|x: &super::Row| Some(x.rmse)) as fn(&super::Row) -> Option<f64>,
+            ),
+            ("nRMSE", |x: &super::Row| x.nrmse),
+        ] {
             let title = format!("{metric} of conv {k} per layer");
             let chart = BarChart {
                 title: &title,
@@ -84,7 +99,11 @@ pub fn figures(r: &Report) -> Vec<Figure> {
                 reference: None,
                 include: vec![0.0],
             };
-            out.push(Figure { file: format!("{}-{}.svg", metric.to_lowercase(), k.to_lowercase()), section: "rmse", svg: chart.render() });
+            out.push(Figure {
+                file: format!("{}-{}.svg", metric.to_lowercase(), k.to_lowercase()),
+                section: "rmse",
+                svg: chart.render(),
+            });
         }
     }
     out
@@ -126,7 +145,9 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
                 r.settings.tolerance
             );
         }
-        None => s.push_str("<div class=\"verdict\" id=\"verdict\">Data-free comparison (no swap audit).</div>"),
+        None => s.push_str(
+            "<div class=\"verdict\" id=\"verdict\">Data-free comparison (no swap audit).</div>",
+        ),
     }
     if let Some(b) = &r.baseline {
         s.push_str("<h2>Baseline Dice</h2><table id=\"baseline\"><tr>");
@@ -137,30 +158,65 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         for d in &b.per_class {
             let _ = write!(s, "<td>{d:.4}</td>");
         }
-        let _ = write!(s, "<td>{:.4}</td><td>{:.4}</td></tr></table>", b.mean, b.mean_fg);
+        let _ = write!(
+            s,
+            "<td>{:.4}</td><td>{:.4}</td></tr></table>",
+            b.mean, b.mean_fg
+        );
     }
     if !sm.reusable.is_empty() {
         s.push_str("<h2>Reusable layers</h2><table><tr><th class=\"l\">kind</th><th class=\"l\">reusable</th><th class=\"l\">not reusable</th></tr>");
         for (k, v) in &sm.reusable {
-            let not = sm.not_reusable.get(k).map(|n| compact(n)).unwrap_or_else(|| "-".into());
+            let not = sm
+                .not_reusable
+                .get(k)
+                .map(|n| compact(n))
+                .unwrap_or_else(|| "-".into());
             let _ = write!(s, "<tr><td class=\"l\">{k}</td><td class=\"l\">{}</td><td class=\"l\">{not}</td></tr>", compact(v));
         }
         s.push_str("</table>");
     }
-    for (section, title) in [("swap", "Dice after swapping, per layer (red: not reusable)"), ("bn", "BN shift and scale: MRM, MRV, MRW, MRB"), ("rmse", "RMSE and nRMSE of conv W and B")] {
+    for (section, title) in [
+        ("swap", "Dice after swapping, per layer (red: not reusable)"),
+        ("bn", "BN shift and scale: MRM, MRV, MRW, MRB"),
+        ("rmse", "RMSE and nRMSE of conv W and B"),
+    ] {
         let in_section: Vec<&Figure> = figs.iter().filter(|f| f.section == section).collect();
         if in_section.is_empty() {
             continue;
         }
-        let _ = write!(s, "<h2>{title}</h2><div class=\"figs\" id=\"figs-{section}\">");
+        let _ = write!(
+            s,
+            "<h2>{title}</h2><div class=\"figs\" id=\"figs-{section}\">"
+        );
         for f in in_section {
             s.push_str(&f.svg);
         }
         s.push_str("</div>");
     }
     s.push_str("<h2>All rows</h2><table class=\"sortable\" id=\"rows\"><thead><tr>");
-    for h in ["family", "layer", "kind", "node", "shape", "rmse", "nrmse", "cosine", "swapped Dice", "delta", "reusable"] {
-        let _ = write!(s, "<th class=\"{}\">{h}</th>", if matches!(h, "family" | "kind" | "node" | "shape" | "reusable") { "l" } else { "" });
+    for h in [
+        "family",
+        "layer",
+        "kind",
+        "node",
+        "shape",
+        "rmse",
+        "nrmse",
+        "cosine",
+        "swapped Dice",
+        "delta",
+        "reusable",
+    ] {
+        let _ = write!(
+            s,
+            "<th class=\"{}\">{h}</th>",
+            if matches!(h, "family" | "kind" | "node" | "shape" | "reusable") {
+                "l"
+            } else {
+                ""
+            }
+        );
     }
     s.push_str("</tr></thead><tbody>");
     for row in &r.rows {
@@ -190,6 +246,10 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
     for w in &r.warnings {
         let _ = write!(s, "<p class=\"warning\">warning: {}</p>", esc(w));
     }
-    let _ = write!(s, "<p><small>{} {}; target sha256 {}</small></p><script>{SORT_JS}</script></body></html>\n", r.tool.name, r.tool.version, r.target.sha256);
+    let _ = writeln!(
+        s,
+        "<p><small>{} {}; target sha256 {}</small></p><script>{SORT_JS}</script></body></html>",
+        r.tool.name, r.tool.version, r.target.sha256
+    );
     s
 }

@@ -254,8 +254,14 @@ pub fn files(r: &Report, formats: &[Format]) -> anyhow::Result<Vec<(String, Vec<
     for f in formats {
         if *f == Format::Html {
             let figs = html::figures(r);
-            out.push((f.file_name().to_string(), html::render(r, &figs).into_bytes()));
-            out.extend(figs.into_iter().map(|fig| (format!("figures/{}", fig.file), fig.svg.into_bytes())));
+            out.push((
+                f.file_name().to_string(),
+                html::render(r, &figs).into_bytes(),
+            ));
+            out.extend(
+                figs.into_iter()
+                    .map(|fig| (format!("figures/{}", fig.file), fig.svg.into_bytes())),
+            );
         } else {
             out.push((f.file_name().to_string(), f.render(r)?));
         }
@@ -269,3 +275,6 @@ pub fn json<T: Serialize>(value: &T) -> anyhow::Result<Vec<u8>> {
     out.push(b'\n');
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,7 +25,10 @@ pub struct BarChart<'a> {
 
 /// Escape text for XML.
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn nice_range(mut lo: f64, mut hi: f64) -> (f64, f64) {
@@ -60,41 +63,104 @@ impl BarChart<'_> {
         let (left, right, top, bottom) = (62.0, 12.0, 30.0, 44.0);
         let pw = w - left - right;
         let ph = h - top - bottom;
-        let vals: Vec<f64> = self.values.iter().flatten().copied().filter(|v| v.is_finite()).chain(self.include.iter().copied()).chain(self.reference.map(|r| r.0)).collect();
+        let vals: Vec<f64> = self
+            .values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .chain(self.include.iter().copied())
+            .chain(self.reference.map(|r| r.0))
+            .collect();
         let lo = vals.iter().copied().fold(f64::INFINITY, f64::min).min(0.0);
         let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = nice_range(lo, hi);
         let y = |v: f64| top + ph * (1.0 - (v - lo) / (hi - lo));
         let mut s = String::new();
-        let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="11" role="img"><title>{}</title>"#, esc(self.title));
-        let _ = write!(s, r#"<rect x="0" y="0" width="{w}" height="{h}" fill="white"/><text x="{}" y="18" text-anchor="middle" font-size="13" font-weight="bold">{}</text>"#, w / 2.0, esc(self.title));
+        let _ = write!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" font-family="sans-serif" font-size="11" role="img"><title>{}</title>"#,
+            esc(self.title)
+        );
+        let _ = write!(
+            s,
+            r#"<rect x="0" y="0" width="{w}" height="{h}" fill="white"/><text x="{}" y="18" text-anchor="middle" font-size="13" font-weight="bold">{}</text>"#,
+            w / 2.0,
+            esc(self.title)
+        );
         for i in 0..=4 {
             let v = lo + (hi - lo) * i as f64 / 4.0;
             let yy = y(v);
-            let _ = write!(s, r##"<line x1="{left}" x2="{}" y1="{yy:.2}" y2="{yy:.2}" stroke="#ddd"/><text x="{}" y="{:.2}" text-anchor="end">{}</text>"##, w - right, left - 4.0, yy + 4.0, fmt_tick(v));
+            let _ = write!(
+                s,
+                r##"<line x1="{left}" x2="{}" y1="{yy:.2}" y2="{yy:.2}" stroke="#ddd"/><text x="{}" y="{:.2}" text-anchor="end">{}</text>"##,
+                w - right,
+                left - 4.0,
+                yy + 4.0,
+                fmt_tick(v)
+            );
         }
-        let _ = write!(s, r#"<text transform="translate(14,{}) rotate(-90)" text-anchor="middle">{}</text>"#, top + ph / 2.0, esc(self.y_label));
+        let _ = write!(
+            s,
+            r#"<text transform="translate(14,{}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            top + ph / 2.0,
+            esc(self.y_label)
+        );
         let n = self.values.len().max(1) as f64;
         let slot = pw / n;
         let zero = y(0.0f64.clamp(lo, hi));
         for (i, v) in self.values.iter().enumerate() {
             let x = left + slot * i as f64;
             if let Some(v) = v.filter(|v| v.is_finite()) {
-                let (y0, y1) = if y(v) < zero { (y(v), zero) } else { (zero, y(v)) };
-                let color = if self.marked.get(i).copied().unwrap_or(false) { "#d62728" } else { "#1f77b4" };
+                let (y0, y1) = if y(v) < zero {
+                    (y(v), zero)
+                } else {
+                    (zero, y(v))
+                };
+                let color = if self.marked.get(i).copied().unwrap_or(false) {
+                    "#d62728"
+                } else {
+                    "#1f77b4"
+                };
                 let label = self.labels.get(i).map(String::as_str).unwrap_or("");
-                let _ = write!(s, r#"<rect class="bar" x="{:.2}" y="{y0:.2}" width="{:.2}" height="{:.2}" fill="{color}"><title>layer {}: {}</title></rect>"#, x + slot * 0.15, slot * 0.7, (y1 - y0).max(0.5), esc(label), fmt_tick(v));
+                let _ = write!(
+                    s,
+                    r#"<rect class="bar" x="{:.2}" y="{y0:.2}" width="{:.2}" height="{:.2}" fill="{color}"><title>layer {}: {}</title></rect>"#,
+                    x + slot * 0.15,
+                    slot * 0.7,
+                    (y1 - y0).max(0.5),
+                    esc(label),
+                    fmt_tick(v)
+                );
             }
             let step = (n / 24.0).ceil().max(1.0) as usize;
             if i % step == 0 {
-                let _ = write!(s, r#"<text x="{:.2}" y="{}" text-anchor="middle">{}</text>"#, x + slot / 2.0, h - bottom + 14.0, esc(self.labels.get(i).map(String::as_str).unwrap_or("")));
+                let _ = write!(
+                    s,
+                    r#"<text x="{:.2}" y="{}" text-anchor="middle">{}</text>"#,
+                    x + slot / 2.0,
+                    h - bottom + 14.0,
+                    esc(self.labels.get(i).map(String::as_str).unwrap_or(""))
+                );
             }
         }
         if let Some((v, label)) = self.reference {
             let yy = y(v);
-            let _ = write!(s, r##"<line class="reference" x1="{left}" x2="{}" y1="{yy:.2}" y2="{yy:.2}" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="5,3"/><text x="{}" y="{:.2}" text-anchor="end" fill="#2ca02c">{}</text>"##, w - right, w - right, yy - 4.0, esc(label));
+            let _ = write!(
+                s,
+                r##"<line class="reference" x1="{left}" x2="{}" y1="{yy:.2}" y2="{yy:.2}" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="5,3"/><text x="{}" y="{:.2}" text-anchor="end" fill="#2ca02c">{}</text>"##,
+                w - right,
+                w - right,
+                yy - 4.0,
+                esc(label)
+            );
         }
-        let _ = write!(s, r#"<text x="{}" y="{}" text-anchor="middle">layer</text></svg>"#, left + pw / 2.0, h - 8.0);
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">layer</text></svg>"#,
+            left + pw / 2.0,
+            h - 8.0
+        );
         s
     }
 }
@@ -106,15 +172,40 @@ pub fn heatmap(title: &str, names: &[String], values: &[Vec<Option<f64>>]) -> St
     let left = 8.0 + 7.0 * names.iter().map(|s| s.len()).max().unwrap_or(4) as f64;
     let top = 40.0 + 7.0 * names.iter().map(|s| s.len()).max().unwrap_or(4) as f64 * 0.75;
     let (w, h) = (left + cell * n as f64 + 20.0, top + cell * n as f64 + 20.0);
-    let all: Vec<f64> = values.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
+    let all: Vec<f64> = values
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     let hi = all.iter().copied().fold(0.0f64, f64::max).max(1e-12);
     let mut s = String::new();
-    let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0} {h:.0}" width="{w:.0}" height="{h:.0}" font-family="sans-serif" font-size="11" role="img"><title>{}</title><rect x="0" y="0" width="{w:.0}" height="{h:.0}" fill="white"/>"#, esc(title));
-    let _ = write!(s, r#"<text x="8" y="18" font-size="13" font-weight="bold">{}</text>"#, esc(title));
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0} {h:.0}" width="{w:.0}" height="{h:.0}" font-family="sans-serif" font-size="11" role="img"><title>{}</title><rect x="0" y="0" width="{w:.0}" height="{h:.0}" fill="white"/>"#,
+        esc(title)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="8" y="18" font-size="13" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
     for (i, name) in names.iter().enumerate() {
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, left - 4.0, top + cell * (i as f64 + 0.6), esc(name));
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            left - 4.0,
+            top + cell * (i as f64 + 0.6),
+            esc(name)
+        );
         let cx = left + cell * (i as f64 + 0.5);
-        let _ = write!(s, r#"<text transform="translate({cx:.1},{:.1}) rotate(-45)">{}</text>"#, top - 4.0, esc(name));
+        let _ = write!(
+            s,
+            r#"<text transform="translate({cx:.1},{:.1}) rotate(-45)">{}</text>"#,
+            top - 4.0,
+            esc(name)
+        );
     }
     for (i, row) in values.iter().enumerate() {
         for (j, v) in row.iter().enumerate() {
@@ -128,9 +219,19 @@ pub fn heatmap(title: &str, names: &[String], values: &[Vec<Option<f64>>]) -> St
                 }
                 None => ("#eee".to_string(), String::new()),
             };
-            let _ = write!(s, r#"<rect class="cell" x="{x:.1}" y="{yy:.1}" width="{cell:.1}" height="{cell:.1}" fill="{fill}" stroke="white"><title>{} vs {}: {text}</title></rect>"#, esc(&names[i]), esc(&names[j]));
+            let _ = write!(
+                s,
+                r#"<rect class="cell" x="{x:.1}" y="{yy:.1}" width="{cell:.1}" height="{cell:.1}" fill="{fill}" stroke="white"><title>{} vs {}: {text}</title></rect>"#,
+                esc(&names[i]),
+                esc(&names[j])
+            );
             if cell >= 30.0 {
-                let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{text}</text>"#, x + cell / 2.0, yy + cell / 2.0 + 3.0);
+                let _ = write!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{text}</text>"#,
+                    x + cell / 2.0,
+                    yy + cell / 2.0 + 3.0
+                );
             }
         }
     }
@@ -163,7 +264,11 @@ mod tests {
 
     #[test]
     fn heatmap_cells() {
-        let svg = heatmap("m", &["a".into(), "b".into()], &[vec![Some(0.0), Some(1.0)], vec![Some(0.5), None]]);
+        let svg = heatmap(
+            "m",
+            &["a".into(), "b".into()],
+            &[vec![Some(0.0), Some(1.0)], vec![Some(0.5), None]],
+        );
         assert_eq!(svg.matches(r#"class="cell""#).count(), 4);
     }
 }

@@ -1,0 +1,161 @@
+//! The compute limit of an exact audit: tensor shapes from one probe run of ONNX Runtime
+//! (every intermediate tensor exposed as an output), FLOPs per node, the FLOPs downstream of
+//! each swapped layer, and `ideal_speedup = (swaps + 1) / (1 + Σ downstream / total)`.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use onnx_protobuf::{type_proto, TypeProto, ValueInfoProto};
+
+use crate::engine::{Engine, View};
+use crate::model::graph::{elem_types, Topology};
+use crate::model::Model;
+
+/// FLOPs of every node for one input image, and what lies downstream of each node.
+#[derive(Debug, Clone)]
+pub struct CostModel {
+    /// FLOPs per node (multiply-add = 2).
+    pub node_flops: Vec<f64>,
+    /// Sum over all nodes.
+    pub total: f64,
+}
+
+/// The shape of every tensor ONNX Runtime computes for `input` (one image, `[1, c, h, w]`).
+pub fn probe_shapes(
+    engine: &Engine,
+    model: &Model,
+    input_name: &str,
+    chw: [usize; 3],
+) -> Result<HashMap<String, Vec<usize>>> {
+    let types = elem_types(model);
+    let mut m = model.clone();
+    let g = m.proto.graph.mut_or_insert_default();
+    let existing: std::collections::HashSet<String> =
+        g.output.iter().map(|o| o.name.clone()).collect();
+    let names: Vec<String> = g
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().cloned())
+        .filter(|o| !o.is_empty() && !existing.contains(o))
+        .collect();
+    for name in names {
+        let Some(&ty) = types.get(&name).filter(|t| **t == 1 || **t == 7) else {
+            continue;
+        };
+        g.output.push(typed_value(&name, ty));
+    }
+    let mut runner = engine.session(&m.to_bytes()?)?;
+    let [c, h, w] = chw;
+    let image = vec![0.5f32; c * h * w];
+    let shape = [1, c, h, w];
+    let outs = runner.run_views(&[(input_name, View::F32(&shape, &image))])?;
+    let mut shapes: HashMap<String, Vec<usize>> =
+        outs.into_iter().map(|(n, t)| (n, t.shape)).collect();
+    shapes.insert(input_name.to_string(), shape.to_vec());
+    Ok(shapes)
+}
+
+/// A graph value of element type `ty` and unknown shape.
+pub fn typed_value(name: &str, ty: i32) -> ValueInfoProto {
+    let mut tt = type_proto::Tensor::new();
+    tt.elem_type = ty;
+    let mut t = TypeProto::new();
+    t.set_tensor_type(tt);
+    let mut v = ValueInfoProto::new();
+    v.name = name.into();
+    v.type_ = Some(t).into();
+    v
+}
+
+fn numel(s: &[usize]) -> f64 {
+    s.iter().product::<usize>() as f64
+}
+
+impl CostModel {
+    /// FLOPs per node from the probed shapes.
+    pub fn new(model: &Model, shapes: &HashMap<String, Vec<usize>>) -> CostModel {
+        let g = &model.proto.graph;
+        let dims = |name: &str| -> Option<Vec<usize>> {
+            shapes.get(name).cloned().or_else(|| {
+                g.initializer
+                    .iter()
+                    .find(|t| t.name == name)
+                    .map(|t| t.dims.iter().map(|&d| d.max(0) as usize).collect())
+            })
+        };
+        let node_flops: Vec<f64> = g
+            .node
+            .iter()
+            .map(|n| {
+                let out = n.output.first().and_then(|o| dims(o)).unwrap_or_default();
+                let inp = n.input.first().and_then(|i| dims(i)).unwrap_or_default();
+                let w = n.input.get(1).and_then(|i| dims(i)).unwrap_or_default();
+                let has_bias = n.input.get(2).is_some_and(|b| !b.is_empty());
+                let kernel: f64 = n
+                    .attribute
+                    .iter()
+                    .find(|a| a.name == "kernel_shape")
+                    .map(|a| a.ints.iter().product::<i64>() as f64)
+                    .unwrap_or(1.0);
+                match n.op_type.as_str() {
+                    "Conv" if w.len() >= 2 => {
+                        numel(&out) * (2.0 * numel(&w[1..]) + f64::from(u8::from(has_bias)))
+                    }
+                    "ConvTranspose" if w.len() >= 2 => {
+                        numel(&inp) * 2.0 * numel(&w[1..])
+                            + if has_bias { numel(&out) } else { 0.0 }
+                    }
+                    "Gemm" | "MatMul" => {
+                        numel(&out) * 2.0 * inp.last().copied().unwrap_or(1) as f64
+                    }
+                    "BatchNormalization" => 2.0 * numel(&out),
+                    "MaxPool" | "AveragePool" => numel(&out) * kernel,
+                    "GlobalAveragePool" | "GlobalMaxPool" | "ReduceMean" | "ReduceSum"
+                    | "ReduceMax" => numel(&inp),
+                    "Resize" | "Upsample" => 4.0 * numel(&out),
+                    "Shape" | "Constant" | "Identity" | "Reshape" | "Flatten" | "Squeeze"
+                    | "Unsqueeze" | "Cast" => 0.0,
+                    _ => n
+                        .output
+                        .iter()
+                        .filter_map(|o| dims(o))
+                        .map(|d| numel(&d))
+                        .sum(),
+                }
+            })
+            .collect();
+        let total = node_flops.iter().sum();
+        CostModel { node_flops, total }
+    }
+
+    /// FLOPs downstream of a node (itself included).
+    pub fn downstream(&self, topo: &Topology, model: &Model, node: usize) -> f64 {
+        topo.downstream(model, node)
+            .iter()
+            .zip(&self.node_flops)
+            .filter(|(d, _)| **d)
+            .map(|(_, f)| f)
+            .sum()
+    }
+
+    /// The most an exact strategy can gain over naive on compute, for swaps at these nodes
+    /// (one entry per swap: a BN layer audited for four kinds appears four times).
+    pub fn ideal_speedup(&self, topo: &Topology, model: &Model, swap_nodes: &[usize]) -> f64 {
+        let mut cache: HashMap<usize, f64> = HashMap::new();
+        let frac: f64 = swap_nodes
+            .iter()
+            .map(|&n| {
+                *cache
+                    .entry(n)
+                    .or_insert_with(|| self.downstream(topo, model, n))
+                    / self.total.max(1.0)
+            })
+            .sum();
+        (swap_nodes.len() as f64 + 1.0) / (1.0 + frac)
+    }
+
+    /// `1 + Σ downstream / total`: the audit's unavoidable work in full forward passes.
+    pub fn forward_equivalents(&self, topo: &Topology, model: &Model, swap_nodes: &[usize]) -> f64 {
+        (swap_nodes.len() as f64 + 1.0) / self.ideal_speedup(topo, model, swap_nodes)
+    }
+}

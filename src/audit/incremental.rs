@@ -1,0 +1,319 @@
+//! Incremental evaluation: a swap at layer k changes only what is downstream of k. The
+//! baseline runs once per chunk of images while keeping every tensor that enters a swapped
+//! layer's downstream region (skip connections that cross it included); each swap then runs
+//! only its region's subgraph, one session per layer shared by all kinds of that layer, with
+//! the layer's own parameters as overridable inputs and everything else constant (so ONNX
+//! Runtime still fuses it). Dice counts add up over chunks, so `--cache-mb` bounds memory.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use anyhow::{bail, Result};
+use indicatif::ProgressBar;
+use onnx_protobuf::{GraphProto, ModelProto};
+
+use super::cost::typed_value;
+use super::forward::Feed;
+use super::{AuditJob, AuditOutcome, Truth};
+use crate::engine::{Data, Engine, Runner, TensorData, View};
+use crate::metrics::dice::{predict, Dice, DiceCounts};
+use crate::model::graph::{elem_types, Topology};
+use crate::model::{DType, Model, ParamSource};
+
+/// One swapped layer's downstream region.
+struct Region {
+    /// Tensors it reads from outside (cached from the baseline run, or the image itself).
+    frontier: Vec<String>,
+    /// Its session.
+    runner: Runner,
+    /// Pairs (indices into `Pairing::pairs`) swapped at this layer.
+    pairs: Vec<usize>,
+}
+
+/// The plan: the baseline model with every frontier tensor as an extra output, and regions.
+pub struct Plan {
+    cache_runner: Runner,
+    output: String,
+    regions: Vec<Region>,
+    bytes_per_image: usize,
+}
+
+fn header(model: &Model) -> ModelProto {
+    let mut m = ModelProto::new();
+    m.ir_version = model.proto.ir_version.max(4);
+    m.opset_import = model.proto.opset_import.clone();
+    m.producer_name = "reuse-audit (downstream region)".into();
+    m
+}
+
+impl Plan {
+    /// Build the plan, or say why this model cannot be evaluated incrementally.
+    pub fn new(
+        engine: &Engine,
+        job: &AuditJob,
+        shapes: &HashMap<String, Vec<usize>>,
+    ) -> Result<Plan> {
+        let model = job.target;
+        let g = &model.proto.graph;
+        let topo = Topology::of(model);
+        let types = elem_types(model);
+        let inits: HashMap<&str, usize> = g
+            .initializer
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let graph_inputs: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
+        let output = g.output.first().map(|o| o.name.clone()).unwrap_or_default();
+        let mut by_layer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, p) in job.pairing.pairs.iter().enumerate() {
+            if !job.kinds.contains(&p.kind()) {
+                continue;
+            }
+            if !matches!(p.target.source, ParamSource::Initializer(_))
+                || p.target.dtype != DType::Float32
+            {
+                bail!("parameter '{}' is not a float32 initializer", p.target.name);
+            }
+            by_layer.entry(p.layer.node_index).or_default().push(i);
+        }
+        let mut regions = Vec::new();
+        let mut cached: Vec<String> = Vec::new();
+        for (&node, pairs) in &by_layer {
+            let mut inside = topo.downstream(model, node);
+            // Constant nodes feeding the region travel with it.
+            for (i, n) in g.node.iter().enumerate() {
+                if n.op_type == "Constant"
+                    && n.output.iter().any(|o| {
+                        topo.consumers
+                            .get(o)
+                            .is_some_and(|c| c.iter().any(|&c| inside[c]))
+                    })
+                {
+                    inside[i] = true;
+                }
+            }
+            let nodes: Vec<usize> = (0..g.node.len()).filter(|&i| inside[i]).collect();
+            let produced: HashSet<&str> = nodes
+                .iter()
+                .flat_map(|&i| g.node[i].output.iter().map(String::as_str))
+                .collect();
+            if !produced.contains(output.as_str()) {
+                bail!(
+                    "layer node {} does not reach the model output",
+                    g.node[node].name
+                );
+            }
+            let mut sub = GraphProto::new();
+            sub.name = format!("region_{node}");
+            let mut frontier = Vec::new();
+            let mut seen = HashSet::new();
+            for &i in &nodes {
+                sub.node.push(g.node[i].clone());
+                for x in g.node[i]
+                    .input
+                    .iter()
+                    .filter(|x| !x.is_empty() && !produced.contains(x.as_str()))
+                {
+                    if !seen.insert(x.clone()) {
+                        continue;
+                    }
+                    if let Some(&t) = inits.get(x.as_str()) {
+                        sub.initializer.push(g.initializer[t].clone());
+                    } else {
+                        let ty =
+                            *types
+                                .get(x)
+                                .filter(|t| **t == 1 || **t == 7)
+                                .ok_or_else(|| {
+                                    anyhow::anyhow!(
+                                    "tensor '{x}' entering the region is neither float32 nor int64"
+                                )
+                                })?;
+                        sub.input.push(typed_value(x, ty));
+                        frontier.push(x.clone());
+                        if !graph_inputs.contains(x.as_str()) && !cached.contains(x) {
+                            cached.push(x.clone());
+                        }
+                    }
+                }
+            }
+            // The layer's swapped parameters become overridable inputs (initializer + input).
+            for &p in pairs {
+                let name = &job.pairing.pairs[p].target.name;
+                if !sub.input.iter().any(|i| &i.name == name) {
+                    sub.input.push(typed_value(name, 1));
+                }
+            }
+            sub.output.push(g.output[0].clone());
+            let mut m = header(model);
+            m.graph = Some(sub).into();
+            let runner = engine.session(&onnx_protobuf::Message::write_to_bytes(&m)?)?;
+            regions.push(Region {
+                frontier,
+                runner,
+                pairs: pairs.clone(),
+            });
+        }
+        let mut full = model.clone();
+        let fg = full.proto.graph.mut_or_insert_default();
+        for name in &cached {
+            fg.output.push(typed_value(name, types[name]));
+        }
+        let cache_runner = engine.session(&full.to_bytes()?)?;
+        let bytes_per_image = cached
+            .iter()
+            .map(|n| {
+                shapes
+                    .get(n)
+                    .map(|s| s.iter().product::<usize>())
+                    .unwrap_or(0)
+                    * if types[n] == 7 { 8 } else { 4 }
+            })
+            .sum();
+        Ok(Plan {
+            cache_runner,
+            output,
+            regions,
+            bytes_per_image,
+        })
+    }
+
+    /// Bytes the cache holds per image.
+    pub fn bytes_per_image(&self) -> usize {
+        self.bytes_per_image
+    }
+
+    /// Run the baseline and every swap, a chunk of images at a time.
+    pub fn run(
+        &mut self,
+        job: &AuditJob,
+        feed: &Feed,
+        cache_mb: usize,
+        bar: &ProgressBar,
+    ) -> Result<AuditOutcome> {
+        let data = feed.data;
+        let hw = data.h * data.w;
+        let batches: Vec<(usize, usize)> = feed.batches().collect();
+        let per_batch = self.bytes_per_image.max(1) * feed.batch;
+        let batches_per_chunk = ((cache_mb << 20) / per_batch).max(1);
+        let chunks: Vec<&[(usize, usize)]> = batches.chunks(batches_per_chunk).collect();
+        let swaps: usize = self.regions.iter().map(|r| r.pairs.len()).sum();
+        bar.set_length((chunks.len() * (swaps + 1)) as u64);
+        if !job.quiet {
+            eprintln!(
+                "incremental: {} regions, {:.1} MiB of cached activations per image, {} chunk(s) of up to {} images (--cache-mb {cache_mb})",
+                self.regions.len(),
+                self.bytes_per_image as f64 / (1 << 20) as f64,
+                chunks.len(),
+                batches_per_chunk * feed.batch
+            );
+        }
+        let mut classes = 0;
+        let mut labels: Option<Vec<u8>> = None;
+        let mut base_counts: Option<DiceCounts> = None;
+        let mut swap_counts: HashMap<usize, DiceCounts> = HashMap::new();
+        let input = feed.input.name.as_str();
+        for chunk in chunks {
+            // Baseline over the chunk, keeping the frontier tensors.
+            let mut cache: Vec<HashMap<String, TensorData>> = Vec::with_capacity(chunk.len());
+            let mut truth: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
+            let mut base_preds: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
+            for &(start, count) in chunk {
+                let (shape, x) = feed.tensor(start, count);
+                let mut outs: HashMap<String, TensorData> = self
+                    .cache_runner
+                    .run_views(&[(input, View::F32(&shape, &x))])?
+                    .into_iter()
+                    .collect();
+                let logits = outs.remove(&self.output).ok_or_else(|| {
+                    anyhow::anyhow!("the model output '{}' is missing", self.output)
+                })?;
+                let (pred, c) = preds(&logits, count, hw)?;
+                if classes == 0 {
+                    classes = c;
+                    labels = match job.truth {
+                        Truth::Labels => Some(data.checked_labels(classes)?.ok_or_else(|| {
+                            crate::error::UserError::BadData("the data has no labels: give --labels FILE or use --labels baseline (label-free)".into())
+                        })?),
+                        Truth::Baseline => None,
+                    };
+                    base_counts = Some(DiceCounts::new(classes));
+                }
+                let t = match &labels {
+                    Some(l) => l[start * hw..(start + count) * hw].to_vec(),
+                    None => pred.clone(),
+                };
+                if let Some(bc) = base_counts.as_mut() {
+                    bc.add(&pred, &t);
+                }
+                base_preds.push(pred);
+                truth.push(t);
+                cache.push(outs);
+            }
+            bar.inc(1);
+            // Every swap on its region only.
+            for region in &mut self.regions {
+                for &p in &region.pairs {
+                    let pair = &job.pairing.pairs[p];
+                    let dims: Vec<usize> = pair.target.dims.iter().map(|&d| d as usize).collect();
+                    let values: Vec<f32> = job.values.source[p].iter().map(|&v| v as f32).collect();
+                    let counts = swap_counts
+                        .entry(p)
+                        .or_insert_with(|| DiceCounts::new(classes));
+                    for (b, &(start, count)) in chunk.iter().enumerate() {
+                        let (shape, x) = feed.tensor(start, count);
+                        let mut feeds: Vec<(&str, View)> =
+                            Vec::with_capacity(region.frontier.len() + 1);
+                        for name in &region.frontier {
+                            if name == input {
+                                feeds.push((input, View::F32(&shape, &x)));
+                                continue;
+                            }
+                            let t = cache[b].get(name).ok_or_else(|| {
+                                anyhow::anyhow!("tensor '{name}' missing from the cache")
+                            })?;
+                            feeds.push((
+                                name.as_str(),
+                                match &t.data {
+                                    Data::F32(v) => View::F32(&t.shape, v),
+                                    Data::I64(v) => View::I64(&t.shape, v),
+                                },
+                            ));
+                        }
+                        feeds.push((pair.target.name.as_str(), View::F32(&dims, &values)));
+                        let out = region.runner.run_views(&feeds)?;
+                        let (pred, _) = preds(&out[0].1, count, hw)?;
+                        counts.add(&pred, &truth[b]);
+                    }
+                    bar.inc(1);
+                }
+            }
+            drop(base_preds);
+        }
+        let baseline = Dice::from_counts(&base_counts.ok_or_else(|| anyhow::anyhow!("no data"))?);
+        let mut swaps_out = vec![None; job.pairing.pairs.len()];
+        for (p, c) in swap_counts {
+            swaps_out[p] = Some(Dice::from_counts(&c));
+        }
+        Ok(AuditOutcome {
+            classes,
+            baseline,
+            swaps: swaps_out,
+        })
+    }
+}
+
+/// Class maps from logits `[n, c, h, w]`.
+fn preds(t: &TensorData, count: usize, hw: usize) -> Result<(Vec<u8>, usize)> {
+    let Data::F32(v) = &t.data else {
+        bail!("the model output is not float32")
+    };
+    if t.shape.len() != 4 || t.shape[2] * t.shape[3] != hw || t.shape[0] < count {
+        bail!("the model's output has shape {:?}; reuse-audit scores segmentation outputs at input resolution", t.shape);
+    }
+    let c = t.shape[1];
+    Ok((
+        predict(&v[..count * c * hw], count, c, hw),
+        if c == 1 { 2 } else { c },
+    ))
+}

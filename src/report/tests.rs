@@ -1,0 +1,193 @@
+//! Snapshot tests of every writer on one fixed, hand-made report.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::metrics::dice::Dice;
+
+fn row(family: &str, layer: usize, kind: &str, rmse: f64, swapped: f64) -> Row {
+    Row {
+        family: family.into(),
+        layer,
+        node: format!("{family}{layer}"),
+        op: if family == "conv" {
+            "Conv"
+        } else {
+            "BatchNormalization"
+        }
+        .into(),
+        kind: kind.into(),
+        target_initializer: format!("t.{family}{layer}.{kind}"),
+        source_initializer: format!("s.{family}{layer}.{kind}"),
+        shape: if kind == "W" {
+            "4x1x3x3".into()
+        } else {
+            "4".into()
+        },
+        numel: if kind == "W" { 36 } else { 4 },
+        rmse,
+        nrmse: Some(rmse * 2.0),
+        cosine: 0.5,
+        baseline_dice: Some(0.9),
+        swapped_dice: Some(swapped),
+        delta_dice: Some(0.9 - swapped),
+        dice_fg: Some(swapped - 0.05),
+        reusable: None,
+        dice_class: vec![swapped + 0.05, swapped - 0.05],
+    }
+}
+
+/// A fixed report: two conv layers (W, B) and one BN layer (RM); conv 1 W and bn 1 RM are not reusable.
+pub fn fixed_report() -> Report {
+    let mut rows = vec![
+        row("conv", 1, "W", 0.25, 0.5),
+        row("conv", 1, "B", 0.125, 0.9),
+        row("conv", 2, "W", 0.5, 0.89),
+        row("bn", 1, "RM", 1.5, 0.875),
+    ];
+    let mut summary = crate::verdict::decide(&mut rows, 0.02, 0.5);
+    summary.bn = vec![BnStats {
+        layer: 1,
+        node: "bn1".into(),
+        mrm: 0.25,
+        mrv: 1.5,
+        mrw: Some(0.75),
+        mrb: -0.125,
+    }];
+    Report {
+        schema_version: SCHEMA_VERSION,
+        tool: ToolInfo {
+            name: "reuse-audit".into(),
+            version: "0.0.0-test".into(),
+        },
+        command: "audit".into(),
+        target: ModelInfo {
+            path: "t.onnx".into(),
+            sha256: "0".repeat(64),
+            conv_layers: 2,
+            bn_layers: 1,
+            bn_probably_folded: false,
+        },
+        source: ModelInfo {
+            path: "s.onnx".into(),
+            sha256: "1".repeat(64),
+            conv_layers: 2,
+            bn_layers: 1,
+            bn_probably_folded: false,
+        },
+        engine: Some(EngineInfo {
+            runtime: "onnxruntime".into(),
+            version: "1.31.1".into(),
+            provider: "CPUExecutionProvider".into(),
+            strategy: "naive".into(),
+        }),
+        dataset: Some(DatasetInfo {
+            path: "val.npz".into(),
+            format: "npz".into(),
+            images: 2,
+            channels: 1,
+            height: 4,
+            width: 4,
+            classes: 2,
+            labels: "file".into(),
+            normalize: "zscore".into(),
+            fit: "none".into(),
+        }),
+        settings: Settings {
+            kinds: vec!["W".into(), "B".into(), "RM".into()],
+            tolerance: 0.02,
+            rn_threshold: 0.5,
+            match_method: "name".into(),
+        },
+        baseline: Some(Dice {
+            per_class: vec![0.95, 0.85],
+            mean: 0.9,
+            mean_fg: 0.85,
+        }),
+        rows,
+        unmatched: vec![],
+        warnings: vec!["a warning".into()],
+        summary,
+    }
+}
+
+#[test]
+fn verdict_of_the_fixed_report() {
+    let r = fixed_report();
+    // conv W: layer 1 loses 0.4 (not reusable), layer 2 loses 0.01 (reusable) -> share 0.5 -> RN.
+    assert_eq!(r.summary.rn, Some(true));
+    let mut want = BTreeMap::new();
+    want.insert("W".to_string(), vec![1]);
+    want.insert("B".to_string(), vec![]);
+    want.insert("RM".to_string(), vec![1]); // loses 0.025 > 0.02
+    assert_eq!(r.summary.not_reusable, want);
+}
+
+#[test]
+fn csv_snapshot() {
+    insta::assert_snapshot!(
+        "csv",
+        String::from_utf8(csv::render(&fixed_report())).unwrap()
+    );
+}
+
+#[test]
+fn json_snapshot() {
+    insta::assert_snapshot!(
+        "json",
+        String::from_utf8(json(&fixed_report()).unwrap()).unwrap()
+    );
+}
+
+#[test]
+fn markdown_snapshot() {
+    insta::assert_snapshot!("markdown", markdown::render(&fixed_report()));
+}
+
+#[test]
+fn table_snapshot() {
+    insta::assert_snapshot!("table", table::render(&fixed_report()));
+}
+
+/// The HTML's structure: element ids, figure files and counts (the SVG coordinates are
+/// covered by the svg module's own tests and the browser check).
+#[test]
+fn html_structure_snapshot() {
+    let r = fixed_report();
+    let figs = html::figures(&r);
+    let page = html::render(&r, &figs);
+    let mut outline: Vec<String> = figs
+        .iter()
+        .map(|f| {
+            format!(
+                "figure {} ({}) bars={}",
+                f.file,
+                f.section,
+                f.svg.matches("class=\"bar\"").count()
+            )
+        })
+        .collect();
+    for id in [
+        "verdict",
+        "baseline",
+        "figs-swap",
+        "figs-bn",
+        "figs-rmse",
+        "rows",
+    ] {
+        outline.push(format!(
+            "id {id}: {}",
+            page.contains(&format!("id=\"{id}\""))
+        ));
+    }
+    outline.push(format!("svg elements: {}", page.matches("<svg ").count()));
+    outline.push(format!(
+        "highlighted rows: {}",
+        page.matches("<tr class=\"bad\">").count()
+    ));
+    outline.push(format!(
+        "external references: {}",
+        page.matches("src=\"http").count() + page.matches("href=\"http").count()
+    ));
+    insta::assert_snapshot!("html_structure", outline.join("\n"));
+}
