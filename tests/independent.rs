@@ -1,6 +1,6 @@
 //! The audit's numbers checked by a second implementation: tests/python/independent_check.py
 //! (onnx + onnxruntime + numpy, no reuse-audit code) on a bundled pair, to 1e-5.
-//! The Python environment is made on first use in target/pycheck (pip, from the package index).
+//! The Python environment is made on first use in target/pycheck by scripts/pyenv.sh (pip).
 
 mod common;
 
@@ -10,42 +10,9 @@ use std::process::Command;
 use common::*;
 
 fn python_env() -> PathBuf {
-    let venv = root().join("target").join("pycheck");
-    let py = venv.join("bin").join("python");
-    let ok = |py: &PathBuf| {
-        Command::new(py)
-            .args(["-c", "import onnx, onnxruntime, numpy"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if !ok(&py) {
-        let st = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .expect("python3 -m venv");
-        assert!(st.success(), "python3 -m venv failed");
-        let st = Command::new(&py)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "onnxruntime==1.31.1",
-                "onnx==1.23.2",
-                "numpy",
-            ])
-            .status()
-            .expect("pip install");
-        assert!(
-            st.success(),
-            "pip install of the check's dependencies failed"
-        );
-    }
-    py
+    let out = Command::new("bash").arg(root().join("scripts/pyenv.sh")).output().expect("run scripts/pyenv.sh");
+    assert!(out.status.success(), "scripts/pyenv.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 #[test]

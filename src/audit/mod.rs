@@ -12,7 +12,7 @@ mod strategy;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
-pub use strategy::Strategy;
+pub use strategy::{overridable_model, Strategy};
 
 use crate::data::preprocess::Dataset;
 use crate::engine::Engine;

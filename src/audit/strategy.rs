@@ -91,25 +91,29 @@ fn feedable(p: &crate::model::Param) -> bool {
     matches!(p.source, ParamSource::Initializer(_)) && p.dtype == DType::Float32
 }
 
-/// The target with every swappable initializer also listed as a graph input (IR >= 4
-/// makes it an overridable default). Only what is swapped is exposed, so ONNX Runtime
-/// still fuses everything else.
+/// The target with every swappable initializer also listed as a graph input.
 fn overridable(job: &AuditJob) -> Result<Model> {
-    let mut m = job.target.clone();
+    let params: Vec<&crate::model::Param> = job
+        .pairing
+        .pairs
+        .iter()
+        .filter(|p| job.kinds.contains(&p.kind()) && feedable(&p.target))
+        .map(|p| &p.target)
+        .collect();
+    Ok(overridable_model(job.target, &params))
+}
+
+/// A model with these float32 initializers also listed as graph inputs (IR >= 4 makes them
+/// overridable defaults). Only what is swapped is exposed, so ONNX Runtime still fuses the rest.
+pub fn overridable_model(target: &Model, params: &[&crate::model::Param]) -> Model {
+    let mut m = target.clone();
     let g = m.proto.graph.mut_or_insert_default();
-    let mut seen = std::collections::HashSet::new();
-    for p in &job.pairing.pairs {
-        if !job.kinds.contains(&p.kind())
-            || !feedable(&p.target)
-            || !seen.insert(p.target.name.clone())
-        {
-            continue;
-        }
-        if g.input.iter().any(|i| i.name == p.target.name) {
+    for p in params {
+        if g.input.iter().any(|i| i.name == p.name) {
             continue;
         }
         let mut shape = TensorShapeProto::new();
-        for &d in &p.target.dims {
+        for &d in &p.dims {
             let mut dim = onnx_protobuf::tensor_shape_proto::Dimension::new();
             dim.set_dim_value(d);
             shape.dim.push(dim);
@@ -120,12 +124,12 @@ fn overridable(job: &AuditJob) -> Result<Model> {
         let mut ty = TypeProto::new();
         ty.set_tensor_type(tt);
         let mut vi = ValueInfoProto::new();
-        vi.name = p.target.name.clone();
+        vi.name = p.name.clone();
         vi.type_ = Some(ty).into();
         g.input.push(vi);
     }
     if m.proto.ir_version < 4 {
         m.proto.ir_version = 4;
     }
-    Ok(m)
+    m
 }
