@@ -24,7 +24,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Wall seconds and peak RSS (MiB) of a child process.
+/// Wall seconds and peak RSS (MiB) of a child process (reaped by `wait4`).
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> (f64, f64) {
     let t0 = Instant::now();
     let child = cmd.spawn().expect("spawn");
@@ -34,17 +35,26 @@ fn measure(cmd: &mut Command) -> (f64, f64) {
     // SAFETY: waiting on our own child; `usage` is a valid out-pointer.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let secs = t0.elapsed().as_secs_f64();
-    assert!(r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
+    assert!(
+        r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed"
+    );
     (secs, usage.ru_maxrss as f64 / 1024.0)
 }
 
 /// Best time of a full forward pass over the data set, over batch sizes and 3 repetitions.
 fn forward_time(engine: &Engine, model: &Model, ds: &data::preprocess::Dataset) -> (f64, usize) {
     let input = model.input_spec().expect("input");
-    let mut runner = engine.session(&model.to_bytes().expect("bytes")).expect("session");
+    let mut runner = engine
+        .session(&model.to_bytes().expect("bytes"))
+        .expect("session");
     let mut best = (f64::INFINITY, 0);
     for batch in [1, 8, 16, 48] {
-        let feed = Feed { data: ds, input: &input, batch };
+        let feed = Feed {
+            data: ds,
+            input: &input,
+            batch,
+        };
         predictions(&mut runner, &feed, &[]).expect("warm-up");
         for _ in 0..3 {
             let t0 = Instant::now();
@@ -63,23 +73,36 @@ fn main() {
     let models = root().join("models");
     let data_path = models.join("data/acdc-val.npz");
     let engine = Engine::new(Device::Cpu, 0, true).expect("ONNX Runtime");
-    let py = Command::new("bash").arg(root().join("scripts/pyenv.sh")).output().ok().filter(|o| o.status.success()).map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let py = Command::new("bash")
+        .arg(root().join("scripts/pyenv.sh"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     let tmp = std::env::temp_dir().join(format!("reuse-audit-bench-{}", std::process::id()));
     let mut lines = Vec::new();
     for arch in ["unet", "pspnet"] {
-        let (t, s) = (models.join(format!("{arch}-acdc-seg.onnx")), models.join(format!("{arch}-acdc-ae.onnx")));
+        let (t, s) = (
+            models.join(format!("{arch}-acdc-seg.onnx")),
+            models.join(format!("{arch}-acdc-ae.onnx")),
+        );
         let model = Model::load(&t).expect("model");
         let layers = scan(&model);
         let loaded = data::load(&data_path, None).expect("data");
         let input = model.input_spec().expect("input");
-        let ds = data::preprocess::prepare(&loaded.samples, &input, Normalize::Zscore, Fit::None).expect("prepare");
+        let ds = data::preprocess::prepare(&loaded.samples, &input, Normalize::Zscore, Fit::None)
+            .expect("prepare");
         let (t_fwd, best_batch) = forward_time(&engine, &model, &ds);
         let params: Vec<_> = layers.layers.iter().flat_map(|l| l.params.iter()).collect();
         let (t_fwd_exposed, _) = forward_time(&engine, &overridable_model(&model, &params), &ds);
         let shapes = probe_shapes(&engine, &model, &input.name, [ds.c, ds.h, ds.w]).expect("probe");
         let cost = CostModel::new(&model, &shapes);
         let topo = Topology::of(&model);
-        let swap_nodes: Vec<usize> = layers.layers.iter().flat_map(|l| l.params.iter().map(move |_| l.node_index)).collect();
+        let swap_nodes: Vec<usize> = layers
+            .layers
+            .iter()
+            .flat_map(|l| l.params.iter().map(move |_| l.node_index))
+            .collect();
         let ideal = cost.ideal_speedup(&topo, &model, &swap_nodes);
         let equivalents = cost.forward_equivalents(&topo, &model, &swap_nodes);
         let ideal_time = t_fwd * equivalents;
@@ -94,27 +117,65 @@ fn main() {
             ideal,
             ideal_time
         );
-        println!("{:<12} {:>8} {:>10} {:>12} {:>10} {:>10}", "strategy", "wall s", "vs naive", "fwd-eq/s", "peak MiB", "efficiency");
+        println!(
+            "{:<12} {:>8} {:>10} {:>12} {:>10} {:>10}",
+            "strategy", "wall s", "vs naive", "fwd-eq/s", "peak MiB", "efficiency"
+        );
         let mut naive_time = 0.0;
         let mut reports = Vec::new();
         for strategy in ["naive", "shared", "incremental"] {
             let out = tmp.join(format!("{arch}-{strategy}"));
-            let (wall, rss) = measure(Command::new(bin).arg("audit").arg(&t).arg(&s).arg("--data").arg(&data_path).args(["-q", "--format", "json", "--strategy", strategy, "--out"]).arg(&out));
+            let (wall, rss) = measure(
+                Command::new(bin)
+                    .stdout(std::process::Stdio::null())
+                    .arg("audit")
+                    .arg(&t)
+                    .arg(&s)
+                    .arg("--data")
+                    .arg(&data_path)
+                    .args(["-q", "--format", "json", "--strategy", strategy, "--out"])
+                    .arg(&out),
+            );
             if strategy == "naive" {
                 naive_time = wall;
             }
-            println!("{strategy:<12} {wall:>8.2} {:>9.2}x {:>12.1} {rss:>10.0} {:>10.2}", naive_time / wall, equivalents / wall, ideal_time / wall);
-            lines.push(format!("{arch},{strategy},{wall:.3},{:.3},{ideal:.3},{:.3},{rss:.0}", naive_time / wall, ideal_time / wall));
+            println!(
+                "{strategy:<12} {wall:>8.2} {:>9.2}x {:>12.1} {rss:>10.0} {:>10.2}",
+                naive_time / wall,
+                equivalents / wall,
+                ideal_time / wall
+            );
+            lines.push(format!(
+                "{arch},{strategy},{wall:.3},{:.3},{ideal:.3},{:.3},{rss:.0}",
+                naive_time / wall,
+                ideal_time / wall
+            ));
             reports.push(out.join("report.json"));
         }
         if let Some(py) = &py {
             let out = tmp.join(format!("{arch}-peer.json"));
             std::fs::create_dir_all(&tmp).expect("tmp");
-            let (wall, rss) = measure(Command::new(py).arg(root().join("benches/python/peer_audit.py")).arg(&t).arg(&s).arg(&data_path).arg(&out));
-            let peer: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).expect("peer output")).expect("peer JSON");
-            let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(reports.last().expect("report")).expect("report")).expect("JSON");
+            let (wall, rss) = measure(
+                Command::new(py)
+                    .arg(root().join("benches/python/peer_audit.py"))
+                    .arg(&t)
+                    .arg(&s)
+                    .arg(&data_path)
+                    .arg(&out),
+            );
+            let peer: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&out).expect("peer output"))
+                    .expect("peer JSON");
+            let ours: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(reports.last().expect("report")).expect("report"),
+            )
+            .expect("JSON");
             let max_diff = max_dice_diff(&ours, &peer);
-            let incremental = lines.last().and_then(|l| l.split(',').nth(2)).and_then(|w| w.parse::<f64>().ok()).unwrap_or(f64::NAN);
+            let incremental = lines
+                .last()
+                .and_then(|l| l.split(',').nth(2))
+                .and_then(|w| w.parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
             println!(
                 "python peer  {wall:>8.2} {:>10} {:>12.1} {rss:>10.0} {:>10.2}   (incremental is {:.2}x faster; max |Dice diff| {max_diff:.1e})",
                 "",
@@ -135,9 +196,14 @@ fn main() {
 
 /// Largest |Dice difference| between our report and the peer's, baseline included.
 fn max_dice_diff(ours: &serde_json::Value, peer: &serde_json::Value) -> f64 {
-    let mut d = (ours["baseline"]["mean"].as_f64().unwrap_or(f64::NAN) - peer["baseline"].as_f64().unwrap_or(f64::NAN)).abs();
+    let mut d = (ours["baseline"]["mean"].as_f64().unwrap_or(f64::NAN)
+        - peer["baseline"].as_f64().unwrap_or(f64::NAN))
+    .abs();
     for row in ours["rows"].as_array().into_iter().flatten() {
-        if let (Some(a), Some(b)) = (row["swapped_dice"].as_f64(), peer["swaps"][row["target_initializer"].as_str().unwrap_or("")].as_f64()) {
+        if let (Some(a), Some(b)) = (
+            row["swapped_dice"].as_f64(),
+            peer["swaps"][row["target_initializer"].as_str().unwrap_or("")].as_f64(),
+        ) {
             d = d.max((a - b).abs());
         }
     }

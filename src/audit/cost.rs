@@ -57,8 +57,26 @@ pub fn probe_shapes(
 
 /// A graph value of element type `ty` and unknown shape.
 pub fn typed_value(name: &str, ty: i32) -> ValueInfoProto {
+    shaped_value(name, ty, None)
+}
+
+/// A graph value of element type `ty`, with its shape when known (`None` dims are symbolic:
+/// the batch). Knowing ranks and sizes lets ONNX Runtime pick its fast convolution layouts.
+pub fn shaped_value(name: &str, ty: i32, dims: Option<&[Option<usize>]>) -> ValueInfoProto {
     let mut tt = type_proto::Tensor::new();
     tt.elem_type = ty;
+    if let Some(dims) = dims {
+        let mut shape = onnx_protobuf::TensorShapeProto::new();
+        for d in dims {
+            let mut dim = onnx_protobuf::tensor_shape_proto::Dimension::new();
+            match d {
+                Some(v) => dim.set_dim_value(*v as i64),
+                None => dim.set_dim_param("batch".into()),
+            }
+            shape.dim.push(dim);
+        }
+        tt.shape = Some(shape).into();
+    }
     let mut t = TypeProto::new();
     t.set_tensor_type(tt);
     let mut v = ValueInfoProto::new();

@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use indicatif::ProgressBar;
 use onnx_protobuf::{GraphProto, ModelProto};
 
-use super::cost::typed_value;
+use super::cost::{shaped_value, typed_value};
 use super::forward::Feed;
 use super::{AuditJob, AuditOutcome, Truth};
 use crate::engine::{Data, Engine, Runner, TensorData, View};
@@ -64,6 +64,7 @@ impl Plan {
             .collect();
         let graph_inputs: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
         let output = g.output.first().map(|o| o.name.clone()).unwrap_or_default();
+        let dynamic_batch = model.input_spec()?.batch.is_none();
         let mut by_layer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, p) in job.pairing.pairs.iter().enumerate() {
             if !job.kinds.contains(&p.kind()) {
@@ -129,7 +130,21 @@ impl Plan {
                                     "tensor '{x}' entering the region is neither float32 nor int64"
                                 )
                                 })?;
-                        sub.input.push(typed_value(x, ty));
+                        // float tensors are activations: probed with batch 1, their dim 0 is the batch.
+                        let dims: Option<Vec<Option<usize>>> =
+                            shapes.get(x).filter(|_| ty == 1).map(|s| {
+                                s.iter()
+                                    .enumerate()
+                                    .map(|(i, &d)| {
+                                        if i == 0 && dynamic_batch {
+                                            None
+                                        } else {
+                                            Some(d)
+                                        }
+                                    })
+                                    .collect()
+                            });
+                        sub.input.push(shaped_value(x, ty, dims.as_deref()));
                         frontier.push(x.clone());
                         if !graph_inputs.contains(x.as_str()) && !cached.contains(x) {
                             cached.push(x.clone());
@@ -147,7 +162,8 @@ impl Plan {
             sub.output.push(g.output[0].clone());
             let mut m = header(model);
             m.graph = Some(sub).into();
-            let runner = engine.session(&onnx_protobuf::Message::write_to_bytes(&m)?)?;
+            let runner =
+                engine.session_with(&onnx_protobuf::Message::write_to_bytes(&m)?, false)?;
             regions.push(Region {
                 frontier,
                 runner,

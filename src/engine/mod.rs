@@ -81,10 +81,25 @@ impl Engine {
 
     /// Build a session from model bytes.
     pub fn session(&self, model: &[u8]) -> Result<Runner> {
-        let mut b = Session::builder(&self.env)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_intra_threads(self.threads)
-            .map_err(|e| anyhow!("{e}"))?;
+        self.session_with(model, true)
+    }
+
+    /// Build a session; `arena: false` frees activations after each run instead of keeping
+    /// a per-session memory arena (for the many small sessions of the incremental strategy).
+    pub fn session_with(&self, model: &[u8], arena: bool) -> Result<Runner> {
+        let mut b = Session::builder(&self.env).map_err(|e| anyhow!("{e}"))?;
+        if !arena {
+            use ort::AsPointer;
+            // SAFETY: the builder owns valid session options; DisableCpuMemArena only flips
+            // a flag on them. The returned status is null on success and released by ort's
+            // below otherwise.
+            let status = unsafe { (ort::api().DisableCpuMemArena)(b.ptr_mut()) };
+            if !status.0.is_null() {
+                // SAFETY: a non-null status is ours to release.
+                unsafe { (ort::api().ReleaseStatus)(status.0) };
+                anyhow::bail!("ONNX Runtime refused to disable the memory arena");
+            }
+        }
         if self.device == Device::Cuda {
             b = b
                 .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
