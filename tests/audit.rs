@@ -206,6 +206,10 @@ fn strategies_agree_on_the_bundled_models() {
         for st in ["shared", "incremental"] {
             let v = audit_json(&t, &s, &data, &[&kinds[..], &["--strategy", st]].concat());
             assert_same_reports(&naive, &v, &format!("{arch} {st}"));
+            assert_eq!(
+                v["engine"]["strategy"], st,
+                "{arch}: {st} must apply, not fall back"
+            );
         }
     }
 }

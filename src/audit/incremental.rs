@@ -130,20 +130,15 @@ impl Plan {
                                     "tensor '{x}' entering the region is neither float32 nor int64"
                                 )
                                 })?;
-                        // float tensors are activations: probed with batch 1, their dim 0 is the batch.
-                        let dims: Option<Vec<Option<usize>>> =
-                            shapes.get(x).filter(|_| ty == 1).map(|s| {
-                                s.iter()
-                                    .enumerate()
-                                    .map(|(i, &d)| {
-                                        if i == 0 && dynamic_batch {
-                                            None
-                                        } else {
-                                            Some(d)
-                                        }
-                                    })
-                                    .collect()
-                            });
+                        // float tensors are activations: probed with batch 1, their dim 0 is the
+                        // batch. int64 tensors (shapes, sizes) keep their probed shape.
+                        let batch_dim = |i: usize| i == 0 && ty == 1 && dynamic_batch;
+                        let dims: Option<Vec<Option<usize>>> = shapes.get(x).map(|s| {
+                            s.iter()
+                                .enumerate()
+                                .map(|(i, &d)| (!batch_dim(i)).then_some(d))
+                                .collect()
+                        });
                         sub.input.push(shaped_value(x, ty, dims.as_deref()));
                         frontier.push(x.clone());
                         if !graph_inputs.contains(x.as_str()) && !cached.contains(x) {

@@ -101,8 +101,12 @@ pub fn load_pair(target: &Path, source: &Path, mode: &MatchMode) -> Result<PairC
         if sc.bn_probably_folded() {
             warnings.push(format!("{}: {FOLDED_BN_HINT}", m.display_name()));
         }
-        for sk in &sc.skipped {
-            warnings.push(format!("{}: skipped {sk}", m.display_name()));
+        if let Some(first) = sc.skipped.first() {
+            warnings.push(format!(
+                "{}: {} Conv/BN parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",
+                m.display_name(),
+                sc.skipped.len()
+            ));
         }
     }
     let pairing = pair(&ts, &ss, mode)?;

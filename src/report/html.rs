@@ -111,7 +111,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}h1{font-size:22px}\
 .verdict{padding:12px 16px;border-radius:6px;font-size:18px;margin:12px 0}.rn{background:#e6f4ea;border:1px solid #2ca02c}\
-.notrn{background:#fdecea;border:1px solid #d62728}.figs{display:flex;flex-wrap:wrap;gap:12px}.figs svg{border:1px solid #eee;max-width:100%;height:auto}\
+.notrn{background:#fdecea;border:1px solid #d62728}.figs{display:flex;flex-wrap:wrap;gap:12px}.figs svg{border:1px solid #eee;width:calc(50% - 8px);min-width:480px;height:auto}\
 table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}\
 td.l,th.l{text-align:left}tr.bad td{background:#fdecea}code{font-size:12px}";
 
