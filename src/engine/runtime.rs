@@ -70,7 +70,38 @@ pub fn locate(cuda: bool, quiet: bool) -> Result<PathBuf> {
     if let Some(found) = candidates.into_iter().find(|p| p.is_file()) {
         return Ok(found);
     }
-    fetch(cuda, quiet)
+    fetch_once(cuda, quiet)
+}
+
+/// Fetch under a lock file, so processes started together download once; the others wait
+/// for the library to appear (a lock older than ten minutes is taken as stale).
+fn fetch_once(cuda: bool, quiet: bool) -> Result<PathBuf> {
+    let dest = cache_dir(cuda);
+    let lib = dest.join(lib_name());
+    let _ = std::fs::create_dir_all(&dest);
+    let lock = dest.join(".fetch.lock");
+    let started = std::time::Instant::now();
+    loop {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+            Ok(_) => {
+                let result = if lib.is_file() { Ok(lib.clone()) } else { fetch(cuda, quiet) };
+                let _ = std::fs::remove_file(&lock);
+                return result;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if lib.is_file() {
+                    return Ok(lib);
+                }
+                let stale = std::fs::metadata(&lock).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 600);
+                if stale || started.elapsed().as_secs() > 900 {
+                    let _ = std::fs::remove_file(&lock);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            // An unwritable cache: try without the lock; fetch reports the real problem.
+            Err(_) => return fetch(cuda, quiet),
+        }
+    }
 }
 
 /// The library of an installed Python `onnxruntime` of the right version, if any.
