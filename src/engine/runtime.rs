@@ -82,9 +82,17 @@ fn fetch_once(cuda: bool, quiet: bool) -> Result<PathBuf> {
     let lock = dest.join(".fetch.lock");
     let started = std::time::Instant::now();
     loop {
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
             Ok(_) => {
-                let result = if lib.is_file() { Ok(lib.clone()) } else { fetch(cuda, quiet) };
+                let result = if lib.is_file() {
+                    Ok(lib.clone())
+                } else {
+                    fetch(cuda, quiet)
+                };
                 let _ = std::fs::remove_file(&lock);
                 return result;
             }
@@ -92,7 +100,11 @@ fn fetch_once(cuda: bool, quiet: bool) -> Result<PathBuf> {
                 if lib.is_file() {
                     return Ok(lib);
                 }
-                let stale = std::fs::metadata(&lock).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 600);
+                let stale = std::fs::metadata(&lock)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 600);
                 if stale || started.elapsed().as_secs() > 900 {
                     let _ = std::fs::remove_file(&lock);
                 }
