@@ -168,6 +168,10 @@ pub struct RunArgs {
     /// is processed in chunks that fit).
     #[arg(long, default_value_t = 1024)]
     pub cache_mb: usize,
+    /// For a model exported with a fixed batch of 1: make the batch dimension dynamic so
+    /// several images run per call (checked against one-at-a-time outputs first).
+    #[arg(long)]
+    pub dynamic_batch: bool,
 }
 
 /// CI gates (exit code 1 when one fails).

@@ -445,3 +445,45 @@ fn model_without_a_single_matched_layer_is_refused() {
         .code(2)
         .stderr(predicate::str::contains("not a single parameter"));
 }
+
+#[test]
+fn fixed_batch_models_run_one_image_at_a_time_or_made_dynamic() {
+    let (d, t, data) = setup();
+    let fixed = save(
+        &tiny_cnn(&Spec {
+            fixed_batch: true,
+            ..Spec::default()
+        }),
+        d.path(),
+        "fixed.onnx",
+    );
+    let s = save(
+        &tiny_cnn(&Spec {
+            seed: 8,
+            ..Spec::default()
+        }),
+        d.path(),
+        "s.onnx",
+    );
+    let reference = audit_json(&t, &s, &data, &["--strategy", "naive"]);
+    for extra in [
+        &["--strategy", "naive"][..],
+        &["--strategy", "incremental"],
+        &["--dynamic-batch"],
+        &["--dynamic-batch", "--strategy", "shared"],
+    ] {
+        let v = audit_json(&fixed, &s, &data, extra);
+        assert_same_reports(&reference, &v, &format!("fixed batch {extra:?}"));
+    }
+    // A model whose batch is already dynamic refuses the flag.
+    bin()
+        .arg("audit")
+        .arg(&t)
+        .arg(&s)
+        .arg("--data")
+        .arg(&data)
+        .arg("--dynamic-batch")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--dynamic-batch"));
+}

@@ -157,8 +157,7 @@ impl Plan {
             sub.output.push(g.output[0].clone());
             let mut m = header(model);
             m.graph = Some(sub).into();
-            let runner =
-                engine.session_with(&onnx_protobuf::Message::write_to_bytes(&m)?, false)?;
+            let runner = engine.session_with(&onnx_protobuf::Message::write_to_bytes(&m)?, true)?;
             regions.push(Region {
                 frontier,
                 runner,

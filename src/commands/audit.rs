@@ -39,17 +39,22 @@ pub struct AuditRequest<'a> {
     pub strategy: Strategy,
     /// --cache-mb.
     pub cache_mb: usize,
+    /// --dynamic-batch: make a fixed batch-1 target batch-dynamic (verified).
+    pub dynamic_batch: bool,
 }
 
 /// Run the audit and build its report.
 pub fn audit_report(req: &AuditRequest, engine: &LazyEngine) -> Result<Report> {
     let s = req.settings;
-    let ctx = load_pair(req.target, req.source, &s.match_mode)?;
+    let mut ctx = load_pair(req.target, req.source, &s.match_mode)?;
     warn(&ctx.warnings, s.quiet);
     let (mut report, values) = data_free_report(&ctx, s, "audit")?;
     let loaded = data::load(&req.data, req.labels_file.as_deref())?;
     let input = ctx.target.input_spec()?;
     let dataset = data::preprocess::prepare(&loaded.samples, &input, req.normalize, req.fit)?;
+    if req.dynamic_batch {
+        ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, &dataset)?;
+    }
     let truth = if req.label_free {
         Truth::Baseline
     } else {
@@ -137,6 +142,7 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
         batch: a.batch,
         strategy: a.strategy,
         cache_mb: a.cache_mb,
+        dynamic_batch: a.dynamic_batch,
     };
     // The runtime loads only after models and data have been checked.
     let engine = LazyEngine::new(a.device, a.threads, s.quiet);
@@ -250,4 +256,54 @@ mod tests {
         assert!(parse_requirement("Q:1").is_err());
         assert!(parse_requirement("W:3-1").is_err());
     }
+}
+
+/// The target made batch-dynamic, checked to give the same outputs as the original (one
+/// image per run) on the first images of the data, to 1e-4 relative.
+fn batch_dynamic_verified(
+    engine: &crate::engine::Engine,
+    target: &crate::model::Model,
+    data: &crate::data::preprocess::Dataset,
+) -> Result<crate::model::Model> {
+    let dynamic = crate::model::batch::make_batch_dynamic(target)?;
+    let input = target.input_spec()?;
+    let k = data.n.min(4);
+    let per = data.c * data.h * data.w;
+    let images = data.images[..k * per].to_vec();
+    let mut one = engine.session(&target.to_bytes()?)?;
+    let mut want = Vec::new();
+    for i in 0..k {
+        let o = one.run(vec![(
+            input.name.clone(),
+            vec![1, data.c, data.h, data.w],
+            images[i * per..(i + 1) * per].to_vec(),
+        )])?;
+        want.extend(o.values);
+    }
+    let got = engine
+        .session(&dynamic.to_bytes()?)
+        .and_then(|mut r| {
+            r.run(vec![(
+                input.name.clone(),
+                vec![k, data.c, data.h, data.w],
+                images,
+            )])
+        })
+        .map_err(|e| UserError::BadFlag {
+            flag: "--dynamic-batch",
+            reason: format!("the model does not run with a batch of {k}: {e:#}"),
+        })?;
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+    let diff = want
+        .iter()
+        .zip(&got.values)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    if got.values.len() != want.len() || !(diff <= 1e-4 * scale) {
+        return Err(UserError::BadFlag {
+            flag: "--dynamic-batch",
+            reason: format!("the model is not batch-agnostic: a batch of {k} differs from one image at a time by {diff}; run without --dynamic-batch"),
+        }
+        .into());
+    }
+    Ok(dynamic)
 }

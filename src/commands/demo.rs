@@ -70,6 +70,7 @@ pub fn run(
             batch: 16,
             strategy,
             cache_mb: 1024,
+            dynamic_batch: false,
         };
         let report = audit_report(&req, &engine)?;
         if let Some(b) = &report.baseline {

@@ -53,6 +53,7 @@ impl Engine {
             .with_name("reuse-audit")
             .build()
             .map_err(|e| anyhow!("creating the ONNX Runtime environment: {e}"))?;
+        share_cpu_arena(&env)?;
         let threads = if threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -87,7 +88,10 @@ impl Engine {
     /// Build a session; `arena: false` frees activations after each run instead of keeping
     /// a per-session memory arena (for the many small sessions of the incremental strategy).
     pub fn session_with(&self, model: &[u8], arena: bool) -> Result<Runner> {
-        let mut b = Session::builder(&self.env).map_err(|e| anyhow!("{e}"))?;
+        let mut b = Session::builder(&self.env)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_config_entry("session.use_env_allocators", "1")
+            .map_err(|e| anyhow!("{e}"))?;
         if !arena {
             use ort::AsPointer;
             // SAFETY: the builder owns valid session options; DisableCpuMemArena only flips
@@ -116,6 +120,31 @@ impl Engine {
             .map_err(|e| anyhow!("ONNX Runtime refused the model: {e}"))?;
         Ok(Runner { session })
     }
+}
+
+/// Register one CPU arena allocator on the environment; sessions opt in with
+/// `session.use_env_allocators`, so dozens of sessions share one arena instead of each
+/// growing its own.
+fn share_cpu_arena(env: &ort::environment::Environment) -> Result<()> {
+    use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+    use ort::AsPointer;
+    let info = MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Arena,
+        MemoryType::Default,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    // SAFETY: both pointers are valid for the call; a null arena config means defaults.
+    let status = unsafe {
+        (ort::api().CreateAndRegisterAllocator)(env.ptr().cast_mut(), info.ptr(), std::ptr::null())
+    };
+    if !status.0.is_null() {
+        // SAFETY: a non-null status is ours to release.
+        unsafe { (ort::api().ReleaseStatus)(status.0) };
+        anyhow::bail!("ONNX Runtime refused to register a shared CPU allocator");
+    }
+    Ok(())
 }
 
 /// Whether an NVIDIA kernel driver is loaded (checked before fetching a GPU runtime).

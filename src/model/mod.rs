@@ -1,5 +1,6 @@
 //! Loading ONNX models (inline or external data) and reading/replacing their parameters.
 
+pub mod batch;
 pub mod graph;
 pub mod layers;
 pub mod tensor;

@@ -71,6 +71,8 @@ pub struct Spec {
     pub extra_conv: bool,
     /// Image size.
     pub size: i64,
+    /// Export-style fixed batch of 1 instead of a dynamic batch.
+    pub fixed_batch: bool,
 }
 
 impl Default for Spec {
@@ -85,6 +87,7 @@ impl Default for Spec {
             transpose_last: false,
             extra_conv: false,
             size: 8,
+            fixed_batch: false,
         }
     }
 }
@@ -255,13 +258,14 @@ pub fn tiny_cnn(spec: &Spec) -> ModelProto {
     ));
     g.node = nodes;
     g.initializer = inits;
+    let batch = spec.fixed_batch.then_some(1);
     g.input.push(value_info(
         "x",
-        &[None, Some(1), Some(spec.size), Some(spec.size)],
+        &[batch, Some(1), Some(spec.size), Some(spec.size)],
     ));
     g.output.push(value_info(
         "y",
-        &[None, Some(3), Some(spec.size), Some(spec.size)],
+        &[batch, Some(3), Some(spec.size), Some(spec.size)],
     ));
     let mut m = ModelProto::new();
     m.ir_version = 8;
