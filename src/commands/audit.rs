@@ -298,7 +298,7 @@ fn batch_dynamic_verified(
         .iter()
         .zip(&got.values)
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    if got.values.len() != want.len() || !(diff <= 1e-4 * scale) {
+    if got.values.len() != want.len() || diff.is_nan() || diff > 1e-4 * scale {
         return Err(UserError::BadFlag {
             flag: "--dynamic-batch",
             reason: format!("the model is not batch-agnostic: a batch of {k} differs from one image at a time by {diff}; run without --dynamic-batch"),
