@@ -244,20 +244,6 @@ pub fn parse_requirement(spec: &str) -> Result<Vec<(Kind, Option<Vec<usize>>)>> 
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requirement_spec() {
-        let r = parse_requirement("W:1-3,5,B:*").unwrap();
-        assert_eq!(r, vec![(Kind::W, Some(vec![1, 2, 3, 5])), (Kind::B, None)]);
-        assert!(parse_requirement("5").is_err());
-        assert!(parse_requirement("Q:1").is_err());
-        assert!(parse_requirement("W:3-1").is_err());
-    }
-}
-
 /// The target made batch-dynamic, checked to give the same outputs as the original (one
 /// image per run) on the first images of the data, to 1e-4 relative.
 fn batch_dynamic_verified(
@@ -306,4 +292,18 @@ fn batch_dynamic_verified(
         .into());
     }
     Ok(dynamic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirement_spec() {
+        let r = parse_requirement("W:1-3,5,B:*").unwrap();
+        assert_eq!(r, vec![(Kind::W, Some(vec![1, 2, 3, 5])), (Kind::B, None)]);
+        assert!(parse_requirement("5").is_err());
+        assert!(parse_requirement("Q:1").is_err());
+        assert!(parse_requirement("W:3-1").is_err());
+    }
 }
