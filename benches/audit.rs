@@ -35,26 +35,17 @@ fn measure(cmd: &mut Command) -> (f64, f64) {
     // SAFETY: waiting on our own child; `usage` is a valid out-pointer.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let secs = t0.elapsed().as_secs_f64();
-    assert!(
-        r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed"
-    );
+    assert!(r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
     (secs, usage.ru_maxrss as f64 / 1024.0)
 }
 
 /// Best time of a full forward pass over the data set, over batch sizes and 3 repetitions.
 fn forward_time(engine: &Engine, model: &Model, ds: &data::preprocess::Dataset) -> (f64, usize) {
     let input = model.input_spec().expect("input");
-    let mut runner = engine
-        .session(&model.to_bytes().expect("bytes"))
-        .expect("session");
+    let mut runner = engine.session(&model.to_bytes().expect("bytes")).expect("session");
     let mut best = (f64::INFINITY, 0);
     for batch in [1, 8, 16, 48] {
-        let feed = Feed {
-            data: ds,
-            input: &input,
-            batch,
-        };
+        let feed = Feed { data: ds, input: &input, batch };
         predictions(&mut runner, &feed, &[]).expect("warm-up");
         for _ in 0..3 {
             let t0 = Instant::now();
@@ -82,27 +73,20 @@ fn main() {
     let tmp = std::env::temp_dir().join(format!("reuse-audit-bench-{}", std::process::id()));
     let mut lines = Vec::new();
     for arch in ["unet", "pspnet"] {
-        let (t, s) = (
-            models.join(format!("{arch}-acdc-seg.onnx")),
-            models.join(format!("{arch}-acdc-ae.onnx")),
-        );
+        let (t, s) = (models.join(format!("{arch}-acdc-seg.onnx")), models.join(format!("{arch}-acdc-ae.onnx")));
         let model = Model::load(&t).expect("model");
         let layers = scan(&model);
         let loaded = data::load(&data_path, None).expect("data");
         let input = model.input_spec().expect("input");
-        let ds = data::preprocess::prepare(&loaded.samples, &input, Normalize::Zscore, Fit::None)
-            .expect("prepare");
+        let ds = data::preprocess::prepare(&loaded.samples, &input, Normalize::Zscore, Fit::None).expect("prepare");
         let (t_fwd, best_batch) = forward_time(&engine, &model, &ds);
         let params: Vec<_> = layers.layers.iter().flat_map(|l| l.params.iter()).collect();
         let (t_fwd_exposed, _) = forward_time(&engine, &overridable_model(&model, &params), &ds);
         let shapes = probe_shapes(&engine, &model, &input.name, [ds.c, ds.h, ds.w]).expect("probe");
         let cost = CostModel::new(&model, &shapes);
         let topo = Topology::of(&model);
-        let swap_nodes: Vec<usize> = layers
-            .layers
-            .iter()
-            .flat_map(|l| l.params.iter().map(move |_| l.node_index))
-            .collect();
+        let swap_nodes: Vec<usize> =
+            layers.layers.iter().flat_map(|l| l.params.iter().map(move |_| l.node_index)).collect();
         let ideal = cost.ideal_speedup(&topo, &model, &swap_nodes);
         let equivalents = cost.forward_equivalents(&topo, &model, &swap_nodes);
         let ideal_time = t_fwd * equivalents;
@@ -164,18 +148,12 @@ fn main() {
                     .arg(&out),
             );
             let peer: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&out).expect("peer output"))
-                    .expect("peer JSON");
-            let ours: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(reports.last().expect("report")).expect("report"),
-            )
-            .expect("JSON");
+                serde_json::from_slice(&std::fs::read(&out).expect("peer output")).expect("peer JSON");
+            let ours: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(reports.last().expect("report")).expect("report")).expect("JSON");
             let max_diff = max_dice_diff(&ours, &peer);
-            let incremental = lines
-                .last()
-                .and_then(|l| l.split(',').nth(2))
-                .and_then(|w| w.parse::<f64>().ok())
-                .unwrap_or(f64::NAN);
+            let incremental =
+                lines.last().and_then(|l| l.split(',').nth(2)).and_then(|w| w.parse::<f64>().ok()).unwrap_or(f64::NAN);
             println!(
                 "python peer  {wall:>8.2} {:>10} {:>12.1} {rss:>10.0} {:>10.2}   (incremental is {:.2}x faster; max |Dice diff| {max_diff:.1e})",
                 "",
@@ -196,14 +174,12 @@ fn main() {
 
 /// Largest |Dice difference| between our report and the peer's, baseline included.
 fn max_dice_diff(ours: &serde_json::Value, peer: &serde_json::Value) -> f64 {
-    let mut d = (ours["baseline"]["mean"].as_f64().unwrap_or(f64::NAN)
-        - peer["baseline"].as_f64().unwrap_or(f64::NAN))
-    .abs();
+    let mut d =
+        (ours["baseline"]["mean"].as_f64().unwrap_or(f64::NAN) - peer["baseline"].as_f64().unwrap_or(f64::NAN)).abs();
     for row in ours["rows"].as_array().into_iter().flatten() {
-        if let (Some(a), Some(b)) = (
-            row["swapped_dice"].as_f64(),
-            peer["swaps"][row["target_initializer"].as_str().unwrap_or("")].as_f64(),
-        ) {
+        if let (Some(a), Some(b)) =
+            (row["swapped_dice"].as_f64(), peer["swaps"][row["target_initializer"].as_str().unwrap_or("")].as_f64())
+        {
             d = d.max((a - b).abs());
         }
     }

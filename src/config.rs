@@ -44,11 +44,7 @@ impl Settings {
         }
         kinds.sort();
         if kinds.is_empty() {
-            return Err(UserError::BadFlag {
-                flag: "--kinds",
-                reason: "no kind given".into(),
-            }
-            .into());
+            return Err(UserError::BadFlag { flag: "--kinds", reason: "no kind given".into() }.into());
         }
         if !(a.tolerance.is_finite() && a.tolerance >= 0.0) {
             return Err(UserError::BadFlag {

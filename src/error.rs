@@ -42,9 +42,5 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 
 /// Shorthand for a [`UserError::BadFile`].
 pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> anyhow::Error {
-    UserError::BadFile {
-        path: path.into(),
-        reason: reason.into(),
-    }
-    .into()
+    UserError::BadFile { path: path.into(), reason: reason.into() }.into()
 }

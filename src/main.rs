@@ -6,10 +6,10 @@ fn main() {
     let cli = reuse_audit::cli::Cli::parse();
     if let Err(err) = reuse_audit::commands::dispatch(cli.command) {
         // A closed stdout (e.g. `| head`) is not an error.
-        if err.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-        }) {
+        if err
+            .chain()
+            .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+        {
             std::process::exit(0);
         }
         eprintln!("error: {err:#}");

@@ -83,13 +83,7 @@ pub struct Unmatched {
 }
 
 fn unmatched(side: &'static str, layer: &Layer, p: &Param, reason: String) -> Unmatched {
-    Unmatched {
-        side,
-        layer: layer.label(),
-        kind: p.kind.to_string(),
-        initializer: p.name.clone(),
-        reason,
-    }
+    Unmatched { side, layer: layer.label(), kind: p.kind.to_string(), initializer: p.name.clone(), reason }
 }
 
 /// Pair the parameters of two scanned models.
@@ -102,10 +96,7 @@ pub fn pair(target: &LayerScan, source: &LayerScan, mode: &MatchMode) -> Result<
             let named = by_name(target, source);
             let all_target = target.layers.iter().map(|l| l.params.len()).sum::<usize>();
             let all_source = source.layers.iter().map(|l| l.params.len()).sum::<usize>();
-            if named.unmatched.is_empty()
-                && named.pairs.len() == all_target
-                && all_target == all_source
-            {
+            if named.unmatched.is_empty() && named.pairs.len() == all_target && all_target == all_source {
                 named
             } else {
                 by_position(target, source)?
@@ -118,10 +109,7 @@ pub fn pair(target: &LayerScan, source: &LayerScan, mode: &MatchMode) -> Result<
             p.method,
             p.unmatched
                 .first()
-                .map(|u| format!(
-                    "first: {} {} '{}': {}",
-                    u.layer, u.kind, u.initializer, u.reason
-                ))
+                .map(|u| format!("first: {} {} '{}': {}", u.layer, u.kind, u.initializer, u.reason))
                 .unwrap_or_else(|| "the models have no Conv/BatchNormalization parameters".into())
         ))
         .into());
@@ -130,32 +118,20 @@ pub fn pair(target: &LayerScan, source: &LayerScan, mode: &MatchMode) -> Result<
 }
 
 fn params(scan: &LayerScan) -> impl Iterator<Item = (&Layer, &Param)> {
-    scan.layers
-        .iter()
-        .flat_map(|l| l.params.iter().map(move |p| (l, p)))
+    scan.layers.iter().flat_map(|l| l.params.iter().map(move |p| (l, p)))
 }
 
 fn make_pair(tl: &Layer, tp: &Param, sl: &Layer, sp: &Param) -> Result<ParamPair, String> {
     if tp.dims != sp.dims {
         return Err(format!("shape {:?} vs source {:?}", tp.dims, sp.dims));
     }
-    Ok(ParamPair {
-        layer: tl.clone(),
-        source_layer: sl.clone(),
-        target: tp.clone(),
-        source: sp.clone(),
-    })
+    Ok(ParamPair { layer: tl.clone(), source_layer: sl.clone(), target: tp.clone(), source: sp.clone() })
 }
 
 fn by_name(target: &LayerScan, source: &LayerScan) -> Pairing {
-    let index: HashMap<(&str, Kind), (&Layer, &Param)> = params(source)
-        .map(|(l, p)| ((p.name.as_str(), p.kind), (l, p)))
-        .collect();
-    let mut out = Pairing {
-        method: "name",
-        pairs: vec![],
-        unmatched: vec![],
-    };
+    let index: HashMap<(&str, Kind), (&Layer, &Param)> =
+        params(source).map(|(l, p)| ((p.name.as_str(), p.kind), (l, p))).collect();
+    let mut out = Pairing { method: "name", pairs: vec![], unmatched: vec![] };
     let mut used = std::collections::HashSet::new();
     for (tl, tp) in params(target) {
         match index.get(&(tp.name.as_str(), tp.kind)) {
@@ -166,57 +142,32 @@ fn by_name(target: &LayerScan, source: &LayerScan) -> Pairing {
                 }
                 Err(why) => out.unmatched.push(unmatched("target", tl, tp, why)),
             },
-            None => out.unmatched.push(unmatched(
-                "target",
-                tl,
-                tp,
-                "no source parameter of that name".into(),
-            )),
+            None => out.unmatched.push(unmatched("target", tl, tp, "no source parameter of that name".into())),
         }
     }
     for (sl, sp) in params(source) {
         if !used.contains(&sp.name) {
-            out.unmatched.push(unmatched(
-                "source",
-                sl,
-                sp,
-                "no target parameter of that name".into(),
-            ));
+            out.unmatched.push(unmatched("source", sl, sp, "no target parameter of that name".into()));
         }
     }
     out
 }
 
 fn describe(l: &Layer) -> String {
-    let shapes: Vec<String> = l
-        .params
-        .iter()
-        .map(|p| format!("{} {:?}", p.kind, p.dims))
-        .collect();
+    let shapes: Vec<String> = l.params.iter().map(|p| format!("{} {:?}", p.kind, p.dims)).collect();
     format!("'{}' ({}, {})", l.node, l.op, shapes.join(", "))
 }
 
 fn by_position(target: &LayerScan, source: &LayerScan) -> Result<Pairing> {
-    let mut out = Pairing {
-        method: "position",
-        pairs: vec![],
-        unmatched: vec![],
-    };
+    let mut out = Pairing { method: "position", pairs: vec![], unmatched: vec![] };
     for family in [Family::Conv, Family::Bn] {
         let t: Vec<&Layer> = target.of(family).collect();
         let s: Vec<&Layer> = source.of(family).collect();
         if t.len() != s.len() {
             // Name the first point where the two architectures diverge.
-            let first = t
-                .iter()
-                .zip(&s)
-                .position(|(a, b)| !same_shape(a, b))
-                .unwrap_or(t.len().min(s.len()));
-            let at = |v: &[&Layer]| {
-                v.get(first)
-                    .map(|l| describe(l))
-                    .unwrap_or_else(|| "nothing (no more layers)".into())
-            };
+            let first = t.iter().zip(&s).position(|(a, b)| !same_shape(a, b)).unwrap_or(t.len().min(s.len()));
+            let at =
+                |v: &[&Layer]| v.get(first).map(|l| describe(l)).unwrap_or_else(|| "nothing (no more layers)".into());
             return Err(UserError::Mismatch(format!(
                 "different architectures: target has {} {family} layers, source has {}; first divergence at {family} {}: target {} vs source {}",
                 t.len(),
@@ -254,17 +205,12 @@ fn by_position(target: &LayerScan, source: &LayerScan) -> Result<Pairing> {
             }
         }
     }
-    out.pairs
-        .sort_by_key(|p| (p.layer.node_index, p.target.kind));
+    out.pairs.sort_by_key(|p| (p.layer.node_index, p.target.kind));
     Ok(out)
 }
 
 fn same_shape(a: &Layer, b: &Layer) -> bool {
-    a.op == b.op
-        && a.params
-            .iter()
-            .map(|p| &p.dims)
-            .eq(b.params.iter().map(|p| &p.dims))
+    a.op == b.op && a.params.iter().map(|p| &p.dims).eq(b.params.iter().map(|p| &p.dims))
 }
 
 fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pairing> {
@@ -272,75 +218,38 @@ fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pai
         path: path.clone(),
         reason: format!("{e} (--match takes auto, name, position or a CSV mapping file)"),
     })?;
-    let t_index: HashMap<&str, (&Layer, &Param)> = params(target)
-        .map(|(l, p)| (p.name.as_str(), (l, p)))
-        .collect();
-    let s_index: HashMap<&str, (&Layer, &Param)> = params(source)
-        .map(|(l, p)| (p.name.as_str(), (l, p)))
-        .collect();
-    let mut out = Pairing {
-        method: "file",
-        pairs: vec![],
-        unmatched: vec![],
-    };
+    let t_index: HashMap<&str, (&Layer, &Param)> = params(target).map(|(l, p)| (p.name.as_str(), (l, p))).collect();
+    let s_index: HashMap<&str, (&Layer, &Param)> = params(source).map(|(l, p)| (p.name.as_str(), (l, p))).collect();
+    let mut out = Pairing { method: "file", pairs: vec![], unmatched: vec![] };
     let mut mapped = std::collections::HashSet::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
-        if line.is_empty()
-            || line.starts_with('#')
-            || (n == 0 && line == "target_initializer,source_initializer")
-        {
+        if line.is_empty() || line.starts_with('#') || (n == 0 && line == "target_initializer,source_initializer") {
             continue;
         }
         let mut cols = line.split(',').map(str::trim);
         let (Some(t), Some(s), None) = (cols.next(), cols.next(), cols.next()) else {
-            return Err(bad_file(
-                path,
-                format!(
-                    "line {}: expected 'target_initializer,source_initializer'",
-                    n + 1
-                ),
-            ));
+            return Err(bad_file(path, format!("line {}: expected 'target_initializer,source_initializer'", n + 1)));
         };
         let Some((tl, tp)) = t_index.get(t) else {
-            return Err(bad_file(
-                path,
-                format!("line {}: target has no Conv/BN parameter '{t}'", n + 1),
-            ));
+            return Err(bad_file(path, format!("line {}: target has no Conv/BN parameter '{t}'", n + 1)));
         };
         let Some((sl, sp)) = s_index.get(s) else {
-            return Err(bad_file(
-                path,
-                format!("line {}: source has no Conv/BN parameter '{s}'", n + 1),
-            ));
+            return Err(bad_file(path, format!("line {}: source has no Conv/BN parameter '{s}'", n + 1)));
         };
         if tp.kind != sp.kind {
-            return Err(bad_file(
-                path,
-                format!(
-                    "line {}: '{t}' is {} but '{s}' is {}",
-                    n + 1,
-                    tp.kind,
-                    sp.kind
-                ),
-            ));
+            return Err(bad_file(path, format!("line {}: '{t}' is {} but '{s}' is {}", n + 1, tp.kind, sp.kind)));
         }
-        let pp = make_pair(tl, tp, sl, sp)
-            .map_err(|why| bad_file(path, format!("line {}: {t} -> {s}: {why}", n + 1)))?;
+        let pp =
+            make_pair(tl, tp, sl, sp).map_err(|why| bad_file(path, format!("line {}: {t} -> {s}: {why}", n + 1)))?;
         mapped.insert(t.to_string());
         out.pairs.push(pp);
     }
     for (tl, tp) in params(target) {
         if !mapped.contains(&tp.name) {
-            out.unmatched.push(unmatched(
-                "target",
-                tl,
-                tp,
-                "not in the mapping file".into(),
-            ));
+            out.unmatched.push(unmatched("target", tl, tp, "not in the mapping file".into()));
         }
     }
-    out.pairs
-        .sort_by_key(|p| (p.layer.node_index, p.target.kind));
+    out.pairs.sort_by_key(|p| (p.layer.node_index, p.target.kind));
     Ok(out)
 }

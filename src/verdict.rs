@@ -22,41 +22,22 @@ pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
             ok_groups += 1;
             ok_scalars += row.numel;
         }
-        let list = if ok {
-            &mut s.reusable
-        } else {
-            &mut s.not_reusable
-        };
-        list.entry(row.kind.clone())
-            .or_insert_with(Vec::new)
-            .push(row.layer);
+        let list = if ok { &mut s.reusable } else { &mut s.not_reusable };
+        list.entry(row.kind.clone()).or_insert_with(Vec::new).push(row.layer);
         s.max_delta = Some(s.max_delta.map_or(delta, |m: f64| m.max(delta)));
     }
     if groups == 0 {
         return s;
     }
     // Every audited kind appears in both maps, so "nothing reusable" is explicit.
-    let kinds: Vec<String> = s
-        .reusable
-        .keys()
-        .chain(s.not_reusable.keys())
-        .cloned()
-        .collect();
+    let kinds: Vec<String> = s.reusable.keys().chain(s.not_reusable.keys()).cloned().collect();
     for k in kinds {
         s.reusable.entry(k.clone()).or_default();
         s.not_reusable.entry(k).or_default();
     }
     s.reuse_share_groups = Some(ok_groups as f64 / groups as f64);
-    s.reuse_share_scalars = Some(if scalars == 0 {
-        0.0
-    } else {
-        ok_scalars as f64 / scalars as f64
-    });
-    let w: Vec<bool> = rows
-        .iter()
-        .filter(|r| r.kind == "W")
-        .filter_map(|r| r.reusable)
-        .collect();
+    s.reuse_share_scalars = Some(if scalars == 0 { 0.0 } else { ok_scalars as f64 / scalars as f64 });
+    let w: Vec<bool> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.reusable).collect();
     if !w.is_empty() {
         let share = w.iter().filter(|&&b| b).count() as f64 / w.len() as f64;
         s.conv_w_reusable_share = Some(share);
@@ -80,12 +61,7 @@ mod tests {
 
     fn row(kind: &str, layer: usize, delta: f64, numel: usize) -> Row {
         Row {
-            family: if kind == "W" || kind == "B" {
-                "conv"
-            } else {
-                "bn"
-            }
-            .into(),
+            family: if kind == "W" || kind == "B" { "conv" } else { "bn" }.into(),
             layer,
             node: format!("n{layer}"),
             op: "Conv".into(),
@@ -109,12 +85,8 @@ mod tests {
     #[test]
     fn rn_and_shares_by_hand() {
         // W: layers 1 (bad), 2 (ok), 3 (ok at exactly the tolerance) -> 2/3 reusable -> RN at 0.5
-        let mut rows = vec![
-            row("W", 1, 0.5, 100),
-            row("W", 2, 0.0, 50),
-            row("W", 3, 0.02, 50),
-            row("B", 1, f64::NAN, 10),
-        ];
+        let mut rows =
+            vec![row("W", 1, 0.5, 100), row("W", 2, 0.0, 50), row("W", 3, 0.02, 50), row("B", 1, f64::NAN, 10)];
         let s = decide(&mut rows, 0.02, 0.5);
         assert_eq!(s.rn, Some(true));
         assert!((s.conv_w_reusable_share.unwrap() - 2.0 / 3.0).abs() < 1e-12);

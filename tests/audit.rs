@@ -37,9 +37,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
     let data = dir.path().join("val.npz");
     let mut rng = Rng::new(9);
-    let labels: Vec<u8> = (0..6 * 64)
-        .map(|_| ((rng.next() + 1.0) * 1.5) as u8 % 3)
-        .collect();
+    let labels: Vec<u8> = (0..6 * 64).map(|_| ((rng.next() + 1.0) * 1.5) as u8 % 3).collect();
     npz(&data, 6, 8, Some(&labels), 3);
     (dir, t, data)
 }
@@ -63,10 +61,7 @@ fn identity_audit_has_zero_delta_everywhere_and_is_rn() {
 #[test]
 fn planted_perturbation_is_flagged_exactly_where_planted() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = Spec {
-        extra_conv: true,
-        ..Spec::default()
-    };
+    let spec = Spec { extra_conv: true, ..Spec::default() };
     let t = tiny_cnn(&spec);
     let mut s = t.clone();
     // Large noise on conv 1 W, conv 3 W and BN 2 RM only.
@@ -74,26 +69,13 @@ fn planted_perturbation_is_flagged_exactly_where_planted() {
     let noise: Vec<f32> = rng.vec(10_000, 8.0);
     set_init(&mut s, "net.conv1.weight", |i, v| v + noise[i]);
     set_init(&mut s, "net.conv3.weight", |i, v| v + noise[i + 100]);
-    set_init(&mut s, "net.bn2.running_mean", |i, v| {
-        v + 20.0 * noise[i + 900].signum()
-    });
-    let (tp, sp) = (
-        save(&t, dir.path(), "t.onnx"),
-        save(&s, dir.path(), "s.onnx"),
-    );
+    set_init(&mut s, "net.bn2.running_mean", |i, v| v + 20.0 * noise[i + 900].signum());
+    let (tp, sp) = (save(&t, dir.path(), "t.onnx"), save(&s, dir.path(), "s.onnx"));
     let data = dir.path().join("val.npz");
     npz(&data, 8, 8, None, 4);
     for strategy in ["naive", "shared"] {
-        let v = audit_json(
-            &tp,
-            &sp,
-            &data,
-            &["--labels", "baseline", "--strategy", strategy],
-        );
-        assert_eq!(
-            v["baseline"]["mean"], 1.0,
-            "label-free baseline agrees with itself"
-        );
+        let v = audit_json(&tp, &sp, &data, &["--labels", "baseline", "--strategy", strategy]);
+        assert_eq!(v["baseline"]["mean"], 1.0, "label-free baseline agrees with itself");
         let bad: Vec<(String, u64, String)> = rows(&v)
             .iter()
             .filter(|r| r["reusable"] == false)
@@ -127,64 +109,31 @@ fn planted_perturbation_is_flagged_exactly_where_planted() {
 fn assert_same_reports(a: &Value, b: &Value, what: &str) {
     assert_eq!(rows(a).len(), rows(b).len(), "{what}");
     for (x, y) in rows(a).iter().zip(rows(b)) {
-        let (dx, dy) = (
-            x["swapped_dice"].as_f64().unwrap(),
-            y["swapped_dice"].as_f64().unwrap(),
-        );
+        let (dx, dy) = (x["swapped_dice"].as_f64().unwrap(), y["swapped_dice"].as_f64().unwrap());
         assert!((dx - dy).abs() <= 1e-5, "{what}: {x} vs {y}");
-        for k in [
-            "family",
-            "layer",
-            "kind",
-            "rmse",
-            "nrmse",
-            "cosine",
-            "reusable",
-            "target_initializer",
-        ] {
+        for k in ["family", "layer", "kind", "rmse", "nrmse", "cosine", "reusable", "target_initializer"] {
             assert_eq!(x[k], y[k], "{what}: {k}");
         }
     }
     assert_eq!(a["summary"]["rn"], b["summary"]["rn"], "{what}");
-    let (ba, bb) = (
-        a["baseline"]["mean"].as_f64().unwrap(),
-        b["baseline"]["mean"].as_f64().unwrap(),
-    );
+    let (ba, bb) = (a["baseline"]["mean"].as_f64().unwrap(), b["baseline"]["mean"].as_f64().unwrap());
     assert!((ba - bb).abs() <= 1e-5, "{what}: baseline");
 }
 
 #[test]
 fn strategies_give_the_same_report() {
     let (d, t, data) = setup();
-    let s = save(
-        &tiny_cnn(&Spec {
-            seed: 8,
-            ..Spec::default()
-        }),
-        d.path(),
-        "s.onnx",
-    );
+    let s = save(&tiny_cnn(&Spec { seed: 8, ..Spec::default() }), d.path(), "s.onnx");
     let naive = audit_json(&t, &s, &data, &["--strategy", "naive"]);
     for extra in [
         &["--strategy", "shared"][..],
         &["--strategy", "incremental"],
-        &[
-            "--strategy",
-            "incremental",
-            "--cache-mb",
-            "0",
-            "--batch",
-            "2",
-        ],
+        &["--strategy", "incremental", "--cache-mb", "0", "--batch", "2"],
     ] {
         let v = audit_json(&t, &s, &data, extra);
         assert_same_reports(&naive, &v, &format!("{extra:?}"));
     }
-    assert_eq!(
-        audit_json(&t, &s, &data, &[])["engine"]["strategy"],
-        "incremental",
-        "default"
-    );
+    assert_eq!(audit_json(&t, &s, &data, &[])["engine"]["strategy"], "incremental", "default");
 }
 
 #[test]
@@ -192,24 +141,13 @@ fn strategies_agree_on_the_bundled_models() {
     let m = root().join("models");
     let data = m.join("data/acdc-val.npz");
     for arch in ["unet", "pspnet"] {
-        let (t, s) = (
-            m.join(format!("{arch}-acdc-seg.onnx")),
-            m.join(format!("{arch}-acdc-ae.onnx")),
-        );
+        let (t, s) = (m.join(format!("{arch}-acdc-seg.onnx")), m.join(format!("{arch}-acdc-ae.onnx")));
         let kinds = ["--kinds", "W,RM"];
-        let naive = audit_json(
-            &t,
-            &s,
-            &data,
-            &[&kinds[..], &["--strategy", "naive"]].concat(),
-        );
+        let naive = audit_json(&t, &s, &data, &[&kinds[..], &["--strategy", "naive"]].concat());
         for st in ["shared", "incremental"] {
             let v = audit_json(&t, &s, &data, &[&kinds[..], &["--strategy", st]].concat());
             assert_same_reports(&naive, &v, &format!("{arch} {st}"));
-            assert_eq!(
-                v["engine"]["strategy"], st,
-                "{arch}: {st} must apply, not fall back"
-            );
+            assert_eq!(v["engine"]["strategy"], st, "{arch}: {st} must apply, not fall back");
         }
     }
 }
@@ -217,14 +155,7 @@ fn strategies_agree_on_the_bundled_models() {
 #[test]
 fn same_inputs_same_bytes() {
     let (d, t, data) = setup();
-    let s = save(
-        &tiny_cnn(&Spec {
-            seed: 8,
-            ..Spec::default()
-        }),
-        d.path(),
-        "s.onnx",
-    );
+    let s = save(&tiny_cnn(&Spec { seed: 8, ..Spec::default() }), d.path(), "s.onnx");
     let run = |out: &Path| {
         bin()
             .arg("audit")
@@ -241,11 +172,7 @@ fn same_inputs_same_bytes() {
     run(&o1);
     run(&o2);
     for f in ["report.csv", "report.json", "report.md"] {
-        assert_eq!(
-            std::fs::read(o1.join(f)).unwrap(),
-            std::fs::read(o2.join(f)).unwrap(),
-            "{f}"
-        );
+        assert_eq!(std::fs::read(o1.join(f)).unwrap(), std::fs::read(o2.join(f)).unwrap(), "{f}");
     }
 }
 
@@ -258,27 +185,12 @@ fn data_formats_npy_png_and_nifti_give_the_same_dice_as_npz() {
     let mut rng = Rng::new(3);
     let images = rng.vec(6 * 64, 2.0);
     let mut rng = Rng::new(9);
-    let labels: Vec<u8> = (0..6 * 64)
-        .map(|_| ((rng.next() + 1.0) * 1.5) as u8 % 3)
-        .collect();
+    let labels: Vec<u8> = (0..6 * 64).map(|_| ((rng.next() + 1.0) * 1.5) as u8 % 3).collect();
     // .npy pair
     let (ip, lp) = (d.path().join("img.npy"), d.path().join("lab.npy"));
-    std::fs::write(
-        &ip,
-        reuse_audit::data::npy::npy_f32_bytes(&[6, 8, 8], &images),
-    )
-    .unwrap();
-    std::fs::write(
-        &lp,
-        reuse_audit::data::npy::npy_bytes("|u1", &[6, 8, 8], &labels),
-    )
-    .unwrap();
-    let v = audit_json(
-        &t,
-        &t,
-        &ip,
-        &["--kinds", "B", "--labels", lp.to_str().unwrap()],
-    );
+    std::fs::write(&ip, reuse_audit::data::npy::npy_f32_bytes(&[6, 8, 8], &images)).unwrap();
+    std::fs::write(&lp, reuse_audit::data::npy::npy_bytes("|u1", &[6, 8, 8], &labels)).unwrap();
+    let v = audit_json(&t, &t, &ip, &["--kinds", "B", "--labels", lp.to_str().unwrap()]);
     assert_eq!(v["baseline"], base, "npy");
     assert_eq!(v["dataset"]["format"], "npy");
     // PNG folder: 8-bit images; z-score makes the affine 8-bit mapping irrelevant only if
@@ -291,31 +203,20 @@ fn data_formats_npy_png_and_nifti_give_the_same_dice_as_npz() {
         let name = format!("s{i}.png");
         std::fs::write(
             png_dir.join("images").join(&name),
-            reuse_audit::data::png_folder::gray_png_bytes(8, 8, &levels[i * 64..(i + 1) * 64])
-                .unwrap(),
+            reuse_audit::data::png_folder::gray_png_bytes(8, 8, &levels[i * 64..(i + 1) * 64]).unwrap(),
         )
         .unwrap();
         std::fs::write(
             png_dir.join("masks").join(&name),
-            reuse_audit::data::png_folder::gray_png_bytes(8, 8, &labels[i * 64..(i + 1) * 64])
-                .unwrap(),
+            reuse_audit::data::png_folder::gray_png_bytes(8, 8, &labels[i * 64..(i + 1) * 64]).unwrap(),
         )
         .unwrap();
     }
     let lv: Vec<f32> = levels.iter().map(|&b| b as f32).collect();
     let (ip2, lp2) = (d.path().join("levels.npy"), d.path().join("levels_lab.npy"));
     std::fs::write(&ip2, reuse_audit::data::npy::npy_f32_bytes(&[6, 8, 8], &lv)).unwrap();
-    std::fs::write(
-        &lp2,
-        reuse_audit::data::npy::npy_bytes("|u1", &[6, 8, 8], &labels),
-    )
-    .unwrap();
-    let want = audit_json(
-        &t,
-        &t,
-        &ip2,
-        &["--kinds", "B", "--labels", lp2.to_str().unwrap()],
-    );
+    std::fs::write(&lp2, reuse_audit::data::npy::npy_bytes("|u1", &[6, 8, 8], &labels)).unwrap();
+    let want = audit_json(&t, &t, &ip2, &["--kinds", "B", "--labels", lp2.to_str().unwrap()]);
     let v = audit_json(&t, &t, &png_dir, &["--kinds", "B"]);
     assert_eq!(v["dataset"]["format"], "png");
     assert_eq!(v["baseline"], want["baseline"], "png");
@@ -337,35 +238,15 @@ fn bundled_nifti_folder_matches_the_npz_split() {
 #[test]
 fn gates_exit_1_and_list_failing_rows() {
     let (d, t, data) = setup();
-    let s = save(
-        &tiny_cnn(&Spec {
-            seed: 8,
-            ..Spec::default()
-        }),
-        d.path(),
-        "s.onnx",
-    );
+    let s = save(&tiny_cnn(&Spec { seed: 8, ..Spec::default() }), d.path(), "s.onnx");
     let base = || {
         let mut c = bin();
-        c.arg("audit")
-            .arg(&t)
-            .arg(&s)
-            .arg("--data")
-            .arg(&data)
-            .args(["-q", "--labels", "baseline"]);
+        c.arg("audit").arg(&t).arg(&s).arg("--data").arg(&data).args(["-q", "--labels", "baseline"]);
         c
     };
     // Random weights from another seed change the predictions: not an RN (label-free mode).
-    base()
-        .arg("--fail-if-not-reusable")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("--fail-if-not-reusable"));
-    base()
-        .args(["--max-delta", "0.0"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("--max-delta"));
+    base().arg("--fail-if-not-reusable").assert().code(1).stderr(predicate::str::contains("--fail-if-not-reusable"));
+    base().args(["--max-delta", "0.0"]).assert().code(1).stderr(predicate::str::contains("--max-delta"));
     base().args(["--max-delta", "1.0"]).assert().success();
     // Identity passes every gate.
     bin()
@@ -426,14 +307,7 @@ fn bad_data_is_refused_without_a_report() {
 #[test]
 fn model_without_a_single_matched_layer_is_refused() {
     let (d, t, data) = setup();
-    let other = save(
-        &tiny_cnn(&Spec {
-            prefix: "zzz".into(),
-            ..Spec::default()
-        }),
-        d.path(),
-        "o.onnx",
-    );
+    let other = save(&tiny_cnn(&Spec { prefix: "zzz".into(), ..Spec::default() }), d.path(), "o.onnx");
     bin()
         .arg("audit")
         .arg(&t)
@@ -449,22 +323,8 @@ fn model_without_a_single_matched_layer_is_refused() {
 #[test]
 fn fixed_batch_models_run_one_image_at_a_time_or_made_dynamic() {
     let (d, t, data) = setup();
-    let fixed = save(
-        &tiny_cnn(&Spec {
-            fixed_batch: true,
-            ..Spec::default()
-        }),
-        d.path(),
-        "fixed.onnx",
-    );
-    let s = save(
-        &tiny_cnn(&Spec {
-            seed: 8,
-            ..Spec::default()
-        }),
-        d.path(),
-        "s.onnx",
-    );
+    let fixed = save(&tiny_cnn(&Spec { fixed_batch: true, ..Spec::default() }), d.path(), "fixed.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 8, ..Spec::default() }), d.path(), "s.onnx");
     let reference = audit_json(&t, &s, &data, &["--strategy", "naive"]);
     for extra in [
         &["--strategy", "naive"][..],

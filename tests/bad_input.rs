@@ -6,22 +6,13 @@ use common::*;
 use predicates::prelude::*;
 
 fn fails_with(cmd: &mut assert_cmd::Command, needle: &str) {
-    cmd.assert()
-        .code(2)
-        .stderr(predicate::str::contains(needle))
-        .stderr(predicate::str::contains("panicked").not());
+    cmd.assert().code(2).stderr(predicate::str::contains(needle)).stderr(predicate::str::contains("panicked").not());
 }
 
 #[test]
 fn missing_model_file() {
-    fails_with(
-        bin().args(["inspect", "no/such/model.onnx"]),
-        "no/such/model.onnx",
-    );
-    fails_with(
-        bin().args(["rmse", "a.onnx", "b.onnx"]),
-        "cannot read a.onnx",
-    );
+    fails_with(bin().args(["inspect", "no/such/model.onnx"]), "no/such/model.onnx");
+    fails_with(bin().args(["rmse", "a.onnx", "b.onnx"]), "cannot read a.onnx");
 }
 
 #[test]
@@ -66,19 +57,8 @@ fn external_data_missing_or_outside_the_folder() {
 fn different_architectures_name_the_first_divergence() {
     let dir = tempfile::tempdir().unwrap();
     let a = save(&tiny_cnn(&Spec::default()), dir.path(), "a.onnx");
-    let b = save(
-        &tiny_cnn(&Spec {
-            extra_conv: true,
-            prefix: "x".into(),
-            ..Spec::default()
-        }),
-        dir.path(),
-        "b.onnx",
-    );
-    fails_with(
-        bin().arg("rmse").arg(&a).arg(&b),
-        "first divergence at conv 3",
-    );
+    let b = save(&tiny_cnn(&Spec { extra_conv: true, prefix: "x".into(), ..Spec::default() }), dir.path(), "b.onnx");
+    fails_with(bin().arg("rmse").arg(&a).arg(&b), "first divergence at conv 3");
 }
 
 #[test]
@@ -86,31 +66,14 @@ fn nan_weight_is_reported_not_propagated() {
     let dir = tempfile::tempdir().unwrap();
     let t = tiny_cnn(&Spec::default());
     let mut s = t.clone();
-    set_init(&mut s, "net.conv2.weight", |i, v| {
-        if i == 7 {
-            f32::NAN
-        } else {
-            v
-        }
-    });
-    let (a, b) = (
-        save(&t, dir.path(), "t.onnx"),
-        save(&s, dir.path(), "s.onnx"),
-    );
+    set_init(&mut s, "net.conv2.weight", |i, v| if i == 7 { f32::NAN } else { v });
+    let (a, b) = (save(&t, dir.path(), "t.onnx"), save(&s, dir.path(), "s.onnx"));
     let out = dir.path().join("out");
-    bin()
-        .arg("rmse")
-        .arg(&a)
-        .arg(&b)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::contains("net.conv2.weight")
-                .and(predicate::str::contains("NaN"))
-                .and(predicate::str::contains("s.onnx")),
-        );
+    bin().arg("rmse").arg(&a).arg(&b).arg("--out").arg(&out).assert().code(2).stderr(
+        predicate::str::contains("net.conv2.weight")
+            .and(predicate::str::contains("NaN"))
+            .and(predicate::str::contains("s.onnx")),
+    );
     assert!(!out.exists(), "no report may be written");
 }
 
@@ -118,28 +81,8 @@ fn nan_weight_is_reported_not_propagated() {
 fn bad_flags() {
     let dir = tempfile::tempdir().unwrap();
     let a = save(&tiny_cnn(&Spec::default()), dir.path(), "a.onnx");
-    fails_with(
-        bin().arg("rmse").arg(&a).arg(&a).args(["--kinds", "W,XX"]),
-        "--kinds",
-    );
-    fails_with(
-        bin().arg("rmse").arg(&a).arg(&a).args(["--tolerance=-1"]),
-        "--tolerance",
-    );
-    fails_with(
-        bin()
-            .arg("rmse")
-            .arg(&a)
-            .arg(&a)
-            .args(["--rn-threshold", "2"]),
-        "--rn-threshold",
-    );
-    fails_with(
-        bin()
-            .arg("rmse")
-            .arg(&a)
-            .arg(&a)
-            .args(["--match", "nosuchmap.csv"]),
-        "nosuchmap.csv",
-    );
+    fails_with(bin().arg("rmse").arg(&a).arg(&a).args(["--kinds", "W,XX"]), "--kinds");
+    fails_with(bin().arg("rmse").arg(&a).arg(&a).args(["--tolerance=-1"]), "--tolerance");
+    fails_with(bin().arg("rmse").arg(&a).arg(&a).args(["--rn-threshold", "2"]), "--rn-threshold");
+    fails_with(bin().arg("rmse").arg(&a).arg(&a).args(["--match", "nosuchmap.csv"]), "nosuchmap.csv");
 }

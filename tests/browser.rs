@@ -12,14 +12,10 @@ use std::process::Command;
 use common::root;
 
 fn chromium() -> Option<PathBuf> {
-    [
-        "/usr/bin/chromium",
-        "/usr/bin/chromium-browser",
-        "/usr/bin/google-chrome",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
 }
 
 fn headless(chrome: &Path, profile: &Path) -> Command {
@@ -65,47 +61,26 @@ fn committed_reports_render_with_their_figures() {
     let tmp = tempfile::tempdir().unwrap();
     for name in ["unet-acdc", "pspnet-acdc"] {
         let report = root().join("reports").join(name).join("report.html");
-        assert!(
-            report.exists(),
-            "{} is missing: run `cargo run --release -- demo`",
-            report.display()
-        );
+        assert!(report.exists(), "{} is missing: run `cargo run --release -- demo`", report.display());
         let probe = tmp.path().join(format!("{name}-probe.html"));
-        std::fs::write(
-            &probe,
-            PROBE.replace("REPORT", &format!("file://{}", report.display())),
-        )
-        .unwrap();
+        std::fs::write(&probe, PROBE.replace("REPORT", &format!("file://{}", report.display()))).unwrap();
         let out = headless(&chrome, &tmp.path().join("profile"))
             .args(["--virtual-time-budget=10000", "--dump-dom"])
             .arg(&probe)
             .output()
             .expect("run chromium");
         let dom = String::from_utf8_lossy(&out.stdout);
-        let json = dom
-            .split("<pre id=\"result\">")
-            .nth(1)
-            .and_then(|s| s.split("</pre>").next())
-            .unwrap_or("");
+        let json = dom.split("<pre id=\"result\">").nth(1).and_then(|s| s.split("</pre>").next()).unwrap_or("");
         let v: serde_json::Value = serde_json::from_str(&json.replace("&quot;", "\""))
             .unwrap_or_else(|e| panic!("{name}: no probe result ({e}): {dom}"));
         let svgs = v["svgs"].as_array().unwrap();
         assert!(svgs.len() >= 10, "{name}: {} figures", svgs.len());
         for s in svgs {
-            assert!(
-                s[0].as_f64().unwrap() > 100.0 && s[1].as_f64().unwrap() > 100.0,
-                "{name}: empty figure box {s}"
-            );
-            assert!(
-                s[2].as_u64().unwrap() > 0,
-                "{name}: a figure without bars {s}"
-            );
+            assert!(s[0].as_f64().unwrap() > 100.0 && s[1].as_f64().unwrap() > 100.0, "{name}: empty figure box {s}");
+            assert!(s[2].as_u64().unwrap() > 0, "{name}: a figure without bars {s}");
         }
         assert!(v["rows"].as_u64().unwrap() > 50, "{name}: table rows");
-        assert!(
-            v["verdict"].as_str().unwrap().contains("reusable"),
-            "{name}: verdict"
-        );
+        assert!(v["verdict"].as_str().unwrap().contains("reusable"), "{name}: verdict");
 
         let shot = tmp.path().join(format!("{name}.png"));
         let st = headless(&chrome, &tmp.path().join("profile"))
@@ -114,28 +89,15 @@ fn committed_reports_render_with_their_figures() {
             .arg(&report)
             .output()
             .expect("screenshot");
-        assert!(
-            shot.exists(),
-            "{name}: no screenshot: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-        let decoder =
-            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+        assert!(shot.exists(), "{name}: no screenshot: {}", String::from_utf8_lossy(&st.stderr));
+        let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
         let mut reader = decoder.read_info().unwrap();
         let mut buf = vec![0; reader.output_buffer_size()];
         let info = reader.next_frame(&mut buf).unwrap();
         let px = &buf[..info.buffer_size()];
-        let red = px
-            .chunks(info.color_type.samples())
-            .filter(|p| p[0] > 200 && p[1] < 80 && p[2] < 80)
-            .count();
-        let blue = px
-            .chunks(info.color_type.samples())
-            .filter(|p| p[0] < 60 && p[1] > 90 && p[1] < 150 && p[2] > 150)
-            .count();
-        assert!(
-            blue > 1000,
-            "{name}: the screenshot shows no figure bars (blue px {blue}, red px {red})"
-        );
+        let red = px.chunks(info.color_type.samples()).filter(|p| p[0] > 200 && p[1] < 80 && p[2] < 80).count();
+        let blue =
+            px.chunks(info.color_type.samples()).filter(|p| p[0] < 60 && p[1] > 90 && p[1] < 150 && p[2] > 150).count();
+        assert!(blue > 1000, "{name}: the screenshot shows no figure bars (blue px {blue}, red px {red})");
     }
 }

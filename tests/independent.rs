@@ -10,26 +10,15 @@ use std::process::Command;
 use common::*;
 
 fn python_env() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(root().join("scripts/pyenv.sh"))
-        .output()
-        .expect("run scripts/pyenv.sh");
-    assert!(
-        out.status.success(),
-        "scripts/pyenv.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("bash").arg(root().join("scripts/pyenv.sh")).output().expect("run scripts/pyenv.sh");
+    assert!(out.status.success(), "scripts/pyenv.sh failed: {}", String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 #[test]
 fn bundled_unet_dice_agrees_with_an_independent_python_computation() {
     let m = root().join("models");
-    let (t, s, data) = (
-        m.join("unet-acdc-seg.onnx"),
-        m.join("unet-acdc-ae.onnx"),
-        m.join("data/acdc-val.npz"),
-    );
+    let (t, s, data) = (m.join("unet-acdc-seg.onnx"), m.join("unet-acdc-ae.onnx"), m.join("data/acdc-val.npz"));
     let dir = tempfile::tempdir().unwrap();
     bin()
         .arg("audit")
@@ -51,13 +40,6 @@ fn bundled_unet_dice_agrees_with_an_independent_python_computation() {
         .output()
         .expect("run the check");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "independent check failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("0 mismatches") && text.contains("swaps checked"),
-        "{text}"
-    );
+    assert!(out.status.success(), "independent check failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("0 mismatches") && text.contains("swaps checked"), "{text}");
 }

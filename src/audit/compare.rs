@@ -33,10 +33,7 @@ fn checked(model: &Model, p: &Param, layer: &str) -> Result<Vec<f64>> {
         if let Some(x) = v.iter().find(|x| **x < 0.0) {
             return Err(UserError::BadFile {
                 path: model.path.clone(),
-                reason: format!(
-                    "running variance '{}' ({layer}) has a negative value {x}",
-                    p.name
-                ),
+                reason: format!("running variance '{}' ({layer}) has a negative value {x}", p.name),
             }
             .into());
         }
@@ -46,15 +43,10 @@ fn checked(model: &Model, p: &Param, layer: &str) -> Result<Vec<f64>> {
 
 /// Read and check every paired parameter of both models.
 pub fn pair_values(target: &Model, source: &Model, pairing: &Pairing) -> Result<PairValues> {
-    let mut out = PairValues {
-        target: vec![],
-        source: vec![],
-    };
+    let mut out = PairValues { target: vec![], source: vec![] };
     for p in &pairing.pairs {
-        out.target
-            .push(checked(target, &p.target, &p.layer.label())?);
-        out.source
-            .push(checked(source, &p.source, &p.source_layer.label())?);
+        out.target.push(checked(target, &p.target, &p.layer.label())?);
+        out.source.push(checked(source, &p.source, &p.source_layer.label())?);
     }
     Ok(out)
 }
@@ -75,13 +67,7 @@ pub fn rows(pairing: &Pairing, values: &PairValues) -> Vec<Row> {
                 kind: p.kind().to_string(),
                 target_initializer: p.target.name.clone(),
                 source_initializer: p.source.name.clone(),
-                shape: p
-                    .target
-                    .dims
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join("x"),
+                shape: p.target.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
                 numel: c.numel,
                 rmse: c.rmse,
                 nrmse: c.nrmse,
@@ -102,22 +88,16 @@ pub fn bn_stats(pairing: &Pairing, values: &PairValues) -> Vec<BnStats> {
     let mut by_layer: HashMap<usize, HashMap<Kind, usize>> = HashMap::new();
     for (i, p) in pairing.pairs.iter().enumerate() {
         if p.layer.family == Family::Bn {
-            by_layer
-                .entry(p.layer.index)
-                .or_default()
-                .insert(p.kind(), i);
+            by_layer.entry(p.layer.index).or_default().insert(p.kind(), i);
         }
     }
     let mut out = Vec::new();
     let mut layers: Vec<_> = by_layer.into_iter().collect();
     layers.sort_by_key(|(l, _)| *l);
     for (layer, kinds) in layers {
-        let (Some(&m), Some(&v), Some(&w), Some(&b)) = (
-            kinds.get(&Kind::RM),
-            kinds.get(&Kind::RV),
-            kinds.get(&Kind::RW),
-            kinds.get(&Kind::RB),
-        ) else {
+        let (Some(&m), Some(&v), Some(&w), Some(&b)) =
+            (kinds.get(&Kind::RM), kinds.get(&Kind::RV), kinds.get(&Kind::RW), kinds.get(&Kind::RB))
+        else {
             continue;
         };
         let side = |vals: &Vec<Vec<f64>>| BnParams {
@@ -127,19 +107,8 @@ pub fn bn_stats(pairing: &Pairing, values: &PairValues) -> Vec<BnStats> {
             var: vals[v].clone(),
         };
         let pair = &pairing.pairs[m];
-        let s = bn_shift_scale(
-            &side(&values.target),
-            &side(&values.source),
-            pair.layer.epsilon,
-        );
-        out.push(BnStats {
-            layer,
-            node: pair.layer.node.clone(),
-            mrm: s.mrm,
-            mrv: s.mrv,
-            mrw: s.mrw,
-            mrb: s.mrb,
-        });
+        let s = bn_shift_scale(&side(&values.target), &side(&values.source), pair.layer.epsilon);
+        out.push(BnStats { layer, node: pair.layer.node.clone(), mrm: s.mrm, mrv: s.mrv, mrw: s.mrw, mrb: s.mrb });
     }
     out
 }

@@ -30,8 +30,7 @@ pub fn probe_shapes(
     let types = elem_types(model);
     let mut m = model.clone();
     let g = m.proto.graph.mut_or_insert_default();
-    let existing: std::collections::HashSet<String> =
-        g.output.iter().map(|o| o.name.clone()).collect();
+    let existing: std::collections::HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
     let names: Vec<String> = g
         .node
         .iter()
@@ -49,8 +48,7 @@ pub fn probe_shapes(
     let image = vec![0.5f32; c * h * w];
     let shape = [1, c, h, w];
     let outs = runner.run_views(&[(input_name, View::F32(&shape, &image))])?;
-    let mut shapes: HashMap<String, Vec<usize>> =
-        outs.into_iter().map(|(n, t)| (n, t.shape)).collect();
+    let mut shapes: HashMap<String, Vec<usize>> = outs.into_iter().map(|(n, t)| (n, t.shape)).collect();
     shapes.insert(input_name.to_string(), shape.to_vec());
     Ok(shapes)
 }
@@ -116,29 +114,17 @@ impl CostModel {
                     .map(|a| a.ints.iter().product::<i64>() as f64)
                     .unwrap_or(1.0);
                 match n.op_type.as_str() {
-                    "Conv" if w.len() >= 2 => {
-                        numel(&out) * (2.0 * numel(&w[1..]) + f64::from(u8::from(has_bias)))
-                    }
+                    "Conv" if w.len() >= 2 => numel(&out) * (2.0 * numel(&w[1..]) + f64::from(u8::from(has_bias))),
                     "ConvTranspose" if w.len() >= 2 => {
-                        numel(&inp) * 2.0 * numel(&w[1..])
-                            + if has_bias { numel(&out) } else { 0.0 }
+                        numel(&inp) * 2.0 * numel(&w[1..]) + if has_bias { numel(&out) } else { 0.0 }
                     }
-                    "Gemm" | "MatMul" => {
-                        numel(&out) * 2.0 * inp.last().copied().unwrap_or(1) as f64
-                    }
+                    "Gemm" | "MatMul" => numel(&out) * 2.0 * inp.last().copied().unwrap_or(1) as f64,
                     "BatchNormalization" => 2.0 * numel(&out),
                     "MaxPool" | "AveragePool" => numel(&out) * kernel,
-                    "GlobalAveragePool" | "GlobalMaxPool" | "ReduceMean" | "ReduceSum"
-                    | "ReduceMax" => numel(&inp),
+                    "GlobalAveragePool" | "GlobalMaxPool" | "ReduceMean" | "ReduceSum" | "ReduceMax" => numel(&inp),
                     "Resize" | "Upsample" => 4.0 * numel(&out),
-                    "Shape" | "Constant" | "Identity" | "Reshape" | "Flatten" | "Squeeze"
-                    | "Unsqueeze" | "Cast" => 0.0,
-                    _ => n
-                        .output
-                        .iter()
-                        .filter_map(|o| dims(o))
-                        .map(|d| numel(&d))
-                        .sum(),
+                    "Shape" | "Constant" | "Identity" | "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Cast" => 0.0,
+                    _ => n.output.iter().filter_map(|o| dims(o)).map(|d| numel(&d)).sum(),
                 }
             })
             .collect();
@@ -148,12 +134,7 @@ impl CostModel {
 
     /// FLOPs downstream of a node (itself included).
     pub fn downstream(&self, topo: &Topology, model: &Model, node: usize) -> f64 {
-        topo.downstream(model, node)
-            .iter()
-            .zip(&self.node_flops)
-            .filter(|(d, _)| **d)
-            .map(|(_, f)| f)
-            .sum()
+        topo.downstream(model, node).iter().zip(&self.node_flops).filter(|(d, _)| **d).map(|(_, f)| f).sum()
     }
 
     /// The most an exact strategy can gain over naive on compute, for swaps at these nodes
@@ -162,12 +143,7 @@ impl CostModel {
         let mut cache: HashMap<usize, f64> = HashMap::new();
         let frac: f64 = swap_nodes
             .iter()
-            .map(|&n| {
-                *cache
-                    .entry(n)
-                    .or_insert_with(|| self.downstream(topo, model, n))
-                    / self.total.max(1.0)
-            })
+            .map(|&n| *cache.entry(n).or_insert_with(|| self.downstream(topo, model, n)) / self.total.max(1.0))
             .sum();
         (swap_nodes.len() as f64 + 1.0) / (1.0 + frac)
     }

@@ -20,9 +20,7 @@ pub struct Feed<'a> {
 impl Feed<'_> {
     /// Batches as `(first image, count)`.
     pub fn batches(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        (0..self.data.n)
-            .step_by(self.batch)
-            .map(|s| (s, self.batch.min(self.data.n - s)))
+        (0..self.data.n).step_by(self.batch).map(|s| (s, self.batch.min(self.data.n - s)))
     }
 
     /// The input tensor of one batch (zero-padded to a fixed batch size when needed).

@@ -47,21 +47,12 @@ fn header(model: &Model) -> ModelProto {
 
 impl Plan {
     /// Build the plan, or say why this model cannot be evaluated incrementally.
-    pub fn new(
-        engine: &Engine,
-        job: &AuditJob,
-        shapes: &HashMap<String, Vec<usize>>,
-    ) -> Result<Plan> {
+    pub fn new(engine: &Engine, job: &AuditJob, shapes: &HashMap<String, Vec<usize>>) -> Result<Plan> {
         let model = job.target;
         let g = &model.proto.graph;
         let topo = Topology::of(model);
         let types = elem_types(model);
-        let inits: HashMap<&str, usize> = g
-            .initializer
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.as_str(), i))
-            .collect();
+        let inits: HashMap<&str, usize> = g.initializer.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
         let graph_inputs: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
         let output = g.output.first().map(|o| o.name.clone()).unwrap_or_default();
         let dynamic_batch = model.input_spec()?.batch.is_none();
@@ -70,9 +61,7 @@ impl Plan {
             if !job.kinds.contains(&p.kind()) {
                 continue;
             }
-            if !matches!(p.target.source, ParamSource::Initializer(_))
-                || p.target.dtype != DType::Float32
-            {
+            if !matches!(p.target.source, ParamSource::Initializer(_)) || p.target.dtype != DType::Float32 {
                 bail!("parameter '{}' is not a float32 initializer", p.target.name);
             }
             by_layer.entry(p.layer.node_index).or_default().push(i);
@@ -84,25 +73,16 @@ impl Plan {
             // Constant nodes feeding the region travel with it.
             for (i, n) in g.node.iter().enumerate() {
                 if n.op_type == "Constant"
-                    && n.output.iter().any(|o| {
-                        topo.consumers
-                            .get(o)
-                            .is_some_and(|c| c.iter().any(|&c| inside[c]))
-                    })
+                    && n.output.iter().any(|o| topo.consumers.get(o).is_some_and(|c| c.iter().any(|&c| inside[c])))
                 {
                     inside[i] = true;
                 }
             }
             let nodes: Vec<usize> = (0..g.node.len()).filter(|&i| inside[i]).collect();
-            let produced: HashSet<&str> = nodes
-                .iter()
-                .flat_map(|&i| g.node[i].output.iter().map(String::as_str))
-                .collect();
+            let produced: HashSet<&str> =
+                nodes.iter().flat_map(|&i| g.node[i].output.iter().map(String::as_str)).collect();
             if !produced.contains(output.as_str()) {
-                bail!(
-                    "layer node {} does not reach the model output",
-                    g.node[node].name
-                );
+                bail!("layer node {} does not reach the model output", g.node[node].name);
             }
             let mut sub = GraphProto::new();
             sub.name = format!("region_{node}");
@@ -110,35 +90,22 @@ impl Plan {
             let mut seen = HashSet::new();
             for &i in &nodes {
                 sub.node.push(g.node[i].clone());
-                for x in g.node[i]
-                    .input
-                    .iter()
-                    .filter(|x| !x.is_empty() && !produced.contains(x.as_str()))
-                {
+                for x in g.node[i].input.iter().filter(|x| !x.is_empty() && !produced.contains(x.as_str())) {
                     if !seen.insert(x.clone()) {
                         continue;
                     }
                     if let Some(&t) = inits.get(x.as_str()) {
                         sub.initializer.push(g.initializer[t].clone());
                     } else {
-                        let ty =
-                            *types
-                                .get(x)
-                                .filter(|t| **t == 1 || **t == 7)
-                                .ok_or_else(|| {
-                                    anyhow::anyhow!(
-                                    "tensor '{x}' entering the region is neither float32 nor int64"
-                                )
-                                })?;
+                        let ty = *types.get(x).filter(|t| **t == 1 || **t == 7).ok_or_else(|| {
+                            anyhow::anyhow!("tensor '{x}' entering the region is neither float32 nor int64")
+                        })?;
                         // float tensors are activations: probed with batch 1, their dim 0 is the
                         // batch. int64 tensors (shapes, sizes) keep their probed shape.
                         let batch_dim = |i: usize| i == 0 && ty == 1 && dynamic_batch;
-                        let dims: Option<Vec<Option<usize>>> = shapes.get(x).map(|s| {
-                            s.iter()
-                                .enumerate()
-                                .map(|(i, &d)| (!batch_dim(i)).then_some(d))
-                                .collect()
-                        });
+                        let dims: Option<Vec<Option<usize>>> = shapes
+                            .get(x)
+                            .map(|s| s.iter().enumerate().map(|(i, &d)| (!batch_dim(i)).then_some(d)).collect());
                         sub.input.push(shaped_value(x, ty, dims.as_deref()));
                         frontier.push(x.clone());
                         if !graph_inputs.contains(x.as_str()) && !cached.contains(x) {
@@ -158,11 +125,7 @@ impl Plan {
             let mut m = header(model);
             m.graph = Some(sub).into();
             let runner = engine.session_with(&onnx_protobuf::Message::write_to_bytes(&m)?, true)?;
-            regions.push(Region {
-                frontier,
-                runner,
-                pairs: pairs.clone(),
-            });
+            regions.push(Region { frontier, runner, pairs: pairs.clone() });
         }
         let mut full = model.clone();
         let fg = full.proto.graph.mut_or_insert_default();
@@ -173,19 +136,10 @@ impl Plan {
         let bytes_per_image = cached
             .iter()
             .map(|n| {
-                shapes
-                    .get(n)
-                    .map(|s| s.iter().product::<usize>())
-                    .unwrap_or(0)
-                    * if types[n] == 7 { 8 } else { 4 }
+                shapes.get(n).map(|s| s.iter().product::<usize>()).unwrap_or(0) * if types[n] == 7 { 8 } else { 4 }
             })
             .sum();
-        Ok(Plan {
-            cache_runner,
-            output,
-            regions,
-            bytes_per_image,
-        })
+        Ok(Plan { cache_runner, output, regions, bytes_per_image })
     }
 
     /// Bytes the cache holds per image.
@@ -194,13 +148,7 @@ impl Plan {
     }
 
     /// Run the baseline and every swap, a chunk of images at a time.
-    pub fn run(
-        &mut self,
-        job: &AuditJob,
-        feed: &Feed,
-        cache_mb: usize,
-        bar: &ProgressBar,
-    ) -> Result<AuditOutcome> {
+    pub fn run(&mut self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<AuditOutcome> {
         let data = feed.data;
         let hw = data.h * data.w;
         let batches: Vec<(usize, usize)> = feed.batches().collect();
@@ -230,21 +178,16 @@ impl Plan {
             let mut base_preds: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
             for &(start, count) in chunk {
                 let (shape, x) = feed.tensor(start, count);
-                let mut outs: HashMap<String, TensorData> = self
-                    .cache_runner
-                    .run_views(&[(input, View::F32(&shape, &x))])?
-                    .into_iter()
-                    .collect();
-                let logits = outs.remove(&self.output).ok_or_else(|| {
-                    anyhow::anyhow!("the model output '{}' is missing", self.output)
-                })?;
+                let mut outs: HashMap<String, TensorData> =
+                    self.cache_runner.run_views(&[(input, View::F32(&shape, &x))])?.into_iter().collect();
+                let logits = outs
+                    .remove(&self.output)
+                    .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;
                 let (pred, c) = preds(&logits, count, hw)?;
                 if classes == 0 {
                     classes = c;
                     labels = match job.truth {
-                        Truth::Labels => Some(data.checked_labels(classes)?.ok_or_else(|| {
-                            crate::error::UserError::BadData("the data has no labels: give --labels FILE or use --labels baseline (label-free)".into())
-                        })?),
+                        Truth::Labels => Some(super::labels(data, classes)?),
                         Truth::Baseline => None,
                     };
                     base_counts = Some(DiceCounts::new(classes));
@@ -267,21 +210,18 @@ impl Plan {
                     let pair = &job.pairing.pairs[p];
                     let dims: Vec<usize> = pair.target.dims.iter().map(|&d| d as usize).collect();
                     let values: Vec<f32> = job.values.source[p].iter().map(|&v| v as f32).collect();
-                    let counts = swap_counts
-                        .entry(p)
-                        .or_insert_with(|| DiceCounts::new(classes));
+                    let counts = swap_counts.entry(p).or_insert_with(|| DiceCounts::new(classes));
                     for (b, &(start, count)) in chunk.iter().enumerate() {
                         let (shape, x) = feed.tensor(start, count);
-                        let mut feeds: Vec<(&str, View)> =
-                            Vec::with_capacity(region.frontier.len() + 1);
+                        let mut feeds: Vec<(&str, View)> = Vec::with_capacity(region.frontier.len() + 1);
                         for name in &region.frontier {
                             if name == input {
                                 feeds.push((input, View::F32(&shape, &x)));
                                 continue;
                             }
-                            let t = cache[b].get(name).ok_or_else(|| {
-                                anyhow::anyhow!("tensor '{name}' missing from the cache")
-                            })?;
+                            let t = cache[b]
+                                .get(name)
+                                .ok_or_else(|| anyhow::anyhow!("tensor '{name}' missing from the cache"))?;
                             feeds.push((
                                 name.as_str(),
                                 match &t.data {
@@ -305,25 +245,19 @@ impl Plan {
         for (p, c) in swap_counts {
             swaps_out[p] = Some(Dice::from_counts(&c));
         }
-        Ok(AuditOutcome {
-            classes,
-            baseline,
-            swaps: swaps_out,
-        })
+        Ok(AuditOutcome { classes, baseline, swaps: swaps_out })
     }
 }
 
 /// Class maps from logits `[n, c, h, w]`.
 fn preds(t: &TensorData, count: usize, hw: usize) -> Result<(Vec<u8>, usize)> {
-    let Data::F32(v) = &t.data else {
-        bail!("the model output is not float32")
-    };
+    let Data::F32(v) = &t.data else { bail!("the model output is not float32") };
     if t.shape.len() != 4 || t.shape[2] * t.shape[3] != hw || t.shape[0] < count {
-        bail!("the model's output has shape {:?}; reuse-audit scores segmentation outputs at input resolution", t.shape);
+        bail!(
+            "the model's output has shape {:?}; reuse-audit scores segmentation outputs at input resolution",
+            t.shape
+        );
     }
     let c = t.shape[1];
-    Ok((
-        predict(&v[..count * c * hw], count, c, hw),
-        if c == 1 { 2 } else { c },
-    ))
+    Ok((predict(&v[..count * c * hw], count, c, hw), if c == 1 { 2 } else { c }))
 }

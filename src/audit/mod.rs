@@ -68,14 +68,9 @@ pub struct AuditOutcome {
 
 /// Run the baseline and every swap; returns the outcome and the strategy that ran.
 pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
+    let input = job.target.input_spec()?;
+    let feed = Feed { data: job.data, input: &input, batch: input.batch.unwrap_or(job.batch.max(1)) };
     if job.strategy == Strategy::Incremental {
-        let input = job.target.input_spec()?;
-        let batch = input.batch.unwrap_or(job.batch.max(1));
-        let feed = Feed {
-            data: job.data,
-            input: &input,
-            batch,
-        };
         let d = job.data;
         let shapes = cost::probe_shapes(engine, job.target, &input.name, [d.c, d.h, d.w])?;
         match incremental::Plan::new(engine, job, &shapes) {
@@ -89,40 +84,34 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> 
                 if !job.quiet {
                     eprintln!("note: incremental evaluation does not apply ({why:#}); using --strategy shared");
                 }
-                let shared = AuditJob {
-                    strategy: Strategy::Shared,
-                    ..*job
-                };
-                return run(engine, &shared);
+                let shared = AuditJob { strategy: Strategy::Shared, ..*job };
+                return Ok((run_full(engine, &shared, &feed)?, Strategy::Shared));
             }
         }
     }
-    Ok((run_full(engine, job)?, job.strategy))
+    Ok((run_full(engine, job, &feed)?, job.strategy))
+}
+
+/// The ground-truth labels checked against the class count (an error when there are none).
+pub fn labels(data: &Dataset, classes: usize) -> Result<Vec<u8>> {
+    data.checked_labels(classes)?.ok_or_else(|| {
+        crate::error::UserError::BadData(
+            "the data has no labels: give --labels FILE or use --labels baseline (label-free)".into(),
+        )
+        .into()
+    })
 }
 
 /// Naive and shared strategies: full forward passes.
-fn run_full(engine: &Engine, job: &AuditJob) -> Result<AuditOutcome> {
-    let input = job.target.input_spec()?;
-    let batch = input.batch.unwrap_or(job.batch.max(1));
-    let feed = Feed {
-        data: job.data,
-        input: &input,
-        batch,
-    };
-    let todo: Vec<usize> = (0..job.pairing.pairs.len())
-        .filter(|&i| job.kinds.contains(&job.pairing.pairs[i].kind()))
-        .collect();
+fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<AuditOutcome> {
+    let todo: Vec<usize> =
+        (0..job.pairing.pairs.len()).filter(|&i| job.kinds.contains(&job.pairing.pairs[i].kind())).collect();
     let bar = progress(todo.len() as u64 + 1, job.quiet);
-    let mut eval = strategy::Evaluator::new(engine, job, &feed)?;
+    let mut eval = strategy::Evaluator::new(engine, job, feed)?;
     let (base_pred, classes) = eval.baseline()?;
     bar.inc(1);
     let truth = match job.truth {
-        Truth::Labels => job.data.checked_labels(classes)?.ok_or_else(|| {
-            crate::error::UserError::BadData(
-                "the data has no labels: give --labels FILE or use --labels baseline (label-free)"
-                    .into(),
-            )
-        })?,
+        Truth::Labels => labels(job.data, classes)?,
         Truth::Baseline => base_pred.clone(),
     };
     let baseline = forward::dice(&base_pred, &truth, classes);
@@ -135,11 +124,7 @@ fn run_full(engine: &Engine, job: &AuditJob) -> Result<AuditOutcome> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(AuditOutcome {
-        classes,
-        baseline,
-        swaps,
-    })
+    Ok(AuditOutcome { classes, baseline, swaps })
 }
 
 fn progress(len: u64, quiet: bool) -> ProgressBar {
@@ -147,9 +132,9 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} swaps {pos}/{len} [{bar:30}] {elapsed} (ETA {eta}) {msg}",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} swaps {pos}/{len} [{bar:30}] {elapsed} (ETA {eta}) {msg}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar

@@ -1,7 +1,6 @@
 //! Swap evaluation strategies, behind one `Evaluator` so faster ones can replace the simple one.
 
 use anyhow::Result;
-use onnx_protobuf::{type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
 
 use super::forward::{predictions, Feed};
 use super::AuditJob;
@@ -47,27 +46,16 @@ impl<'a> Evaluator<'a> {
     pub fn new(engine: &'a Engine, job: &'a AuditJob<'a>, feed: &'a Feed<'a>) -> Result<Self> {
         let shared = match job.strategy {
             Strategy::Naive => None,
-            Strategy::Shared | Strategy::Incremental => {
-                Some(engine.session(&overridable(job)?.to_bytes()?)?)
-            }
+            Strategy::Shared | Strategy::Incremental => Some(engine.session(&overridable(job)?.to_bytes()?)?),
         };
-        Ok(Evaluator {
-            engine,
-            job,
-            feed,
-            shared,
-        })
+        Ok(Evaluator { engine, job, feed, shared })
     }
 
     /// Class maps of the unswapped target, and the class count.
     pub fn baseline(&mut self) -> Result<(Vec<u8>, usize)> {
         match self.shared.as_mut() {
             Some(r) => predictions(r, self.feed, &[]),
-            None => predictions(
-                &mut self.engine.session(&self.job.target.to_bytes()?)?,
-                self.feed,
-                &[],
-            ),
+            None => predictions(&mut self.engine.session(&self.job.target.to_bytes()?)?, self.feed, &[]),
         }
     }
 
@@ -112,20 +100,8 @@ pub fn overridable_model(target: &Model, params: &[&crate::model::Param]) -> Mod
         if g.input.iter().any(|i| i.name == p.name) {
             continue;
         }
-        let mut shape = TensorShapeProto::new();
-        for &d in &p.dims {
-            let mut dim = onnx_protobuf::tensor_shape_proto::Dimension::new();
-            dim.set_dim_value(d);
-            shape.dim.push(dim);
-        }
-        let mut tt = type_proto::Tensor::new();
-        tt.elem_type = 1;
-        tt.shape = Some(shape).into();
-        let mut ty = TypeProto::new();
-        ty.set_tensor_type(tt);
-        let mut vi = ValueInfoProto::new();
-        vi.name = p.name.clone();
-        vi.type_ = Some(ty).into();
+        let dims: Vec<Option<usize>> = p.dims.iter().map(|&d| Some(d.max(0) as usize)).collect();
+        let vi = super::cost::shaped_value(&p.name, 1, Some(&dims));
         g.input.push(vi);
     }
     if m.proto.ir_version < 4 {

@@ -55,11 +55,7 @@ pub fn audit_report(req: &AuditRequest, engine: &LazyEngine) -> Result<Report> {
     if req.dynamic_batch {
         ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, &dataset)?;
     }
-    let truth = if req.label_free {
-        Truth::Baseline
-    } else {
-        Truth::Labels
-    };
+    let truth = if req.label_free { Truth::Baseline } else { Truth::Labels };
     let job = AuditJob {
         target: &ctx.target,
         pairing: &ctx.pairing,
@@ -74,9 +70,8 @@ pub fn audit_report(req: &AuditRequest, engine: &LazyEngine) -> Result<Report> {
     };
     let engine = engine.get()?;
     let (outcome, strategy) = audit::run(engine, &job)?;
-    let rows_by_pair: Vec<usize> = (0..ctx.pairing.pairs.len())
-        .filter(|&i| s.kinds.contains(&ctx.pairing.pairs[i].kind()))
-        .collect();
+    let rows_by_pair: Vec<usize> =
+        (0..ctx.pairing.pairs.len()).filter(|&i| s.kinds.contains(&ctx.pairing.pairs[i].kind())).collect();
     for (row, &i) in report.rows.iter_mut().zip(&rows_by_pair) {
         if let Some(d) = &outcome.swaps[i] {
             row.baseline_dice = Some(outcome.baseline.mean);
@@ -114,19 +109,13 @@ pub fn audit_report(req: &AuditRequest, engine: &LazyEngine) -> Result<Report> {
 /// Run `audit`.
 pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs) -> Result<()> {
     if a.batch == 0 {
-        return Err(UserError::BadFlag {
-            flag: "--batch",
-            reason: "must be at least 1".into(),
-        }
-        .into());
+        return Err(UserError::BadFlag { flag: "--batch", reason: "must be at least 1".into() }.into());
     }
     if let Some(m) = g.max_delta {
         if !m.is_finite() {
-            return Err(UserError::BadFlag {
-                flag: "--max-delta",
-                reason: format!("{m} is not a finite number"),
-            }
-            .into());
+            return Err(
+                UserError::BadFlag { flag: "--max-delta", reason: format!("{m} is not a finite number") }.into()
+            );
         }
     }
     let label_free = a.labels.as_deref() == Some("baseline");
@@ -199,28 +188,19 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
 
 /// Parse `W:1-5,7,B:*`: per kind, the layers required (None = every layer).
 pub fn parse_requirement(spec: &str) -> Result<Vec<(Kind, Option<Vec<usize>>)>> {
-    let bad = |why: String| -> anyhow::Error {
-        UserError::BadFlag {
-            flag: "--require-reusable",
-            reason: why,
-        }
-        .into()
-    };
+    let bad = |why: String| -> anyhow::Error { UserError::BadFlag { flag: "--require-reusable", reason: why }.into() };
     let mut out: Vec<(Kind, Option<Vec<usize>>)> = Vec::new();
     for token in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let range = match token.split_once(':') {
             Some((k, range)) => {
-                let kind = Kind::parse(k)
-                    .ok_or_else(|| bad(format!("'{k}' is not one of W, B, RM, RV, RW, RB")))?;
+                let kind = Kind::parse(k).ok_or_else(|| bad(format!("'{k}' is not one of W, B, RM, RV, RW, RB")))?;
                 out.push((kind, Some(Vec::new())));
                 range
             }
             None if !out.is_empty() => token,
             None => return Err(bad(format!("'{token}' has no kind: write e.g. W:1-5"))),
         };
-        let Some((_, layers)) = out.last_mut() else {
-            unreachable!("pushed above")
-        };
+        let Some((_, layers)) = out.last_mut() else { unreachable!("pushed above") };
         if range == "*" {
             *layers = None;
             continue;
@@ -228,11 +208,7 @@ pub fn parse_requirement(spec: &str) -> Result<Vec<(Kind, Option<Vec<usize>>)>> 
         let (a, b) = range.split_once('-').unwrap_or((range, range));
         let (a, b): (usize, usize) = match (a.parse(), b.parse()) {
             (Ok(a), Ok(b)) if a >= 1 && a <= b => (a, b),
-            _ => {
-                return Err(bad(format!(
-                    "'{range}' is not a layer, a range like 1-5, or *"
-                )))
-            }
+            _ => return Err(bad(format!("'{range}' is not a layer, a range like 1-5, or *"))),
         };
         if let Some(l) = layers.as_mut() {
             l.extend(a..=b);
@@ -268,22 +244,13 @@ fn batch_dynamic_verified(
     }
     let got = engine
         .session(&dynamic.to_bytes()?)
-        .and_then(|mut r| {
-            r.run(vec![(
-                input.name.clone(),
-                vec![k, data.c, data.h, data.w],
-                images,
-            )])
-        })
+        .and_then(|mut r| r.run(vec![(input.name.clone(), vec![k, data.c, data.h, data.w], images)]))
         .map_err(|e| UserError::BadFlag {
             flag: "--dynamic-batch",
             reason: format!("the model does not run with a batch of {k}: {e:#}"),
         })?;
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-    let diff = want
-        .iter()
-        .zip(&got.values)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let diff = want.iter().zip(&got.values).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     if got.values.len() != want.len() || diff.is_nan() || diff > 1e-4 * scale {
         return Err(UserError::BadFlag {
             flag: "--dynamic-batch",

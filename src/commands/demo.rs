@@ -20,13 +20,7 @@ use crate::report::Format;
 pub const DEMO_ARCHS: [&str; 2] = ["unet", "pspnet"];
 
 /// Run `demo`.
-pub fn run(
-    models: &Path,
-    out: &Path,
-    strategy: Strategy,
-    threads: usize,
-    quiet: bool,
-) -> Result<()> {
+pub fn run(models: &Path, out: &Path, strategy: Strategy, threads: usize, quiet: bool) -> Result<()> {
     let data = models.join("data").join("acdc-val.npz");
     if !data.is_file() {
         return Err(UserError::Unreadable {
@@ -97,17 +91,7 @@ pub fn run(
         crate::report::write::write_all(&dir, &m.files())?;
         let reference = format!("{arch}-acdc-seg");
         let i = m.names.iter().position(|n| *n == reference).unwrap_or(0);
-        let mut c: Vec<(usize, f64)> = m.summary[i]
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .filter_map(|(j, v)| v.map(|v| (j, v)))
-            .collect();
-        c.sort_by(|x, y| x.1.total_cmp(&y.1));
-        let ranked: Vec<String> = c
-            .iter()
-            .map(|(j, v)| format!("{} {v:.3}", m.names[*j]))
-            .collect();
+        let ranked: Vec<String> = m.closest(i).iter().map(|(j, v)| format!("{} {v:.3}", m.names[*j])).collect();
         writeln!(
             stdout,
             "== {arch} RMSE matrix -> {}: closest to {reference} (mean nRMSE of conv W): {}",

@@ -64,11 +64,7 @@ struct FlopsOut {
 pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<()> {
     let m = Model::load(path)?;
     let sc = scan(&m);
-    let cost = if flops {
-        Some(flops_of(&m, &sc, size)?)
-    } else {
-        None
-    };
+    let cost = if flops { Some(flops_of(&m, &sc, size)?) } else { None };
     let mut warnings: Vec<String> = sc.skipped.iter().map(|s| format!("skipped {s}")).collect();
     if sc.bn_probably_folded() {
         warnings.push(FOLDED_BN_HINT.to_string());
@@ -81,29 +77,13 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
             .proto
             .opset_import
             .iter()
-            .map(|o| {
-                (
-                    if o.domain.is_empty() {
-                        "ai.onnx".into()
-                    } else {
-                        o.domain.clone()
-                    },
-                    o.version,
-                )
-            })
+            .map(|o| (if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.clone() }, o.version))
             .collect(),
-        producer: format!("{} {}", m.proto.producer_name, m.proto.producer_version)
-            .trim()
-            .to_string(),
+        producer: format!("{} {}", m.proto.producer_name, m.proto.producer_version).trim().to_string(),
         input: m.input_spec().ok(),
         conv_layers: sc.of(Family::Conv).count(),
         bn_layers: sc.of(Family::Bn).count(),
-        parameters: sc
-            .layers
-            .iter()
-            .flat_map(|l| &l.params)
-            .map(|p| p.numel())
-            .sum(),
+        parameters: sc.layers.iter().flat_map(|l| &l.params).map(|p| p.numel()).sum(),
         bn_probably_folded: sc.bn_probably_folded(),
         warnings,
         layers: sc
@@ -116,11 +96,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
                 node: l.node.clone(),
                 op: l.op.clone(),
                 epsilon: (l.family == Family::Bn).then_some(l.epsilon),
-                params: l
-                    .params
-                    .iter()
-                    .map(|p| (p.kind.to_string(), p.name.clone(), p.dims.clone()))
-                    .collect(),
+                params: l.params.iter().map(|p| (p.kind.to_string(), p.name.clone(), p.dims.clone())).collect(),
             })
             .collect(),
         flops: cost.map(|(f, _)| f),
@@ -138,15 +114,8 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     );
     if let Some(i) = &out.input {
         let d = |v: Option<usize>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
-        let _ = writeln!(
-            s,
-            "  input '{}': {} x {} x {} x {}",
-            i.name,
-            d(i.batch),
-            d(i.channels),
-            d(i.height),
-            d(i.width)
-        );
+        let _ =
+            writeln!(s, "  input '{}': {} x {} x {} x {}", i.name, d(i.batch), d(i.channels), d(i.height), d(i.width));
     }
     let _ = writeln!(
         s,
@@ -154,24 +123,10 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
         out.conv_layers, out.bn_layers, out.parameters
     );
     for l in &out.layers {
-        let params: Vec<String> = l
-            .params
-            .iter()
-            .map(|(k, n, d)| format!("{k}={n} {d:?}"))
-            .collect();
-        let share = l
-            .downstream_share
-            .map(|d| format!("{:>5.1}% downstream  ", 100.0 * d))
-            .unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "  {:<4} {:>3}  {:<14} {:<32} {share}{}",
-            l.family,
-            l.index,
-            l.op,
-            l.node,
-            params.join("  ")
-        );
+        let params: Vec<String> = l.params.iter().map(|(k, n, d)| format!("{k}={n} {d:?}")).collect();
+        let share = l.downstream_share.map(|d| format!("{:>5.1}% downstream  ", 100.0 * d)).unwrap_or_default();
+        let _ =
+            writeln!(s, "  {:<4} {:>3}  {:<14} {:<32} {share}{}", l.family, l.index, l.op, l.node, params.join("  "));
     }
     if let Some(f) = &out.flops {
         let _ = writeln!(
@@ -194,28 +149,19 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
 }
 
 /// FLOPs summary and, per node, the share of FLOPs downstream of it.
-fn flops_of(
-    m: &Model,
-    sc: &crate::model::layers::LayerScan,
-    size: Option<&str>,
-) -> Result<(FlopsOut, Vec<f64>)> {
+fn flops_of(m: &Model, sc: &crate::model::layers::LayerScan, size: Option<&str>) -> Result<(FlopsOut, Vec<f64>)> {
     use crate::audit::cost::{probe_shapes, CostModel};
     use crate::error::UserError;
     let spec = m.input_spec()?;
     let (h, w) = match size {
         Some(s) => {
-            let parsed = s.split_once('x').and_then(|(a, b)| {
-                Some((
-                    a.trim().parse::<usize>().ok()?,
-                    b.trim().parse::<usize>().ok()?,
-                ))
-            });
-            parsed
-                .filter(|(a, b)| *a > 0 && *b > 0)
-                .ok_or_else(|| UserError::BadFlag {
-                    flag: "--size",
-                    reason: format!("'{s}' is not HxW, e.g. 256x256"),
-                })?
+            let parsed = s
+                .split_once('x')
+                .and_then(|(a, b)| Some((a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?)));
+            parsed.filter(|(a, b)| *a > 0 && *b > 0).ok_or_else(|| UserError::BadFlag {
+                flag: "--size",
+                reason: format!("'{s}' is not HxW, e.g. 256x256"),
+            })?
         }
         None => match (spec.height, spec.width) {
             (Some(h), Some(w)) => (h, w),
@@ -233,22 +179,9 @@ fn flops_of(
     let shapes = probe_shapes(&engine, m, &spec.name, [c, h, w])?;
     let cost = CostModel::new(m, &shapes);
     let topo = crate::model::graph::Topology::of(m);
-    let shares: Vec<f64> = (0..m.proto.graph.node.len())
-        .map(|i| cost.downstream(&topo, m, i) / cost.total.max(1.0))
-        .collect();
-    let swap_nodes: Vec<usize> = sc
-        .layers
-        .iter()
-        .flat_map(|l| l.params.iter().map(move |_| l.node_index))
-        .collect();
+    let shares: Vec<f64> =
+        (0..m.proto.graph.node.len()).map(|i| cost.downstream(&topo, m, i) / cost.total.max(1.0)).collect();
+    let swap_nodes: Vec<usize> = sc.layers.iter().flat_map(|l| l.params.iter().map(move |_| l.node_index)).collect();
     let ideal = cost.ideal_speedup(&topo, m, &swap_nodes);
-    Ok((
-        FlopsOut {
-            input_chw: [c, h, w],
-            total: cost.total,
-            ideal_speedup: ideal,
-            swaps: swap_nodes.len(),
-        },
-        shares,
-    ))
+    Ok((FlopsOut { input_chw: [c, h, w], total: cost.total, ideal_speedup: ideal, swaps: swap_nodes.len() }, shares))
 }

@@ -80,11 +80,7 @@ pub fn run(target: &Path, source: &Path, mode: &MatchMode, json: bool) -> Result
         );
     }
     for u in &out.unmatched {
-        let _ = writeln!(
-            s,
-            "  unmatched {}: {} {} '{}': {}",
-            u.side, u.layer, u.kind, u.initializer, u.reason
-        );
+        let _ = writeln!(s, "  unmatched {}: {} {} '{}': {}", u.side, u.layer, u.kind, u.initializer, u.reason);
     }
     for w in &out.warnings {
         let _ = writeln!(s, "\nwarning: {w}");

@@ -35,11 +35,7 @@ fn stem(p: &Path) -> String {
 /// Compute the matrix.
 pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matrix> {
     if models.len() < 2 {
-        return Err(UserError::BadFlag {
-            flag: "MODEL",
-            reason: "matrix needs at least two models".into(),
-        }
-        .into());
+        return Err(UserError::BadFlag { flag: "MODEL", reason: "matrix needs at least two models".into() }.into());
     }
     let names: Vec<String> = models.iter().map(|p| stem(p)).collect();
     let n = models.len();
@@ -57,23 +53,12 @@ pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matr
             }
             let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
             let rows = compare::rows(&ctx.pairing, &values);
-            let w: Vec<f64> = rows
-                .iter()
-                .filter(|r| r.kind == "W")
-                .filter_map(|r| r.nrmse)
-                .collect();
+            let w: Vec<f64> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.nrmse).collect();
             summary[a][b] = (!w.is_empty()).then(|| w.iter().sum::<f64>() / w.len() as f64);
-            long.extend(
-                rows.into_iter()
-                    .map(|r| (a, b, r.family, r.layer, r.kind, r.rmse, r.nrmse)),
-            );
+            long.extend(rows.into_iter().map(|r| (a, b, r.family, r.layer, r.kind, r.rmse, r.nrmse)));
         }
     }
-    Ok(Matrix {
-        names,
-        long,
-        summary,
-    })
+    Ok(Matrix { names, long, summary })
 }
 
 impl Matrix {
@@ -96,10 +81,7 @@ impl Matrix {
     pub fn summary_csv(&self) -> String {
         let mut s = format!("model,{}\n", self.names.join(","));
         for (i, row) in self.summary.iter().enumerate() {
-            let cells: Vec<String> = row
-                .iter()
-                .map(|v| v.map(|x| x.to_string()).unwrap_or_default())
-                .collect();
+            let cells: Vec<String> = row.iter().map(|v| v.map(|x| x.to_string()).unwrap_or_default()).collect();
             let _ = writeln!(s, "{},{}", self.names[i], cells.join(","));
         }
         s
@@ -107,11 +89,7 @@ impl Matrix {
 
     /// The heatmap SVG.
     pub fn svg(&self) -> String {
-        heatmap(
-            "Mean nRMSE of conv W (row: reference, column: candidate)",
-            &self.names,
-            &self.summary,
-        )
+        heatmap("Mean nRMSE of conv W (row: reference, column: candidate)", &self.names, &self.summary)
     }
 
     /// A page with the heatmap and, per row, the candidates ranked closest first.
@@ -119,27 +97,25 @@ impl Matrix {
         let mut s = String::from("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>reuse-audit RMSE matrix</title><style>body{font-family:sans-serif;margin:24px}td,th{border:1px solid #ddd;padding:3px 6px}table{border-collapse:collapse;font-size:12px}</style></head><body><h1>Pairwise RMSE matrix</h1>");
         s.push_str(&self.svg());
         s.push_str("<h2>Closest candidates per reference</h2><table><tr><th>reference</th><th>candidates, closest first (mean nRMSE of conv W)</th></tr>");
-        for (i, row) in self.summary.iter().enumerate() {
-            let mut c: Vec<(usize, f64)> = row
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .filter_map(|(j, v)| v.map(|v| (j, v)))
-                .collect();
-            c.sort_by(|x, y| x.1.total_cmp(&y.1));
-            let list: Vec<String> = c
-                .iter()
-                .map(|(j, v)| format!("{} ({v:.3})", esc(&self.names[*j])))
-                .collect();
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{}</td></tr>",
-                esc(&self.names[i]),
-                list.join(", ")
-            );
+        for i in 0..self.names.len() {
+            let list: Vec<String> =
+                self.closest(i).iter().map(|(j, v)| format!("{} ({v:.3})", esc(&self.names[*j]))).collect();
+            let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&self.names[i]), list.join(", "));
         }
         s.push_str("</table></body></html>\n");
         s
+    }
+
+    /// The other models ranked closest first to reference `i`: (index, mean nRMSE of conv W).
+    pub fn closest(&self, i: usize) -> Vec<(usize, f64)> {
+        let mut c: Vec<(usize, f64)> = self.summary[i]
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(j, v)| v.map(|v| (j, v)))
+            .collect();
+        c.sort_by(|x, y| x.1.total_cmp(&y.1));
+        c
     }
 
     /// The files `matrix` writes: matrix.csv, summary.csv, matrix.svg, matrix.html.
@@ -155,10 +131,7 @@ impl Matrix {
     /// Text table for stdout.
     pub fn table(&self) -> String {
         let w = self.names.iter().map(|n| n.len()).max().unwrap_or(5).max(8);
-        let mut s = format!(
-            "mean nRMSE of conv W (row: reference/target, column: candidate/source)\n{:w$}",
-            ""
-        );
+        let mut s = format!("mean nRMSE of conv W (row: reference/target, column: candidate/source)\n{:w$}", "");
         for n in &self.names {
             let _ = write!(s, " {n:>w$}");
         }
@@ -166,11 +139,7 @@ impl Matrix {
         for (i, row) in self.summary.iter().enumerate() {
             let _ = write!(s, "{:w$}", self.names[i]);
             for v in row {
-                let _ = write!(
-                    s,
-                    " {:>w$}",
-                    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into())
-                );
+                let _ = write!(s, " {:>w$}", v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()));
             }
             s.push('\n');
         }

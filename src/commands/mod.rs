@@ -24,54 +24,18 @@ pub use audit::{audit_report, AuditRequest};
 /// Run one subcommand.
 pub fn dispatch(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Inspect {
-            model,
-            json,
-            flops,
-            size,
-        } => inspect::run(&model, json, flops, size.as_deref()),
-        Command::Match {
-            target,
-            source,
-            match_mode,
-            json,
-        } => matching::run(&target, &source, &MatchMode::parse(&match_mode), json),
-        Command::Rmse {
-            target,
-            source,
-            common,
-        } => rmse::run(&target, &source, &Settings::from_args(&common)?),
-        Command::Audit {
-            target,
-            source,
-            common,
-            run,
-            gates,
-        } => audit::run(
-            &target,
-            &source,
-            &Settings::from_args(&common)?,
-            &run,
-            &gates,
-        ),
-        Command::Matrix {
-            models,
-            match_mode,
-            out,
-            quiet,
-        } => matrix::run(
-            &models,
-            &MatchMode::parse(&match_mode),
-            out.as_deref(),
-            quiet,
-        ),
-        Command::Demo {
-            models,
-            out,
-            strategy,
-            threads,
-            quiet,
-        } => demo::run(&models, &out, strategy, threads, quiet),
+        Command::Inspect { model, json, flops, size } => inspect::run(&model, json, flops, size.as_deref()),
+        Command::Match { target, source, match_mode, json } => {
+            matching::run(&target, &source, &MatchMode::parse(&match_mode), json)
+        }
+        Command::Rmse { target, source, common } => rmse::run(&target, &source, &Settings::from_args(&common)?),
+        Command::Audit { target, source, common, run, gates } => {
+            audit::run(&target, &source, &Settings::from_args(&common)?, &run, &gates)
+        }
+        Command::Matrix { models, match_mode, out, quiet } => {
+            matrix::run(&models, &MatchMode::parse(&match_mode), out.as_deref(), quiet)
+        }
+        Command::Demo { models, out, strategy, threads, quiet } => demo::run(&models, &out, strategy, threads, quiet),
     }
 }
 
@@ -113,14 +77,7 @@ pub fn load_pair(target: &Path, source: &Path, mode: &MatchMode) -> Result<PairC
     if matches!(mode, MatchMode::Auto) && pairing.method == "position" {
         warnings.push("initializer names differ between the models: paired by family, position and role (--match position); check `reuse-audit match`".into());
     }
-    Ok(PairContext {
-        target: t,
-        source: s,
-        target_layers: ts,
-        source_layers: ss,
-        pairing,
-        warnings,
-    })
+    Ok(PairContext { target: t, source: s, target_layers: ts, source_layers: ss, pairing, warnings })
 }
 
 /// Model summary for a report.
@@ -151,22 +108,12 @@ pub fn emit(r: &Report, s: &Settings) -> Result<()> {
         let written = report::write::write_all(dir, &files)?;
         if !s.json {
             stdout.write_all(report::table::verdict_lines(r).as_bytes())?;
-            let figures = written
-                .iter()
-                .filter(|w| w.parent().is_some_and(|p| p.ends_with("figures")))
-                .count();
-            for w in written
-                .iter()
-                .filter(|w| !w.parent().is_some_and(|p| p.ends_with("figures")))
-            {
+            let figures = written.iter().filter(|w| w.parent().is_some_and(|p| p.ends_with("figures"))).count();
+            for w in written.iter().filter(|w| !w.parent().is_some_and(|p| p.ends_with("figures"))) {
                 writeln!(stdout, "wrote {}", w.display())?;
             }
             if figures > 0 {
-                writeln!(
-                    stdout,
-                    "wrote {figures} figures to {}",
-                    dir.join("figures").display()
-                )?;
+                writeln!(stdout, "wrote {figures} figures to {}", dir.join("figures").display())?;
             }
         }
     } else if !s.json {

@@ -10,11 +10,7 @@ use crate::config::Settings;
 use crate::report::{self, Report, Summary};
 
 /// The data-free report of a pair, and the checked parameter values.
-pub fn data_free_report(
-    ctx: &PairContext,
-    s: &Settings,
-    command: &str,
-) -> Result<(Report, PairValues)> {
+pub fn data_free_report(ctx: &PairContext, s: &Settings, command: &str) -> Result<(Report, PairValues)> {
     let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
     let rows = compare::rows(&ctx.pairing, &values)
         .into_iter()
@@ -38,10 +34,7 @@ pub fn data_free_report(
         rows,
         unmatched: ctx.pairing.unmatched.clone(),
         warnings: ctx.warnings.clone(),
-        summary: Summary {
-            bn: compare::bn_stats(&ctx.pairing, &values),
-            ..Default::default()
-        },
+        summary: Summary { bn: compare::bn_stats(&ctx.pairing, &values), ..Default::default() },
     };
     Ok((report, values))
 }

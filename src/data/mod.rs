@@ -43,45 +43,31 @@ pub struct Loaded {
 /// Load a data set. `labels` is a `.npy` file for `.npy` images (else `None`).
 pub fn load(data: &Path, labels: Option<&Path>) -> Result<Loaded> {
     if !data.exists() {
-        return Err(UserError::Unreadable {
-            path: data.into(),
-            reason: "no such file or folder (--data)".into(),
-        }
-        .into());
+        return Err(
+            UserError::Unreadable { path: data.into(), reason: "no such file or folder (--data)".into() }.into()
+        );
     }
     let name = data.to_string_lossy().to_lowercase();
     let loaded = if data.is_dir() {
         if data.join("images").is_dir() {
-            Loaded {
-                samples: load_png(data)?,
-                format: "png",
-            }
+            Loaded { samples: load_png(data)?, format: "png" }
         } else {
-            Loaded {
-                samples: load_nifti(data)?,
-                format: "nifti",
-            }
+            Loaded { samples: load_nifti(data)?, format: "nifti" }
         }
     } else if name.ends_with(".npz") {
         let mut arrays = npy::read_npz(data, &["images", "labels"])?.into_iter();
-        let images = arrays
-            .next()
-            .flatten()
-            .ok_or_else(|| bad_file(data, "the archive has no 'images' array"))?;
+        let images = arrays.next().flatten().ok_or_else(|| bad_file(data, "the archive has no 'images' array"))?;
         let labels = arrays.next().flatten();
-        Loaded {
-            samples: from_arrays(data, images, labels)?,
-            format: "npz",
-        }
+        Loaded { samples: from_arrays(data, images, labels)?, format: "npz" }
     } else if name.ends_with(".npy") {
         let images = npy::read_npy(data)?;
         let labels = labels.map(npy::read_npy).transpose()?;
-        Loaded {
-            samples: from_arrays(data, images, labels)?,
-            format: "npy",
-        }
+        Loaded { samples: from_arrays(data, images, labels)?, format: "npy" }
     } else {
-        return Err(bad_file(data, "unknown data format: expected .npz, .npy, a NIfTI folder or a PNG folder (images/, masks/)"));
+        return Err(bad_file(
+            data,
+            "unknown data format: expected .npz, .npy, a NIfTI folder or a PNG folder (images/, masks/)",
+        ));
     };
     if loaded.samples.is_empty() {
         return Err(bad_file(data, "the data set is empty"));
@@ -96,10 +82,7 @@ fn from_arrays(path: &Path, images: npy::Array, labels: Option<npy::Array>) -> R
         _ => {
             return Err(bad_file(
                 path,
-                format!(
-                    "images must be N x H x W or N x C x H x W, found shape {:?}",
-                    images.shape
-                ),
+                format!("images must be N x H x W or N x C x H x W, found shape {:?}", images.shape),
             ))
         }
     };
@@ -109,10 +92,7 @@ fn from_arrays(path: &Path, images: npy::Array, labels: Option<npy::Array>) -> R
         if !ok {
             return Err(bad_file(
                 path,
-                format!(
-                    "labels of shape {:?} do not fit images of shape {:?} (need N x H x W)",
-                    l.shape, images.shape
-                ),
+                format!("labels of shape {:?} do not fit images of shape {:?} (need N x H x W)", l.shape, images.shape),
             ));
         }
     }
@@ -123,9 +103,7 @@ fn from_arrays(path: &Path, images: npy::Array, labels: Option<npy::Array>) -> R
             height: h,
             width: w,
             image: images.values[i * c * h * w..(i + 1) * c * h * w].to_vec(),
-            label: labels
-                .as_ref()
-                .map(|l| l.values[i * h * w..(i + 1) * h * w].to_vec()),
+            label: labels.as_ref().map(|l| l.values[i * h * w..(i + 1) * h * w].to_vec()),
             origin: format!("{file}#{i}"),
         })
         .collect())
@@ -134,20 +112,17 @@ fn from_arrays(path: &Path, images: npy::Array, labels: Option<npy::Array>) -> R
 fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
     let pairs = nifti::folder_pairs(dir)?;
     if pairs.is_empty() {
-        return Err(bad_file(dir, "no NIfTI pairs (X.nii.gz with X_gt.nii.gz) and no images/ folder: is this a data folder?"));
+        return Err(bad_file(
+            dir,
+            "no NIfTI pairs (X.nii.gz with X_gt.nii.gz) and no images/ folder: is this a data folder?",
+        ));
     }
     let mut out = Vec::new();
     for (img, gt) in pairs {
         let v = nifti::read(&img)?;
         let g = nifti::read(&gt)?;
         if v.dims != g.dims {
-            return Err(bad_file(
-                &gt,
-                format!(
-                    "label volume {:?} does not match image volume {:?}",
-                    g.dims, v.dims
-                ),
-            ));
+            return Err(bad_file(&gt, format!("label volume {:?} does not match image volume {:?}", g.dims, v.dims)));
         }
         let [x, y, z] = v.dims;
         for k in 0..z {
@@ -172,10 +147,7 @@ fn load_png(dir: &Path) -> Result<Vec<Sample>> {
             Some(m) => {
                 let l = png_folder::read(&m)?;
                 if (l.height, l.width) != (i.height, i.width) || l.channels != 1 {
-                    return Err(bad_file(
-                        &m,
-                        format!("mask must be a gray {}x{} image", i.height, i.width),
-                    ));
+                    return Err(bad_file(&m, format!("mask must be a gray {}x{} image", i.height, i.width)));
                 }
                 Some(l.values)
             }

@@ -90,35 +90,19 @@ pub fn parse(bytes: &[u8]) -> Result<Volume> {
         256 => (1, |b, _| b[0] as i8 as f64),
         4 => (2, |b, l| {
             let a = [b[0], b[1]];
-            (if l {
-                i16::from_le_bytes(a)
-            } else {
-                i16::from_be_bytes(a)
-            }) as f64
+            (if l { i16::from_le_bytes(a) } else { i16::from_be_bytes(a) }) as f64
         }),
         512 => (2, |b, l| {
             let a = [b[0], b[1]];
-            (if l {
-                u16::from_le_bytes(a)
-            } else {
-                u16::from_be_bytes(a)
-            }) as f64
+            (if l { u16::from_le_bytes(a) } else { u16::from_be_bytes(a) }) as f64
         }),
         8 => (4, |b, l| {
             let a = [b[0], b[1], b[2], b[3]];
-            (if l {
-                i32::from_le_bytes(a)
-            } else {
-                i32::from_be_bytes(a)
-            }) as f64
+            (if l { i32::from_le_bytes(a) } else { i32::from_be_bytes(a) }) as f64
         }),
         16 => (4, |b, l| {
             let a = [b[0], b[1], b[2], b[3]];
-            (if l {
-                f32::from_le_bytes(a)
-            } else {
-                f32::from_be_bytes(a)
-            }) as f64
+            (if l { f32::from_le_bytes(a) } else { f32::from_be_bytes(a) }) as f64
         }),
         64 => (8, |b, l| {
             let a: [u8; 8] = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
@@ -131,11 +115,7 @@ pub fn parse(bytes: &[u8]) -> Result<Volume> {
         other => bail!("unsupported NIfTI datatype code {other}"),
     };
     let Some(data) = bytes.get(vox_offset..vox_offset + n * size) else {
-        bail!(
-            "voxel data is truncated: {:?} voxels need {} bytes after offset {vox_offset}",
-            dims,
-            n * size
-        );
+        bail!("voxel data is truncated: {:?} voxels need {} bytes after offset {vox_offset}", dims, n * size);
     };
     let scale = slope != 0.0 && slope.is_finite() && !(slope == 1.0 && inter == 0.0);
     let values = data
@@ -154,10 +134,7 @@ pub fn parse(bytes: &[u8]) -> Result<Volume> {
 
 /// Read a `.nii` or `.nii.gz` file.
 pub fn read(path: &Path) -> Result<Volume> {
-    let raw = std::fs::read(path).map_err(|e| UserError::Unreadable {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
+    let raw = std::fs::read(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&raw[..])
@@ -173,10 +150,8 @@ pub fn read(path: &Path) -> Result<Volume> {
 /// The (image, label) file pairs of an ACDC-style folder, sorted by name.
 pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut pairs = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| UserError::Unreadable {
-        path: dir.into(),
-        reason: e.to_string(),
-    })?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| UserError::Unreadable { path: dir.into(), reason: e.to_string() })?;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         for ext in [".nii.gz", ".nii"] {
@@ -197,19 +172,7 @@ pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
 pub(crate) fn nifti_bytes_u8(dims: [usize; 3], values: &[u8]) -> Vec<u8> {
     let mut h = vec![0u8; 352];
     h[0..4].copy_from_slice(&348i32.to_le_bytes());
-    for (i, v) in [
-        3i16,
-        dims[0] as i16,
-        dims[1] as i16,
-        dims[2] as i16,
-        1,
-        1,
-        1,
-        1,
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, v) in [3i16, dims[0] as i16, dims[1] as i16, dims[2] as i16, 1, 1, 1, 1].iter().enumerate() {
         h[40 + 2 * i..42 + 2 * i].copy_from_slice(&v.to_le_bytes());
     }
     h[70..72].copy_from_slice(&2i16.to_le_bytes());
@@ -242,10 +205,7 @@ mod tests {
     #[test]
     fn truncated_and_foreign_files_are_errors() {
         let b = nifti_bytes_u8([2, 2, 2], &[0; 8]);
-        assert!(parse(&b[..b.len() - 1])
-            .unwrap_err()
-            .to_string()
-            .contains("truncated"));
+        assert!(parse(&b[..b.len() - 1]).unwrap_err().to_string().contains("truncated"));
         assert!(parse(&[0u8; 400]).is_err());
     }
 }

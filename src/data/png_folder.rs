@@ -21,19 +21,13 @@ pub struct Image {
 
 /// Read one PNG file.
 pub fn read(path: &Path) -> Result<Image> {
-    let file = std::fs::File::open(path).map_err(|e| UserError::Unreadable {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
+    let file =
+        std::fs::File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder
-        .read_info()
-        .map_err(|e| bad_file(path, format!("not a valid PNG: {e}")))?;
+    let mut reader = decoder.read_info().map_err(|e| bad_file(path, format!("not a valid PNG: {e}")))?;
     let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader
-        .next_frame(&mut buf)
-        .map_err(|e| bad_file(path, format!("corrupt PNG: {e}")))?;
+    let info = reader.next_frame(&mut buf).map_err(|e| bad_file(path, format!("corrupt PNG: {e}")))?;
     let (h, w) = (info.height as usize, info.width as usize);
     let samples = info.color_type.samples();
     let wide = info.bit_depth == png::BitDepth::Sixteen;
@@ -51,12 +45,7 @@ pub fn read(path: &Path) -> Result<Image> {
             values[c * h * w + p] = sample(p * samples + c);
         }
     }
-    Ok(Image {
-        channels,
-        height: h,
-        width: w,
-        values,
-    })
+    Ok(Image { channels, height: h, width: w, values })
 }
 
 /// The (image, mask) pairs of a PNG folder, sorted by name. Masks are optional.

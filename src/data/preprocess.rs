@@ -91,12 +91,7 @@ impl Dataset {
 }
 
 /// Preprocess samples for a model input.
-pub fn prepare(
-    samples: &[Sample],
-    spec: &InputSpec,
-    normalize: Normalize,
-    fit: Fit,
-) -> Result<Dataset> {
+pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: Fit) -> Result<Dataset> {
     let first = &samples[0];
     let h = spec.height.unwrap_or(first.height);
     let w = spec.width.unwrap_or(first.width);
@@ -131,14 +126,7 @@ pub fn prepare(
             images.extend(fitted.iter().map(|&v| v as f32));
         }
         if let (Some(out), Some(l)) = (labels.as_mut(), &s.label) {
-            out.extend(fit_plane(
-                l,
-                (s.height, s.width),
-                (h, w),
-                fit,
-                true,
-                &s.origin,
-            )?);
+            out.extend(fit_plane(l, (s.height, s.width), (h, w), fit, true, &s.origin)?);
         }
     }
     Ok(Dataset {
@@ -186,25 +174,17 @@ fn fit_plane(
     let (fh, fw) = from;
     let (th, tw) = to;
     let mismatch = |why: &str| -> anyhow::Error {
-        UserError::BadData(format!(
-            "{origin} is {fh}x{fw}, the model takes {th}x{tw}: {why}"
-        ))
-        .into()
+        UserError::BadData(format!("{origin} is {fh}x{fw}, the model takes {th}x{tw}: {why}")).into()
     };
     match fit {
         Fit::None => Err(mismatch("pass --fit resize, crop or pad")),
-        Fit::Crop if fh < th || fw < tw => Err(mismatch(
-            "--fit crop needs data at least as large as the model's input",
-        )),
-        Fit::Pad if fh > th || fw > tw => Err(mismatch(
-            "--fit pad needs data no larger than the model's input",
-        )),
+        Fit::Crop if fh < th || fw < tw => {
+            Err(mismatch("--fit crop needs data at least as large as the model's input"))
+        }
+        Fit::Pad if fh > th || fw > tw => Err(mismatch("--fit pad needs data no larger than the model's input")),
         Fit::Crop | Fit::Pad => {
             // Crop and pad are the same centered copy with a signed offset.
-            let (oy, ox) = (
-                (fh as isize - th as isize) / 2,
-                (fw as isize - tw as isize) / 2,
-            );
+            let (oy, ox) = ((fh as isize - th as isize) / 2, (fw as isize - tw as isize) / 2);
             let mut out = vec![0.0; th * tw];
             for y in 0..th {
                 for x in 0..tw {
@@ -221,12 +201,7 @@ fn fit_plane(
 }
 
 /// Resize with half-pixel centers (as `align_corners=False`): bilinear or nearest.
-fn resize(
-    src: &[f64],
-    (fh, fw): (usize, usize),
-    (th, tw): (usize, usize),
-    nearest: bool,
-) -> Vec<f64> {
+fn resize(src: &[f64], (fh, fw): (usize, usize), (th, tw): (usize, usize), nearest: bool) -> Vec<f64> {
     let (sy, sx) = (fh as f64 / th as f64, fw as f64 / tw as f64);
     let mut out = vec![0.0; th * tw];
     for y in 0..th {
@@ -254,24 +229,11 @@ mod tests {
     use super::*;
 
     fn sample(h: usize, w: usize, image: Vec<f64>, label: Vec<f64>) -> Sample {
-        Sample {
-            channels: 1,
-            height: h,
-            width: w,
-            image,
-            label: Some(label),
-            origin: "t#0".into(),
-        }
+        Sample { channels: 1, height: h, width: w, image, label: Some(label), origin: "t#0".into() }
     }
 
     fn spec(c: usize, h: usize, w: usize) -> InputSpec {
-        InputSpec {
-            name: "x".into(),
-            batch: None,
-            channels: Some(c),
-            height: Some(h),
-            width: Some(w),
-        }
+        InputSpec { name: "x".into(), batch: None, channels: Some(c), height: Some(h), width: Some(w) }
     }
 
     #[test]
@@ -284,29 +246,11 @@ mod tests {
     #[test]
     fn pad_crop_and_resize() {
         let s = sample(2, 2, vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0, 2.0, 3.0]);
-        let d = prepare(
-            std::slice::from_ref(&s),
-            &spec(1, 4, 4),
-            Normalize::None,
-            Fit::Pad,
-        )
-        .unwrap();
+        let d = prepare(std::slice::from_ref(&s), &spec(1, 4, 4), Normalize::None, Fit::Pad).unwrap();
         assert_eq!(&d.images[4..8], &[0.0, 1.0, 2.0, 0.0]);
-        let d = prepare(
-            std::slice::from_ref(&s),
-            &spec(1, 1, 1),
-            Normalize::None,
-            Fit::Crop,
-        )
-        .unwrap();
+        let d = prepare(std::slice::from_ref(&s), &spec(1, 1, 1), Normalize::None, Fit::Crop).unwrap();
         assert_eq!(d.images, vec![1.0]);
-        let d = prepare(
-            std::slice::from_ref(&s),
-            &spec(1, 4, 4),
-            Normalize::None,
-            Fit::Resize,
-        )
-        .unwrap();
+        let d = prepare(std::slice::from_ref(&s), &spec(1, 4, 4), Normalize::None, Fit::Resize).unwrap();
         assert_eq!(d.images[0], 1.0);
         assert_eq!(d.images[15], 4.0);
         assert_eq!(d.labels.unwrap()[15], 3.0);

@@ -44,35 +44,15 @@ impl Engine {
         }
         let library = runtime::locate(cuda, quiet)?;
         let env = ort::init_from(&library)
-            .map_err(|e| {
-                UserError::Runtime(format!(
-                    "cannot load ONNX Runtime from {}: {e}",
-                    library.display()
-                ))
-            })?
+            .map_err(|e| UserError::Runtime(format!("cannot load ONNX Runtime from {}: {e}", library.display())))?
             .with_name("reuse-audit")
             .build()
             .map_err(|e| anyhow!("creating the ONNX Runtime environment: {e}"))?;
         share_cpu_arena(&env)?;
-        let threads = if threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        } else {
-            threads
-        };
-        let provider = if cuda {
-            "CUDAExecutionProvider"
-        } else {
-            "CPUExecutionProvider"
-        };
-        Ok(Engine {
-            env,
-            library,
-            provider,
-            device,
-            threads,
-        })
+        let threads =
+            if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+        let provider = if cuda { "CUDAExecutionProvider" } else { "CPUExecutionProvider" };
+        Ok(Engine { env, library, provider, device, threads })
     }
 
     /// Intra-op threads per session.
@@ -105,19 +85,15 @@ impl Engine {
             }
         }
         if self.device == Device::Cuda {
-            b = b
-                .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-                .map_err(|e| {
-                    UserError::Runtime(format!(
-                        "--device cuda: the CUDA execution provider could not be registered ({e}). \
+            b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
+                UserError::Runtime(format!(
+                    "--device cuda: the CUDA execution provider could not be registered ({e}). \
                          It needs an NVIDIA GPU, the CUDA/cuDNN libraries and the onnxruntime-gpu \
                          library; use --device cpu otherwise."
-                    ))
-                })?;
+                ))
+            })?;
         }
-        let session = b
-            .commit_from_memory(model)
-            .map_err(|e| anyhow!("ONNX Runtime refused the model: {e}"))?;
+        let session = b.commit_from_memory(model).map_err(|e| anyhow!("ONNX Runtime refused the model: {e}"))?;
         Ok(Runner { session })
     }
 }
@@ -128,17 +104,10 @@ impl Engine {
 fn share_cpu_arena(env: &ort::environment::Environment) -> Result<()> {
     use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
     use ort::AsPointer;
-    let info = MemoryInfo::new(
-        AllocationDevice::CPU,
-        0,
-        AllocatorType::Arena,
-        MemoryType::Default,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let info = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Arena, MemoryType::Default)
+        .map_err(|e| anyhow!("{e}"))?;
     // SAFETY: both pointers are valid for the call; a null arena config means defaults.
-    let status = unsafe {
-        (ort::api().CreateAndRegisterAllocator)(env.ptr().cast_mut(), info.ptr(), std::ptr::null())
-    };
+    let status = unsafe { (ort::api().CreateAndRegisterAllocator)(env.ptr().cast_mut(), info.ptr(), std::ptr::null()) };
     if !status.0.is_null() {
         // SAFETY: a non-null status is ours to release.
         unsafe { (ort::api().ReleaseStatus)(status.0) };
@@ -149,8 +118,7 @@ fn share_cpu_arena(env: &ort::environment::Environment) -> Result<()> {
 
 /// Whether an NVIDIA kernel driver is loaded (checked before fetching a GPU runtime).
 fn nvidia_driver_present() -> bool {
-    std::path::Path::new("/proc/driver/nvidia/version").exists()
-        || std::path::Path::new("/dev/nvidia0").exists()
+    std::path::Path::new("/proc/driver/nvidia/version").exists() || std::path::Path::new("/dev/nvidia0").exists()
 }
 
 /// A session ready to run batches.
@@ -173,24 +141,14 @@ impl Runner {
         let mut feed = Vec::with_capacity(inputs.len());
         for (name, shape, values) in inputs {
             let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-            let t =
-                Tensor::from_array((shape, values)).map_err(|e| anyhow!("input '{name}': {e}"))?;
-            feed.push((
-                std::borrow::Cow::from(name),
-                ort::session::SessionInputValue::from(t),
-            ));
+            let t = Tensor::from_array((shape, values)).map_err(|e| anyhow!("input '{name}': {e}"))?;
+            feed.push((std::borrow::Cow::from(name), ort::session::SessionInputValue::from(t)));
         }
-        let outputs = self
-            .session
-            .run(feed)
-            .map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        let outputs = self.session.run(feed).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
         let (shape, values) = outputs[0]
             .try_extract_tensor::<f32>()
             .map_err(|e| anyhow!("the model's first output is not a float32 tensor: {e}"))?;
-        Ok(Output {
-            shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
-            values: values.to_vec(),
-        })
+        Ok(Output { shape: shape.iter().map(|&d| d.max(0) as usize).collect(), values: values.to_vec() })
     }
 }
 
@@ -205,12 +163,7 @@ pub struct LazyEngine {
 impl LazyEngine {
     /// Remember how to load the engine.
     pub fn new(device: Device, threads: usize, quiet: bool) -> Self {
-        LazyEngine {
-            device,
-            threads,
-            quiet,
-            cell: std::sync::OnceLock::new(),
-        }
+        LazyEngine { device, threads, quiet, cell: std::sync::OnceLock::new() }
     }
 
     /// The engine, loaded now if needed.
@@ -281,22 +234,13 @@ impl Runner {
             };
             feed.push((std::borrow::Cow::from(*name), v));
         }
-        let outputs = self
-            .session
-            .run(feed)
-            .map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        let outputs = self.session.run(feed).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
         let mut out = Vec::with_capacity(outputs.len());
         for (name, value) in &outputs {
             let data = if let Ok((shape, v)) = value.try_extract_tensor::<f32>() {
-                TensorData {
-                    shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
-                    data: Data::F32(v.to_vec()),
-                }
+                TensorData { shape: shape.iter().map(|&d| d.max(0) as usize).collect(), data: Data::F32(v.to_vec()) }
             } else if let Ok((shape, v)) = value.try_extract_tensor::<i64>() {
-                TensorData {
-                    shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
-                    data: Data::I64(v.to_vec()),
-                }
+                TensorData { shape: shape.iter().map(|&d| d.max(0) as usize).collect(), data: Data::I64(v.to_vec()) }
             } else {
                 anyhow::bail!("output '{name}' is neither float32 nor int64");
             };

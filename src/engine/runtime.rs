@@ -31,9 +31,7 @@ pub fn package(cuda: bool) -> &'static str {
 pub fn cache_dir(cuda: bool) -> PathBuf {
     let base = std::env::var_os("REUSE_AUDIT_CACHE")
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("reuse-audit"))
-        })
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("reuse-audit")))
         .or_else(|| std::env::var_os("HOME").map(|p| PathBuf::from(p).join(".cache/reuse-audit")))
         .unwrap_or_else(|| PathBuf::from(".ort"));
     base.join(format!("{}-{ORT_VERSION}", package(cuda)))
@@ -44,11 +42,7 @@ pub fn locate(cuda: bool, quiet: bool) -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         let p = PathBuf::from(p);
         if !p.is_file() {
-            return Err(UserError::Runtime(format!(
-                "ORT_DYLIB_PATH={} is not a file",
-                p.display()
-            ))
-            .into());
+            return Err(UserError::Runtime(format!("ORT_DYLIB_PATH={} is not a file", p.display())).into());
         }
         return Ok(p);
     }
@@ -82,17 +76,9 @@ fn fetch_once(cuda: bool, quiet: bool) -> Result<PathBuf> {
     let lock = dest.join(".fetch.lock");
     let started = std::time::Instant::now();
     loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
             Ok(_) => {
-                let result = if lib.is_file() {
-                    Ok(lib.clone())
-                } else {
-                    fetch(cuda, quiet)
-                };
+                let result = if lib.is_file() { Ok(lib.clone()) } else { fetch(cuda, quiet) };
                 let _ = std::fs::remove_file(&lock);
                 return result;
             }
@@ -119,7 +105,10 @@ fn fetch_once(cuda: bool, quiet: bool) -> Result<PathBuf> {
 /// The library of an installed Python `onnxruntime` of the right version, if any.
 fn python_package_lib() -> Option<PathBuf> {
     let out = Command::new("python3")
-        .args(["-c", "import onnxruntime,os;print(onnxruntime.__version__);print(os.path.dirname(onnxruntime.__file__))"])
+        .args([
+            "-c",
+            "import onnxruntime,os;print(onnxruntime.__version__);print(os.path.dirname(onnxruntime.__file__))",
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
@@ -138,28 +127,14 @@ fn fetch(cuda: bool, quiet: bool) -> Result<PathBuf> {
          onnxruntime/capi/{} from the wheel, then point ORT_DYLIB_PATH at it.",
         lib_name()
     );
-    let fail =
-        |why: String| -> anyhow::Error { UserError::Runtime(how.replace("{}", &why)).into() };
-    std::fs::create_dir_all(&dest)
-        .map_err(|e| fail(format!("cannot create {}: {e}", dest.display())))?;
-    let tmp = tempdir_in(&dest)
-        .map_err(|e| fail(format!("cannot create a folder in {}: {e}", dest.display())))?;
+    let fail = |why: String| -> anyhow::Error { UserError::Runtime(how.replace("{}", &why)).into() };
+    std::fs::create_dir_all(&dest).map_err(|e| fail(format!("cannot create {}: {e}", dest.display())))?;
+    let tmp = tempdir_in(&dest).map_err(|e| fail(format!("cannot create a folder in {}: {e}", dest.display())))?;
     if !quiet {
-        eprintln!(
-            "reuse-audit: fetching {pkg}=={ORT_VERSION} with pip (one time, into {})",
-            dest.display()
-        );
+        eprintln!("reuse-audit: fetching {pkg}=={ORT_VERSION} with pip (one time, into {})", dest.display());
     }
     let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-q",
-        ])
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q"])
         .arg(format!("{pkg}=={ORT_VERSION}"))
         .arg("-d")
         .arg(&tmp)
@@ -172,11 +147,7 @@ fn fetch(cuda: bool, quiet: bool) -> Result<PathBuf> {
     let wheel = std::fs::read_dir(&tmp)
         .ok()
         .and_then(|mut d| {
-            d.find_map(|e| {
-                e.ok()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "whl"))
-            })
+            d.find_map(|e| e.ok().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "whl")))
         })
         .ok_or_else(|| fail("pip produced no wheel".into()))?;
     let result = extract(&wheel, &dest).map_err(|e| fail(format!("{e:#}")));
@@ -192,11 +163,7 @@ fn extract(wheel: &Path, dest: &Path) -> Result<()> {
     let mut found = false;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i)?;
-        let Some(name) = entry
-            .name()
-            .strip_prefix("onnxruntime/capi/")
-            .map(str::to_string)
-        else {
+        let Some(name) = entry.name().strip_prefix("onnxruntime/capi/").map(str::to_string) else {
             continue;
         };
         if !name.starts_with("lib") || !name.contains(".so") || name.contains('/') {

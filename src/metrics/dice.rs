@@ -42,11 +42,7 @@ pub struct DiceCounts {
 impl DiceCounts {
     /// Empty counts for `classes` classes.
     pub fn new(classes: usize) -> Self {
-        DiceCounts {
-            intersection: vec![0; classes],
-            predicted: vec![0; classes],
-            truth: vec![0; classes],
-        }
+        DiceCounts { intersection: vec![0; classes], predicted: vec![0; classes], truth: vec![0; classes] }
     }
 
     /// Add a batch of predicted and true class maps (same length).
@@ -98,16 +94,8 @@ impl Dice {
         let per_class = c.per_class();
         let mean = per_class.iter().sum::<f64>() / per_class.len().max(1) as f64;
         let fg = &per_class[1.min(per_class.len())..];
-        let mean_fg = if fg.is_empty() {
-            mean
-        } else {
-            fg.iter().sum::<f64>() / fg.len() as f64
-        };
-        Dice {
-            per_class,
-            mean,
-            mean_fg,
-        }
+        let mean_fg = if fg.is_empty() { mean } else { fg.iter().sum::<f64>() / fg.len() as f64 };
+        Dice { per_class, mean, mean_fg }
     }
 }
 

@@ -33,11 +33,7 @@ pub struct TensorComparison {
 
 /// Compare two equally long tensors. Panics only if the lengths differ (callers pair shapes).
 pub fn compare(t: &[f64], s: &[f64]) -> TensorComparison {
-    assert_eq!(
-        t.len(),
-        s.len(),
-        "compare: paired tensors must have equal length"
-    );
+    assert_eq!(t.len(), s.len(), "compare: paired tensors must have equal length");
     let n = t.len().max(1) as f64;
     let mse = sum(t.iter().zip(s).map(|(a, b)| (a - b) * (a - b))) / n;
     let rmse = mse.sqrt();
@@ -59,12 +55,7 @@ pub fn compare(t: &[f64], s: &[f64]) -> TensorComparison {
         (false, false) => 1.0,
         _ => 0.0,
     };
-    TensorComparison {
-        rmse,
-        nrmse,
-        cosine,
-        numel: t.len(),
-    }
+    TensorComparison { rmse, nrmse, cosine, numel: t.len() }
 }
 
 /// BatchNormalization parameters of one layer: gamma, beta, running mean and variance.
@@ -99,10 +90,7 @@ pub struct BnShiftScale {
 /// MRM, MRV, MRW, MRB of target `t` against source `s` with the target's epsilon.
 pub fn bn_shift_scale(t: &BnParams, s: &BnParams, eps: f64) -> BnShiftScale {
     let c = t.gamma.len().max(1) as f64;
-    let mrm =
-        sum((0..t.gamma.len())
-            .map(|i| t.gamma[i] * (t.mean[i] - s.mean[i]) / (t.var[i] + eps).sqrt()))
-            / c;
+    let mrm = sum((0..t.gamma.len()).map(|i| t.gamma[i] * (t.mean[i] - s.mean[i]) / (t.var[i] + eps).sqrt())) / c;
     let mrv = sum((0..t.var.len()).map(|i| ((t.var[i] + eps) / (s.var[i] + eps)).sqrt())) / c;
     let mrb = sum((0..t.beta.len()).map(|i| s.beta[i] - t.beta[i])) / c;
     let mut ratios = Vec::with_capacity(t.gamma.len());
@@ -117,13 +105,7 @@ pub fn bn_shift_scale(t: &BnParams, s: &BnParams, eps: f64) -> BnShiftScale {
         }
     }
     let mrw = (!ratios.is_empty()).then(|| sum(ratios.iter().copied()) / ratios.len() as f64);
-    BnShiftScale {
-        mrm,
-        mrv,
-        mrw,
-        mrb,
-        mrw_skipped_channels: skipped,
-    }
+    BnShiftScale { mrm, mrv, mrw, mrb, mrw_skipped_channels: skipped }
 }
 
 #[cfg(test)]
@@ -177,18 +159,8 @@ mod tests {
 
     #[test]
     fn bn_statistics_on_two_channels_by_hand() {
-        let t = BnParams {
-            gamma: vec![2.0, 0.5],
-            beta: vec![0.0, 1.0],
-            mean: vec![1.0, -1.0],
-            var: vec![3.0, 0.0],
-        };
-        let s = BnParams {
-            gamma: vec![1.0, 1.5],
-            beta: vec![0.5, 3.0],
-            mean: vec![0.0, 1.0],
-            var: vec![0.0, 8.0],
-        };
+        let t = BnParams { gamma: vec![2.0, 0.5], beta: vec![0.0, 1.0], mean: vec![1.0, -1.0], var: vec![3.0, 0.0] };
+        let s = BnParams { gamma: vec![1.0, 1.5], beta: vec![0.5, 3.0], mean: vec![0.0, 1.0], var: vec![0.0, 8.0] };
         let eps = 1.0;
         // MRM: ch0 2*(1-0)/sqrt(4) = 1; ch1 0.5*(-1-1)/sqrt(1) = -1  -> mean 0
         // MRV: ch0 sqrt(4/1) = 2; ch1 sqrt(1/9) = 1/3                -> (2 + 1/3)/2 = 7/6
@@ -203,12 +175,7 @@ mod tests {
 
     #[test]
     fn bn_identity_and_zero_gamma() {
-        let t = BnParams {
-            gamma: vec![0.0, 2.0],
-            beta: vec![1.0, 1.0],
-            mean: vec![0.5, 0.5],
-            var: vec![1.0, 2.0],
-        };
+        let t = BnParams { gamma: vec![0.0, 2.0], beta: vec![1.0, 1.0], mean: vec![0.5, 0.5], var: vec![1.0, 2.0] };
         let r = bn_shift_scale(&t, &t, 1e-5);
         assert_eq!((r.mrm, r.mrb), (0.0, 0.0));
         close(r.mrv, 1.0);

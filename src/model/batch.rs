@@ -8,12 +8,7 @@ use super::Model;
 use crate::error::UserError;
 
 fn set_dim0_symbolic(v: &mut ValueInfoProto) {
-    let shape = v
-        .type_
-        .mut_or_insert_default()
-        .mut_tensor_type()
-        .shape
-        .mut_or_insert_default();
+    let shape = v.type_.mut_or_insert_default().mut_tensor_type().shape.mut_or_insert_default();
     if let Some(d) = shape.dim.first_mut() {
         d.set_dim_param("batch".into());
     }
@@ -32,8 +27,7 @@ pub fn make_batch_dynamic(model: &Model) -> Result<Model> {
     }
     let mut m = model.clone();
     let g = m.proto.graph.mut_or_insert_default();
-    let inits: std::collections::HashSet<String> =
-        g.initializer.iter().map(|t| t.name.clone()).collect();
+    let inits: std::collections::HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
     for i in g.input.iter_mut().filter(|i| !inits.contains(&i.name)) {
         set_dim0_symbolic(i);
     }

@@ -26,10 +26,7 @@ impl Topology {
                 consumers.entry(x.clone()).or_default().push(i);
             }
         }
-        Topology {
-            producer,
-            consumers,
-        }
+        Topology { producer, consumers }
     }
 
     /// Nodes downstream of `start` (itself included): everything a change at `start` can reach.
@@ -67,21 +64,13 @@ pub fn elem_types(model: &Model) -> HashMap<String, i32> {
         }
     }
     for n in &g.node {
-        let attr_i = |name: &str| {
-            n.attribute
-                .iter()
-                .find(|a| a.name == name)
-                .map(|a| a.i as i32)
-        };
+        let attr_i = |name: &str| n.attribute.iter().find(|a| a.name == name).map(|a| a.i as i32);
         let ty = match n.op_type.as_str() {
             "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" => Some(7),
             "Cast" => attr_i("to"),
-            "Constant" => n
-                .attribute
-                .iter()
-                .find_map(|a| a.t.as_ref().map(|t| t.data_type)),
-            "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Not" | "And"
-            | "Or" | "IsNaN" | "IsInf" => Some(9),
+            "Constant" => n.attribute.iter().find_map(|a| a.t.as_ref().map(|t| t.data_type)),
+            "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Not" | "And" | "Or" | "IsNaN"
+            | "IsInf" => Some(9),
             _ => n.input.iter().find_map(|x| t.get(x).copied()),
         };
         if let Some(ty) = ty {
@@ -99,11 +88,6 @@ pub fn constants(model: &Model) -> HashSet<String> {
     g.initializer
         .iter()
         .map(|t| t.name.clone())
-        .chain(
-            g.node
-                .iter()
-                .filter(|n| n.op_type == "Constant")
-                .flat_map(|n| n.output.iter().cloned()),
-        )
+        .chain(g.node.iter().filter(|n| n.op_type == "Constant").flat_map(|n| n.output.iter().cloned()))
         .collect()
 }

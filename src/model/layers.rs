@@ -57,9 +57,7 @@ impl Kind {
 
     /// Parse `W`, `B`, `RM`, `RV`, `RW`, `RB` (case-insensitive).
     pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.to_string().eq_ignore_ascii_case(s.trim()))
+        Kind::ALL.into_iter().find(|k| k.to_string().eq_ignore_ascii_case(s.trim()))
     }
 }
 
@@ -159,10 +157,7 @@ pub fn scan(model: &Model) -> LayerScan {
     for (i, node) in model.proto.graph.node.iter().enumerate() {
         let (family, roles): (Family, &[(usize, Kind)]) = match node.op_type.as_str() {
             "Conv" | "ConvTranspose" => (Family::Conv, &[(1, Kind::W), (2, Kind::B)]),
-            "BatchNormalization" => (
-                Family::Bn,
-                &[(1, Kind::RW), (2, Kind::RB), (3, Kind::RM), (4, Kind::RV)],
-            ),
+            "BatchNormalization" => (Family::Bn, &[(1, Kind::RW), (2, Kind::RB), (3, Kind::RM), (4, Kind::RV)]),
             _ => continue,
         };
         let index = match family {
@@ -175,11 +170,7 @@ pub fn scan(model: &Model) -> LayerScan {
                 n_bn
             }
         };
-        let node_name = if node.name.is_empty() {
-            format!("{}_{}", node.op_type, i)
-        } else {
-            node.name.clone()
-        };
+        let node_name = if node.name.is_empty() { format!("{}_{}", node.op_type, i) } else { node.name.clone() };
         let mut params = Vec::new();
         for &(slot, kind) in roles {
             let Some(input) = node.input.get(slot).filter(|s| !s.is_empty()) else {
@@ -189,43 +180,20 @@ pub fn scan(model: &Model) -> LayerScan {
                 Some((name, source)) => {
                     let t = model.tensor(source);
                     match DType::from_onnx(t.data_type) {
-                        Some(dtype) => params.push(Param {
-                            kind,
-                            name,
-                            source,
-                            dims: t.dims.clone(),
-                            dtype,
-                        }),
-                        None => skipped.push(format!(
-                            "{node_name}: {kind} '{input}' is {}",
-                            tensor::onnx_type_name(t.data_type)
-                        )),
+                        Some(dtype) => params.push(Param { kind, name, source, dims: t.dims.clone(), dtype }),
+                        None => skipped
+                            .push(format!("{node_name}: {kind} '{input}' is {}", tensor::onnx_type_name(t.data_type))),
                     }
                 }
-                None => skipped.push(format!(
-                    "{node_name}: {kind} '{input}' is computed, not a stored tensor"
-                )),
+                None => skipped.push(format!("{node_name}: {kind} '{input}' is computed, not a stored tensor")),
             }
         }
         params.sort_by_key(|p| p.kind);
         let epsilon = match family {
-            Family::Bn => node
-                .attribute
-                .iter()
-                .find(|a| a.name == "epsilon")
-                .map(|a| a.f as f64)
-                .unwrap_or(1e-5),
+            Family::Bn => node.attribute.iter().find(|a| a.name == "epsilon").map(|a| a.f as f64).unwrap_or(1e-5),
             Family::Conv => 0.0,
         };
-        layers.push(Layer {
-            family,
-            index,
-            node_index: i,
-            node: node_name,
-            op: node.op_type.clone(),
-            epsilon,
-            params,
-        });
+        layers.push(Layer { family, index, node_index: i, node: node_name, op: node.op_type.clone(), epsilon, params });
     }
     LayerScan { layers, skipped }
 }

@@ -43,28 +43,16 @@ pub struct Model {
 impl Model {
     /// Read an ONNX file; external data is read from the model's folder and no further.
     pub fn load(path: &Path) -> Result<Model> {
-        let bytes = std::fs::read(path).map_err(|e| UserError::Unreadable {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| UserError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
         let mut proto = ModelProto::parse_from_bytes(&bytes).map_err(|e| {
-            bad_file(
-                path,
-                format!("not a valid ONNX model (protobuf decoding failed: {e}); is the file truncated?"),
-            )
+            bad_file(path, format!("not a valid ONNX model (protobuf decoding failed: {e}); is the file truncated?"))
         })?;
         if proto.graph.is_none() || proto.graph.node.is_empty() {
-            return Err(bad_file(
-                path,
-                "not a valid ONNX model: it has no graph nodes",
-            ));
+            return Err(bad_file(path, "not a valid ONNX model: it has no graph nodes"));
         }
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         let graph = proto.graph.mut_or_insert_default();
         for t in graph.initializer.iter_mut() {
             tensor::internalize(t, &dir).map_err(|e| bad_file(path, format!("{e:#}")))?;
@@ -83,21 +71,12 @@ impl Model {
     /// Build the lookup tables of a parsed model.
     pub fn index(path: PathBuf, sha256: String, proto: ModelProto) -> Model {
         let g = &proto.graph;
-        let initializers = g
-            .initializer
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
+        let initializers = g.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         let mut constants = HashMap::new();
         let mut identities = HashMap::new();
         for (i, n) in g.node.iter().enumerate() {
             match n.op_type.as_str() {
-                "Constant"
-                    if n.attribute
-                        .iter()
-                        .any(|a| a.name == "value" && a.t.is_some()) =>
-                {
+                "Constant" if n.attribute.iter().any(|a| a.name == "value" && a.t.is_some()) => {
                     if let Some(o) = n.output.first() {
                         constants.insert(o.clone(), i);
                     }
@@ -110,14 +89,7 @@ impl Model {
                 _ => {}
             }
         }
-        Model {
-            path,
-            sha256,
-            proto,
-            initializers,
-            constants,
-            identities,
-        }
+        Model { path, sha256, proto, initializers, constants, identities }
     }
 
     /// The file name, for messages.
@@ -172,9 +144,7 @@ impl Model {
 
     /// Serialize the (possibly modified) model to bytes, all data inline.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        self.proto
-            .write_to_bytes()
-            .with_context(|| format!("serializing {}", self.display_name()))
+        self.proto.write_to_bytes().with_context(|| format!("serializing {}", self.display_name()))
     }
 }
 
@@ -215,11 +185,7 @@ impl Model {
         if elem != 1 {
             return Err(bad_file(
                 &self.path,
-                format!(
-                    "input '{}' is {}; the audit feeds float32 images",
-                    input.name,
-                    tensor::onnx_type_name(elem)
-                ),
+                format!("input '{}' is {}; the audit feeds float32 images", input.name, tensor::onnx_type_name(elem)),
             ));
         }
         Ok(crate::data::InputSpec {

@@ -92,48 +92,22 @@ pub fn decode(t: &TensorProto) -> Result<Vec<f64>> {
             DType::Float32 => t.float_data.iter().map(|&v| v as f64).collect(),
             DType::Float64 => t.double_data.clone(),
             // float16/bfloat16 typed data lives in int32_data, one value per element.
-            DType::Float16 => t
-                .int32_data
-                .iter()
-                .map(|&v| half::f16::from_bits(v as u16).to_f64())
-                .collect(),
-            DType::Bfloat16 => t
-                .int32_data
-                .iter()
-                .map(|&v| half::bf16::from_bits(v as u16).to_f64())
-                .collect(),
+            DType::Float16 => t.int32_data.iter().map(|&v| half::f16::from_bits(v as u16).to_f64()).collect(),
+            DType::Bfloat16 => t.int32_data.iter().map(|&v| half::bf16::from_bits(v as u16).to_f64()).collect(),
         }
     };
     if values.len() != n {
-        bail!(
-            "tensor '{}' holds {} values, its shape {:?} needs {}",
-            t.name,
-            values.len(),
-            t.dims,
-            n
-        );
+        bail!("tensor '{}' holds {} values, its shape {:?} needs {}", t.name, values.len(), t.dims, n);
     }
     Ok(values)
 }
 
 fn decode_raw(raw: &[u8], dtype: DType) -> Vec<f64> {
     match dtype {
-        DType::Float32 => raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        DType::Float64 => raw
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect(),
-        DType::Float16 => raw
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
-            .collect(),
-        DType::Bfloat16 => raw
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
-            .collect(),
+        DType::Float32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
+        DType::Float64 => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
+        DType::Float16 => raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+        DType::Bfloat16 => raw.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
     }
 }
 
@@ -153,8 +127,7 @@ pub fn encode_raw(values: &[f64], dtype: DType) -> Vec<u8> {
 
 /// Replace a tensor's values in place, keeping its name, shape and element type.
 pub fn set_values(t: &mut TensorProto, values: &[f64]) -> Result<()> {
-    let dtype = DType::from_onnx(t.data_type)
-        .with_context(|| format!("tensor '{}' is not a float tensor", t.name))?;
+    let dtype = DType::from_onnx(t.data_type).with_context(|| format!("tensor '{}' is not a float tensor", t.name))?;
     t.raw_data = encode_raw(values, dtype);
     t.float_data.clear();
     t.double_data.clear();
@@ -198,36 +171,22 @@ pub fn internalize(t: &mut TensorProto, dir: &Path) -> Result<()> {
             _ => {}
         }
     }
-    let location =
-        location.with_context(|| format!("tensor '{}': external data without location", t.name))?;
+    let location = location.with_context(|| format!("tensor '{}': external data without location", t.name))?;
     let rel = confined_location(&location).with_context(|| format!("tensor '{}'", t.name))?;
     let path = dir.join(rel);
-    let bytes = std::fs::read(&path).map_err(|e| {
-        anyhow::anyhow!(
-            "tensor '{}': cannot read external data {}: {e}",
-            t.name,
-            path.display()
-        )
-    })?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| anyhow::anyhow!("tensor '{}': cannot read external data {}: {e}", t.name, path.display()))?;
     // The resolved file must still be inside the folder (no symlink escapes).
     if let (Ok(real), Ok(root)) = (path.canonicalize(), dir.canonicalize()) {
         if !real.starts_with(&root) {
-            bail!(
-                "tensor '{}': external data {} resolves outside the model's folder",
-                t.name,
-                path.display()
-            );
+            bail!("tensor '{}': external data {} resolves outside the model's folder", t.name, path.display());
         }
     }
     let dtype = DType::from_onnx(t.data_type);
     let want = length.unwrap_or_else(|| {
-        dtype
-            .map(|d| (numel(&t.dims) * d.size()) as u64)
-            .unwrap_or(bytes.len() as u64 - offset.min(bytes.len() as u64))
+        dtype.map(|d| (numel(&t.dims) * d.size()) as u64).unwrap_or(bytes.len() as u64 - offset.min(bytes.len() as u64))
     });
-    let end = offset
-        .checked_add(want)
-        .filter(|&e| e <= bytes.len() as u64);
+    let end = offset.checked_add(want).filter(|&e| e <= bytes.len() as u64);
     let Some(end) = end else {
         bail!(
             "tensor '{}': external data {} has {} bytes, needs offset {offset} + length {want}",

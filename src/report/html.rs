@@ -5,7 +5,6 @@
 use std::fmt::Write;
 
 use super::svg::{esc, BarChart};
-use super::table::compact;
 use super::Report;
 
 /// A named figure (file stem, section, SVG).
@@ -43,11 +42,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
                 reference: Some((b.mean, "baseline")),
                 include: vec![0.0, 1.0],
             };
-            out.push(Figure {
-                file: format!("dice-{k}.svg"),
-                section: "swap",
-                svg: chart.render(),
-            });
+            out.push(Figure { file: format!("dice-{k}.svg"), section: "swap", svg: chart.render() });
         }
     }
     let bn = &r.summary.bn;
@@ -70,11 +65,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
                 reference: Some((neutral, "no change")),
                 include: vec![neutral],
             };
-            out.push(Figure {
-                file: format!("bn-{}.svg", name.to_lowercase()),
-                section: "bn",
-                svg: chart.render(),
-            });
+            out.push(Figure { file: format!("bn-{}.svg", name.to_lowercase()), section: "bn", svg: chart.render() });
         }
     }
     for k in ["W", "B"] {
@@ -83,10 +74,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
             continue;
         }
         for (metric, get) in [
-            (
-                "RMSE",
-                (|x: &super::Row| Some(x.rmse)) as fn(&super::Row) -> Option<f64>,
-            ),
+            ("RMSE", (|x: &super::Row| Some(x.rmse)) as fn(&super::Row) -> Option<f64>),
             ("nRMSE", |x: &super::Row| x.nrmse),
         ] {
             let title = format!("{metric} of conv {k} per layer");
@@ -129,7 +117,13 @@ fn num(v: Option<f64>) -> String {
 pub fn render(r: &Report, figs: &[Figure]) -> String {
     let mut s = String::new();
     let _ = write!(s, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>reuse-audit: {}</title><style>{STYLE}</style></head><body>", esc(&r.target.path));
-    let _ = write!(s, "<h1>reuse-audit report</h1><p>target <code>{}</code> ← source <code>{}</code>, paired by {}</p>", esc(&r.target.path), esc(&r.source.path), r.settings.match_method);
+    let _ = write!(
+        s,
+        "<h1>reuse-audit report</h1><p>target <code>{}</code> ← source <code>{}</code>, paired by {}</p>",
+        esc(&r.target.path),
+        esc(&r.source.path),
+        r.settings.match_method
+    );
     let sm = &r.summary;
     match sm.rn {
         Some(rn) => {
@@ -145,9 +139,7 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
                 r.settings.tolerance
             );
         }
-        None => s.push_str(
-            "<div class=\"verdict\" id=\"verdict\">Data-free comparison (no swap audit).</div>",
-        ),
+        None => s.push_str("<div class=\"verdict\" id=\"verdict\">Data-free comparison (no swap audit).</div>"),
     }
     if let Some(b) = &r.baseline {
         s.push_str("<h2>Baseline Dice</h2><table id=\"baseline\"><tr>");
@@ -158,21 +150,12 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         for d in &b.per_class {
             let _ = write!(s, "<td>{d:.4}</td>");
         }
-        let _ = write!(
-            s,
-            "<td>{:.4}</td><td>{:.4}</td></tr></table>",
-            b.mean, b.mean_fg
-        );
+        let _ = write!(s, "<td>{:.4}</td><td>{:.4}</td></tr></table>", b.mean, b.mean_fg);
     }
     if !sm.reusable.is_empty() {
         s.push_str("<h2>Reusable layers</h2><table><tr><th class=\"l\">kind</th><th class=\"l\">reusable</th><th class=\"l\">not reusable</th></tr>");
-        for (k, v) in &sm.reusable {
-            let not = sm
-                .not_reusable
-                .get(k)
-                .map(|n| compact(n))
-                .unwrap_or_else(|| "-".into());
-            let _ = write!(s, "<tr><td class=\"l\">{k}</td><td class=\"l\">{}</td><td class=\"l\">{not}</td></tr>", compact(v));
+        for (k, yes, no) in super::table::reuse_lists(sm) {
+            let _ = write!(s, "<tr><td class=\"l\">{k}</td><td class=\"l\">{yes}</td><td class=\"l\">{no}</td></tr>");
         }
         s.push_str("</table>");
     }
@@ -185,37 +168,20 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         if in_section.is_empty() {
             continue;
         }
-        let _ = write!(
-            s,
-            "<h2>{title}</h2><div class=\"figs\" id=\"figs-{section}\">"
-        );
+        let _ = write!(s, "<h2>{title}</h2><div class=\"figs\" id=\"figs-{section}\">");
         for f in in_section {
             s.push_str(&f.svg);
         }
         s.push_str("</div>");
     }
     s.push_str("<h2>All rows</h2><table class=\"sortable\" id=\"rows\"><thead><tr>");
-    for h in [
-        "family",
-        "layer",
-        "kind",
-        "node",
-        "shape",
-        "rmse",
-        "nrmse",
-        "cosine",
-        "swapped Dice",
-        "delta",
-        "reusable",
-    ] {
+    for h in
+        ["family", "layer", "kind", "node", "shape", "rmse", "nrmse", "cosine", "swapped Dice", "delta", "reusable"]
+    {
         let _ = write!(
             s,
             "<th class=\"{}\">{h}</th>",
-            if matches!(h, "family" | "kind" | "node" | "shape" | "reusable") {
-                "l"
-            } else {
-                ""
-            }
+            if matches!(h, "family" | "kind" | "node" | "shape" | "reusable") { "l" } else { "" }
         );
     }
     s.push_str("</tr></thead><tbody>");

@@ -2,17 +2,13 @@
 
 use std::fmt::Write;
 
-use super::table::compact;
+use super::table::reuse_lists;
 use super::Report;
 
 /// Render the Markdown summary.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "## reuse-audit: `{}` ← `{}`\n",
-        r.target.path, r.source.path
-    );
+    let _ = writeln!(s, "## reuse-audit: `{}` ← `{}`\n", r.target.path, r.source.path);
     let sm = &r.summary;
     match sm.rn {
         Some(true) => s.push_str("**Verdict: reusable network (RN)**"),
@@ -30,29 +26,16 @@ pub fn render(r: &Report) -> String {
     }
     s.push_str("\n\n");
     if let Some(b) = &r.baseline {
-        let _ = writeln!(
-            s,
-            "Baseline Dice: mean {:.4}, foreground {:.4}\n",
-            b.mean, b.mean_fg
-        );
+        let _ = writeln!(s, "Baseline Dice: mean {:.4}, foreground {:.4}\n", b.mean, b.mean_fg);
     }
     if !sm.reusable.is_empty() {
         s.push_str("| kind | reusable layers | not reusable |\n|---|---|---|\n");
-        for (k, v) in &sm.reusable {
-            let not = sm
-                .not_reusable
-                .get(k)
-                .map(|n| compact(n))
-                .unwrap_or_else(|| "-".into());
-            let _ = writeln!(s, "| {k} | {} | {not} |", compact(v));
+        for (k, yes, no) in reuse_lists(sm) {
+            let _ = writeln!(s, "| {k} | {yes} | {no} |");
         }
         s.push('\n');
     }
-    let bad: Vec<_> = r
-        .rows
-        .iter()
-        .filter(|row| row.reusable == Some(false))
-        .collect();
+    let bad: Vec<_> = r.rows.iter().filter(|row| row.reusable == Some(false)).collect();
     if !bad.is_empty() {
         let _ = writeln!(s, "<details><summary>{} non-reusable swaps</summary>\n\n| family | layer | kind | node | delta Dice |\n|---|---|---|---|---|", bad.len());
         for row in bad {

@@ -60,10 +60,7 @@ pub struct ToolInfo {
 
 impl Default for ToolInfo {
     fn default() -> Self {
-        ToolInfo {
-            name: "reuse-audit".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
+        ToolInfo { name: "reuse-audit".into(), version: env!("CARGO_PKG_VERSION").into() }
     }
 }
 
@@ -254,14 +251,8 @@ pub fn files(r: &Report, formats: &[Format]) -> anyhow::Result<Vec<(String, Vec<
     for f in formats {
         if *f == Format::Html {
             let figs = html::figures(r);
-            out.push((
-                f.file_name().to_string(),
-                html::render(r, &figs).into_bytes(),
-            ));
-            out.extend(
-                figs.into_iter()
-                    .map(|fig| (format!("figures/{}", fig.file), fig.svg.into_bytes())),
-            );
+            out.push((f.file_name().to_string(), html::render(r, &figs).into_bytes()));
+            out.extend(figs.into_iter().map(|fig| (format!("figures/{}", fig.file), fig.svg.into_bytes())));
         } else {
             out.push((f.file_name().to_string(), f.render(r)?));
         }

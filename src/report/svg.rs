@@ -25,10 +25,7 @@ pub struct BarChart<'a> {
 
 /// Escape text for XML.
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn nice_range(mut lo: f64, mut hi: f64) -> (f64, f64) {
@@ -112,16 +109,8 @@ impl BarChart<'_> {
         for (i, v) in self.values.iter().enumerate() {
             let x = left + slot * i as f64;
             if let Some(v) = v.filter(|v| v.is_finite()) {
-                let (y0, y1) = if y(v) < zero {
-                    (y(v), zero)
-                } else {
-                    (zero, y(v))
-                };
-                let color = if self.marked.get(i).copied().unwrap_or(false) {
-                    "#d62728"
-                } else {
-                    "#1f77b4"
-                };
+                let (y0, y1) = if y(v) < zero { (y(v), zero) } else { (zero, y(v)) };
+                let color = if self.marked.get(i).copied().unwrap_or(false) { "#d62728" } else { "#1f77b4" };
                 let label = self.labels.get(i).map(String::as_str).unwrap_or("");
                 let _ = write!(
                     s,
@@ -155,12 +144,7 @@ impl BarChart<'_> {
                 esc(label)
             );
         }
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle">layer</text></svg>"#,
-            left + pw / 2.0,
-            h - 8.0
-        );
+        let _ = write!(s, r#"<text x="{}" y="{}" text-anchor="middle">layer</text></svg>"#, left + pw / 2.0, h - 8.0);
         s
     }
 }
@@ -172,13 +156,7 @@ pub fn heatmap(title: &str, names: &[String], values: &[Vec<Option<f64>>]) -> St
     let left = 8.0 + 7.0 * names.iter().map(|s| s.len()).max().unwrap_or(4) as f64;
     let top = 40.0 + 7.0 * names.iter().map(|s| s.len()).max().unwrap_or(4) as f64 * 0.75;
     let (w, h) = (left + cell * n as f64 + 20.0, top + cell * n as f64 + 20.0);
-    let all: Vec<f64> = values
-        .iter()
-        .flatten()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
+    let all: Vec<f64> = values.iter().flatten().flatten().copied().filter(|v| v.is_finite()).collect();
     let hi = all.iter().copied().fold(0.0f64, f64::max).max(1e-12);
     let mut s = String::new();
     let _ = write!(
@@ -186,11 +164,7 @@ pub fn heatmap(title: &str, names: &[String], values: &[Vec<Option<f64>>]) -> St
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0} {h:.0}" width="{w:.0}" height="{h:.0}" font-family="sans-serif" font-size="11" role="img"><title>{}</title><rect x="0" y="0" width="{w:.0}" height="{h:.0}" fill="white"/>"#,
         esc(title)
     );
-    let _ = write!(
-        s,
-        r#"<text x="8" y="18" font-size="13" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
+    let _ = write!(s, r#"<text x="8" y="18" font-size="13" font-weight="bold">{}</text>"#, esc(title));
     for (i, name) in names.iter().enumerate() {
         let _ = write!(
             s,
@@ -200,12 +174,7 @@ pub fn heatmap(title: &str, names: &[String], values: &[Vec<Option<f64>>]) -> St
             esc(name)
         );
         let cx = left + cell * (i as f64 + 0.5);
-        let _ = write!(
-            s,
-            r#"<text transform="translate({cx:.1},{:.1}) rotate(-45)">{}</text>"#,
-            top - 4.0,
-            esc(name)
-        );
+        let _ = write!(s, r#"<text transform="translate({cx:.1},{:.1}) rotate(-45)">{}</text>"#, top - 4.0, esc(name));
     }
     for (i, row) in values.iter().enumerate() {
         for (j, v) in row.iter().enumerate() {
@@ -264,11 +233,7 @@ mod tests {
 
     #[test]
     fn heatmap_cells() {
-        let svg = heatmap(
-            "m",
-            &["a".into(), "b".into()],
-            &[vec![Some(0.0), Some(1.0)], vec![Some(0.5), None]],
-        );
+        let svg = heatmap("m", &["a".into(), "b".into()], &[vec![Some(0.0), Some(1.0)], vec![Some(0.5), None]]);
         assert_eq!(svg.matches(r#"class="cell""#).count(), 4);
     }
 }

@@ -5,8 +5,7 @@ use std::fmt::Write;
 use super::Report;
 
 fn opt(v: Option<f64>, prec: usize) -> String {
-    v.map(|x| format!("{x:.prec$}"))
-        .unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
 }
 
 /// Render the per-row table and the verdict lines.
@@ -59,29 +58,15 @@ pub fn render(r: &Report) -> String {
                 Some(false) => "NO",
                 None => "-",
             };
-            let _ = write!(
-                s,
-                " {:>8} {:>8} {:>8}",
-                opt(row.swapped_dice, 4),
-                opt(row.delta_dice, 4),
-                mark
-            );
+            let _ = write!(s, " {:>8} {:>8} {:>8}", opt(row.swapped_dice, 4), opt(row.delta_dice, 4), mark);
         }
         s.push('\n');
     }
     for u in &r.unmatched {
-        let _ = writeln!(
-            s,
-            "unmatched {}: {} {} '{}': {}",
-            u.side, u.layer, u.kind, u.initializer, u.reason
-        );
+        let _ = writeln!(s, "unmatched {}: {} {} '{}': {}", u.side, u.layer, u.kind, u.initializer, u.reason);
     }
     if !r.summary.bn.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n{:<5} {:<34} {:>10} {:>10} {:>10} {:>10}",
-            "bn", "node", "MRM", "MRV", "MRW", "MRB"
-        );
+        let _ = writeln!(s, "\n{:<5} {:<34} {:>10} {:>10} {:>10} {:>10}", "bn", "node", "MRM", "MRV", "MRW", "MRB");
         for b in &r.summary.bn {
             let node: String = b.node.chars().take(34).collect();
             let _ = writeln!(
@@ -118,27 +103,20 @@ pub fn verdict_lines(r: &Report) -> String {
         );
     }
     if let (Some(g), Some(sc)) = (sm.reuse_share_groups, sm.reuse_share_scalars) {
-        let _ = writeln!(
-            s,
-            "reuse share: {:.1}% of (layer, kind) groups, {:.1}% of scalars",
-            100.0 * g,
-            100.0 * sc
-        );
+        let _ = writeln!(s, "reuse share: {:.1}% of (layer, kind) groups, {:.1}% of scalars", 100.0 * g, 100.0 * sc);
     }
-    for (kind, layers) in &sm.reusable {
-        let not = sm
-            .not_reusable
-            .get(kind)
-            .map(|v| compact(v))
-            .unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "  {kind:<2} reusable: {:<40} not reusable: {}",
-            compact(layers),
-            if not.is_empty() { "-".into() } else { not }
-        );
+    for (kind, yes, no) in reuse_lists(sm) {
+        let _ = writeln!(s, "  {kind:<2} reusable: {yes:<40} not reusable: {no}");
     }
     s
+}
+
+/// Per audited kind: (kind, reusable layers, non-reusable layers) as compact lists.
+pub fn reuse_lists(sm: &super::Summary) -> Vec<(String, String, String)> {
+    sm.reusable
+        .iter()
+        .map(|(k, v)| (k.clone(), compact(v), sm.not_reusable.get(k).map(|n| compact(n)).unwrap_or_else(|| "-".into())))
+        .collect()
 }
 
 /// `1-3,5,7-9` style list.
@@ -150,11 +128,7 @@ pub fn compact(v: &[usize]) -> String {
         while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
             j += 1;
         }
-        parts.push(if j > i {
-            format!("{}-{}", v[i], v[j])
-        } else {
-            v[i].to_string()
-        });
+        parts.push(if j > i { format!("{}-{}", v[i], v[j]) } else { v[i].to_string() });
         i = j + 1;
     }
     if parts.is_empty() {

@@ -10,20 +10,11 @@ fn row(family: &str, layer: usize, kind: &str, rmse: f64, swapped: f64) -> Row {
         family: family.into(),
         layer,
         node: format!("{family}{layer}"),
-        op: if family == "conv" {
-            "Conv"
-        } else {
-            "BatchNormalization"
-        }
-        .into(),
+        op: if family == "conv" { "Conv" } else { "BatchNormalization" }.into(),
         kind: kind.into(),
         target_initializer: format!("t.{family}{layer}.{kind}"),
         source_initializer: format!("s.{family}{layer}.{kind}"),
-        shape: if kind == "W" {
-            "4x1x3x3".into()
-        } else {
-            "4".into()
-        },
+        shape: if kind == "W" { "4x1x3x3".into() } else { "4".into() },
         numel: if kind == "W" { 36 } else { 4 },
         rmse,
         nrmse: Some(rmse * 2.0),
@@ -46,20 +37,10 @@ pub fn fixed_report() -> Report {
         row("bn", 1, "RM", 1.5, 0.875),
     ];
     let mut summary = crate::verdict::decide(&mut rows, 0.02, 0.5);
-    summary.bn = vec![BnStats {
-        layer: 1,
-        node: "bn1".into(),
-        mrm: 0.25,
-        mrv: 1.5,
-        mrw: Some(0.75),
-        mrb: -0.125,
-    }];
+    summary.bn = vec![BnStats { layer: 1, node: "bn1".into(), mrm: 0.25, mrv: 1.5, mrw: Some(0.75), mrb: -0.125 }];
     Report {
         schema_version: SCHEMA_VERSION,
-        tool: ToolInfo {
-            name: "reuse-audit".into(),
-            version: "0.0.0-test".into(),
-        },
+        tool: ToolInfo { name: "reuse-audit".into(), version: "0.0.0-test".into() },
         command: "audit".into(),
         target: ModelInfo {
             path: "t.onnx".into(),
@@ -99,11 +80,7 @@ pub fn fixed_report() -> Report {
             rn_threshold: 0.5,
             match_method: "name".into(),
         },
-        baseline: Some(Dice {
-            per_class: vec![0.95, 0.85],
-            mean: 0.9,
-            mean_fg: 0.85,
-        }),
+        baseline: Some(Dice { per_class: vec![0.95, 0.85], mean: 0.9, mean_fg: 0.85 }),
         rows,
         unmatched: vec![],
         warnings: vec!["a warning".into()],
@@ -125,18 +102,12 @@ fn verdict_of_the_fixed_report() {
 
 #[test]
 fn csv_snapshot() {
-    insta::assert_snapshot!(
-        "csv",
-        String::from_utf8(csv::render(&fixed_report())).unwrap()
-    );
+    insta::assert_snapshot!("csv", String::from_utf8(csv::render(&fixed_report())).unwrap());
 }
 
 #[test]
 fn json_snapshot() {
-    insta::assert_snapshot!(
-        "json",
-        String::from_utf8(json(&fixed_report()).unwrap()).unwrap()
-    );
+    insta::assert_snapshot!("json", String::from_utf8(json(&fixed_report()).unwrap()).unwrap());
 }
 
 #[test]
@@ -158,33 +129,13 @@ fn html_structure_snapshot() {
     let page = html::render(&r, &figs);
     let mut outline: Vec<String> = figs
         .iter()
-        .map(|f| {
-            format!(
-                "figure {} ({}) bars={}",
-                f.file,
-                f.section,
-                f.svg.matches("class=\"bar\"").count()
-            )
-        })
+        .map(|f| format!("figure {} ({}) bars={}", f.file, f.section, f.svg.matches("class=\"bar\"").count()))
         .collect();
-    for id in [
-        "verdict",
-        "baseline",
-        "figs-swap",
-        "figs-bn",
-        "figs-rmse",
-        "rows",
-    ] {
-        outline.push(format!(
-            "id {id}: {}",
-            page.contains(&format!("id=\"{id}\""))
-        ));
+    for id in ["verdict", "baseline", "figs-swap", "figs-bn", "figs-rmse", "rows"] {
+        outline.push(format!("id {id}: {}", page.contains(&format!("id=\"{id}\""))));
     }
     outline.push(format!("svg elements: {}", page.matches("<svg ").count()));
-    outline.push(format!(
-        "highlighted rows: {}",
-        page.matches("<tr class=\"bad\">").count()
-    ));
+    outline.push(format!("highlighted rows: {}", page.matches("<tr class=\"bad\">").count()));
     outline.push(format!(
         "external references: {}",
         page.matches("src=\"http").count() + page.matches("href=\"http").count()

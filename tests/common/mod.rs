@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use onnx_protobuf::{
-    attribute_proto::AttributeType, tensor_proto::DataLocation, tensor_shape_proto::Dimension,
-    type_proto, AttributeProto, Message, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataLocation, tensor_shape_proto::Dimension, type_proto,
+    AttributeProto, Message, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// The reuse-audit binary.
@@ -107,10 +107,7 @@ fn tensor(name: &str, dims: &[i64], values: &[f32], storage: Storage) -> TensorP
         }
         Storage::Fp16 => {
             t.data_type = 10;
-            t.raw_data = values
-                .iter()
-                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                .collect();
+            t.raw_data = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
         }
     }
     t
@@ -145,13 +142,7 @@ fn ints(name: &str, v: &[i64]) -> AttributeProto {
     a
 }
 
-fn node(
-    op: &str,
-    name: &str,
-    inputs: &[&str],
-    outputs: &[&str],
-    attrs: Vec<AttributeProto>,
-) -> NodeProto {
+fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
     let mut n = NodeProto::new();
     n.op_type = op.into();
     n.name = name.into();
@@ -171,21 +162,12 @@ pub fn tiny_cnn(spec: &Spec) -> ModelProto {
     let mut inits = Vec::new();
     let mut nodes = Vec::new();
     let mut cur = "x".to_string();
-    let widths: Vec<(i64, i64)> = if spec.extra_conv {
-        vec![(1, 4), (4, 4), (4, 4)]
-    } else {
-        vec![(1, 4), (4, 4)]
-    };
+    let widths: Vec<(i64, i64)> = if spec.extra_conv { vec![(1, 4), (4, 4), (4, 4)] } else { vec![(1, 4), (4, 4)] };
     for (i, (cin, cout)) in widths.iter().enumerate() {
         let l = i + 1;
         let w = format!("{p}.conv{l}.weight");
         let b = format!("{p}.conv{l}.bias");
-        inits.push(tensor(
-            &w,
-            &[*cout, *cin, 3, 3],
-            &rng.vec((cout * cin * 9) as usize, 0.6),
-            s,
-        ));
+        inits.push(tensor(&w, &[*cout, *cin, 3, 3], &rng.vec((cout * cin * 9) as usize, 0.6), s));
         inits.push(tensor(&b, &[*cout], &rng.vec(*cout as usize, 0.2), s));
         let w_in = if spec.identity_weight && l == 2 {
             nodes.push(node("Identity", "id_w2", &[&w], &["w2_alias"], vec![]));
@@ -203,8 +185,7 @@ pub fn tiny_cnn(spec: &Spec) -> ModelProto {
         ));
         cur = out;
         if !spec.folded {
-            let names =
-                ["weight", "bias", "running_mean", "running_var"].map(|k| format!("{p}.bn{l}.{k}"));
+            let names = ["weight", "bias", "running_mean", "running_var"].map(|k| format!("{p}.bn{l}.{k}"));
             let c = *cout as usize;
             let gamma: Vec<f32> = rng.vec(c, 0.3).iter().map(|v| 1.0 + v).collect();
             let var: Vec<f32> = rng.vec(c, 0.4).iter().map(|v| 1.0 + v).collect();
@@ -233,11 +214,7 @@ pub fn tiny_cnn(spec: &Spec) -> ModelProto {
     let l = widths.len() + 1;
     let w = format!("{p}.head.weight");
     let b = format!("{p}.head.bias");
-    let (op, wdims) = if spec.transpose_last {
-        ("ConvTranspose", [4, 3, 1, 1])
-    } else {
-        ("Conv", [3, 4, 1, 1])
-    };
+    let (op, wdims) = if spec.transpose_last { ("ConvTranspose", [4, 3, 1, 1]) } else { ("Conv", [3, 4, 1, 1]) };
     inits.push(tensor(&w, &wdims, &rng.vec(12, 0.8), s));
     let bias_vals = rng.vec(3, 0.1);
     if spec.constant_bias {
@@ -249,24 +226,12 @@ pub fn tiny_cnn(spec: &Spec) -> ModelProto {
     } else {
         inits.push(tensor(&b, &[3], &bias_vals, s));
     }
-    nodes.push(node(
-        op,
-        &format!("conv{l}"),
-        &[&cur, &w, &b],
-        &["y"],
-        vec![ints("kernel_shape", &[1, 1])],
-    ));
+    nodes.push(node(op, &format!("conv{l}"), &[&cur, &w, &b], &["y"], vec![ints("kernel_shape", &[1, 1])]));
     g.node = nodes;
     g.initializer = inits;
     let batch = spec.fixed_batch.then_some(1);
-    g.input.push(value_info(
-        "x",
-        &[batch, Some(1), Some(spec.size), Some(spec.size)],
-    ));
-    g.output.push(value_info(
-        "y",
-        &[batch, Some(3), Some(spec.size), Some(spec.size)],
-    ));
+    g.input.push(value_info("x", &[batch, Some(1), Some(spec.size), Some(spec.size)]));
+    g.output.push(value_info("y", &[batch, Some(3), Some(spec.size), Some(spec.size)]));
     let mut m = ModelProto::new();
     m.ir_version = 8;
     m.producer_name = "reuse-audit tests".into();
@@ -317,16 +282,8 @@ pub fn set_init(m: &mut ModelProto, name: &str, f: impl Fn(usize, f32) -> f32) {
         .iter_mut()
         .find(|t| t.name == name)
         .unwrap_or_else(|| panic!("no initializer {name}"));
-    let vals: Vec<f32> = t
-        .raw_data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    t.raw_data = vals
-        .iter()
-        .enumerate()
-        .flat_map(|(i, v)| f(i, *v).to_le_bytes())
-        .collect();
+    let vals: Vec<f32> = t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    t.raw_data = vals.iter().enumerate().flat_map(|(i, v)| f(i, *v).to_le_bytes()).collect();
 }
 
 /// An `.npz` with `images` (n x 1 x s x s float32, seeded) and optionally `labels`.
@@ -338,19 +295,10 @@ pub fn npz(path: &Path, n: usize, size: usize, labels: Option<&[u8]>, seed: u64)
     let mut zip = zip::ZipWriter::new(file);
     let opts = zip::write::SimpleFileOptions::default();
     zip.start_file("images.npy", opts).expect("zip");
-    zip.write_all(&reuse_audit::data::npy::npy_f32_bytes(
-        &[n, 1, size, size],
-        &images,
-    ))
-    .expect("zip");
+    zip.write_all(&reuse_audit::data::npy::npy_f32_bytes(&[n, 1, size, size], &images)).expect("zip");
     if let Some(l) = labels {
         zip.start_file("labels.npy", opts).expect("zip");
-        zip.write_all(&reuse_audit::data::npy::npy_bytes(
-            "|u1",
-            &[n, size, size],
-            l,
-        ))
-        .expect("zip");
+        zip.write_all(&reuse_audit::data::npy::npy_bytes("|u1", &[n, size, size], l)).expect("zip");
     }
     zip.finish().expect("zip");
 }
