@@ -151,9 +151,16 @@ impl Plan {
     pub fn run(&mut self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<AuditOutcome> {
         let data = feed.data;
         let hw = data.h * data.w;
+        let budget = cache_mb << 20;
+        // With a dynamic batch, shrink the batch until one batch's cache fits the budget.
+        let mut feed = feed.clone();
+        if feed.input.batch.is_none() {
+            feed.batch = feed.batch.min((budget / self.bytes_per_image.max(1)).max(1));
+        }
+        let feed = &feed;
         let batches: Vec<(usize, usize)> = feed.batches().collect();
         let per_batch = self.bytes_per_image.max(1) * feed.batch;
-        let batches_per_chunk = ((cache_mb << 20) / per_batch).max(1);
+        let batches_per_chunk = (budget / per_batch).max(1);
         let chunks: Vec<&[(usize, usize)]> = batches.chunks(batches_per_chunk).collect();
         let swaps: usize = self.regions.iter().map(|r| r.pairs.len()).sum();
         bar.set_length((chunks.len() * (swaps + 1)) as u64);
