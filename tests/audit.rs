@@ -248,6 +248,17 @@ fn gates_exit_1_and_list_failing_rows() {
     base().arg("--fail-if-not-reusable").assert().code(1).stderr(predicate::str::contains("--fail-if-not-reusable"));
     base().args(["--max-delta", "0.0"]).assert().code(1).stderr(predicate::str::contains("--max-delta"));
     base().args(["--max-delta", "1.0"]).assert().success();
+    // The gate fails on the first conv W (a different seed's weights) and names it; the
+    // report is still written.
+    let out = d.path().join("gated");
+    base()
+        .args(["--require-reusable", "W:1,B:*", "--format", "md", "--out"])
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--require-reusable: conv 1 W"));
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("Verdict"));
+    base().args(["--require-reusable", "W:x"]).assert().code(2).stderr(predicate::str::contains("--require-reusable"));
     // Identity passes every gate.
     bin()
         .arg("audit")
@@ -255,7 +266,7 @@ fn gates_exit_1_and_list_failing_rows() {
         .arg(&t)
         .arg("--data")
         .arg(&data)
-        .args(["-q", "--fail-if-not-reusable", "--max-delta", "0"])
+        .args(["-q", "--fail-if-not-reusable", "--max-delta", "0", "--require-reusable", "W:*,B:*,RM:1-2"])
         .assert()
         .success();
 }

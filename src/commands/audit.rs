@@ -118,6 +118,9 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
             );
         }
     }
+    if let Some(spec) = &g.require_reusable {
+        parse_requirement(spec)?; // refuse a bad spec before any work
+    }
     let label_free = a.labels.as_deref() == Some("baseline");
     let req = AuditRequest {
         target,
