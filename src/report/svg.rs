@@ -28,17 +28,21 @@ pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn nice_range(mut lo: f64, mut hi: f64) -> (f64, f64) {
+/// An axis range on round numbers and its tick step (1, 2, 2.5 or 5 times a power of ten,
+/// about five ticks).
+fn nice_range(mut lo: f64, mut hi: f64) -> (f64, f64, f64) {
     if !lo.is_finite() || !hi.is_finite() {
-        return (0.0, 1.0);
+        return (0.0, 1.0, 0.25);
     }
     if hi - lo < 1e-12 {
         let pad = if hi.abs() > 0.0 { hi.abs() * 0.1 } else { 1.0 };
         lo -= pad;
         hi += pad;
     }
-    let pad = (hi - lo) * 0.05;
-    (lo - if lo < 0.0 { pad } else { 0.0 }.max(0.0), hi + pad)
+    let raw = (hi - lo) / 4.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw * 0.999).unwrap_or(10.0 * mag);
+    ((lo / step).floor() * step, (hi / step - 1e-9).ceil() * step, step)
 }
 
 fn fmt_tick(v: f64) -> String {
@@ -71,7 +75,7 @@ impl BarChart<'_> {
             .collect();
         let lo = vals.iter().copied().fold(f64::INFINITY, f64::min).min(0.0);
         let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = nice_range(lo, hi);
+        let (lo, hi, step) = nice_range(lo, hi);
         let y = |v: f64| top + ph * (1.0 - (v - lo) / (hi - lo));
         let mut s = String::new();
         let _ = write!(
@@ -85,8 +89,9 @@ impl BarChart<'_> {
             w / 2.0,
             esc(self.title)
         );
-        for i in 0..=4 {
-            let v = lo + (hi - lo) * i as f64 / 4.0;
+        let ticks = ((hi - lo) / step).round() as usize;
+        for i in 0..=ticks {
+            let v = lo + step * i as f64;
             let yy = y(v);
             let _ = write!(
                 s,
@@ -229,6 +234,14 @@ mod tests {
         assert!(svg.contains("W &lt;swap&gt;"));
         assert!(svg.contains(r#"class="reference""#));
         assert_eq!(svg, c.render(), "deterministic");
+    }
+
+    #[test]
+    fn round_axis_ranges() {
+        assert_eq!(nice_range(0.0, 0.998), (0.0, 1.0, 0.25));
+        assert_eq!(nice_range(0.0, 1.0), (0.0, 1.0, 0.25));
+        let (lo, hi, step) = nice_range(-0.3, 1.7);
+        assert_eq!((lo, hi, step), (-0.5, 2.0, 0.5));
     }
 
     #[test]
