@@ -124,7 +124,7 @@ impl Plan {
             sub.output.push(g.output[0].clone());
             let mut m = header(model);
             m.graph = Some(sub).into();
-            let runner = engine.session_with(&onnx_protobuf::Message::write_to_bytes(&m)?, true)?;
+            let runner = engine.session(&onnx_protobuf::Message::write_to_bytes(&m)?)?;
             regions.push(Region { frontier, runner, pairs: pairs.clone() });
         }
         let mut full = model.clone();

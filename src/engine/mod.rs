@@ -43,14 +43,23 @@ impl Engine {
             .into());
         }
         let library = runtime::locate(cuda, quiet)?;
-        let env = ort::init_from(&library)
-            .map_err(|e| UserError::Runtime(format!("cannot load ONNX Runtime from {}: {e}", library.display())))?
+        let threads =
+            if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+        // One intra-op pool for every session: the incremental strategy keeps dozens of
+        // sessions alive, and per-session pools would spin against each other.
+        // (The library must be loaded before any other ort call.)
+        let builder = ort::init_from(&library)
+            .map_err(|e| UserError::Runtime(format!("cannot load ONNX Runtime from {}: {e}", library.display())))?;
+        let pool = ort::environment::GlobalThreadPoolOptions::default()
+            .with_intra_threads(threads)
+            .and_then(|p| p.with_inter_threads(1))
+            .map_err(|e| anyhow!("configuring the ONNX Runtime thread pool: {e}"))?;
+        let env = builder
             .with_name("reuse-audit")
+            .with_global_thread_pool(pool)
             .build()
             .map_err(|e| anyhow!("creating the ONNX Runtime environment: {e}"))?;
         share_cpu_arena(&env)?;
-        let threads =
-            if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
         let provider = if cuda { "CUDAExecutionProvider" } else { "CPUExecutionProvider" };
         Ok(Engine { env, library, provider, device, threads })
     }
@@ -60,30 +69,13 @@ impl Engine {
         self.threads
     }
 
-    /// Build a session from model bytes.
+    /// Build a session from model bytes. Sessions share the environment's intra-op thread
+    /// pool and its CPU arena.
     pub fn session(&self, model: &[u8]) -> Result<Runner> {
-        self.session_with(model, true)
-    }
-
-    /// Build a session; `arena: false` frees activations after each run instead of keeping
-    /// a per-session memory arena (for the many small sessions of the incremental strategy).
-    pub fn session_with(&self, model: &[u8], arena: bool) -> Result<Runner> {
         let mut b = Session::builder(&self.env)
             .map_err(|e| anyhow!("{e}"))?
             .with_config_entry("session.use_env_allocators", "1")
             .map_err(|e| anyhow!("{e}"))?;
-        if !arena {
-            use ort::AsPointer;
-            // SAFETY: the builder owns valid session options; DisableCpuMemArena only flips
-            // a flag on them. The returned status is null on success and released by ort's
-            // below otherwise.
-            let status = unsafe { (ort::api().DisableCpuMemArena)(b.ptr_mut()) };
-            if !status.0.is_null() {
-                // SAFETY: a non-null status is ours to release.
-                unsafe { (ort::api().ReleaseStatus)(status.0) };
-                anyhow::bail!("ONNX Runtime refused to disable the memory arena");
-            }
-        }
         if self.device == Device::Cuda {
             b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
                 UserError::Runtime(format!(
