@@ -5,7 +5,8 @@
 //! also with the swappable initializers exposed as inputs, which blocks Conv+BN fusion),
 //! the FLOPs limit (`ideal_speedup`, forward-pass equivalents) from the graph, then runs
 //! `reuse-audit audit` once per strategy as a child process (wall time, peak RSS) and the
-//! peer. efficiency = ideal_time / actual_time, ideal_time = t_forward x equivalents.
+//! peer (median of `REUSE_AUDIT_BENCH_RUNS` runs, default 3). efficiency = ideal_time /
+//! actual_time, ideal_time = t_forward x equivalents.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,9 +25,28 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs per measurement (`REUSE_AUDIT_BENCH_RUNS`, default 3): the median wall time and
+/// the largest peak RSS are reported, so one disturbed run does not decide the numbers.
+fn runs() -> usize {
+    std::env::var("REUSE_AUDIT_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(3)
+}
+
+/// Median wall seconds and largest peak RSS (MiB) over `runs()` runs of a command.
+fn measure(cmd: &mut Command) -> (f64, f64) {
+    let mut walls = Vec::new();
+    let mut rss: f64 = 0.0;
+    for _ in 0..runs() {
+        let (w, r) = measure_once(cmd);
+        walls.push(w);
+        rss = rss.max(r);
+    }
+    walls.sort_by(f64::total_cmp);
+    (walls[walls.len() / 2], rss)
+}
+
 /// Wall seconds and peak RSS (MiB) of a child process (reaped by `wait4`).
 #[allow(clippy::zombie_processes)]
-fn measure(cmd: &mut Command) -> (f64, f64) {
+fn measure_once(cmd: &mut Command) -> (f64, f64) {
     let t0 = Instant::now();
     let child = cmd.spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;
@@ -47,7 +67,7 @@ fn forward_time(engine: &Engine, model: &Model, ds: &data::preprocess::Dataset) 
     for batch in [1, 8, 16, 48] {
         let feed = Feed { data: ds, input: &input, batch };
         predictions(&mut runner, &feed, &[]).expect("warm-up");
-        for _ in 0..3 {
+        for _ in 0..5 {
             let t0 = Instant::now();
             predictions(&mut runner, &feed, &[]).expect("forward");
             let t = t0.elapsed().as_secs_f64();
