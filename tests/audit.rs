@@ -358,3 +358,22 @@ fn fixed_batch_models_run_one_image_at_a_time_or_made_dynamic() {
         .code(2)
         .stderr(predicate::str::contains("--dynamic-batch"));
 }
+
+#[test]
+fn tied_weights_fall_back_from_incremental_and_agree_with_naive() {
+    let (d, _, data) = setup();
+    // conv 2 and conv 3 share one weight tensor (weight tying).
+    let tie = |seed: u64| {
+        let mut m = tiny_cnn(&Spec { extra_conv: true, seed, ..Spec::default() });
+        let g = m.graph.as_mut().unwrap();
+        let conv3 = g.node.iter_mut().find(|n| n.name == "conv3").unwrap();
+        conv3.input[1] = "net.conv2.weight".into();
+        g.initializer.retain(|t| t.name != "net.conv3.weight");
+        m
+    };
+    let (t, s) = (save(&tie(1), d.path(), "tied_t.onnx"), save(&tie(5), d.path(), "tied_s.onnx"));
+    let naive = audit_json(&t, &s, &data, &["--strategy", "naive"]);
+    let v = audit_json(&t, &s, &data, &[]);
+    assert_eq!(v["engine"]["strategy"], "shared", "incremental must not run on tied weights");
+    assert_same_reports(&naive, &v, "tied");
+}

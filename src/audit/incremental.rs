@@ -117,6 +117,13 @@ impl Plan {
             // The layer's swapped parameters become overridable inputs (initializer + input).
             for &p in pairs {
                 let name = &job.pairing.pairs[p].target.name;
+                // A parameter shared with a layer outside the region (weight tying) would
+                // change results the cache already holds. Shape/Size only read its shape,
+                // which a swap keeps (exporters make zero biases that way).
+                let reads_values = |n: usize| !matches!(g.node[n].op_type.as_str(), "Shape" | "Size");
+                if topo.consumers.get(name).is_some_and(|c| c.iter().any(|&n| !inside[n] && reads_values(n))) {
+                    bail!("parameter '{name}' is also used outside the downstream region of its layer");
+                }
                 if !sub.input.iter().any(|i| &i.name == name) {
                     sub.input.push(typed_value(name, 1));
                 }
