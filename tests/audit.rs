@@ -304,6 +304,8 @@ fn bad_data_is_refused_without_a_report() {
     let empty = d.path().join("empty.npz");
     npz(&empty, 0, 8, Some(&[]), 1);
     fails(&empty, &[], "empty");
+    // A labels file with data that carries its own labels.
+    fails(&small, &["--labels", "x.npy"], "--labels");
     // Missing data.
     fails(&d.path().join("nope.npz"), &[], "nope.npz");
     // No labels and no --labels baseline.

@@ -100,6 +100,11 @@ pub fn bn_stats(pairing: &Pairing, values: &PairValues) -> Vec<BnStats> {
         else {
             continue;
         };
+        // A malformed layer whose four vectors differ in length has no per-channel statistics.
+        let n = values.target[m].len();
+        if [m, v, w, b].iter().any(|&i| values.target[i].len() != n || values.source[i].len() != n) {
+            continue;
+        }
         let side = |vals: &Vec<Vec<f64>>| BnParams {
             gamma: vals[w].clone(),
             beta: vals[b].clone(),

@@ -48,6 +48,13 @@ pub fn load(data: &Path, labels: Option<&Path>) -> Result<Loaded> {
         );
     }
     let name = data.to_string_lossy().to_lowercase();
+    if labels.is_some() && !name.ends_with(".npy") {
+        return Err(UserError::BadFlag {
+            flag: "--labels",
+            reason: "a labels file goes with .npy images; .npz, NIfTI and PNG data carry their own labels".into(),
+        }
+        .into());
+    }
     let loaded = if data.is_dir() {
         if data.join("images").is_dir() {
             Loaded { samples: load_png(data)?, format: "png" }

@@ -137,6 +137,9 @@ impl Runner {
             feed.push((std::borrow::Cow::from(name), ort::session::SessionInputValue::from(t)));
         }
         let outputs = self.session.run(feed).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        if outputs.len() == 0 {
+            anyhow::bail!("the model has no output");
+        }
         let (shape, values) = outputs[0]
             .try_extract_tensor::<f32>()
             .map_err(|e| anyhow!("the model's first output is not a float32 tensor: {e}"))?;
