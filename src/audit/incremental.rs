@@ -187,16 +187,23 @@ impl Plan {
         let input = feed.input.name.as_str();
         for chunk in chunks {
             // Baseline over the chunk, keeping the frontier tensors.
-            let mut cache: Vec<HashMap<String, TensorData>> = Vec::with_capacity(chunk.len());
+            let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
             let mut truth: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
             let mut base_preds: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
             for &(start, count) in chunk {
                 let (shape, x) = feed.tensor(start, count);
-                let mut outs: HashMap<String, TensorData> =
-                    self.cache_runner.run_views(&[(input, View::F32(&shape, &x))])?.into_iter().collect();
+                let mut outs: HashMap<String, ort::value::DynValue> =
+                    self.cache_runner.run_keep(input, &shape, &x)?.into_iter().collect();
                 let logits = outs
                     .remove(&self.output)
                     .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;
+                let (lshape, lvalues) = logits
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
+                let logits = TensorData {
+                    shape: lshape.iter().map(|&d| d.max(0) as usize).collect(),
+                    data: Data::F32(lvalues.to_vec()),
+                };
                 let (pred, c) = preds(&logits, count, hw)?;
                 if classes == 0 {
                     classes = c;
@@ -236,13 +243,7 @@ impl Plan {
                             let t = cache[b]
                                 .get(name)
                                 .ok_or_else(|| anyhow::anyhow!("tensor '{name}' missing from the cache"))?;
-                            feeds.push((
-                                name.as_str(),
-                                match &t.data {
-                                    Data::F32(v) => View::F32(&t.shape, v),
-                                    Data::I64(v) => View::I64(&t.shape, v),
-                                },
-                            ));
+                            feeds.push((name.as_str(), View::Value(t)));
                         }
                         feeds.push((pair.target.name.as_str(), View::F32(&dims, &values)));
                         let out = region.runner.run_views(&feeds)?;

@@ -206,9 +206,28 @@ pub enum View<'a> {
     F32(&'a [usize], &'a [f32]),
     /// int64.
     I64(&'a [usize], &'a [i64]),
+    /// A value a session returned, fed back as it is (no copy).
+    Value(&'a ort::value::DynValue),
 }
 
 impl Runner {
+    /// Run with one float input; returns every output as the runtime's own values (kept
+    /// without copying, to be fed to other sessions with [`View::Value`]).
+    pub fn run_keep(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        values: &[f32],
+    ) -> Result<Vec<(String, ort::value::DynValue)>> {
+        let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let t = ort::value::TensorRef::from_array_view((shape, values)).map_err(|e| anyhow!("input '{name}': {e}"))?;
+        let outputs = self
+            .session
+            .run(vec![(std::borrow::Cow::from(name), ort::session::SessionInputValue::from(t))])
+            .map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        Ok(outputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect())
+    }
+
     /// Run with borrowed inputs; returns every output of the session, by name.
     pub fn run_views(&mut self, inputs: &[(&str, View<'_>)]) -> Result<Vec<(String, TensorData)>> {
         let mut feed = Vec::with_capacity(inputs.len());
@@ -226,6 +245,7 @@ impl Runner {
                         .map_err(|e| anyhow!("input '{name}': {e}"))?
                         .into()
                 }
+                View::Value(v) => (*v).into(),
             };
             feed.push((std::borrow::Cow::from(*name), v));
         }
