@@ -33,15 +33,15 @@ fn runs() -> usize {
 
 /// Median wall seconds and largest peak RSS (MiB) over `runs()` runs of a command.
 fn measure(cmd: &mut Command) -> (f64, f64) {
-    let mut walls = Vec::new();
-    let mut rss: f64 = 0.0;
-    for _ in 0..runs() {
-        let (w, r) = measure_once(cmd);
-        walls.push(w);
-        rss = rss.max(r);
-    }
+    let samples: Vec<(f64, f64)> = (0..runs()).map(|_| measure_once(cmd)).collect();
+    median(&samples)
+}
+
+/// Median wall seconds and largest peak RSS of (wall, rss) samples.
+fn median(samples: &[(f64, f64)]) -> (f64, f64) {
+    let mut walls: Vec<f64> = samples.iter().map(|s| s.0).collect();
     walls.sort_by(f64::total_cmp);
-    (walls[walls.len() / 2], rss)
+    (walls[walls.len() / 2], samples.iter().map(|s| s.1).fold(0.0, f64::max))
 }
 
 /// Wall seconds and peak RSS (MiB) of a child process (reaped by `wait4`).
@@ -79,11 +79,55 @@ fn forward_time(engine: &Engine, model: &Model, ds: &data::preprocess::Dataset) 
     best
 }
 
+/// The forward-pass and FLOPs measurements of one pair: t_forward, best batch, t_forward with
+/// every parameter exposed, swaps, images, ideal_speedup, forward-pass equivalents.
+type Limits = (f64, usize, f64, usize, usize, f64, f64);
+
+/// Measured in a child process (`REUSE_AUDIT_BENCH_LIMITS=arch`): an ONNX Runtime loaded in
+/// this process would keep its thread pool beside the audits it times.
+fn limits(arch: &str) -> Limits {
+    let exe = std::env::current_exe().expect("bench executable");
+    let out = Command::new(exe).env("REUSE_AUDIT_BENCH_LIMITS", arch).output().expect("limits child");
+    assert!(out.status.success(), "limits child failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split(',')
+        .map(|x| x.trim().parse().expect("number"))
+        .collect();
+    (v[0], v[1] as usize, v[2], v[3] as usize, v[4] as usize, v[5], v[6])
+}
+
+fn measure_limits(arch: &str) {
+    let models = root().join("models");
+    let engine = Engine::new(Device::Cpu, 0, true).expect("ONNX Runtime");
+    let t = models.join(format!("{arch}-acdc-seg.onnx"));
+    let model = Model::load(&t).expect("model");
+    let layers = scan(&model);
+    let loaded = data::load(&models.join("data/acdc-val.npz"), None).expect("data");
+    let input = model.input_spec().expect("input");
+    let ds = data::preprocess::prepare(&loaded.samples, &input, Normalize::Zscore, Fit::None).expect("prepare");
+    let (t_fwd, best_batch) = forward_time(&engine, &model, &ds);
+    let params: Vec<_> = layers.layers.iter().flat_map(|l| l.params.iter()).collect();
+    let (t_fwd_exposed, _) = forward_time(&engine, &overridable_model(&model, &params), &ds);
+    let shapes = probe_shapes(&engine, &model, &input.name, [ds.c, ds.h, ds.w]).expect("probe");
+    let cost = CostModel::new(&model, &shapes);
+    let topo = Topology::of(&model);
+    let swap_nodes: Vec<usize> =
+        layers.layers.iter().flat_map(|l| l.params.iter().map(move |_| l.node_index)).collect();
+    let ideal = cost.ideal_speedup(&topo, &model, &swap_nodes);
+    let equivalents = cost.forward_equivalents(&topo, &model, &swap_nodes);
+    println!("{t_fwd},{best_batch},{t_fwd_exposed},{},{},{ideal},{equivalents}", swap_nodes.len(), ds.n);
+}
+
 fn main() {
+    if let Ok(arch) = std::env::var("REUSE_AUDIT_BENCH_LIMITS") {
+        return measure_limits(&arch);
+    }
     let bin = env!("CARGO_BIN_EXE_reuse-audit");
     let models = root().join("models");
     let data_path = models.join("data/acdc-val.npz");
-    let engine = Engine::new(Device::Cpu, 0, true).expect("ONNX Runtime");
     let py = Command::new("bash")
         .arg(root().join("scripts/pyenv.sh"))
         .output()
@@ -94,26 +138,12 @@ fn main() {
     let mut lines = Vec::new();
     for arch in ["unet", "pspnet"] {
         let (t, s) = (models.join(format!("{arch}-acdc-seg.onnx")), models.join(format!("{arch}-acdc-ae.onnx")));
-        let model = Model::load(&t).expect("model");
-        let layers = scan(&model);
-        let loaded = data::load(&data_path, None).expect("data");
-        let input = model.input_spec().expect("input");
-        let ds = data::preprocess::prepare(&loaded.samples, &input, Normalize::Zscore, Fit::None).expect("prepare");
-        let (t_fwd, best_batch) = forward_time(&engine, &model, &ds);
-        let params: Vec<_> = layers.layers.iter().flat_map(|l| l.params.iter()).collect();
-        let (t_fwd_exposed, _) = forward_time(&engine, &overridable_model(&model, &params), &ds);
-        let shapes = probe_shapes(&engine, &model, &input.name, [ds.c, ds.h, ds.w]).expect("probe");
-        let cost = CostModel::new(&model, &shapes);
-        let topo = Topology::of(&model);
-        let swap_nodes: Vec<usize> =
-            layers.layers.iter().flat_map(|l| l.params.iter().map(move |_| l.node_index)).collect();
-        let ideal = cost.ideal_speedup(&topo, &model, &swap_nodes);
-        let equivalents = cost.forward_equivalents(&topo, &model, &swap_nodes);
+        let (t_fwd, best_batch, t_fwd_exposed, swaps, images, ideal, equivalents) = limits(arch);
         let ideal_time = t_fwd * equivalents;
         println!(
             "\n{arch}: {} swaps, {} images; forward pass {:.3}s (batch {best_batch}), {:.3}s with every parameter exposed as input ({:.2}x slower); {:.1} forward-pass equivalents, ideal_speedup {:.2}x, ideal_time {:.2}s",
-            swap_nodes.len(),
-            ds.n,
+            swaps,
+            images,
             t_fwd,
             t_fwd_exposed,
             t_fwd_exposed / t_fwd,
@@ -125,22 +155,31 @@ fn main() {
             "{:<12} {:>8} {:>10} {:>12} {:>10} {:>10}",
             "strategy", "wall s", "vs naive", "fwd-eq/s", "peak MiB", "efficiency"
         );
+        // Strategies take turns, round after round, so a slow spell of the machine (shared
+        // CPUs, throttling) hits them alike; each reports its median.
+        let strategies = ["naive", "shared", "incremental"];
+        let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); strategies.len()];
+        for _ in 0..runs() {
+            for (k, strategy) in strategies.iter().enumerate() {
+                let out = tmp.join(format!("{arch}-{strategy}"));
+                samples[k].push(measure_once(
+                    Command::new(bin)
+                        .stdout(std::process::Stdio::null())
+                        .arg("audit")
+                        .arg(&t)
+                        .arg(&s)
+                        .arg("--data")
+                        .arg(&data_path)
+                        .args(["-q", "--format", "json", "--strategy", strategy, "--out"])
+                        .arg(&out),
+                ));
+            }
+        }
         let mut naive_time = 0.0;
         let mut reports = Vec::new();
-        for strategy in ["naive", "shared", "incremental"] {
-            let out = tmp.join(format!("{arch}-{strategy}"));
-            let (wall, rss) = measure(
-                Command::new(bin)
-                    .stdout(std::process::Stdio::null())
-                    .arg("audit")
-                    .arg(&t)
-                    .arg(&s)
-                    .arg("--data")
-                    .arg(&data_path)
-                    .args(["-q", "--format", "json", "--strategy", strategy, "--out"])
-                    .arg(&out),
-            );
-            if strategy == "naive" {
+        for (k, strategy) in strategies.iter().enumerate() {
+            let (wall, rss) = median(&samples[k]);
+            if *strategy == "naive" {
                 naive_time = wall;
             }
             println!(
@@ -154,7 +193,7 @@ fn main() {
                 naive_time / wall,
                 ideal_time / wall
             ));
-            reports.push(out.join("report.json"));
+            reports.push(tmp.join(format!("{arch}-{strategy}")).join("report.json"));
         }
         if let Some(py) = &py {
             let out = tmp.join(format!("{arch}-peer.json"));
