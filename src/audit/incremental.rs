@@ -149,11 +149,6 @@ impl Plan {
         Ok(Plan { cache_runner, output, regions, bytes_per_image })
     }
 
-    /// Bytes the cache holds per image.
-    pub fn bytes_per_image(&self) -> usize {
-        self.bytes_per_image
-    }
-
     /// Run the baseline and every swap, a chunk of images at a time.
     pub fn run(&mut self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<AuditOutcome> {
         let data = feed.data;
@@ -189,7 +184,6 @@ impl Plan {
             // Baseline over the chunk, keeping the frontier tensors.
             let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
             let mut truth: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
-            let mut base_preds: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
             for &(start, count) in chunk {
                 let (shape, x) = feed.tensor(start, count);
                 let mut outs: HashMap<String, ort::value::DynValue> =
@@ -220,7 +214,6 @@ impl Plan {
                 if let Some(bc) = base_counts.as_mut() {
                     bc.add(&pred, &t);
                 }
-                base_preds.push(pred);
                 truth.push(t);
                 cache.push(outs);
             }
@@ -232,8 +225,10 @@ impl Plan {
                     let dims: Vec<usize> = pair.target.dims.iter().map(|&d| d as usize).collect();
                     let values: Vec<f32> = job.values.source[p].iter().map(|&v| v as f32).collect();
                     let counts = swap_counts.entry(p).or_insert_with(|| DiceCounts::new(classes));
+                    let needs_image = region.frontier.iter().any(|n| n == input);
                     for (b, &(start, count)) in chunk.iter().enumerate() {
-                        let (shape, x) = feed.tensor(start, count);
+                        // The image itself only when the region reads it (the first layer's).
+                        let (shape, x) = if needs_image { feed.tensor(start, count) } else { (Vec::new(), Vec::new()) };
                         let mut feeds: Vec<(&str, View)> = Vec::with_capacity(region.frontier.len() + 1);
                         for name in &region.frontier {
                             if name == input {
@@ -253,7 +248,6 @@ impl Plan {
                     bar.inc(1);
                 }
             }
-            drop(base_preds);
         }
         let baseline = Dice::from_counts(&base_counts.ok_or_else(|| anyhow::anyhow!("no data"))?);
         let mut swaps_out = vec![None; job.pairing.pairs.len()];
