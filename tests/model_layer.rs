@@ -204,3 +204,43 @@ fn bundled_exports_load_with_every_layer() {
     );
     assert!(v["rows"].as_array().unwrap().iter().all(|r| r["rmse"] == 0.0));
 }
+
+#[test]
+fn flops_and_ideal_speedup_by_hand() {
+    // tiny CNN on 1x1x8x8: conv1 (4x1x3x3 + bias) -> BN -> Relu -> conv2 (4x4x3x3 + bias)
+    // -> BN -> Relu -> head (3x4x1x1 + bias). FLOPs (multiply-add = 2, bias = 1):
+    // conv1 256*(2*9+1)=4864, bn1 2*256=512, relu1 256, conv2 256*(2*36+1)=18688, bn2 512,
+    // relu2 256, head 192*(2*4+1)=1728; total 26816.
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    let v = json_of(bin().args(["inspect", "--json", "--flops"]).arg(&m));
+    assert_eq!(v["flops"]["total"], 26816.0);
+    assert_eq!(v["flops"]["swaps"], 14);
+    // downstream: conv1 26816, bn1 21952, conv2 21184, bn2 2496, head 1728; swaps per layer
+    // 2, 4, 2, 4, 2 -> ideal = 15 / (1 + (2*26816 + 4*21952 + 2*21184 + 4*2496 + 2*1728) / 26816)
+    let sum = (2.0 * 26816.0 + 4.0 * 21952.0 + 2.0 * 21184.0 + 4.0 * 2496.0 + 2.0 * 1728.0) / 26816.0;
+    let ideal = v["flops"]["ideal_speedup"].as_f64().unwrap();
+    assert!((ideal - 15.0 / (1.0 + sum)).abs() < 1e-9, "{ideal}");
+    let bn2 = v["layers"].as_array().unwrap().iter().find(|l| l["family"] == "bn" && l["index"] == 2).unwrap().clone();
+    assert!((bn2["downstream_share"].as_f64().unwrap() - 2496.0 / 26816.0).abs() < 1e-12);
+}
+
+#[test]
+fn matrix_of_three_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = save(&tiny_cnn(&Spec::default()), dir.path(), "a.onnx");
+    let b = save(&tiny_cnn(&Spec::default()), dir.path(), "b.onnx"); // same weights as a
+    let c = save(&tiny_cnn(&Spec { seed: 9, ..Spec::default() }), dir.path(), "c.onnx");
+    let out = dir.path().join("m");
+    bin().arg("matrix").arg(&a).arg(&b).arg(&c).arg("--out").arg(&out).arg("-q").assert().success();
+    let long = std::fs::read_to_string(out.join("matrix.csv")).unwrap();
+    assert_eq!(long.lines().next().unwrap(), "model_a,model_b,family,layer,kind,rmse,nrmse");
+    assert_eq!(long.lines().count(), 1 + 6 * 14, "6 ordered pairs x 14 parameters");
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = summary.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0][1..3], ["0", "0"], "a vs a and a vs b: identical weights");
+    assert!(rows[0][3].parse::<f64>().unwrap() > 0.5, "a vs c differ");
+    let html = std::fs::read_to_string(out.join("matrix.html")).unwrap();
+    assert_eq!(html.matches("class=\"cell\"").count(), 9);
+    bin().arg("matrix").arg(&a).assert().code(2);
+}
