@@ -10,19 +10,7 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 fn audit_json(t: &Path, s: &Path, data: &Path, extra: &[&str]) -> Value {
-    let out = bin()
-        .arg("audit")
-        .arg(t)
-        .arg(s)
-        .arg("--data")
-        .arg(data)
-        .args(["--json", "-q"])
-        .args(extra)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = audit_cmd(t, s, data).args(["--json", "-q"]).args(extra).assert().success().get_output().stdout.clone();
     serde_json::from_slice(&out).expect("JSON report")
 }
 
@@ -157,16 +145,7 @@ fn same_inputs_same_bytes() {
     let (d, t, data) = setup();
     let s = save(&tiny_cnn(&Spec { seed: 8, ..Spec::default() }), d.path(), "s.onnx");
     let run = |out: &Path| {
-        bin()
-            .arg("audit")
-            .arg(&t)
-            .arg(&s)
-            .arg("--data")
-            .arg(&data)
-            .args(["-q", "--format", "csv,json,md", "--out"])
-            .arg(out)
-            .assert()
-            .success();
+        audit_cmd(&t, &s, &data).args(["-q", "--format", "csv,json,md", "--out"]).arg(out).assert().success();
     };
     let (o1, o2) = (d.path().join("o1"), d.path().join("o2"));
     run(&o1);
@@ -260,12 +239,7 @@ fn gates_exit_1_and_list_failing_rows() {
     assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("Verdict"));
     base().args(["--require-reusable", "W:x"]).assert().code(2).stderr(predicate::str::contains("--require-reusable"));
     // Identity passes every gate.
-    bin()
-        .arg("audit")
-        .arg(&t)
-        .arg(&t)
-        .arg("--data")
-        .arg(&data)
+    audit_cmd(&t, &t, &data)
         .args(["-q", "--fail-if-not-reusable", "--max-delta", "0", "--require-reusable", "W:*,B:*,RM:1-2"])
         .assert()
         .success();
@@ -276,12 +250,7 @@ fn bad_data_is_refused_without_a_report() {
     let (d, t, _) = setup();
     let out = d.path().join("out");
     let fails = |data: &Path, extra: &[&str], needle: &str| {
-        bin()
-            .arg("audit")
-            .arg(&t)
-            .arg(&t)
-            .arg("--data")
-            .arg(data)
+        audit_cmd(&t, &t, data)
             .arg("--out")
             .arg(&out)
             .args(extra)
@@ -321,12 +290,7 @@ fn bad_data_is_refused_without_a_report() {
 fn model_without_a_single_matched_layer_is_refused() {
     let (d, t, data) = setup();
     let other = save(&tiny_cnn(&Spec { prefix: "zzz".into(), ..Spec::default() }), d.path(), "o.onnx");
-    bin()
-        .arg("audit")
-        .arg(&t)
-        .arg(&other)
-        .arg("--data")
-        .arg(&data)
+    audit_cmd(&t, &other, &data)
         .args(["--match", "name"])
         .assert()
         .code(2)
@@ -349,12 +313,7 @@ fn fixed_batch_models_run_one_image_at_a_time_or_made_dynamic() {
         assert_same_reports(&reference, &v, &format!("fixed batch {extra:?}"));
     }
     // A model whose batch is already dynamic refuses the flag.
-    bin()
-        .arg("audit")
-        .arg(&t)
-        .arg(&s)
-        .arg("--data")
-        .arg(&data)
+    audit_cmd(&t, &s, &data)
         .arg("--dynamic-batch")
         .assert()
         .code(2)

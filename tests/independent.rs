@@ -20,16 +20,7 @@ fn bundled_unet_dice_agrees_with_an_independent_python_computation() {
     let m = root().join("models");
     let (t, s, data) = (m.join("unet-acdc-seg.onnx"), m.join("unet-acdc-ae.onnx"), m.join("data/acdc-val.npz"));
     let dir = tempfile::tempdir().unwrap();
-    bin()
-        .arg("audit")
-        .arg(&t)
-        .arg(&s)
-        .arg("--data")
-        .arg(&data)
-        .args(["-q", "--format", "json", "--out"])
-        .arg(dir.path())
-        .assert()
-        .success();
+    audit_cmd(&t, &s, &data).args(["-q", "--format", "json", "--out"]).arg(dir.path()).assert().success();
     let out = Command::new(python_env())
         .arg(root().join("tests/python/independent_check.py"))
         .arg(&t)

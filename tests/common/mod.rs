@@ -17,6 +17,13 @@ pub fn bin() -> Command {
     c
 }
 
+/// `reuse-audit audit TARGET SOURCE --data DATA`, ready for more flags.
+pub fn audit_cmd(target: &Path, source: &Path, data: &Path) -> Command {
+    let mut c = bin();
+    c.arg("audit").arg(target).arg(source).arg("--data").arg(data);
+    c
+}
+
 /// Repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
