@@ -58,10 +58,12 @@ pub fn locate(cuda: bool, quiet: bool) -> Result<PathBuf> {
         }
     }
     candidates.push(cache_dir(cuda).join(&name));
-    if !cuda {
-        candidates.extend(python_package_lib());
-    }
     if let Some(found) = candidates.into_iter().find(|p| p.is_file()) {
+        return Ok(found);
+    }
+    // Asking Python costs a process start (tens of milliseconds), so only when nothing
+    // closer is there.
+    if let Some(found) = python_package_lib().filter(|p| !cuda && p.is_file()) {
         return Ok(found);
     }
     fetch_once(cuda, quiet)
