@@ -155,10 +155,12 @@ pub struct RunArgs {
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: Device,
-    /// Intra-op threads (0 = all cores).
+    /// Threads (0 = all cores): intra-op threads of full forward passes; on CPU the
+    /// incremental strategy runs this many swap regions side by side, one thread each.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Images per run when the batch dimension is dynamic.
+    /// Images per run when the batch dimension is dynamic (on CPU the incremental strategy
+    /// runs fewer when one batch's largest activation would outgrow a core's cache).
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
     /// Swap evaluation strategy (all give the same report; incremental is the fastest).

@@ -117,6 +117,9 @@ fn strategies_give_the_same_report() {
         &["--strategy", "shared"][..],
         &["--strategy", "incremental"],
         &["--strategy", "incremental", "--cache-mb", "0", "--batch", "2"],
+        // One worker on the shared pool; more workers than images per chunk and than cores.
+        &["--strategy", "incremental", "--threads", "1"],
+        &["--strategy", "incremental", "--threads", "5", "--cache-mb", "0", "--batch", "3"],
     ] {
         let v = audit_json(&t, &s, &data, extra);
         assert_same_reports(&naive, &v, &format!("{extra:?}"));
@@ -152,6 +155,22 @@ fn same_inputs_same_bytes() {
     run(&o2);
     for f in ["report.csv", "report.json", "report.md"] {
         assert_eq!(std::fs::read(o1.join(f)).unwrap(), std::fs::read(o2.join(f)).unwrap(), "{f}");
+    }
+    // However many workers share the swaps, the same bytes.
+    for threads in ["1", "3"] {
+        let o = d.path().join(format!("t{threads}"));
+        audit_cmd(&t, &s, &data)
+            .args(["-q", "--format", "csv,json", "--threads", threads, "--out"])
+            .arg(&o)
+            .assert()
+            .success();
+        for f in ["report.csv", "report.json"] {
+            assert_eq!(
+                std::fs::read(o1.join(f)).unwrap(),
+                std::fs::read(o.join(f)).unwrap(),
+                "--threads {threads}: {f}"
+            );
+        }
     }
 }
 

@@ -64,18 +64,50 @@ impl Engine {
         Ok(Engine { env, library, provider, device, threads })
     }
 
+    /// The device sessions run on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
     /// Intra-op threads per session.
     pub fn threads(&self) -> usize {
         self.threads
     }
 
+    /// How many sessions may run side by side, each on one thread of its own: every core
+    /// on CPU (small convolutions scale better across swaps than within one), one on CUDA.
+    pub fn workers(&self) -> usize {
+        if self.device == Device::Cuda {
+            1
+        } else {
+            self.threads
+        }
+    }
+
     /// Build a session from model bytes. Sessions share the environment's intra-op thread
     /// pool and its CPU arena.
     pub fn session(&self, model: &[u8]) -> Result<Runner> {
+        self.build(model, false)
+    }
+
+    /// Build a session for one of [`Engine::workers`]: with several workers it runs on the
+    /// calling thread alone (no pool), so workers never wait on each other's threads.
+    pub fn worker_session(&self, model: &[u8]) -> Result<Runner> {
+        self.build(model, self.workers() > 1)
+    }
+
+    fn build(&self, model: &[u8], single_threaded: bool) -> Result<Runner> {
         let mut b = Session::builder(&self.env)
             .map_err(|e| anyhow!("{e}"))?
             .with_config_entry("session.use_env_allocators", "1")
             .map_err(|e| anyhow!("{e}"))?;
+        if single_threaded {
+            b = b
+                .with_independent_thread_pool()
+                .and_then(|b| b.with_intra_threads(1))
+                .and_then(|b| b.with_inter_threads(1))
+                .map_err(|e| anyhow!("{e}"))?;
+        }
         if self.device == Device::Cuda {
             b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
                 UserError::Runtime(format!(

@@ -62,6 +62,19 @@ impl DiceCounts {
         }
     }
 
+    /// Add counts made elsewhere (another chunk of images, another worker).
+    pub fn merge(&mut self, other: &DiceCounts) {
+        for (mine, theirs) in [
+            (&mut self.intersection, &other.intersection),
+            (&mut self.predicted, &other.predicted),
+            (&mut self.truth, &other.truth),
+        ] {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
+        }
+    }
+
     /// Dice per class: 2|P∩G| / (|P| + |G|), 1.0 when both are empty.
     pub fn per_class(&self) -> Vec<f64> {
         (0..self.predicted.len())
@@ -135,5 +148,10 @@ mod tests {
         let mut b = DiceCounts::new(2);
         b.add(&[1, 0, 1], &[1, 1, 0]);
         assert_eq!(a, b);
+        let (mut first, mut second) = (DiceCounts::new(2), DiceCounts::new(2));
+        first.add(&[1, 0], &[1, 1]);
+        second.add(&[1], &[0]);
+        first.merge(&second);
+        assert_eq!(first, b);
     }
 }
