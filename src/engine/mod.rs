@@ -102,11 +102,9 @@ impl Engine {
             .with_config_entry("session.use_env_allocators", "1")
             .map_err(|e| anyhow!("{e}"))?;
         if single_threaded {
-            b = b
-                .with_independent_thread_pool()
-                .and_then(|b| b.with_intra_threads(1))
-                .and_then(|b| b.with_inter_threads(1))
-                .map_err(|e| anyhow!("{e}"))?;
+            b = b.with_independent_thread_pool().map_err(|e| anyhow!("{e}"))?;
+            b = b.with_intra_threads(1).map_err(|e| anyhow!("{e}"))?;
+            b = b.with_inter_threads(1).map_err(|e| anyhow!("{e}"))?;
         }
         if self.device == Device::Cuda {
             b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {

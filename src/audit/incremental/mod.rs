@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Result};
 use indicatif::ProgressBar;
-use onnx_protobuf::{GraphProto, ModelProto};
+use onnx_protobuf::{GraphProto, Message, ModelProto};
 
 use super::cost::{shaped_value, typed_value, CostModel};
 use super::forward::Feed;
@@ -31,6 +31,16 @@ struct Region {
     runner: Mutex<Runner>,
     /// Pairs (indices into `Pairing::pairs`) swapped at this layer.
     pairs: Vec<usize>,
+}
+
+/// A region before its session exists.
+struct RegionModel {
+    frontier: Vec<String>,
+    pairs: Vec<usize>,
+    /// FLOPs of all its swaps (downstream FLOPs x swaps), to run the costliest first.
+    flops: f64,
+    /// The region's ONNX model.
+    bytes: Vec<u8>,
 }
 
 /// The plan: the baseline model with every frontier tensor as an extra output, and regions.
@@ -81,8 +91,7 @@ impl Plan {
             by_layer.entry(p.layer.node_index).or_default().push(i);
         }
         let cost = CostModel::new(model, shapes);
-        // (frontier, pairs, FLOPs of its swaps, region model bytes) per region.
-        let mut built: Vec<(Vec<String>, Vec<usize>, f64, Vec<u8>)> = Vec::new();
+        let mut built: Vec<RegionModel> = Vec::new();
         let mut cached: Vec<String> = Vec::new();
         for (&node, pairs) in &by_layer {
             let mut inside = topo.downstream(model, node);
@@ -148,7 +157,7 @@ impl Plan {
             let mut m = header(model);
             m.graph = Some(sub).into();
             let flops = cost.downstream(&topo, model, node) * pairs.len() as f64;
-            built.push((frontier, pairs.clone(), flops, onnx_protobuf::Message::write_to_bytes(&m)?));
+            built.push(RegionModel { frontier, pairs: pairs.clone(), flops, bytes: m.write_to_bytes()? });
         }
         let mut full = model.clone();
         let fg = full.proto.graph.mut_or_insert_default();
@@ -157,17 +166,17 @@ impl Plan {
         }
         let cache_runner = engine.session(&full.to_bytes()?)?;
         let mut order: Vec<usize> = (0..built.len()).collect();
-        order.sort_by(|&a, &b| built[b].2.total_cmp(&built[a].2).then(a.cmp(&b)));
+        order.sort_by(|&a, &b| built[b].flops.total_cmp(&built[a].flops).then(a.cmp(&b)));
         // Session set-up (graph optimization, weight packing) is single-threaded: spread it too.
         let workers = engine.workers();
-        let runners = schedule::parallel_map(workers, &order, |&r| engine.worker_session(&built[r].3))?;
+        let runners = schedule::parallel_map(workers, &order, |&r| engine.worker_session(&built[r].bytes))?;
         let mut runners: Vec<Option<Runner>> =
             order.iter().zip(runners).fold((0..built.len()).map(|_| None).collect(), |mut v, (&r, runner)| {
                 v[r] = Some(runner);
                 v
             });
         let mut regions = Vec::with_capacity(built.len());
-        for (r, (frontier, pairs, _, _)) in built.into_iter().enumerate() {
+        for (r, RegionModel { frontier, pairs, .. }) in built.into_iter().enumerate() {
             let runner = runners[r].take().ok_or_else(|| anyhow::anyhow!("region {r} has no session"))?;
             regions.push(Region { frontier, runner: Mutex::new(runner), pairs });
         }
