@@ -303,33 +303,40 @@ impl Plan {
         let input = feed.input.name.as_str();
         let mut runner = region.runner.lock().map_err(|_| anyhow::anyhow!("a region session was poisoned"))?;
         let needs_image = region.frontier.iter().any(|n| n == input);
-        let mut out = Vec::with_capacity(region.pairs.len());
-        for &p in &region.pairs {
-            let pair = &job.pairing.pairs[p];
-            let dims: Vec<usize> = pair.target.dims.iter().map(|&d| d as usize).collect();
-            let values: Vec<f32> = job.values.source[p].iter().map(|&v| v as f32).collect();
-            let mut counts = DiceCounts::new(classes);
-            for (b, &(start, count)) in chunk.iter().enumerate() {
-                // The image itself only when the region reads it (the first layer's).
-                let (shape, x) = if needs_image { feed.tensor(start, count) } else { (Vec::new(), Vec::new()) };
-                let mut feeds: Vec<(&str, View)> = Vec::with_capacity(region.frontier.len() + 1);
-                for name in &region.frontier {
-                    if name == input {
-                        feeds.push((input, View::F32(&shape, &x)));
-                        continue;
-                    }
-                    let t =
-                        cache[b].get(name).ok_or_else(|| anyhow::anyhow!("tensor '{name}' missing from the cache"))?;
-                    feeds.push((name.as_str(), View::Value(t)));
+        // Batches outside, swaps inside: a batch's cached tensors stay in the core's cache
+        // while every kind of this layer is tried on it.
+        let swapped: Vec<(&str, Vec<usize>, Vec<f32>)> = region
+            .pairs
+            .iter()
+            .map(|&p| {
+                let t = &job.pairing.pairs[p].target;
+                let values = job.values.source[p].iter().map(|&v| v as f32).collect();
+                (t.name.as_str(), t.dims.iter().map(|&d| d as usize).collect(), values)
+            })
+            .collect();
+        let mut counts = vec![DiceCounts::new(classes); region.pairs.len()];
+        for (b, &(start, count)) in chunk.iter().enumerate() {
+            // The image itself only when the region reads it (the first layer's).
+            let (shape, x) = if needs_image { feed.tensor(start, count) } else { (Vec::new(), Vec::new()) };
+            let mut feeds: Vec<(&str, View)> = Vec::with_capacity(region.frontier.len() + 1);
+            for name in &region.frontier {
+                if name == input {
+                    feeds.push((input, View::F32(&shape, &x)));
+                    continue;
                 }
-                feeds.push((pair.target.name.as_str(), View::F32(&dims, &values)));
-                let out = runner.run_views(&feeds)?;
-                let (pred, _) = preds(&out[0].1, count, hw)?;
-                counts.add(&pred, &truth[b]);
+                let t = cache[b].get(name).ok_or_else(|| anyhow::anyhow!("tensor '{name}' missing from the cache"))?;
+                feeds.push((name.as_str(), View::Value(t)));
             }
-            out.push((p, counts));
-            bar.inc(1);
+            for ((name, dims, values), c) in swapped.iter().zip(&mut counts) {
+                feeds.push((name, View::F32(dims, values)));
+                let out = runner.run_views(&feeds)?;
+                feeds.pop();
+                let (pred, _) = preds(&out[0].1, count, hw)?;
+                c.add(&pred, &truth[b]);
+            }
         }
+        bar.inc(region.pairs.len() as u64);
+        let out = region.pairs.iter().copied().zip(counts).collect();
         Ok(out)
     }
 }
