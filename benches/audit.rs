@@ -1,12 +1,13 @@
 //! `cargo bench`: the exact audit against its compute limit, per strategy, on the bundled
 //! acdc UNet and PSPNet pairs, plus a hand-written Python peer (onnxruntime + numpy).
 //!
-//! Per pair it measures one plain forward pass over the validation set (best batch size;
-//! also with the swappable initializers exposed as inputs, which blocks Conv+BN fusion),
-//! the FLOPs limit (`ideal_speedup`, forward-pass equivalents) from the graph, then runs
-//! `reuse-audit audit` once per strategy as a child process (wall time, peak RSS) and the
-//! peer (median of `REUSE_AUDIT_BENCH_RUNS` runs, default 3). efficiency = ideal_time /
-//! actual_time, ideal_time = t_forward x equivalents.
+//! Per pair and round (`REUSE_AUDIT_BENCH_RUNS`, default 3) it measures, taking turns: one
+//! plain forward pass over the validation set (best batch size; also with the swappable
+//! initializers exposed as inputs, which blocks Conv+BN fusion) and the FLOPs limit
+//! (`ideal_speedup`, forward-pass equivalents) from the graph, in a child process;
+//! `reuse-audit audit` per strategy as a child process (wall time, peak RSS); the peer.
+//! Medians are reported. efficiency = ideal_time / actual_time, ideal_time = t_forward x
+//! equivalents. Then the incremental audit's peak memory at three cache budgets.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -29,12 +30,6 @@ fn root() -> PathBuf {
 /// the largest peak RSS are reported, so one disturbed run does not decide the numbers.
 fn runs() -> usize {
     std::env::var("REUSE_AUDIT_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(3)
-}
-
-/// Median wall seconds and largest peak RSS (MiB) over `runs()` runs of a command.
-fn measure(cmd: &mut Command) -> (f64, f64) {
-    let samples: Vec<(f64, f64)> = (0..runs()).map(|_| measure_once(cmd)).collect();
-    median(&samples)
 }
 
 /// Median wall seconds and largest peak RSS of (wall, rss) samples.
@@ -138,15 +133,48 @@ fn main() {
     let mut lines = Vec::new();
     for arch in ["unet", "pspnet"] {
         let (t, s) = (models.join(format!("{arch}-acdc-seg.onnx")), models.join(format!("{arch}-acdc-ae.onnx")));
-        let (t_fwd, best_batch, t_fwd_exposed, swaps, images, ideal, equivalents) = limits(arch);
+        let audit = |strategy: &str, extra: &[&str], out: &std::path::Path| {
+            let mut c = Command::new(bin);
+            c.stdout(std::process::Stdio::null()).arg("audit").arg(&t).arg(&s).arg("--data").arg(&data_path);
+            c.args(["-q", "--format", "json", "--strategy", strategy]).args(extra).arg("--out").arg(out);
+            c
+        };
+        // Everything takes turns, round after round: the plain forward pass (the ideal's
+        // yardstick), each strategy and the peer, so a slow spell of the machine (shared
+        // CPUs, throttling) hits them alike; each reports its median.
+        let strategies = ["naive", "shared", "incremental"];
+        let mut limit_samples: Vec<Limits> = Vec::new();
+        let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); strategies.len()];
+        let mut peer_samples: Vec<(f64, f64)> = Vec::new();
+        let peer_out = tmp.join(format!("{arch}-peer.json"));
+        std::fs::create_dir_all(&tmp).expect("tmp");
+        for _ in 0..runs() {
+            limit_samples.push(limits(arch));
+            for (k, strategy) in strategies.iter().enumerate() {
+                samples[k].push(measure_once(&mut audit(strategy, &[], &tmp.join(format!("{arch}-{strategy}")))));
+            }
+            if let Some(py) = &py {
+                peer_samples.push(measure_once(
+                    Command::new(py)
+                        .arg(root().join("benches/python/peer_audit.py"))
+                        .arg(&t)
+                        .arg(&s)
+                        .arg(&data_path)
+                        .arg(&peer_out),
+                ));
+            }
+        }
+        let (_, best_batch, t_fwd_exposed, swaps, images, ideal, equivalents) = limit_samples[0];
+        let t_fwd = median(&limit_samples.iter().map(|l| (l.0, 0.0)).collect::<Vec<_>>()).0;
         let ideal_time = t_fwd * equivalents;
         println!(
-            "\n{arch}: {} swaps, {} images; forward pass {:.3}s (batch {best_batch}), {:.3}s with every parameter exposed as input ({:.2}x slower); {:.1} forward-pass equivalents, ideal_speedup {:.2}x, ideal_time {:.2}s",
+            "\n{arch}: {} swaps, {} images; forward pass {:.3}s (median of {} rounds, best batch {best_batch}), {:.3}s with every parameter exposed as input ({:.2}x slower); {:.1} forward-pass equivalents, ideal_speedup {:.2}x, ideal_time {:.2}s",
             swaps,
             images,
             t_fwd,
+            runs(),
             t_fwd_exposed,
-            t_fwd_exposed / t_fwd,
+            t_fwd_exposed / limit_samples[0].0,
             equivalents,
             ideal,
             ideal_time
@@ -155,32 +183,15 @@ fn main() {
             "{:<12} {:>8} {:>10} {:>12} {:>10} {:>10}",
             "strategy", "wall s", "vs naive", "fwd-eq/s", "peak MiB", "efficiency"
         );
-        // Strategies take turns, round after round, so a slow spell of the machine (shared
-        // CPUs, throttling) hits them alike; each reports its median.
-        let strategies = ["naive", "shared", "incremental"];
-        let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); strategies.len()];
-        for _ in 0..runs() {
-            for (k, strategy) in strategies.iter().enumerate() {
-                let out = tmp.join(format!("{arch}-{strategy}"));
-                samples[k].push(measure_once(
-                    Command::new(bin)
-                        .stdout(std::process::Stdio::null())
-                        .arg("audit")
-                        .arg(&t)
-                        .arg(&s)
-                        .arg("--data")
-                        .arg(&data_path)
-                        .args(["-q", "--format", "json", "--strategy", strategy, "--out"])
-                        .arg(&out),
-                ));
-            }
-        }
         let mut naive_time = 0.0;
-        let mut reports = Vec::new();
+        let mut incremental_time = f64::NAN;
         for (k, strategy) in strategies.iter().enumerate() {
             let (wall, rss) = median(&samples[k]);
             if *strategy == "naive" {
                 naive_time = wall;
+            }
+            if *strategy == "incremental" {
+                incremental_time = wall;
             }
             println!(
                 "{strategy:<12} {wall:>8.2} {:>9.2}x {:>12.1} {rss:>10.0} {:>10.2}",
@@ -193,42 +204,66 @@ fn main() {
                 naive_time / wall,
                 ideal_time / wall
             ));
-            reports.push(tmp.join(format!("{arch}-{strategy}")).join("report.json"));
         }
-        if let Some(py) = &py {
-            let out = tmp.join(format!("{arch}-peer.json"));
-            std::fs::create_dir_all(&tmp).expect("tmp");
-            let (wall, rss) = measure(
-                Command::new(py)
-                    .arg(root().join("benches/python/peer_audit.py"))
-                    .arg(&t)
-                    .arg(&s)
-                    .arg(&data_path)
-                    .arg(&out),
-            );
+        if py.is_some() {
+            let (wall, rss) = median(&peer_samples);
             let peer: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&out).expect("peer output")).expect("peer JSON");
+                serde_json::from_slice(&std::fs::read(&peer_out).expect("peer output")).expect("peer JSON");
+            let report = tmp.join(format!("{arch}-incremental")).join("report.json");
             let ours: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(reports.last().expect("report")).expect("report")).expect("JSON");
+                serde_json::from_slice(&std::fs::read(report).expect("report")).expect("JSON");
             let max_diff = max_dice_diff(&ours, &peer);
-            let incremental =
-                lines.last().and_then(|l| l.split(',').nth(2)).and_then(|w| w.parse::<f64>().ok()).unwrap_or(f64::NAN);
             println!(
                 "python peer  {wall:>8.2} {:>10} {:>12.1} {rss:>10.0} {:>10.2}   (incremental is {:.2}x faster; max |Dice diff| {max_diff:.1e})",
                 "",
                 equivalents / wall,
                 ideal_time / wall,
-                wall / incremental
+                wall / incremental_time
             );
+            lines.push(format!(
+                "{arch},python-peer,{wall:.3},{:.3},{ideal:.3},{:.3},{rss:.0}",
+                naive_time / wall,
+                ideal_time / wall
+            ));
         } else {
             println!("python peer: skipped (scripts/pyenv.sh could not make its environment)");
         }
+        memory(arch, &audit, &tmp, images, median(&samples[2]).1);
     }
     let _ = std::fs::remove_dir_all(&tmp);
     println!("\narch,strategy,wall_s,speedup_vs_naive,ideal_speedup,efficiency,peak_mib");
     for l in lines {
         println!("{l}");
     }
+}
+
+/// Makes the `reuse-audit audit` command of one pair: strategy, extra flags, output folder.
+type Auditor<'a> = dyn Fn(&str, &[&str], &std::path::Path) -> Command + 'a;
+
+/// Peak RSS of the incremental audit against its cache: with `--cache-mb 0` one batch is
+/// cached at a time, so peak(default) - peak(0) is what the cache costs; it must stay within
+/// the cache the audit reports using (and that within the budget).
+fn memory(arch: &str, audit: &Auditor, tmp: &std::path::Path, images: usize, peak: f64) {
+    let out = tmp.join(format!("{arch}-memory"));
+    let (_, peak0) = measure_once(&mut audit("incremental", &["--cache-mb", "0"], &out));
+    let (_, peak64) = measure_once(&mut audit("incremental", &["--cache-mb", "64"], &out));
+    // The audit states its cache per image on stderr (without -q).
+    let c = audit("incremental", &[], &out);
+    let args: Vec<_> = c.get_args().filter(|a| *a != "-q").map(|a| a.to_os_string()).collect();
+    let text = Command::new(c.get_program()).args(args).output().expect("audit");
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    let per_image: f64 = stderr
+        .split(" MiB of cached activations per image")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    let cache = per_image * images as f64;
+    println!(
+        "memory: peak {peak:.0} MiB at --cache-mb 1024 (cache {cache:.0} MiB = {per_image:.1} MiB/image x {images}), {peak64:.0} MiB at --cache-mb 64, {peak0:.0} MiB at --cache-mb 0 (one batch); cache cost {:.0} MiB <= cache {cache:.0} MiB: {}",
+        peak - peak0,
+        if peak - peak0 <= cache + 8.0 { "yes" } else { "NO" }
+    );
 }
 
 /// Largest |Dice difference| between our report and the peer's, baseline included.
