@@ -59,7 +59,7 @@ fn forward_time(engine: &Engine, model: &Model, ds: &data::preprocess::Dataset) 
     let input = model.input_spec().expect("input");
     let mut runner = engine.session(&model.to_bytes().expect("bytes")).expect("session");
     let mut best = (f64::INFINITY, 0);
-    for batch in [1, 8, 16, 48] {
+    for batch in [1, 2, 4, 8, 16, 48] {
         let feed = Feed { data: ds, input: &input, batch };
         predictions(&mut runner, &feed, &[]).expect("warm-up");
         for _ in 0..5 {

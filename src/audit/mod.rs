@@ -1,7 +1,8 @@
 //! The swap audit (METHOD.md protocol): baseline, then one swap per matched (layer, kind),
 //! each scored by Dice on the validation set. Strategies evaluate the same swaps:
-//! `naive` (new model and session per swap, the reference) and `shared` (one session whose
-//! swappable initializers are graph inputs, fed per run).
+//! `naive` (new model and session per swap, the reference), `shared` (one session whose
+//! swappable initializers are graph inputs, fed per run) and `incremental` (each swap runs
+//! only the subgraph downstream of its layer, from cached activations; see `incremental`).
 
 pub mod compare;
 pub mod cost;

@@ -6,20 +6,18 @@
 //! Runtime still fuses it). Dice counts add up over chunks, so `--cache-mb` bounds memory.
 //! The regions run side by side on the engine's workers, the costliest first.
 
+mod run;
 mod schedule;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use anyhow::{bail, Result};
-use indicatif::ProgressBar;
 use onnx_protobuf::{GraphProto, Message, ModelProto};
 
 use super::cost::{shaped_value, typed_value, CostModel};
-use super::forward::Feed;
-use super::{AuditJob, AuditOutcome, Truth};
-use crate::engine::{Data, Device, Engine, Runner, TensorData, View};
-use crate::metrics::dice::{predict, Dice, DiceCounts};
+use super::AuditJob;
+use crate::engine::{Device, Engine, Runner};
 use crate::model::graph::{elem_types, Topology};
 use crate::model::{DType, Model, ParamSource};
 
@@ -195,161 +193,4 @@ impl Plan {
         let batch_cap = (engine.device() == Device::Cpu).then(|| (WORKING_SET / largest.max(1)).max(1));
         Ok(Plan { cache_runner, output, regions, order, workers, bytes_per_image, batch_cap })
     }
-
-    /// Run the baseline and every swap, a chunk of images at a time.
-    pub fn run(&mut self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<AuditOutcome> {
-        let data = feed.data;
-        let hw = data.h * data.w;
-        let budget = cache_mb << 20;
-        // With a dynamic batch, shrink the batch until one batch's cache fits the budget.
-        let mut feed = feed.clone();
-        if feed.input.batch.is_none() {
-            feed.batch = feed.batch.min((budget / self.bytes_per_image.max(1)).max(1));
-            feed.batch = feed.batch.min(self.batch_cap.unwrap_or(usize::MAX));
-        }
-        let feed = &feed;
-        let batches: Vec<(usize, usize)> = feed.batches().collect();
-        let per_batch = self.bytes_per_image.max(1) * feed.batch;
-        let batches_per_chunk = (budget / per_batch).max(1);
-        let chunks: Vec<&[(usize, usize)]> = batches.chunks(batches_per_chunk).collect();
-        let swaps: usize = self.regions.iter().map(|r| r.pairs.len()).sum();
-        bar.set_length((chunks.len() * (swaps + 1)) as u64);
-        if !job.quiet {
-            eprintln!(
-                "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, {} chunk(s) of up to {} images (--cache-mb {cache_mb})",
-                self.regions.len(),
-                self.workers,
-                feed.batch,
-                self.bytes_per_image as f64 / (1 << 20) as f64,
-                chunks.len(),
-                (batches_per_chunk * feed.batch).min(data.n)
-            );
-        }
-        let mut classes = 0;
-        let mut labels: Option<Vec<u8>> = None;
-        let mut base_counts: Option<DiceCounts> = None;
-        let mut swap_counts: HashMap<usize, DiceCounts> = HashMap::new();
-        let input = feed.input.name.as_str();
-        for chunk in chunks {
-            // Baseline over the chunk, keeping the frontier tensors.
-            let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
-            let mut truth: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
-            for &(start, count) in chunk {
-                let (shape, x) = feed.tensor(start, count);
-                let mut outs: HashMap<String, ort::value::DynValue> =
-                    self.cache_runner.run_keep(input, &shape, &x)?.into_iter().collect();
-                let logits = outs
-                    .remove(&self.output)
-                    .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;
-                let (lshape, lvalues) = logits
-                    .try_extract_tensor::<f32>()
-                    .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
-                let logits = TensorData {
-                    shape: lshape.iter().map(|&d| d.max(0) as usize).collect(),
-                    data: Data::F32(lvalues.to_vec()),
-                };
-                let (pred, c) = preds(&logits, count, hw)?;
-                if classes == 0 {
-                    classes = c;
-                    labels = match job.truth {
-                        Truth::Labels => Some(super::labels(data, classes)?),
-                        Truth::Baseline => None,
-                    };
-                    base_counts = Some(DiceCounts::new(classes));
-                }
-                let t = match &labels {
-                    Some(l) => l[start * hw..(start + count) * hw].to_vec(),
-                    None => pred.clone(),
-                };
-                if let Some(bc) = base_counts.as_mut() {
-                    bc.add(&pred, &t);
-                }
-                truth.push(t);
-                cache.push(outs);
-            }
-            bar.inc(1);
-            // Every swap on its region only, regions spread over the workers.
-            let per_region = schedule::parallel_map(self.workers, &self.order, |&r| {
-                self.swaps_of(&self.regions[r], job, feed, chunk, &cache, &truth, classes, bar)
-            })?;
-            for (p, c) in per_region.into_iter().flatten() {
-                swap_counts.entry(p).or_insert_with(|| DiceCounts::new(classes)).merge(&c);
-            }
-        }
-        let baseline = Dice::from_counts(&base_counts.ok_or_else(|| anyhow::anyhow!("no data"))?);
-        let mut swaps_out = vec![None; job.pairing.pairs.len()];
-        for (p, c) in swap_counts {
-            swaps_out[p] = Some(Dice::from_counts(&c));
-        }
-        Ok(AuditOutcome { classes, baseline, swaps: swaps_out })
-    }
-}
-
-impl Plan {
-    /// Dice counts of every swap of one region over one chunk of cached batches.
-    #[allow(clippy::too_many_arguments)]
-    fn swaps_of(
-        &self,
-        region: &Region,
-        job: &AuditJob,
-        feed: &Feed,
-        chunk: &[(usize, usize)],
-        cache: &[HashMap<String, ort::value::DynValue>],
-        truth: &[Vec<u8>],
-        classes: usize,
-        bar: &ProgressBar,
-    ) -> Result<Vec<(usize, DiceCounts)>> {
-        let hw = feed.data.h * feed.data.w;
-        let input = feed.input.name.as_str();
-        let mut runner = region.runner.lock().map_err(|_| anyhow::anyhow!("a region session was poisoned"))?;
-        let needs_image = region.frontier.iter().any(|n| n == input);
-        // Batches outside, swaps inside: a batch's cached tensors stay in the core's cache
-        // while every kind of this layer is tried on it.
-        let swapped: Vec<(&str, Vec<usize>, Vec<f32>)> = region
-            .pairs
-            .iter()
-            .map(|&p| {
-                let t = &job.pairing.pairs[p].target;
-                let values = job.values.source[p].iter().map(|&v| v as f32).collect();
-                (t.name.as_str(), t.dims.iter().map(|&d| d as usize).collect(), values)
-            })
-            .collect();
-        let mut counts = vec![DiceCounts::new(classes); region.pairs.len()];
-        for (b, &(start, count)) in chunk.iter().enumerate() {
-            // The image itself only when the region reads it (the first layer's).
-            let (shape, x) = if needs_image { feed.tensor(start, count) } else { (Vec::new(), Vec::new()) };
-            let mut feeds: Vec<(&str, View)> = Vec::with_capacity(region.frontier.len() + 1);
-            for name in &region.frontier {
-                if name == input {
-                    feeds.push((input, View::F32(&shape, &x)));
-                    continue;
-                }
-                let t = cache[b].get(name).ok_or_else(|| anyhow::anyhow!("tensor '{name}' missing from the cache"))?;
-                feeds.push((name.as_str(), View::Value(t)));
-            }
-            for ((name, dims, values), c) in swapped.iter().zip(&mut counts) {
-                feeds.push((name, View::F32(dims, values)));
-                let out = runner.run_views(&feeds)?;
-                feeds.pop();
-                let (pred, _) = preds(&out[0].1, count, hw)?;
-                c.add(&pred, &truth[b]);
-            }
-        }
-        bar.inc(region.pairs.len() as u64);
-        let out = region.pairs.iter().copied().zip(counts).collect();
-        Ok(out)
-    }
-}
-
-/// Class maps from logits `[n, c, h, w]`.
-fn preds(t: &TensorData, count: usize, hw: usize) -> Result<(Vec<u8>, usize)> {
-    let Data::F32(v) = &t.data else { bail!("the model output is not float32") };
-    if t.shape.len() != 4 || t.shape[2] * t.shape[3] != hw || t.shape[0] < count {
-        bail!(
-            "the model's output has shape {:?}; reuse-audit scores segmentation outputs at input resolution",
-            t.shape
-        );
-    }
-    let c = t.shape[1];
-    Ok((predict(&v[..count * c * hw], count, c, hw), if c == 1 { 2 } else { c }))
 }
