@@ -43,7 +43,8 @@ struct RegionModel {
 
 /// The plan: the baseline model with every frontier tensor as an extra output, and regions.
 pub struct Plan {
-    cache_runner: Runner,
+    /// The baseline with the frontier tensors as outputs: one session per worker.
+    cache_runners: Vec<Mutex<Runner>>,
     output: String,
     regions: Vec<Region>,
     /// Region indices, costliest (FLOPs downstream x swaps) first.
@@ -162,14 +163,18 @@ impl Plan {
         for name in &cached {
             fg.output.push(typed_value(name, types[name]));
         }
-        let cache_runner = engine.session(&full.to_bytes()?)?;
+        let full = full.to_bytes()?;
         let mut order: Vec<usize> = (0..built.len()).collect();
         order.sort_by(|&a, &b| built[b].flops.total_cmp(&built[a].flops).then(a.cmp(&b)));
-        // Session set-up (graph optimization, weight packing) is single-threaded: spread it too.
+        // Session set-up (graph optimization, weight packing) is single-threaded: spread it
+        // too. First a baseline session per worker, then the regions, costliest first.
         let workers = engine.workers();
-        let runners = schedule::parallel_map(workers, &order, |&r| engine.worker_session(&built[r].bytes))?;
+        let models: Vec<&[u8]> =
+            std::iter::repeat_n(&full[..], workers).chain(order.iter().map(|&r| &built[r].bytes[..])).collect();
+        let mut sessions = schedule::parallel_map(workers, &models, |_, m| engine.worker_session(m))?.into_iter();
+        let cache_runners = sessions.by_ref().take(workers).map(Mutex::new).collect();
         let mut runners: Vec<Option<Runner>> =
-            order.iter().zip(runners).fold((0..built.len()).map(|_| None).collect(), |mut v, (&r, runner)| {
+            order.iter().zip(sessions).fold((0..built.len()).map(|_| None).collect(), |mut v, (&r, runner)| {
                 v[r] = Some(runner);
                 v
             });
@@ -191,6 +196,6 @@ impl Plan {
             .max()
             .unwrap_or(0);
         let batch_cap = (engine.device() == Device::Cpu).then(|| (WORKING_SET / largest.max(1)).max(1));
-        Ok(Plan { cache_runner, output, regions, order, workers, bytes_per_image, batch_cap })
+        Ok(Plan { cache_runners, output, regions, order, workers, bytes_per_image, batch_cap })
     }
 }

@@ -48,13 +48,14 @@ impl Plan {
         let mut swap_counts: HashMap<usize, DiceCounts> = HashMap::new();
         let input = feed.input.name.as_str();
         for chunk in chunks {
-            // Baseline over the chunk, keeping the frontier tensors.
-            let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
-            let mut truth: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
-            for &(start, count) in chunk {
+            // Baseline over the chunk, keeping the frontier tensors; batches spread over the
+            // workers, each with its own baseline session.
+            let runs = schedule::parallel_map(self.workers, chunk, |w, &(start, count)| {
+                let mut runner =
+                    self.cache_runners[w].lock().map_err(|_| anyhow::anyhow!("a baseline session was poisoned"))?;
                 let (shape, x) = feed.tensor(start, count);
                 let mut outs: HashMap<String, ort::value::DynValue> =
-                    self.cache_runner.run_keep(input, &shape, &x)?.into_iter().collect();
+                    runner.run_keep(input, &shape, &x)?.into_iter().collect();
                 let logits = outs
                     .remove(&self.output)
                     .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;
@@ -66,6 +67,11 @@ impl Plan {
                     data: Data::F32(lvalues.to_vec()),
                 };
                 let (pred, c) = preds(&logits, count, hw)?;
+                Ok((pred, c, outs))
+            })?;
+            let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
+            let mut truth: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
+            for (&(start, count), (pred, c, outs)) in chunk.iter().zip(runs) {
                 if classes == 0 {
                     classes = c;
                     labels = match job.truth {
@@ -86,7 +92,7 @@ impl Plan {
             }
             bar.inc(1);
             // Every swap on its region only, regions spread over the workers.
-            let per_region = schedule::parallel_map(self.workers, &self.order, |&r| {
+            let per_region = schedule::parallel_map(self.workers, &self.order, |_, &r| {
                 self.swaps_of(&self.regions[r], job, feed, chunk, &cache, &truth, classes, bar)
             })?;
             for (p, c) in per_region.into_iter().flatten() {
