@@ -43,7 +43,8 @@ pub fn probe_shapes(
         };
         g.output.push(typed_value(&name, ty));
     }
-    let mut runner = engine.session(&m.to_bytes()?)?;
+    // One image: a session on the calling thread, so no pool spins beside what follows.
+    let mut runner = engine.worker_session(&m.to_bytes()?)?;
     let [c, h, w] = chw;
     let image = vec![0.5f32; c * h * w];
     let shape = [1, c, h, w];
