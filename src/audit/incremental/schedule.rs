@@ -36,7 +36,9 @@ pub fn parallel_map<T: Sync, R: Send>(
     let per_worker: Vec<Vec<(usize, Result<R>)>> = std::thread::scope(|s| {
         let work = &work;
         let handles: Vec<_> = (0..workers).map(|w| s.spawn(move || work(w))).collect();
-        handles.into_iter().map(|h| h.join().map_err(|_| anyhow!("a worker thread panicked"))).collect::<Result<_>>()
+        // Join every worker before looking at any result, so none is left running.
+        let joined: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+        joined.into_iter().map(|j| j.map_err(|_| anyhow!("a worker thread panicked"))).collect::<Result<_>>()
     })?;
     let mut slots: Vec<Option<Result<R>>> = (0..items.len()).map(|_| None).collect();
     for (i, r) in per_worker.into_iter().flatten() {
