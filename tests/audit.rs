@@ -92,6 +92,38 @@ fn planted_perturbation_is_flagged_exactly_where_planted() {
     }
 }
 
+#[test]
+fn unchanged_parameters_are_not_run_and_score_the_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_cnn(&Spec::default());
+    let mut s = t.clone();
+    let mut rng = Rng::new(5);
+    let noise: Vec<f32> = rng.vec(1_000, 2.0);
+    set_init(&mut s, "net.conv2.weight", |i, v| v + noise[i]);
+    // -0.0 against 0.0 is a change of bits: run, not skipped.
+    set_init(&mut s, "net.bn1.bias", |_, v| if v == 0.0 { -0.0 } else { -v });
+    let (tp, sp) = (save(&t, dir.path(), "t.onnx"), save(&s, dir.path(), "s.onnx"));
+    let data = dir.path().join("val.npz");
+    npz(&data, 6, 8, None, 4);
+    let flags = ["--labels", "baseline"];
+    let naive = audit_json(&tp, &sp, &data, &[&flags[..], &["--strategy", "naive"]].concat());
+    let changed = ["conv 2 W", "bn 1 RB"];
+    let name = |r: &Value| format!("{} {} {}", r["family"].as_str().unwrap(), r["layer"], r["kind"].as_str().unwrap());
+    for r in rows(&naive).iter().filter(|r| !changed.contains(&name(r).as_str())) {
+        assert_eq!(r["delta_dice"], 0.0, "{r}");
+    }
+    for strategy in ["shared", "incremental"] {
+        let run = audit_cmd(&tp, &sp, &data).args(flags).args(["--json", "--strategy", strategy]).assert().success();
+        let out = run.get_output();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_same_reports(&naive, &v, strategy);
+        assert_eq!(v["engine"]["strategy"], strategy);
+        let skipped = rows(&naive).len() - changed.len();
+        let note = format!("note: {skipped} swap(s) not run");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&note), "{strategy}: {note}");
+    }
+}
+
 /// Every strategy (and incremental with a cache so small it works one batch at a time)
 /// gives the same report: Dice equal to 1e-5, everything else identical.
 fn assert_same_reports(a: &Value, b: &Value, what: &str) {

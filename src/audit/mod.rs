@@ -56,6 +56,25 @@ pub struct AuditJob<'a> {
     pub cache_mb: usize,
 }
 
+impl AuditJob<'_> {
+    /// Whether pair `i` is audited (its kind was asked for).
+    pub fn audits(&self, i: usize) -> bool {
+        self.kinds.contains(&self.pairing.pairs[i].kind())
+    }
+
+    /// Whether pair `i`'s source parameter equals the target's bit for bit: its swap leaves
+    /// the target as it is, so its Dice is the baseline's by construction.
+    pub fn unchanged(&self, i: usize) -> bool {
+        let (t, s) = (&self.values.target[i], &self.values.source[i]);
+        t.len() == s.len() && t.iter().zip(s).all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+
+    /// Whether pair `i` is run: audited, and (except by the naive reference) changed.
+    pub fn runs(&self, i: usize) -> bool {
+        self.audits(i) && (self.strategy == Strategy::Naive || !self.unchanged(i))
+    }
+}
+
 /// The audit's Dice results.
 #[derive(Debug, Clone)]
 pub struct AuditOutcome {
@@ -69,6 +88,22 @@ pub struct AuditOutcome {
 
 /// Run the baseline and every swap; returns the outcome and the strategy that ran.
 pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
+    let skipped: Vec<usize> = (0..job.pairing.pairs.len()).filter(|&i| job.audits(i) && !job.runs(i)).collect();
+    if !skipped.is_empty() && !job.quiet {
+        eprintln!(
+            "note: {} swap(s) not run: the source's parameter equals the target's bit for bit, so the swapped model is the target (delta 0)",
+            skipped.len()
+        );
+    }
+    let (mut outcome, strategy) = run_swaps(engine, job)?;
+    for i in skipped {
+        outcome.swaps[i] = Some(outcome.baseline.clone());
+    }
+    Ok((outcome, strategy))
+}
+
+/// The baseline and every swap that [`AuditJob::runs`].
+fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
     let input = job.target.input_spec()?;
     let feed = Feed { data: job.data, input: &input, batch: input.batch.unwrap_or(job.batch.max(1)) };
     if job.strategy == Strategy::Incremental {
@@ -105,8 +140,7 @@ pub fn labels(data: &Dataset, classes: usize) -> Result<Vec<u8>> {
 
 /// Naive and shared strategies: full forward passes.
 fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<AuditOutcome> {
-    let todo: Vec<usize> =
-        (0..job.pairing.pairs.len()).filter(|&i| job.kinds.contains(&job.pairing.pairs[i].kind())).collect();
+    let todo: Vec<usize> = (0..job.pairing.pairs.len()).filter(|&i| job.runs(i)).collect();
     let bar = progress(todo.len() as u64 + 1, job.quiet);
     let mut eval = strategy::Evaluator::new(engine, job, feed)?;
     let (base_pred, classes) = eval.baseline()?;

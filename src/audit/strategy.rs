@@ -81,12 +81,9 @@ fn feedable(p: &crate::model::Param) -> bool {
 
 /// The target with every swappable initializer also listed as a graph input.
 fn overridable(job: &AuditJob) -> Result<Model> {
-    let params: Vec<&crate::model::Param> = job
-        .pairing
-        .pairs
-        .iter()
-        .filter(|p| job.kinds.contains(&p.kind()) && feedable(&p.target))
-        .map(|p| &p.target)
+    let params: Vec<&crate::model::Param> = (0..job.pairing.pairs.len())
+        .filter(|&i| job.runs(i) && feedable(&job.pairing.pairs[i].target))
+        .map(|i| &job.pairing.pairs[i].target)
         .collect();
     Ok(overridable_model(job.target, &params))
 }

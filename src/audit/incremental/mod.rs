@@ -81,7 +81,7 @@ impl Plan {
         let dynamic_batch = model.input_spec()?.batch.is_none();
         let mut by_layer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, p) in job.pairing.pairs.iter().enumerate() {
-            if !job.kinds.contains(&p.kind()) {
+            if !job.runs(i) {
                 continue;
             }
             if !matches!(p.target.source, ParamSource::Initializer(_)) || p.target.dtype != DType::Float32 {
