@@ -260,25 +260,7 @@ impl Runner {
 
     /// Run with borrowed inputs; returns every output of the session, by name.
     pub fn run_views(&mut self, inputs: &[(&str, View<'_>)]) -> Result<Vec<(String, TensorData)>> {
-        let mut feed = Vec::with_capacity(inputs.len());
-        for (name, view) in inputs {
-            let v: ort::session::SessionInputValue<'_> = match view {
-                View::F32(shape, values) => {
-                    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-                    ort::value::TensorRef::from_array_view((shape, *values))
-                        .map_err(|e| anyhow!("input '{name}': {e}"))?
-                        .into()
-                }
-                View::I64(shape, values) => {
-                    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-                    ort::value::TensorRef::from_array_view((shape, *values))
-                        .map_err(|e| anyhow!("input '{name}': {e}"))?
-                        .into()
-                }
-                View::Value(v) => (*v).into(),
-            };
-            feed.push((std::borrow::Cow::from(*name), v));
-        }
+        let feed = session_inputs(inputs)?;
         let outputs = self.session.run(feed).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
         let mut out = Vec::with_capacity(outputs.len());
         for (name, value) in &outputs {
@@ -293,4 +275,48 @@ impl Runner {
         }
         Ok(out)
     }
+
+    /// Run with borrowed inputs and hand the first output (float32: shape, values) to `f`
+    /// where the runtime left it, without copying.
+    pub fn run_views_first<R>(
+        &mut self,
+        inputs: &[(&str, View<'_>)],
+        f: impl FnOnce(&[usize], &[f32]) -> Result<R>,
+    ) -> Result<R> {
+        let outputs = self.session.run(session_inputs(inputs)?).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        if outputs.len() == 0 {
+            anyhow::bail!("the model has no output");
+        }
+        let (shape, values) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| anyhow!("the model's first output is not a float32 tensor: {e}"))?;
+        let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+        f(&shape, values)
+    }
+}
+
+/// Borrowed inputs as the runtime takes them.
+fn session_inputs<'v>(
+    inputs: &[(&'v str, View<'v>)],
+) -> Result<Vec<(std::borrow::Cow<'v, str>, ort::session::SessionInputValue<'v>)>> {
+    let mut feed = Vec::with_capacity(inputs.len());
+    for (name, view) in inputs {
+        let v: ort::session::SessionInputValue<'_> = match view {
+            View::F32(shape, values) => {
+                let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                ort::value::TensorRef::from_array_view((shape, *values))
+                    .map_err(|e| anyhow!("input '{name}': {e}"))?
+                    .into()
+            }
+            View::I64(shape, values) => {
+                let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                ort::value::TensorRef::from_array_view((shape, *values))
+                    .map_err(|e| anyhow!("input '{name}': {e}"))?
+                    .into()
+            }
+            View::Value(v) => (*v).into(),
+        };
+        feed.push((std::borrow::Cow::from(*name), v));
+    }
+    Ok(feed)
 }

@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use super::{schedule, Plan, Region};
 use crate::audit::forward::Feed;
 use crate::audit::{AuditJob, AuditOutcome, Truth};
-use crate::engine::{Data, TensorData, View};
+use crate::engine::View;
 use crate::metrics::dice::{predict, Dice, DiceCounts};
 
 impl Plan {
@@ -62,11 +62,8 @@ impl Plan {
                 let (lshape, lvalues) = logits
                     .try_extract_tensor::<f32>()
                     .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
-                let logits = TensorData {
-                    shape: lshape.iter().map(|&d| d.max(0) as usize).collect(),
-                    data: Data::F32(lvalues.to_vec()),
-                };
-                let (pred, c) = preds(&logits, count, hw)?;
+                let lshape: Vec<usize> = lshape.iter().map(|&d| d.max(0) as usize).collect();
+                let (pred, c) = preds(&lshape, lvalues, count, hw)?;
                 Ok((pred, c, outs))
             })?;
             let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
@@ -150,9 +147,8 @@ impl Plan {
             }
             for ((name, dims, values), c) in swapped.iter().zip(&mut counts) {
                 feeds.push((name, View::F32(dims, values)));
-                let out = runner.run_views(&feeds)?;
+                let pred = runner.run_views_first(&feeds, |shape, values| Ok(preds(shape, values, count, hw)?.0))?;
                 feeds.pop();
-                let (pred, _) = preds(&out[0].1, count, hw)?;
                 c.add(&pred, &truth[b]);
             }
         }
@@ -163,14 +159,10 @@ impl Plan {
 }
 
 /// Class maps from logits `[n, c, h, w]`.
-fn preds(t: &TensorData, count: usize, hw: usize) -> Result<(Vec<u8>, usize)> {
-    let Data::F32(v) = &t.data else { bail!("the model output is not float32") };
-    if t.shape.len() != 4 || t.shape[2] * t.shape[3] != hw || t.shape[0] < count {
-        bail!(
-            "the model's output has shape {:?}; reuse-audit scores segmentation outputs at input resolution",
-            t.shape
-        );
+fn preds(shape: &[usize], v: &[f32], count: usize, hw: usize) -> Result<(Vec<u8>, usize)> {
+    if shape.len() != 4 || shape[2] * shape[3] != hw || shape[0] < count {
+        bail!("the model's output has shape {shape:?}; reuse-audit scores segmentation outputs at input resolution");
     }
-    let c = t.shape[1];
+    let c = shape[1];
     Ok((predict(&v[..count * c * hw], count, c, hw), if c == 1 { 2 } else { c }))
 }
