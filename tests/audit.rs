@@ -93,6 +93,26 @@ fn planted_perturbation_is_flagged_exactly_where_planted() {
 }
 
 #[test]
+fn the_runtime_writes_nothing_into_home() {
+    // Microsoft's ONNX Runtime builds keep a telemetry store under ~/.cache/Microsoft
+    // unless ORT_DISABLE_TELEMETRY is set; the tool sets it.
+    let (d, t, data) = setup();
+    let library = reuse_audit::engine::runtime::locate(false, true).expect("ONNX Runtime");
+    let home = d.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    audit_cmd(&t, &t, &data)
+        .args(["-q", "--json"])
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("ORT_DYLIB_PATH", &library)
+        .env_remove("ORT_DISABLE_TELEMETRY")
+        .assert()
+        .success();
+    let left: Vec<_> = std::fs::read_dir(&home).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn unchanged_parameters_are_not_run_and_score_the_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let t = tiny_cnn(&Spec::default());

@@ -45,6 +45,12 @@ impl Engine {
         let library = runtime::locate(cuda, quiet)?;
         let threads =
             if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+        // No telemetry: Microsoft's builds otherwise keep an event store and a device id
+        // under ~/.cache/Microsoft from the moment the environment exists. A user's own
+        // setting of the variable is left alone.
+        if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
+            std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
+        }
         // One intra-op pool for every session: the incremental strategy keeps dozens of
         // sessions alive, and per-session pools would spin against each other.
         // (The library must be loaded before any other ort call.)
@@ -56,6 +62,7 @@ impl Engine {
             .map_err(|e| anyhow!("configuring the ONNX Runtime thread pool: {e}"))?;
         let env = builder
             .with_name("reuse-audit")
+            .with_telemetry(false)
             .with_global_thread_pool(pool)
             .build()
             .map_err(|e| anyhow!("creating the ONNX Runtime environment: {e}"))?;
