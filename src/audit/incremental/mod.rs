@@ -57,7 +57,7 @@ pub struct Plan {
 
 /// Bytes of one activation tensor a CPU worker should keep in its core's cache: with
 /// workers side by side, small batches that stay in L2 beat large ones (measured: the
-/// bundled UNet audits about 7% faster at 4 images per run than at 16).
+/// bundled UNet audits about 7% faster at 2 to 8 images per run than at 16).
 const WORKING_SET: usize = 1 << 20;
 
 fn header(model: &Model) -> ModelProto {
@@ -163,26 +163,7 @@ impl Plan {
         for name in &cached {
             fg.output.push(typed_value(name, types[name]));
         }
-        let full = full.to_bytes()?;
-        let mut order: Vec<usize> = (0..built.len()).collect();
-        order.sort_by(|&a, &b| built[b].flops.total_cmp(&built[a].flops).then(a.cmp(&b)));
-        // Session set-up (graph optimization, weight packing) is single-threaded: spread it
-        // too. First a baseline session per worker, then the regions, costliest first.
-        let workers = engine.workers();
-        let models: Vec<&[u8]> =
-            std::iter::repeat_n(&full[..], workers).chain(order.iter().map(|&r| &built[r].bytes[..])).collect();
-        let mut sessions = schedule::parallel_map(workers, &models, |_, m| engine.worker_session(m))?.into_iter();
-        let cache_runners = sessions.by_ref().take(workers).map(Mutex::new).collect();
-        let mut runners: Vec<Option<Runner>> =
-            order.iter().zip(sessions).fold((0..built.len()).map(|_| None).collect(), |mut v, (&r, runner)| {
-                v[r] = Some(runner);
-                v
-            });
-        let mut regions = Vec::with_capacity(built.len());
-        for (r, RegionModel { frontier, pairs, .. }) in built.into_iter().enumerate() {
-            let runner = runners[r].take().ok_or_else(|| anyhow::anyhow!("region {r} has no session"))?;
-            regions.push(Region { frontier, runner: Mutex::new(runner), pairs });
-        }
+        let Sessions { cache_runners, regions, order } = start_sessions(engine, &full.to_bytes()?, built)?;
         let bytes_per_image = cached
             .iter()
             .map(|n| {
@@ -196,6 +177,38 @@ impl Plan {
             .max()
             .unwrap_or(0);
         let batch_cap = (engine.device() == Device::Cpu).then(|| (WORKING_SET / largest.max(1)).max(1));
+        let workers = engine.workers();
         Ok(Plan { cache_runners, output, regions, order, workers, bytes_per_image, batch_cap })
     }
+}
+
+/// The running parts of a plan.
+struct Sessions {
+    cache_runners: Vec<Mutex<Runner>>,
+    regions: Vec<Region>,
+    /// Region indices in the order they run.
+    order: Vec<usize>,
+}
+
+/// Sessions for the baseline (one per worker) and every region, built on the workers since
+/// session set-up (graph optimization, weight packing) is single-threaded. Returns them with
+/// the order the regions run in: costliest first.
+fn start_sessions(engine: &Engine, baseline: &[u8], built: Vec<RegionModel>) -> Result<Sessions> {
+    let mut order: Vec<usize> = (0..built.len()).collect();
+    order.sort_by(|&a, &b| built[b].flops.total_cmp(&built[a].flops).then(a.cmp(&b)));
+    let workers = engine.workers();
+    let models: Vec<&[u8]> =
+        std::iter::repeat_n(baseline, workers).chain(order.iter().map(|&r| &built[r].bytes[..])).collect();
+    let mut sessions = schedule::parallel_map(workers, &models, |_, m| engine.worker_session(m))?.into_iter();
+    let cache_runners = sessions.by_ref().take(workers).map(Mutex::new).collect();
+    let mut runners: Vec<Option<Runner>> = (0..built.len()).map(|_| None).collect();
+    for (&r, runner) in order.iter().zip(sessions) {
+        runners[r] = Some(runner);
+    }
+    let mut regions = Vec::with_capacity(built.len());
+    for (runner, RegionModel { frontier, pairs, .. }) in runners.into_iter().zip(built) {
+        let runner = runner.ok_or_else(|| anyhow::anyhow!("a region has no session"))?;
+        regions.push(Region { frontier, runner: Mutex::new(runner), pairs });
+    }
+    Ok(Sessions { cache_runners, regions, order })
 }
