@@ -51,9 +51,10 @@ impl Engine {
         if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
             std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
         }
-        // One intra-op pool for every session: the incremental strategy keeps dozens of
-        // sessions alive, and per-session pools would spin against each other.
-        // (The library must be loaded before any other ort call.)
+        // One intra-op pool shared by the sessions of full forward passes (naive, shared):
+        // per-session pools would spin against each other. Worker sessions (incremental)
+        // run on their caller's thread instead. (The library must be loaded before any
+        // other ort call.)
         let builder = ort::init_from(&library)
             .map_err(|e| UserError::Runtime(format!("cannot load ONNX Runtime from {}: {e}", library.display())))?;
         let pool = ort::environment::GlobalThreadPoolOptions::default()
