@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 
 use crate::data::preprocess::{Dataset, InputSpec};
-use crate::engine::Runner;
+use crate::engine::{Runner, View};
 use crate::metrics::dice::{predict, Dice, DiceCounts};
 
 /// How the validation set is fed.
@@ -46,21 +46,24 @@ pub fn predictions(
     let mut classes = 0;
     for (start, count) in feed.batches() {
         let (shape, values) = feed.tensor(start, count);
-        let mut inputs = vec![(feed.input.name.clone(), shape, values)];
-        inputs.extend(extra.iter().cloned());
-        let o = runner.run(inputs)?;
-        if o.shape.len() != 4 || o.shape[2] * o.shape[3] != hw || o.shape[0] < count {
-            bail!(
-                "the model's output has shape {:?}; reuse-audit scores segmentation outputs of shape N x classes x {} x {}",
-                o.shape, d.h, d.w
-            );
-        }
-        let c = o.shape[1];
+        let mut inputs = vec![(feed.input.name.as_str(), View::F32(&shape, &values))];
+        inputs.extend(extra.iter().map(|(name, dims, v)| (name.as_str(), View::F32(dims, v))));
+        let (pred, c) = runner.run_views_first(&inputs, |oshape, ovalues| {
+            if oshape.len() != 4 || oshape[2] * oshape[3] != hw || oshape[0] < count {
+                bail!(
+                    "the model's output has shape {oshape:?}; reuse-audit scores segmentation outputs of shape N x classes x {} x {}",
+                    d.h,
+                    d.w
+                );
+            }
+            let c = oshape[1];
+            if c > 256 {
+                bail!("the model outputs {c} channels; at most 256 classes are supported");
+            }
+            Ok((predict(&ovalues[..count * c * hw], count, c, hw), c))
+        })?;
         classes = if c == 1 { 2 } else { c };
-        if classes > 256 {
-            bail!("the model outputs {c} channels; at most 256 classes are supported");
-        }
-        out.extend(predict(&o.values[..count * c * hw], count, c, hw));
+        out.extend(pred);
     }
     Ok((out, classes))
 }

@@ -234,27 +234,25 @@ fn batch_dynamic_verified(
     let input = target.input_spec()?;
     let k = data.n.min(4);
     let per = data.c * data.h * data.w;
-    let images = data.images[..k * per].to_vec();
+    let images = &data.images[..k * per];
+    let first_output = |r: &mut crate::engine::Runner, shape: &[usize], x: &[f32]| {
+        r.run_views_first(&[(input.name.as_str(), crate::engine::View::F32(shape, x))], |_, v| Ok(v.to_vec()))
+    };
     let mut one = engine.session(&target.to_bytes()?)?;
     let mut want = Vec::new();
     for i in 0..k {
-        let o = one.run(vec![(
-            input.name.clone(),
-            vec![1, data.c, data.h, data.w],
-            images[i * per..(i + 1) * per].to_vec(),
-        )])?;
-        want.extend(o.values);
+        want.extend(first_output(&mut one, &[1, data.c, data.h, data.w], &images[i * per..(i + 1) * per])?);
     }
     let got = engine
         .session(&dynamic.to_bytes()?)
-        .and_then(|mut r| r.run(vec![(input.name.clone(), vec![k, data.c, data.h, data.w], images)]))
+        .and_then(|mut r| first_output(&mut r, &[k, data.c, data.h, data.w], images))
         .map_err(|e| UserError::BadFlag {
             flag: "--dynamic-batch",
             reason: format!("the model does not run with a batch of {k}: {e:#}"),
         })?;
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-    let diff = want.iter().zip(&got.values).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    if got.values.len() != want.len() || diff.is_nan() || diff > 1e-4 * scale {
+    let diff = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    if got.len() != want.len() || diff.is_nan() || diff > 1e-4 * scale {
         return Err(UserError::BadFlag {
             flag: "--dynamic-batch",
             reason: format!("the model is not batch-agnostic: a batch of {k} differs from one image at a time by {diff}; run without --dynamic-batch"),

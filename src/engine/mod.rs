@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
 use ort::session::Session;
-use ort::value::Tensor;
 
 use crate::error::UserError;
 
@@ -154,35 +153,6 @@ fn nvidia_driver_present() -> bool {
 /// A session ready to run batches.
 pub struct Runner {
     session: Session,
-}
-
-/// The first output of a run: shape and values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Output {
-    /// Shape as reported by ONNX Runtime.
-    pub shape: Vec<usize>,
-    /// Values, row-major.
-    pub values: Vec<f32>,
-}
-
-impl Runner {
-    /// Run with named float inputs (`name`, shape, values); returns the first output.
-    pub fn run(&mut self, inputs: Vec<(String, Vec<usize>, Vec<f32>)>) -> Result<Output> {
-        let mut feed = Vec::with_capacity(inputs.len());
-        for (name, shape, values) in inputs {
-            let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-            let t = Tensor::from_array((shape, values)).map_err(|e| anyhow!("input '{name}': {e}"))?;
-            feed.push((std::borrow::Cow::from(name), ort::session::SessionInputValue::from(t)));
-        }
-        let outputs = self.session.run(feed).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
-        if outputs.len() == 0 {
-            anyhow::bail!("the model has no output");
-        }
-        let (shape, values) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| anyhow!("the model's first output is not a float32 tensor: {e}"))?;
-        Ok(Output { shape: shape.iter().map(|&d| d.max(0) as usize).collect(), values: values.to_vec() })
-    }
 }
 
 /// An engine loaded on first use, so bad models or data fail before the runtime loads.
