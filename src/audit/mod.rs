@@ -110,7 +110,7 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)
         let d = job.data;
         let shapes = cost::probe_shapes(engine, job.target, &input.name, [d.c, d.h, d.w])?;
         match incremental::Plan::new(engine, job, &shapes) {
-            Ok(mut plan) => {
+            Ok(plan) => {
                 let bar = progress(1, job.quiet);
                 let out = plan.run(job, &feed, job.cache_mb, &bar)?;
                 bar.finish_and_clear();

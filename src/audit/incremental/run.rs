@@ -14,7 +14,7 @@ use crate::metrics::dice::{predict, Dice, DiceCounts};
 
 impl Plan {
     /// Run the baseline and every swap, a chunk of images at a time.
-    pub fn run(&mut self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<AuditOutcome> {
+    pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<AuditOutcome> {
         let data = feed.data;
         let hw = data.h * data.w;
         let budget = cache_mb << 20;
