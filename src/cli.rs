@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::audit::Strategy;
-use crate::data::{Fit, Normalize};
-use crate::engine::Device;
-use crate::report::Format;
+use reuse_audit::audit::Strategy;
+use reuse_audit::data::{Fit, Normalize};
+use reuse_audit::engine::Device;
+use reuse_audit::report::Format;
 
 /// Can the parameters of a pretrained CNN be reused for your task? Swap Conv/BN
 /// parameters from a source ONNX model into a target one layer at a time, score Dice

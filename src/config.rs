@@ -1,32 +1,26 @@
-//! Validated settings built from raw command-line arguments.
+//! Validated settings built from raw command-line arguments: the library's
+//! [`Options`] plus where and how the report goes.
 
 use anyhow::Result;
 
 use crate::cli::CommonArgs;
-use crate::error::UserError;
-use crate::model::Kind;
-use crate::pair::MatchMode;
-use crate::report::Format;
+use reuse_audit::error::UserError;
+use reuse_audit::model::Kind;
+use reuse_audit::pair::MatchMode;
+use reuse_audit::pipeline::Options;
+use reuse_audit::report::Format;
 
 /// Settings shared by `rmse` and `audit`, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Pairing method.
-    pub match_mode: MatchMode,
-    /// Kinds to audit, in report order.
-    pub kinds: Vec<Kind>,
-    /// Reusable-swap tolerance on mean Dice.
-    pub tolerance: f64,
-    /// RN threshold on the reusable share of conv W.
-    pub rn_threshold: f64,
+    /// Pairing, kinds, thresholds, quiet.
+    pub options: Options,
     /// Output folder.
     pub out: Option<std::path::PathBuf>,
     /// Formats to write.
     pub formats: Vec<Format>,
     /// JSON to stdout.
     pub json: bool,
-    /// Quiet stderr.
-    pub quiet: bool,
 }
 
 impl Settings {
@@ -43,35 +37,17 @@ impl Settings {
             }
         }
         kinds.sort();
-        if kinds.is_empty() {
-            return Err(UserError::BadFlag { flag: "--kinds", reason: "no kind given".into() }.into());
-        }
-        if !(a.tolerance.is_finite() && a.tolerance >= 0.0) {
-            return Err(UserError::BadFlag {
-                flag: "--tolerance",
-                reason: format!("{} is not a finite number >= 0", a.tolerance),
-            }
-            .into());
-        }
-        if !(0.0..=1.0).contains(&a.rn_threshold) {
-            return Err(UserError::BadFlag {
-                flag: "--rn-threshold",
-                reason: format!("{} is not in [0, 1]", a.rn_threshold),
-            }
-            .into());
-        }
-        let mut formats = a.format.clone();
-        formats.sort();
-        formats.dedup();
-        Ok(Settings {
+        let options = Options {
             match_mode: MatchMode::parse(&a.match_mode),
             kinds,
             tolerance: a.tolerance,
             rn_threshold: a.rn_threshold,
-            out: a.out.clone(),
-            formats,
-            json: a.json,
             quiet: a.quiet,
-        })
+        };
+        options.validate()?;
+        let mut formats = a.format.clone();
+        formats.sort();
+        formats.dedup();
+        Ok(Settings { options, out: a.out.clone(), formats, json: a.json })
     }
 }

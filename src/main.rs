@@ -1,10 +1,16 @@
-//! reuse-audit binary: parse, dispatch, map errors to exit codes. The library does the work.
+//! reuse-audit binary: parse, dispatch, map errors to exit codes. The library does the work;
+//! `cli` declares the flags, `config` validates them, `commands` turns them into library
+//! calls, prints and applies CI gates.
+
+mod cli;
+mod commands;
+mod config;
 
 use clap::Parser;
 
 fn main() {
-    let cli = reuse_audit::cli::Cli::parse();
-    if let Err(err) = reuse_audit::commands::dispatch(cli.command) {
+    let cli = cli::Cli::parse();
+    if let Err(err) = commands::dispatch(cli.command) {
         // A closed stdout (e.g. `| head`) is not an error.
         if err
             .chain()

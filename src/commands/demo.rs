@@ -5,16 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::audit::{audit_report, AuditRequest};
 use super::emit;
-use crate::audit::Strategy;
 use crate::config::Settings;
-use crate::data::{Fit, Normalize};
-use crate::engine::{Device, LazyEngine};
-use crate::error::UserError;
-use crate::model::Kind;
-use crate::pair::MatchMode;
-use crate::report::Format;
+use reuse_audit::audit::Strategy;
+use reuse_audit::engine::{Device, LazyEngine};
+use reuse_audit::error::UserError;
+use reuse_audit::pair::MatchMode;
+use reuse_audit::pipeline::{Audit, Options};
+use reuse_audit::report::Format;
 
 /// The networks the demo audits.
 pub const DEMO_ARCHS: [&str; 2] = ["unet", "pspnet"];
@@ -35,14 +33,10 @@ pub fn run(models: &Path, out: &Path, strategy: Strategy, threads: usize, quiet:
         let target = models.join(format!("{arch}-acdc-seg.onnx"));
         let source = models.join(format!("{arch}-acdc-ae.onnx"));
         let settings = Settings {
-            match_mode: MatchMode::Auto,
-            kinds: Kind::ALL.to_vec(),
-            tolerance: 0.02,
-            rn_threshold: 0.5,
+            options: Options { quiet, ..Options::default() },
             out: Some(out.join(format!("{arch}-acdc"))),
             formats: vec![Format::Csv, Format::Json, Format::Md, Format::Html],
             json: false,
-            quiet,
         };
         writeln!(
             stdout,
@@ -52,21 +46,8 @@ pub fn run(models: &Path, out: &Path, strategy: Strategy, threads: usize, quiet:
             data.display()
         )?;
         let started = std::time::Instant::now();
-        let req = AuditRequest {
-            target: &target,
-            source: &source,
-            settings: &settings,
-            data: data.clone(),
-            labels_file: None,
-            label_free: false,
-            normalize: Normalize::Zscore,
-            fit: Fit::None,
-            batch: 16,
-            strategy,
-            cache_mb: 1024,
-            dynamic_batch: false,
-        };
-        let report = audit_report(&req, &engine)?;
+        let audit = Audit::new(&target, &source).data(&data).options(settings.options.clone()).strategy(strategy);
+        let report = audit.run_with(&engine)?;
         if let Some(b) = &report.baseline {
             writeln!(
                 stdout,
@@ -88,7 +69,7 @@ pub fn run(models: &Path, out: &Path, strategy: Strategy, threads: usize, quiet:
             .collect();
         let m = super::matrix::compute(&models, &MatchMode::Auto, quiet)?;
         let dir = out.join("matrix").join(arch);
-        crate::report::write::write_all(&dir, &m.files())?;
+        reuse_audit::report::write::write_all(&dir, &m.files())?;
         let reference = format!("{arch}-acdc-seg");
         let i = m.names.iter().position(|n| *n == reference).unwrap_or(0);
         let ranked: Vec<String> = m.closest(i).iter().map(|(j, v)| format!("{} {v:.3}", m.names[*j])).collect();

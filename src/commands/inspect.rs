@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::model::layers::{scan, FOLDED_BN_HINT};
-use crate::model::{Family, Model};
+use reuse_audit::model::layers::{scan, FOLDED_BN_HINT};
+use reuse_audit::model::{Family, Model};
 
 /// One layer in `inspect --json`.
 #[derive(Debug, Serialize)]
@@ -37,7 +37,7 @@ struct InspectOut {
     ir_version: i64,
     opsets: Vec<(String, i64)>,
     producer: String,
-    input: Option<crate::data::InputSpec>,
+    input: Option<reuse_audit::data::InputSpec>,
     conv_layers: usize,
     bn_layers: usize,
     parameters: usize,
@@ -103,7 +103,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     };
     let mut stdout = std::io::stdout().lock();
     if json {
-        stdout.write_all(&crate::report::json(&out)?)?;
+        stdout.write_all(&reuse_audit::report::json(&out)?)?;
         return Ok(());
     }
     let mut s = String::new();
@@ -149,9 +149,9 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
 }
 
 /// FLOPs summary and, per node, the share of FLOPs downstream of it.
-fn flops_of(m: &Model, sc: &crate::model::layers::LayerScan, size: Option<&str>) -> Result<(FlopsOut, Vec<f64>)> {
-    use crate::audit::cost::{probe_shapes, CostModel};
-    use crate::error::UserError;
+fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<&str>) -> Result<(FlopsOut, Vec<f64>)> {
+    use reuse_audit::audit::cost::{probe_shapes, CostModel};
+    use reuse_audit::error::UserError;
     let spec = m.input_spec()?;
     let (h, w) = match size {
         Some(s) => {
@@ -175,10 +175,10 @@ fn flops_of(m: &Model, sc: &crate::model::layers::LayerScan, size: Option<&str>)
         },
     };
     let c = spec.channels.unwrap_or(1);
-    let engine = crate::engine::Engine::new(crate::engine::Device::Cpu, 0, true)?;
+    let engine = reuse_audit::engine::Engine::new(reuse_audit::engine::Device::Cpu, 0, true)?;
     let shapes = probe_shapes(&engine, m, &spec.name, [c, h, w])?;
     let cost = CostModel::new(m, &shapes);
-    let topo = crate::model::graph::Topology::of(m);
+    let topo = reuse_audit::model::graph::Topology::of(m);
     let shares: Vec<f64> =
         (0..m.proto.graph.node.len()).map(|i| cost.downstream(&topo, m, i) / cost.total.max(1.0)).collect();
     let swap_nodes: Vec<usize> = sc.layers.iter().flat_map(|l| l.params.iter().map(move |_| l.node_index)).collect();

@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::load_pair;
-use crate::pair::{MatchMode, Unmatched};
+use reuse_audit::pair::{MatchMode, Unmatched};
 
 /// One pair in `match --json`.
 #[derive(Debug, Serialize)]
@@ -59,7 +59,7 @@ pub fn run(target: &Path, source: &Path, mode: &MatchMode, json: bool) -> Result
     };
     let mut stdout = std::io::stdout().lock();
     if json {
-        stdout.write_all(&crate::report::json(&out)?)?;
+        stdout.write_all(&reuse_audit::report::json(&out)?)?;
         return Ok(());
     }
     let mut s = String::new();

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::{load_pair, warn};
-use crate::audit::compare;
-use crate::error::UserError;
-use crate::pair::MatchMode;
-use crate::report::svg::{esc, heatmap};
+use reuse_audit::audit::compare;
+use reuse_audit::error::UserError;
+use reuse_audit::pair::MatchMode;
+use reuse_audit::report::svg::{esc, heatmap};
 
 /// One row of matrix.csv: model_a, model_b (indices into `names`), family, layer, kind, rmse, nrmse.
 pub type LongRow = (usize, usize, String, usize, String, f64, Option<f64>);
@@ -153,7 +153,7 @@ pub fn run(models: &[PathBuf], mode: &MatchMode, out: Option<&Path>, quiet: bool
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(m.table().as_bytes())?;
     if let Some(dir) = out {
-        for p in crate::report::write::write_all(dir, &m.files())? {
+        for p in reuse_audit::report::write::write_all(dir, &m.files())? {
             writeln!(stdout, "wrote {}", p.display())?;
         }
     }

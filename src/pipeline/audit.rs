@@ -1,0 +1,271 @@
+//! [`Audit`]: the full protocol as one builder — load and pair the models, load and
+//! preprocess the data, run the baseline and every swap on ONNX Runtime, decide verdicts.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::{data_free_report, load_pair, warn, Options};
+use crate::audit::{self, AuditJob, Strategy, Truth};
+use crate::data::{self, preprocess::Dataset, Fit, Normalize};
+use crate::engine::{runtime, Device, Engine, LazyEngine, Runner, View};
+use crate::error::UserError;
+use crate::model::{batch::make_batch_dynamic, Model};
+use crate::report::{DatasetInfo, EngineInfo, Report};
+
+/// Where the ground truth of the validation set comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Labels {
+    /// Labels stored with the data (`.npz` `labels`, NIfTI `_gt`, PNG `masks/`).
+    #[default]
+    InData,
+    /// A separate `.npy` labels file for `.npy` images.
+    File(PathBuf),
+    /// Label-free: the unswapped target's predictions are the truth.
+    Baseline,
+}
+
+/// A configured audit of one target/source pair. Build it, then [`Audit::run`].
+///
+/// The bundled UNet pair (run from the repository root): the autoencoder's parameters
+/// swapped into the segmentation UNet, scored on the bundled validation set.
+///
+/// ```
+/// use reuse_audit::pipeline::{Audit, Options};
+///
+/// let report = Audit::new("models/unet-acdc-seg.onnx", "models/unet-acdc-ae.onnx")
+///     .data("models/data/acdc-val.npz")
+///     .options(Options { quiet: true, ..Options::default() })
+///     .run()?;
+/// let baseline = report.baseline.as_ref().expect("an audit has a baseline");
+/// assert!(baseline.mean > 0.5, "the target segments its own validation data");
+/// // Every matched (layer, kind) was swapped and scored.
+/// assert!(report.rows.iter().all(|r| r.delta_dice.is_some()));
+/// // The README's example: the UNet is not a reusable network for this source.
+/// assert_eq!(report.summary.rn, Some(false));
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Audit {
+    target: PathBuf,
+    source: PathBuf,
+    data: Option<PathBuf>,
+    labels: Labels,
+    options: Options,
+    normalize: Normalize,
+    fit: Fit,
+    batch: usize,
+    strategy: Strategy,
+    cache_mb: usize,
+    dynamic_batch: bool,
+    device: Device,
+    threads: usize,
+}
+
+impl Audit {
+    /// An audit of `source`'s parameters swapped into `target`, with the tool's defaults.
+    pub fn new(target: impl Into<PathBuf>, source: impl Into<PathBuf>) -> Audit {
+        Audit {
+            target: target.into(),
+            source: source.into(),
+            data: None,
+            labels: Labels::InData,
+            options: Options::default(),
+            normalize: Normalize::Zscore,
+            fit: Fit::None,
+            batch: 16,
+            strategy: Strategy::Incremental,
+            cache_mb: 1024,
+            dynamic_batch: false,
+            device: Device::Cpu,
+            threads: 0,
+        }
+    }
+
+    /// The validation data (`.npz`, `.npy`, a NIfTI folder or a PNG folder). Required.
+    pub fn data(mut self, path: impl Into<PathBuf>) -> Audit {
+        self.data = Some(path.into());
+        self
+    }
+
+    /// Where the ground truth comes from (default: stored with the data).
+    pub fn labels(mut self, labels: Labels) -> Audit {
+        self.labels = labels;
+        self
+    }
+
+    /// Pairing, kinds and thresholds.
+    pub fn options(mut self, options: Options) -> Audit {
+        self.options = options;
+        self
+    }
+
+    /// No warnings or progress on stderr.
+    pub fn quiet(mut self, quiet: bool) -> Audit {
+        self.options.quiet = quiet;
+        self
+    }
+
+    /// Per-image intensity normalization (default z-score).
+    pub fn normalize(mut self, normalize: Normalize) -> Audit {
+        self.normalize = normalize;
+        self
+    }
+
+    /// How data of another size is fitted to the model's input (default: refuse).
+    pub fn fit(mut self, fit: Fit) -> Audit {
+        self.fit = fit;
+        self
+    }
+
+    /// Images per run (default 16; at least 1).
+    pub fn batch(mut self, batch: usize) -> Audit {
+        self.batch = batch;
+        self
+    }
+
+    /// Evaluation strategy (default incremental; naive is the reference).
+    pub fn strategy(mut self, strategy: Strategy) -> Audit {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Activation cache budget of the incremental strategy, in MiB (default 1024).
+    pub fn cache_mb(mut self, cache_mb: usize) -> Audit {
+        self.cache_mb = cache_mb;
+        self
+    }
+
+    /// Make a fixed batch-1 target batch-dynamic, after checking it is batch-agnostic.
+    pub fn dynamic_batch(mut self, on: bool) -> Audit {
+        self.dynamic_batch = on;
+        self
+    }
+
+    /// Execution provider (default CPU).
+    pub fn device(mut self, device: Device) -> Audit {
+        self.device = device;
+        self
+    }
+
+    /// Worker threads (0 = all cores).
+    pub fn threads(mut self, threads: usize) -> Audit {
+        self.threads = threads;
+        self
+    }
+
+    /// Run the audit on a runtime of its own (loaded only after models and data are checked).
+    pub fn run(&self) -> Result<Report> {
+        self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet))
+    }
+
+    /// Run the audit on a shared runtime (several audits, one ONNX Runtime environment);
+    /// the engine's device and threads apply, not this builder's.
+    pub fn run_with(&self, engine: &LazyEngine) -> Result<Report> {
+        let o = &self.options;
+        o.validate()?;
+        if self.batch == 0 {
+            return Err(UserError::BadFlag { flag: "--batch", reason: "must be at least 1".into() }.into());
+        }
+        let Some(data_path) = &self.data else {
+            return Err(UserError::BadFlag { flag: "--data", reason: "an audit needs validation data".into() }.into());
+        };
+        let labels_file = match &self.labels {
+            Labels::File(p) => Some(p.as_path()),
+            _ => None,
+        };
+        let label_free = self.labels == Labels::Baseline;
+        let mut ctx = load_pair(&self.target, &self.source, &o.match_mode)?;
+        warn(&ctx.warnings, o.quiet);
+        let (mut report, values) = data_free_report(&ctx, o, "audit")?;
+        let loaded = data::load(data_path, labels_file)?;
+        let input = ctx.target.input_spec()?;
+        let dataset = data::preprocess::prepare(&loaded.samples, &input, self.normalize, self.fit)?;
+        if self.dynamic_batch {
+            ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, &dataset)?;
+        }
+        let job = AuditJob {
+            target: &ctx.target,
+            pairing: &ctx.pairing,
+            values: &values,
+            data: &dataset,
+            batch: self.batch,
+            truth: if label_free { Truth::Baseline } else { Truth::Labels },
+            kinds: &o.kinds,
+            strategy: self.strategy,
+            quiet: o.quiet,
+            cache_mb: self.cache_mb,
+        };
+        let engine = engine.get()?;
+        let (outcome, strategy) = audit::run(engine, &job)?;
+        let rows_by_pair: Vec<usize> =
+            (0..ctx.pairing.pairs.len()).filter(|&i| o.kinds.contains(&ctx.pairing.pairs[i].kind())).collect();
+        for (row, &i) in report.rows.iter_mut().zip(&rows_by_pair) {
+            if let Some(d) = &outcome.swaps[i] {
+                row.baseline_dice = Some(outcome.baseline.mean);
+                row.swapped_dice = Some(d.mean);
+                row.delta_dice = Some(outcome.baseline.mean - d.mean);
+                row.dice_fg = Some(d.mean_fg);
+                row.dice_class = d.per_class.clone();
+            }
+        }
+        let bn = std::mem::take(&mut report.summary.bn);
+        report.summary = crate::verdict::decide(&mut report.rows, o.tolerance, o.rn_threshold);
+        report.summary.bn = bn;
+        report.baseline = Some(outcome.baseline);
+        report.engine = Some(EngineInfo {
+            runtime: "onnxruntime".into(),
+            version: runtime::ORT_VERSION.into(),
+            provider: engine.provider.into(),
+            strategy: strategy.name().into(),
+        });
+        report.dataset = Some(DatasetInfo {
+            path: data_path.display().to_string(),
+            format: loaded.format.into(),
+            images: dataset.n,
+            channels: dataset.c,
+            height: dataset.h,
+            width: dataset.w,
+            classes: outcome.classes,
+            labels: if label_free { "baseline" } else { "file" }.into(),
+            normalize: format!("{:?}", self.normalize).to_lowercase(),
+            fit: format!("{:?}", self.fit).to_lowercase(),
+        });
+        Ok(report)
+    }
+}
+
+/// The target made batch-dynamic, checked to give the same outputs as the original (one
+/// image per run) on the first images of the data, to 1e-4 relative.
+fn batch_dynamic_verified(engine: &Engine, target: &Model, data: &Dataset) -> Result<Model> {
+    let dynamic = make_batch_dynamic(target)?;
+    let input = target.input_spec()?;
+    let k = data.n.min(4);
+    let per = data.c * data.h * data.w;
+    let images = &data.images[..k * per];
+    let first_output = |r: &mut Runner, shape: &[usize], x: &[f32]| {
+        r.run_views_first(&[(input.name.as_str(), View::F32(shape, x))], |_, v| Ok(v.to_vec()))
+    };
+    let mut one = engine.session(&target.to_bytes()?)?;
+    let mut want = Vec::new();
+    for i in 0..k {
+        want.extend(first_output(&mut one, &[1, data.c, data.h, data.w], &images[i * per..(i + 1) * per])?);
+    }
+    let got = engine
+        .session(&dynamic.to_bytes()?)
+        .and_then(|mut r| first_output(&mut r, &[k, data.c, data.h, data.w], images))
+        .map_err(|e| UserError::BadFlag {
+            flag: "--dynamic-batch",
+            reason: format!("the model does not run with a batch of {k}: {e:#}"),
+        })?;
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+    let diff = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    if got.len() != want.len() || diff.is_nan() || diff > 1e-4 * scale {
+        return Err(UserError::BadFlag {
+            flag: "--dynamic-batch",
+            reason: format!("the model is not batch-agnostic: a batch of {k} differs from one image at a time by {diff}; run without --dynamic-batch"),
+        }
+        .into());
+    }
+    Ok(dynamic)
+}

@@ -1,0 +1,75 @@
+//! The settings that decide an audit's verdicts, shared by `rmse` and `audit`.
+
+use anyhow::Result;
+
+use crate::error::UserError;
+use crate::model::Kind;
+use crate::pair::MatchMode;
+
+/// Pairing, kinds and decision thresholds (METHOD.md). `Default` is the tool's defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Pairing method (`--match`).
+    pub match_mode: MatchMode,
+    /// Kinds to audit, in report order (`--kinds`).
+    pub kinds: Vec<Kind>,
+    /// A swap is reusable when it loses at most this much mean Dice (`--tolerance`).
+    pub tolerance: f64,
+    /// The network is an RN when at least this share of conv W swaps is reusable
+    /// (`--rn-threshold`).
+    pub rn_threshold: f64,
+    /// No warnings or progress on stderr (`--quiet`).
+    pub quiet: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            match_mode: MatchMode::Auto,
+            kinds: Kind::ALL.to_vec(),
+            tolerance: 0.02,
+            rn_threshold: 0.5,
+            quiet: false,
+        }
+    }
+}
+
+impl Options {
+    /// Refuse settings no audit can use, naming the flag that sets them.
+    pub fn validate(&self) -> Result<()> {
+        if self.kinds.is_empty() {
+            return Err(UserError::BadFlag { flag: "--kinds", reason: "no kind given".into() }.into());
+        }
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            return Err(UserError::BadFlag {
+                flag: "--tolerance",
+                reason: format!("{} is not a finite number >= 0", self.tolerance),
+            }
+            .into());
+        }
+        if !(0.0..=1.0).contains(&self.rn_threshold) {
+            return Err(UserError::BadFlag {
+                flag: "--rn-threshold",
+                reason: format!("{} is not in [0, 1]", self.rn_threshold),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_flag() {
+        assert!(Options::default().validate().is_ok());
+        let bad = Options { tolerance: f64::NAN, ..Default::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("--tolerance"));
+        let bad = Options { rn_threshold: 1.5, ..Default::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("--rn-threshold"));
+        let bad = Options { kinds: vec![], ..Default::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("--kinds"));
+    }
+}
