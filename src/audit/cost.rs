@@ -48,8 +48,8 @@ pub fn probe_shapes(
     let [c, h, w] = chw;
     let image = vec![0.5f32; c * h * w];
     let shape = [1, c, h, w];
-    let outs = runner.run_views(&[(input_name, View::F32(&shape, &image))])?;
-    let mut shapes: HashMap<String, Vec<usize>> = outs.into_iter().map(|(n, t)| (n, t.shape)).collect();
+    let mut shapes: HashMap<String, Vec<usize>> =
+        runner.run_shapes(&[(input_name, View::F32(&shape, &image))])?.into_iter().collect();
     shapes.insert(input_name.to_string(), shape.to_vec());
     Ok(shapes)
 }

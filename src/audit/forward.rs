@@ -1,6 +1,7 @@
 //! Forward passes over the validation set in batches, scored as Dice against the truth.
 
 use anyhow::{bail, Result};
+use ndarray::{s, Array3, ArrayView3, ArrayViewD, Ix4};
 
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::{Runner, View};
@@ -34,42 +35,53 @@ impl Feed<'_> {
     }
 }
 
-/// Class maps of every image, and the class count, from one full forward pass.
+/// Class maps `[n, h, w]` of every image, and the class count, from one full forward pass.
 pub fn predictions(
     runner: &mut Runner,
     feed: &Feed,
     extra: &[(String, Vec<usize>, Vec<f32>)],
-) -> Result<(Vec<u8>, usize)> {
+) -> Result<(Array3<u8>, usize)> {
     let d = feed.data;
-    let hw = d.h * d.w;
-    let mut out = Vec::with_capacity(d.n * hw);
+    let mut out = Array3::zeros((d.n, d.h, d.w));
     let mut classes = 0;
     for (start, count) in feed.batches() {
         let (shape, values) = feed.tensor(start, count);
         let mut inputs = vec![(feed.input.name.as_str(), View::F32(&shape, &values))];
         inputs.extend(extra.iter().map(|(name, dims, v)| (name.as_str(), View::F32(dims, v))));
-        let (pred, c) = runner.run_views_first(&inputs, |oshape, ovalues| {
-            if oshape.len() != 4 || oshape[2] * oshape[3] != hw || oshape[0] < count {
-                bail!(
-                    "the model's output has shape {oshape:?}; reuse-audit scores segmentation outputs of shape N x classes x {} x {}",
-                    d.h,
-                    d.w
-                );
-            }
-            let c = oshape[1];
-            if c > 256 {
-                bail!("the model outputs {c} channels; at most 256 classes are supported");
-            }
-            Ok((predict(&ovalues[..count * c * hw], count, c, hw), c))
-        })?;
-        classes = if c == 1 { 2 } else { c };
-        out.extend(pred);
+        let (pred, c) = runner.run_views_first(&inputs, |output| class_maps(output, count, d.h, d.w))?;
+        classes = c;
+        out.slice_mut(s![start..start + count, .., ..]).assign(&pred);
     }
     Ok((out, classes))
 }
 
-/// Dice of predictions against truth.
-pub fn dice(pred: &[u8], truth: &[u8], classes: usize) -> Dice {
+/// Class maps of the first `count` images of a segmentation output `[n, c, h, w]`, and
+/// the class count (2 for a one-channel output).
+pub fn class_maps(output: ArrayViewD<f32>, count: usize, h: usize, w: usize) -> Result<(Array3<u8>, usize)> {
+    let shape = output.shape().to_vec();
+    let output = match output.into_dimensionality::<Ix4>() {
+        Ok(o) if o.dim().0 >= count && o.dim().2 * o.dim().3 == h * w => o,
+        _ => bail!(
+            "the model's output has shape {shape:?}; reuse-audit scores segmentation outputs of shape N x classes x {h} x {w}"
+        ),
+    };
+    let c = output.dim().1;
+    if c > 256 {
+        bail!("the model outputs {c} channels; at most 256 classes are supported");
+    }
+    // An output at input resolution but another aspect (h*w equal) is read as h x w.
+    let output = output.slice_move(s![..count, .., .., ..]);
+    let pred = predict(output);
+    let pred = if pred.dim() == (count, h, w) {
+        pred
+    } else {
+        pred.into_shape_with_order((count, h, w)).map_err(|e| anyhow::anyhow!("output layout: {e}"))?
+    };
+    Ok((pred, if c == 1 { 2 } else { c }))
+}
+
+/// Dice of predictions against truth (same shape).
+pub fn dice(pred: ArrayView3<u8>, truth: ArrayView3<u8>, classes: usize) -> Dice {
     let mut c = DiceCounts::new(classes);
     c.add(pred, truth);
     Dice::from_counts(&c)

@@ -12,6 +12,7 @@ mod strategy;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array3;
 
 pub use strategy::{overridable_model, Strategy};
 
@@ -129,13 +130,13 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)
 }
 
 /// The ground-truth labels checked against the class count (an error when there are none).
-pub fn labels(data: &Dataset, classes: usize) -> Result<Vec<u8>> {
-    data.checked_labels(classes)?.ok_or_else(|| {
+pub fn labels(data: &Dataset, classes: usize) -> Result<Array3<u8>> {
+    let labels = data.checked_labels(classes)?.ok_or_else(|| {
         crate::error::UserError::BadData(
             "the data has no labels: give --labels FILE or use --labels baseline (label-free)".into(),
         )
-        .into()
-    })
+    })?;
+    Ok(Array3::from_shape_vec((data.n, data.h, data.w), labels)?)
 }
 
 /// Naive and shared strategies: full forward passes.
@@ -149,13 +150,13 @@ fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<AuditOutcome
         Truth::Labels => labels(job.data, classes)?,
         Truth::Baseline => base_pred.clone(),
     };
-    let baseline = forward::dice(&base_pred, &truth, classes);
+    let baseline = forward::dice(base_pred.view(), truth.view(), classes);
     let mut swaps = vec![None; job.pairing.pairs.len()];
     for i in todo {
         let p = &job.pairing.pairs[i];
         bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
         let pred = eval.swap(i)?;
-        swaps[i] = Some(forward::dice(&pred, &truth, classes));
+        swaps[i] = Some(forward::dice(pred.view(), truth.view(), classes));
         bar.inc(1);
     }
     bar.finish_and_clear();

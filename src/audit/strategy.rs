@@ -1,6 +1,7 @@
 //! Swap evaluation strategies, behind one `Evaluator` so faster ones can replace the simple one.
 
 use anyhow::Result;
+use ndarray::Array3;
 
 use super::forward::{predictions, Feed};
 use super::AuditJob;
@@ -52,7 +53,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Class maps of the unswapped target, and the class count.
-    pub fn baseline(&mut self) -> Result<(Vec<u8>, usize)> {
+    pub fn baseline(&mut self) -> Result<(Array3<u8>, usize)> {
         match self.shared.as_mut() {
             Some(r) => predictions(r, self.feed, &[]),
             None => predictions(&mut self.engine.session(&self.job.target.to_bytes()?)?, self.feed, &[]),
@@ -60,7 +61,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Class maps with pair `i`'s target parameter replaced by the source's.
-    pub fn swap(&mut self, i: usize) -> Result<Vec<u8>> {
+    pub fn swap(&mut self, i: usize) -> Result<Array3<u8>> {
         let pair = &self.job.pairing.pairs[i];
         let values = &self.job.values.source[i];
         if let (Some(r), true) = (self.shared.as_mut(), feedable(&pair.target)) {

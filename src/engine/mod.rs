@@ -6,6 +6,7 @@ pub mod runtime;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
+use ndarray::ArrayViewD;
 use ort::session::Session;
 
 use crate::error::UserError;
@@ -179,34 +180,6 @@ impl LazyEngine {
     }
 }
 
-/// Values of a tensor the audit moves between sessions.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Data {
-    /// float32.
-    F32(Vec<f32>),
-    /// int64 (shape tensors and the like).
-    I64(Vec<i64>),
-}
-
-/// An owned tensor: shape and values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorData {
-    /// Shape.
-    pub shape: Vec<usize>,
-    /// Values.
-    pub data: Data,
-}
-
-impl TensorData {
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        match &self.data {
-            Data::F32(v) => v.len() * 4,
-            Data::I64(v) => v.len() * 8,
-        }
-    }
-}
-
 /// A borrowed input: shape and values.
 #[derive(Debug, Clone, Copy)]
 pub enum View<'a> {
@@ -236,40 +209,37 @@ impl Runner {
         Ok(outputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect())
     }
 
-    /// Run with borrowed inputs; returns every output of the session, by name.
-    pub fn run_views(&mut self, inputs: &[(&str, View<'_>)]) -> Result<Vec<(String, TensorData)>> {
+    /// Run with borrowed inputs; returns the shape of every output of the session, by name
+    /// (the values stay where the runtime put them).
+    pub fn run_shapes(&mut self, inputs: &[(&str, View<'_>)]) -> Result<Vec<(String, Vec<usize>)>> {
         let feed = session_inputs(inputs)?;
         let outputs = self.session.run(feed).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
         let mut out = Vec::with_capacity(outputs.len());
         for (name, value) in &outputs {
-            let data = if let Ok((shape, v)) = value.try_extract_tensor::<f32>() {
-                TensorData { shape: shape.iter().map(|&d| d.max(0) as usize).collect(), data: Data::F32(v.to_vec()) }
-            } else if let Ok((shape, v)) = value.try_extract_tensor::<i64>() {
-                TensorData { shape: shape.iter().map(|&d| d.max(0) as usize).collect(), data: Data::I64(v.to_vec()) }
-            } else {
-                anyhow::bail!("output '{name}' is neither float32 nor int64");
+            let shape = match value.dtype() {
+                ort::value::ValueType::Tensor { shape, .. } => shape.iter().map(|&d| d.max(0) as usize).collect(),
+                other => anyhow::bail!("output '{name}' is not a tensor ({other})"),
             };
-            out.push((name.to_string(), data));
+            out.push((name.to_string(), shape));
         }
         Ok(out)
     }
 
-    /// Run with borrowed inputs and hand the first output (float32: shape, values) to `f`
+    /// Run with borrowed inputs and hand the first output (float32) to `f` as a view of
     /// where the runtime left it, without copying.
     pub fn run_views_first<R>(
         &mut self,
         inputs: &[(&str, View<'_>)],
-        f: impl FnOnce(&[usize], &[f32]) -> Result<R>,
+        f: impl FnOnce(ArrayViewD<'_, f32>) -> Result<R>,
     ) -> Result<R> {
         let outputs = self.session.run(session_inputs(inputs)?).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
         if outputs.len() == 0 {
             anyhow::bail!("the model has no output");
         }
-        let (shape, values) = outputs[0]
-            .try_extract_tensor::<f32>()
+        let view = outputs[0]
+            .try_extract_array::<f32>()
             .map_err(|e| anyhow!("the model's first output is not a float32 tensor: {e}"))?;
-        let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-        f(&shape, values)
+        f(view)
     }
 }
 

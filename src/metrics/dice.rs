@@ -1,31 +1,44 @@
 //! Dice per class over a whole validation set (METHOD.md): argmax over class channels
 //! (one channel: sigmoid > 0.5, i.e. logit > 0), 1.0 when prediction and truth are both empty.
 
-/// Turn model output `[n, c, h, w]` (row-major) into a class map `[n, h, w]`.
-pub fn predict(output: &[f32], n: usize, c: usize, hw: usize) -> Vec<u8> {
+use ndarray::{Array3, ArrayView, ArrayView4, Dimension};
+
+/// Turn model output `[n, c, h, w]` into a class map `[n, h, w]`. A view of the runtime's
+/// buffer (standard layout) is read in place; any other layout is copied once.
+pub fn predict(output: ArrayView4<f32>) -> Array3<u8> {
+    let (n, c, h, w) = output.dim();
+    let hw = h * w;
+    let output = output.as_standard_layout();
+    let flat = output.as_slice().unwrap_or(&[]);
     let mut out = vec![0u8; n * hw];
-    for b in 0..n {
-        let img = &output[b * c * hw..(b + 1) * c * hw];
-        let dst = &mut out[b * hw..(b + 1) * hw];
-        if c == 1 {
-            for (d, &v) in dst.iter_mut().zip(img) {
-                *d = u8::from(v > 0.0);
-            }
-            continue;
+    if hw > 0 && c > 0 {
+        for (img, dst) in flat.chunks_exact(c * hw).zip(out.chunks_exact_mut(hw)) {
+            predict_image(img, c, dst);
         }
-        let mut best = img[..hw].to_vec();
-        for k in 1..c {
-            let ch = &img[k * hw..(k + 1) * hw];
-            for p in 0..hw {
-                // Strictly greater: ties go to the lower class, and NaN never wins.
-                if ch[p] > best[p] {
-                    best[p] = ch[p];
-                    dst[p] = k as u8;
-                }
+    }
+    Array3::from_shape_vec((n, h, w), out).unwrap_or_else(|_| Array3::zeros((n, h, w)))
+}
+
+/// Argmax over the `c` channels of one image `[c][hw]` into `dst` (one channel: logit > 0).
+fn predict_image(img: &[f32], c: usize, dst: &mut [u8]) {
+    let hw = dst.len();
+    if c == 1 {
+        for (d, &v) in dst.iter_mut().zip(img) {
+            *d = u8::from(v > 0.0);
+        }
+        return;
+    }
+    let mut best = img[..hw].to_vec();
+    for k in 1..c {
+        let ch = &img[k * hw..(k + 1) * hw];
+        for p in 0..hw {
+            // Strictly greater: ties go to the lower class, and NaN never wins.
+            if ch[p] > best[p] {
+                best[p] = ch[p];
+                dst[p] = k as u8;
             }
         }
     }
-    out
 }
 
 /// Running counts for Dice per class.
@@ -45,15 +58,24 @@ impl DiceCounts {
         DiceCounts { intersection: vec![0; classes], predicted: vec![0; classes], truth: vec![0; classes] }
     }
 
-    /// Add a batch of predicted and true class maps (same length).
-    pub fn add(&mut self, pred: &[u8], truth: &[u8]) {
+    /// Add predicted and true class maps of the same shape (a batch `[n, h, w]`, one image
+    /// `[h, w]`, …). Panics if the shapes differ: callers pair predictions with their truth.
+    pub fn add<D: Dimension>(&mut self, pred: ArrayView<u8, D>, truth: ArrayView<u8, D>) {
+        assert_eq!(pred.shape(), truth.shape(), "DiceCounts::add: prediction and truth shapes differ");
+        match (pred.as_slice(), truth.as_slice()) {
+            (Some(p), Some(t)) => self.add_pixels(p.iter().zip(t)),
+            _ => self.add_pixels(pred.iter().zip(truth.iter())),
+        }
+    }
+
+    fn add_pixels<'a>(&mut self, pixels: impl Iterator<Item = (&'a u8, &'a u8)>) {
         let k = self.predicted.len();
         if k <= 16 {
             // One increment per pixel into a (pred, truth) table, class k standing for
             // anything out of range; the sums come out of the table.
             let w = k + 1;
             let mut table = vec![0u64; w * w];
-            for (&p, &g) in pred.iter().zip(truth) {
+            for (&p, &g) in pixels {
                 table[(p as usize).min(k) * w + (g as usize).min(k)] += 1;
             }
             for c in 0..k {
@@ -63,7 +85,7 @@ impl DiceCounts {
             }
             return;
         }
-        for (&p, &g) in pred.iter().zip(truth) {
+        for (&p, &g) in pixels {
             let (p, g) = (p as usize, g as usize);
             if p < k {
                 self.predicted[p] += 1;
@@ -130,13 +152,19 @@ impl Dice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::{array, aview1, Array2};
 
     #[test]
     fn argmax_and_sigmoid() {
         // one image, 3 classes, 2 pixels: pixel0 -> class 2, pixel1 -> tie of 0 and 1 -> 0
-        let out = [0.0, 5.0, 1.0, 5.0, 3.0, -1.0];
-        assert_eq!(predict(&out, 1, 3, 2), vec![2, 0]);
-        assert_eq!(predict(&[0.3, -0.2, 0.0], 1, 1, 3), vec![1, 0, 0]);
+        let out = array![[[[0.0f32, 5.0]], [[1.0, 5.0]], [[3.0, -1.0]]]];
+        assert_eq!(predict(out.view()), array![[[2u8, 0]]]);
+        let one = array![[[[0.3f32, -0.2, 0.0]]]];
+        assert_eq!(predict(one.view()), array![[[1u8, 0, 0]]]);
+        // A non-standard layout (channels-last data viewed as NCHW) gives the same maps.
+        let nhwc = array![[[[0.0f32, 1.0, 3.0], [5.0, 5.0, -1.0]]]];
+        let nchw = nhwc.view().permuted_axes([0, 3, 1, 2]);
+        assert_eq!(predict(nchw), array![[[2u8, 0]]]);
     }
 
     #[test]
@@ -145,7 +173,7 @@ mod tests {
         // class0: P=1 G=1 I=1 -> 1; class1: P=1 G=2 I=1 -> 2/3; class2: P=2 G=1 I=1 -> 2/3;
         // class3: empty both -> 1
         let mut c = DiceCounts::new(4);
-        c.add(&[0, 1, 2, 2], &[0, 1, 1, 2]);
+        c.add(aview1(&[0u8, 1, 2, 2]), aview1(&[0u8, 1, 1, 2]));
         let d = Dice::from_counts(&c);
         let want = [1.0, 2.0 / 3.0, 2.0 / 3.0, 1.0];
         for (a, b) in d.per_class.iter().zip(want) {
@@ -181,8 +209,16 @@ mod tests {
                 }
             }
             let mut got = DiceCounts::new(k);
-            got.add(&pred[..1234], &truth[..1234]);
-            got.add(&pred[1234..], &truth[1234..]);
+            got.add(aview1(&pred[..1234]), aview1(&truth[..1234]));
+            got.add(aview1(&pred[1234..]), aview1(&truth[1234..]));
+            // Strided views (not contiguous) count the same pixels.
+            let (p2, t2) = (
+                Array2::from_shape_vec((50, 100), pred.clone()).unwrap(),
+                Array2::from_shape_vec((50, 100), truth.clone()).unwrap(),
+            );
+            let mut strided = DiceCounts::new(k);
+            strided.add(p2.t(), t2.t());
+            assert_eq!(strided, want, "{k} classes, transposed views");
             assert_eq!(got, want, "{k} classes");
         }
     }
@@ -190,14 +226,14 @@ mod tests {
     #[test]
     fn counts_accumulate_over_batches() {
         let mut a = DiceCounts::new(2);
-        a.add(&[1, 0], &[1, 1]);
-        a.add(&[1], &[0]);
+        a.add(aview1(&[1u8, 0]), aview1(&[1u8, 1]));
+        a.add(aview1(&[1u8]), aview1(&[0u8]));
         let mut b = DiceCounts::new(2);
-        b.add(&[1, 0, 1], &[1, 1, 0]);
+        b.add(aview1(&[1u8, 0, 1]), aview1(&[1u8, 1, 0]));
         assert_eq!(a, b);
         let (mut first, mut second) = (DiceCounts::new(2), DiceCounts::new(2));
-        first.add(&[1, 0], &[1, 1]);
-        second.add(&[1], &[0]);
+        first.add(aview1(&[1u8, 0]), aview1(&[1u8, 1]));
+        second.add(aview1(&[1u8]), aview1(&[0u8]));
         first.merge(&second);
         assert_eq!(first, b);
     }

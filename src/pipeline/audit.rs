@@ -244,7 +244,9 @@ fn batch_dynamic_verified(engine: &Engine, target: &Model, data: &Dataset) -> Re
     let per = data.c * data.h * data.w;
     let images = &data.images[..k * per];
     let first_output = |r: &mut Runner, shape: &[usize], x: &[f32]| {
-        r.run_views_first(&[(input.name.as_str(), View::F32(shape, x))], |_, v| Ok(v.to_vec()))
+        r.run_views_first(&[(input.name.as_str(), View::F32(shape, x))], |v| {
+            Ok(v.iter().copied().collect::<Vec<f32>>())
+        })
     };
     let mut one = engine.session(&target.to_bytes()?)?;
     let mut want = Vec::new();

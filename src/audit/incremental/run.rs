@@ -3,20 +3,20 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use indicatif::ProgressBar;
+use ndarray::{s, Array3};
 
 use super::{schedule, Plan, Region};
-use crate::audit::forward::Feed;
+use crate::audit::forward::{class_maps, Feed};
 use crate::audit::{AuditJob, AuditOutcome, Truth};
 use crate::engine::View;
-use crate::metrics::dice::{predict, Dice, DiceCounts};
+use crate::metrics::dice::{Dice, DiceCounts};
 
 impl Plan {
     /// Run the baseline and every swap, a chunk of images at a time.
     pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<AuditOutcome> {
         let data = feed.data;
-        let hw = data.h * data.w;
         let budget = cache_mb << 20;
         // With a dynamic batch, shrink the batch until one batch's cache fits the budget.
         let mut feed = feed.clone();
@@ -43,7 +43,7 @@ impl Plan {
             );
         }
         let mut classes = 0;
-        let mut labels: Option<Vec<u8>> = None;
+        let mut labels: Option<Array3<u8>> = None;
         let mut base_counts: Option<DiceCounts> = None;
         let mut swap_counts: HashMap<usize, DiceCounts> = HashMap::new();
         let input = feed.input.name.as_str();
@@ -59,15 +59,14 @@ impl Plan {
                 let logits = outs
                     .remove(&self.output)
                     .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;
-                let (lshape, lvalues) = logits
-                    .try_extract_tensor::<f32>()
+                let logits = logits
+                    .try_extract_array::<f32>()
                     .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
-                let lshape: Vec<usize> = lshape.iter().map(|&d| d.max(0) as usize).collect();
-                let (pred, c) = preds(&lshape, lvalues, count, hw)?;
+                let (pred, c) = class_maps(logits, count, data.h, data.w)?;
                 Ok((pred, c, outs))
             })?;
             let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
-            let mut truth: Vec<Vec<u8>> = Vec::with_capacity(chunk.len());
+            let mut truth: Vec<Array3<u8>> = Vec::with_capacity(chunk.len());
             for (&(start, count), (pred, c, outs)) in chunk.iter().zip(runs) {
                 if classes == 0 {
                     classes = c;
@@ -78,11 +77,11 @@ impl Plan {
                     base_counts = Some(DiceCounts::new(classes));
                 }
                 let t = match &labels {
-                    Some(l) => l[start * hw..(start + count) * hw].to_vec(),
+                    Some(l) => l.slice(s![start..start + count, .., ..]).to_owned(),
                     None => pred.clone(),
                 };
                 if let Some(bc) = base_counts.as_mut() {
-                    bc.add(&pred, &t);
+                    bc.add(pred.view(), t.view());
                 }
                 truth.push(t);
                 cache.push(outs);
@@ -113,11 +112,10 @@ impl Plan {
         feed: &Feed,
         chunk: &[(usize, usize)],
         cache: &[HashMap<String, ort::value::DynValue>],
-        truth: &[Vec<u8>],
+        truth: &[Array3<u8>],
         classes: usize,
         bar: &ProgressBar,
     ) -> Result<Vec<(usize, DiceCounts)>> {
-        let hw = feed.data.h * feed.data.w;
         let input = feed.input.name.as_str();
         let mut runner = region.runner.lock().map_err(|_| anyhow::anyhow!("a region session was poisoned"))?;
         let needs_image = region.frontier.iter().any(|n| n == input);
@@ -147,22 +145,14 @@ impl Plan {
             }
             for ((name, dims, values), c) in swapped.iter().zip(&mut counts) {
                 feeds.push((name, View::F32(dims, values)));
-                let pred = runner.run_views_first(&feeds, |shape, values| Ok(preds(shape, values, count, hw)?.0))?;
+                let (h, w) = (feed.data.h, feed.data.w);
+                let pred = runner.run_views_first(&feeds, |output| Ok(class_maps(output, count, h, w)?.0))?;
                 feeds.pop();
-                c.add(&pred, &truth[b]);
+                c.add(pred.view(), truth[b].view());
             }
         }
         bar.inc(region.pairs.len() as u64);
         let out = region.pairs.iter().copied().zip(counts).collect();
         Ok(out)
     }
-}
-
-/// Class maps from logits `[n, c, h, w]`.
-fn preds(shape: &[usize], v: &[f32], count: usize, hw: usize) -> Result<(Vec<u8>, usize)> {
-    if shape.len() != 4 || shape[2] * shape[3] != hw || shape[0] < count {
-        bail!("the model's output has shape {shape:?}; reuse-audit scores segmentation outputs at input resolution");
-    }
-    let c = shape[1];
-    Ok((predict(&v[..count * c * hw], count, c, hw), if c == 1 { 2 } else { c }))
 }
