@@ -20,17 +20,17 @@ pub struct Feed<'a> {
 impl Feed<'_> {
     /// Batches as `(first image, count)`.
     pub fn batches(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        (0..self.data.n).step_by(self.batch).map(|s| (s, self.batch.min(self.data.n - s)))
+        (0..self.data.n()).step_by(self.batch).map(|s| (s, self.batch.min(self.data.n() - s)))
     }
 
     /// The input tensor of one batch (zero-padded to a fixed batch size when needed).
     pub fn tensor(&self, start: usize, count: usize) -> (Vec<usize>, Vec<f32>) {
         let d = self.data;
-        let per = d.c * d.h * d.w;
+        let per = d.c() * d.h() * d.w();
         let rows = self.input.batch.unwrap_or(count);
-        let mut v = d.images[start * per..(start + count) * per].to_vec();
+        let mut v: Vec<f32> = d.images.slice(ndarray::s![start..start + count, .., .., ..]).iter().copied().collect();
         v.resize(rows * per, 0.0);
-        (vec![rows, d.c, d.h, d.w], v)
+        (vec![rows, d.c(), d.h(), d.w()], v)
     }
 }
 
@@ -41,8 +41,8 @@ pub fn predictions(
     extra: &[(String, Vec<usize>, Vec<f32>)],
 ) -> Result<(Vec<u8>, usize)> {
     let d = feed.data;
-    let hw = d.h * d.w;
-    let mut out = Vec::with_capacity(d.n * hw);
+    let hw = d.h() * d.w();
+    let mut out = Vec::with_capacity(d.n() * hw);
     let mut classes = 0;
     for (start, count) in feed.batches() {
         let (shape, values) = feed.tensor(start, count);
@@ -52,8 +52,8 @@ pub fn predictions(
             if oshape.len() != 4 || oshape[2] * oshape[3] != hw || oshape[0] < count {
                 bail!(
                     "the model's output has shape {oshape:?}; reuse-audit scores segmentation outputs of shape N x classes x {} x {}",
-                    d.h,
-                    d.w
+                    d.h(),
+                    d.w()
                 );
             }
             let c = oshape[1];

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::rmse::data_free_report;
 use super::{emit, load_pair, warn};
@@ -94,10 +94,10 @@ pub fn audit_report(req: &AuditRequest, engine: &LazyEngine) -> Result<Report> {
     report.dataset = Some(DatasetInfo {
         path: req.data.display().to_string(),
         format: loaded.format.into(),
-        images: dataset.n,
-        channels: dataset.c,
-        height: dataset.h,
-        width: dataset.w,
+        images: dataset.n(),
+        channels: dataset.c(),
+        height: dataset.h(),
+        width: dataset.w(),
         classes: outcome.classes,
         labels: if req.label_free { "baseline" } else { "file" }.into(),
         normalize: format!("{:?}", req.normalize).to_lowercase(),
@@ -232,20 +232,21 @@ fn batch_dynamic_verified(
 ) -> Result<crate::model::Model> {
     let dynamic = crate::model::batch::make_batch_dynamic(target)?;
     let input = target.input_spec()?;
-    let k = data.n.min(4);
-    let per = data.c * data.h * data.w;
-    let images = &data.images[..k * per];
+    let k = data.n().min(4);
+    let per = data.c() * data.h() * data.w();
+    let all = data.images.as_slice().context("the images are not in standard layout")?;
+    let images = &all[..k * per];
     let first_output = |r: &mut crate::engine::Runner, shape: &[usize], x: &[f32]| {
         r.run_views_first(&[(input.name.as_str(), crate::engine::View::F32(shape, x))], |_, v| Ok(v.to_vec()))
     };
     let mut one = engine.session(&target.to_bytes()?)?;
     let mut want = Vec::new();
     for i in 0..k {
-        want.extend(first_output(&mut one, &[1, data.c, data.h, data.w], &images[i * per..(i + 1) * per])?);
+        want.extend(first_output(&mut one, &[1, data.c(), data.h(), data.w()], &images[i * per..(i + 1) * per])?);
     }
     let got = engine
         .session(&dynamic.to_bytes()?)
-        .and_then(|mut r| first_output(&mut r, &[k, data.c, data.h, data.w], images))
+        .and_then(|mut r| first_output(&mut r, &[k, data.c(), data.h(), data.w()], images))
         .map_err(|e| UserError::BadFlag {
             flag: "--dynamic-batch",
             reason: format!("the model does not run with a batch of {k}: {e:#}"),

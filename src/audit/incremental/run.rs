@@ -16,7 +16,7 @@ impl Plan {
     /// Run the baseline and every swap, a chunk of images at a time.
     pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<AuditOutcome> {
         let data = feed.data;
-        let hw = data.h * data.w;
+        let hw = data.h() * data.w();
         let budget = cache_mb << 20;
         // With a dynamic batch, shrink the batch until one batch's cache fits the budget.
         let mut feed = feed.clone();
@@ -39,7 +39,7 @@ impl Plan {
                 feed.batch,
                 self.bytes_per_image as f64 / (1 << 20) as f64,
                 chunks.len(),
-                (batches_per_chunk * feed.batch).min(data.n)
+                (batches_per_chunk * feed.batch).min(data.n())
             );
         }
         let mut classes = 0;
@@ -117,7 +117,7 @@ impl Plan {
         classes: usize,
         bar: &ProgressBar,
     ) -> Result<Vec<(usize, DiceCounts)>> {
-        let hw = feed.data.h * feed.data.w;
+        let hw = feed.data.h() * feed.data.w();
         let input = feed.input.name.as_str();
         let mut runner = region.runner.lock().map_err(|_| anyhow::anyhow!("a region session was poisoned"))?;
         let needs_image = region.frontier.iter().any(|n| n == input);
