@@ -5,6 +5,8 @@ pub mod nifti;
 pub mod npy;
 pub mod png_folder;
 pub mod preprocess;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 
