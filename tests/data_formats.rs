@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::*;
 use ndarray::{s, Array3, ArrayD};
-use npyz::{WriterBuilder, zip::write::FileOptions, zip::CompressionMethod};
+use npyz::{zip::write::FileOptions, zip::CompressionMethod, WriterBuilder};
 use predicates::prelude::*;
 use reuse_audit::data::{nifti::nii_bytes, npy};
 use serde_json::Value;

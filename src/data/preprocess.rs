@@ -203,7 +203,8 @@ fn resize(src: ArrayView2<f64>, (th, tw): (usize, usize), nearest: bool) -> Arra
     let (sy, sx) = (fh as f64 / th as f64, fw as f64 / tw as f64);
     Array2::from_shape_fn((th, tw), |(y, x)| {
         if nearest {
-            return src[[(((y as f64 + 0.5) * sy) as usize).min(fh - 1), (((x as f64 + 0.5) * sx) as usize).min(fw - 1)]];
+            return src
+                [[(((y as f64 + 0.5) * sy) as usize).min(fh - 1), (((x as f64 + 0.5) * sx) as usize).min(fw - 1)]];
         }
         let fy = ((y as f64 + 0.5) * sy - 0.5).clamp(0.0, (fh - 1) as f64);
         let fx = ((x as f64 + 0.5) * sx - 0.5).clamp(0.0, (fw - 1) as f64);
