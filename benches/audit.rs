@@ -106,14 +106,14 @@ fn measure_limits(arch: &str) {
     let (t_fwd, best_batch) = forward_time(&engine, &model, &ds);
     let params: Vec<_> = layers.layers.iter().flat_map(|l| l.params.iter()).collect();
     let (t_fwd_exposed, _) = forward_time(&engine, &overridable_model(&model, &params), &ds);
-    let shapes = probe_shapes(&engine, &model, &input.name, [ds.c, ds.h, ds.w]).expect("probe");
+    let shapes = probe_shapes(&engine, &model, &input.name, [ds.c(), ds.h(), ds.w()]).expect("probe");
     let cost = CostModel::new(&model, &shapes);
     let topo = Topology::of(&model);
     let swap_nodes: Vec<usize> =
         layers.layers.iter().flat_map(|l| l.params.iter().map(move |_| l.node_index)).collect();
     let ideal = cost.ideal_speedup(&topo, &model, &swap_nodes);
     let equivalents = cost.forward_equivalents(&topo, &model, &swap_nodes);
-    println!("{t_fwd},{best_batch},{t_fwd_exposed},{},{},{ideal},{equivalents}", swap_nodes.len(), ds.n);
+    println!("{t_fwd},{best_batch},{t_fwd_exposed},{},{},{ideal},{equivalents}", swap_nodes.len(), ds.n());
 }
 
 fn main() {

@@ -46,11 +46,10 @@ pub fn probe_shapes(
     // One image: a session on the calling thread, so no pool spins beside what follows.
     let mut runner = engine.worker_session(&m.to_bytes()?)?;
     let [c, h, w] = chw;
-    let image = vec![0.5f32; c * h * w];
-    let shape = [1, c, h, w];
+    let image = ndarray::Array4::from_elem((1, c, h, w), 0.5f32);
     let mut shapes: HashMap<String, Vec<usize>> =
-        runner.run_shapes(&[(input_name, View::F32(&shape, &image))])?.into_iter().collect();
-    shapes.insert(input_name.to_string(), shape.to_vec());
+        runner.run_shapes(&[(input_name, View::F32(image.view().into_dyn()))])?.into_iter().collect();
+    shapes.insert(input_name.to_string(), image.shape().to_vec());
     Ok(shapes)
 }
 

@@ -1,7 +1,7 @@
 //! Forward passes over the validation set in batches, scored as Dice against the truth.
 
 use anyhow::{bail, Result};
-use ndarray::{s, Array3, ArrayView3, ArrayViewD, Ix4};
+use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, CowArray, Ix4};
 
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::{Runner, View};
@@ -21,34 +21,34 @@ pub struct Feed<'a> {
 impl Feed<'_> {
     /// Batches as `(first image, count)`.
     pub fn batches(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        (0..self.data.n).step_by(self.batch).map(|s| (s, self.batch.min(self.data.n - s)))
+        (0..self.data.n()).step_by(self.batch).map(|s| (s, self.batch.min(self.data.n() - s)))
     }
 
-    /// The input tensor of one batch (zero-padded to a fixed batch size when needed).
-    pub fn tensor(&self, start: usize, count: usize) -> (Vec<usize>, Vec<f32>) {
+    /// The input tensor of one batch: a view into the data set, or a zero-padded copy when
+    /// the model's fixed batch is larger than the images left.
+    pub fn tensor(&self, start: usize, count: usize) -> CowArray<'_, f32, Ix4> {
         let d = self.data;
-        let per = d.c * d.h * d.w;
+        let batch = d.images.slice(s![start..start + count, .., .., ..]);
         let rows = self.input.batch.unwrap_or(count);
-        let mut v = d.images[start * per..(start + count) * per].to_vec();
-        v.resize(rows * per, 0.0);
-        (vec![rows, d.c, d.h, d.w], v)
+        if rows == count {
+            return CowArray::from(batch);
+        }
+        let mut padded = Array4::zeros((rows, d.c(), d.h(), d.w()));
+        padded.slice_mut(s![..count.min(rows), .., .., ..]).assign(&batch.slice(s![..count.min(rows), .., .., ..]));
+        CowArray::from(padded)
     }
 }
 
 /// Class maps `[n, h, w]` of every image, and the class count, from one full forward pass.
-pub fn predictions(
-    runner: &mut Runner,
-    feed: &Feed,
-    extra: &[(String, Vec<usize>, Vec<f32>)],
-) -> Result<(Array3<u8>, usize)> {
+pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f32>)]) -> Result<(Array3<u8>, usize)> {
     let d = feed.data;
-    let mut out = Array3::zeros((d.n, d.h, d.w));
+    let mut out = Array3::zeros((d.n(), d.h(), d.w()));
     let mut classes = 0;
     for (start, count) in feed.batches() {
-        let (shape, values) = feed.tensor(start, count);
-        let mut inputs = vec![(feed.input.name.as_str(), View::F32(&shape, &values))];
-        inputs.extend(extra.iter().map(|(name, dims, v)| (name.as_str(), View::F32(dims, v))));
-        let (pred, c) = runner.run_views_first(&inputs, |output| class_maps(output, count, d.h, d.w))?;
+        let x = feed.tensor(start, count);
+        let mut inputs = vec![(feed.input.name.as_str(), View::F32(x.view().into_dyn()))];
+        inputs.extend(extra.iter().map(|(name, v)| (name.as_str(), View::F32(v.view()))));
+        let (pred, c) = runner.run_views_first(&inputs, |output| class_maps(output, count, d.h(), d.w()))?;
         classes = c;
         out.slice_mut(s![start..start + count, .., ..]).assign(&pred);
     }

@@ -109,7 +109,7 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)
     let feed = Feed { data: job.data, input: &input, batch: input.batch.unwrap_or(job.batch.max(1)) };
     if job.strategy == Strategy::Incremental {
         let d = job.data;
-        let shapes = cost::probe_shapes(engine, job.target, &input.name, [d.c, d.h, d.w])?;
+        let shapes = cost::probe_shapes(engine, job.target, &input.name, [d.c(), d.h(), d.w()])?;
         match incremental::Plan::new(engine, job, &shapes) {
             Ok(plan) => {
                 let bar = progress(1, job.quiet);
@@ -131,12 +131,12 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)
 
 /// The ground-truth labels checked against the class count (an error when there are none).
 pub fn labels(data: &Dataset, classes: usize) -> Result<Array3<u8>> {
-    let labels = data.checked_labels(classes)?.ok_or_else(|| {
+    data.checked_labels(classes)?.ok_or_else(|| {
         crate::error::UserError::BadData(
             "the data has no labels: give --labels FILE or use --labels baseline (label-free)".into(),
         )
-    })?;
-    Ok(Array3::from_shape_vec((data.n, data.h, data.w), labels)?)
+        .into()
+    })
 }
 
 /// Naive and shared strategies: full forward passes.

@@ -1,7 +1,7 @@
 //! Swap evaluation strategies, behind one `Evaluator` so faster ones can replace the simple one.
 
 use anyhow::Result;
-use ndarray::Array3;
+use ndarray::{Array3, ArrayD, IxDyn};
 
 use super::forward::{predictions, Feed};
 use super::AuditJob;
@@ -65,14 +65,19 @@ impl<'a> Evaluator<'a> {
         let pair = &self.job.pairing.pairs[i];
         let values = &self.job.values.source[i];
         if let (Some(r), true) = (self.shared.as_mut(), feedable(&pair.target)) {
-            let dims = pair.target.dims.iter().map(|&d| d as usize).collect();
-            let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-            return Ok(predictions(r, self.feed, &[(pair.target.name.clone(), dims, v)])?.0);
+            let v = param_f32(&pair.target.dims, values)?;
+            return Ok(predictions(r, self.feed, &[(pair.target.name.clone(), v)])?.0);
         }
         let mut m = self.job.target.clone();
         m.set_values(&pair.target, values)?;
         Ok(predictions(&mut self.engine.session(&m.to_bytes()?)?, self.feed, &[])?.0)
     }
+}
+
+/// Parameter values as the float32 array a session takes, in the parameter's ONNX shape.
+pub fn param_f32(dims: &[i64], values: &[f64]) -> Result<ArrayD<f32>> {
+    let shape: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
+    Ok(ArrayD::from_shape_vec(IxDyn(&shape), values.iter().map(|&x| x as f32).collect())?)
 }
 
 /// A parameter the shared session can take at run time: a float32 initializer.

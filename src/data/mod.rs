@@ -5,10 +5,13 @@ pub mod nifti;
 pub mod npy;
 pub mod png_folder;
 pub mod preprocess;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 
 use anyhow::Result;
+use ndarray::{Array2, Array3, Array4, ArrayD, Axis};
 
 pub use preprocess::{Fit, InputSpec, Normalize};
 
@@ -17,18 +20,29 @@ use crate::error::{bad_file, UserError};
 /// One loaded image with its optional label map, before preprocessing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// Channels.
-    pub channels: usize,
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-    /// `[c][y][x]` values.
-    pub image: Vec<f64>,
-    /// `[y][x]` class labels (as stored; checked later against the model's classes).
-    pub label: Option<Vec<f64>>,
+    /// `channels x height x width` values as stored.
+    pub image: Array3<f64>,
+    /// `height x width` class labels (as stored; checked later against the model's classes).
+    pub label: Option<Array2<f64>>,
     /// Where it came from, for messages (`file#slice`).
     pub origin: String,
+}
+
+impl Sample {
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        self.image.dim().0
+    }
+
+    /// Rows.
+    pub fn height(&self) -> usize {
+        self.image.dim().1
+    }
+
+    /// Columns.
+    pub fn width(&self) -> usize {
+        self.image.dim().2
+    }
 }
 
 /// Everything loaded from `--data` (and `--labels` when it is a file).
@@ -62,9 +76,9 @@ pub fn load(data: &Path, labels: Option<&Path>) -> Result<Loaded> {
             Loaded { samples: load_nifti(data)?, format: "nifti" }
         }
     } else if name.ends_with(".npz") {
-        let mut arrays = npy::read_npz(data, &["images", "labels"])?.into_iter();
-        let images = arrays.next().flatten().ok_or_else(|| bad_file(data, "the archive has no 'images' array"))?;
-        let labels = arrays.next().flatten();
+        let mut npz = npy::Npz::open(data)?;
+        let images = npz.require("images")?;
+        let labels = npz.get("labels")?;
         Loaded { samples: from_arrays(data, images, labels)?, format: "npz" }
     } else if name.ends_with(".npy") {
         let images = npy::read_npy(data)?;
@@ -82,35 +96,44 @@ pub fn load(data: &Path, labels: Option<&Path>) -> Result<Loaded> {
     Ok(loaded)
 }
 
-fn from_arrays(path: &Path, images: npy::Array, labels: Option<npy::Array>) -> Result<Vec<Sample>> {
-    let (n, c, h, w) = match images.shape[..] {
-        [n, h, w] => (n, 1, h, w),
-        [n, c, h, w] => (n, c, h, w),
+fn from_arrays(path: &Path, images: ArrayD<f64>, labels: Option<ArrayD<f64>>) -> Result<Vec<Sample>> {
+    let images: Array4<f64> = match *images.shape() {
+        [n, h, w] => images.into_shape_with_order((n, 1, h, w)),
+        [n, c, h, w] => images.into_shape_with_order((n, c, h, w)),
         _ => {
             return Err(bad_file(
                 path,
-                format!("images must be N x H x W or N x C x H x W, found shape {:?}", images.shape),
+                format!("images must be N x H x W or N x C x H x W, found shape {:?}", images.shape()),
             ))
         }
-    };
-    if let Some(l) = &labels {
-        let ok = matches!(l.shape[..], [ln, lh, lw] if (ln, lh, lw) == (n, h, w))
-            || matches!(l.shape[..], [ln, 1, lh, lw] if (ln, lh, lw) == (n, h, w));
-        if !ok {
-            return Err(bad_file(
-                path,
-                format!("labels of shape {:?} do not fit images of shape {:?} (need N x H x W)", l.shape, images.shape),
-            ));
-        }
     }
+    .map_err(|e| bad_file(path, format!("images: {e}")))?;
+    let (n, _, h, w) = images.dim();
+    let labels: Option<Array3<f64>> = match labels {
+        None => None,
+        Some(l) => {
+            let ok = matches!(*l.shape(), [ln, lh, lw] if (ln, lh, lw) == (n, h, w))
+                || matches!(*l.shape(), [ln, 1, lh, lw] if (ln, lh, lw) == (n, h, w));
+            if !ok {
+                return Err(bad_file(
+                    path,
+                    format!(
+                        "labels of shape {:?} do not fit images of shape {:?} (need N x H x W)",
+                        l.shape(),
+                        images.shape()
+                    ),
+                ));
+            }
+            Some(l.into_shape_with_order((n, h, w)).map_err(|e| bad_file(path, format!("labels: {e}")))?)
+        }
+    };
     let file = path.display();
-    Ok((0..n)
-        .map(|i| Sample {
-            channels: c,
-            height: h,
-            width: w,
-            image: images.values[i * c * h * w..(i + 1) * c * h * w].to_vec(),
-            label: labels.as_ref().map(|l| l.values[i * h * w..(i + 1) * h * w].to_vec()),
+    Ok(images
+        .outer_iter()
+        .enumerate()
+        .map(|(i, image)| Sample {
+            image: image.to_owned(),
+            label: labels.as_ref().map(|l| l.index_axis(Axis(0), i).to_owned()),
             origin: format!("{file}#{i}"),
         })
         .collect())
@@ -128,17 +151,16 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
     for (img, gt) in pairs {
         let v = nifti::read(&img)?;
         let g = nifti::read(&gt)?;
-        if v.dims != g.dims {
-            return Err(bad_file(&gt, format!("label volume {:?} does not match image volume {:?}", g.dims, v.dims)));
+        if v.shape() != g.shape() {
+            return Err(bad_file(
+                &gt,
+                format!("label volume {:?} does not match image volume {:?}", g.shape(), v.shape()),
+            ));
         }
-        let [x, y, z] = v.dims;
-        for k in 0..z {
+        for k in 0..v.dim().2 {
             out.push(Sample {
-                channels: 1,
-                height: x,
-                width: y,
-                image: v.slice(k),
-                label: Some(g.slice(k)),
+                image: v.index_axis(Axis(2), k).insert_axis(Axis(0)).as_standard_layout().into_owned(),
+                label: Some(g.index_axis(Axis(2), k).as_standard_layout().into_owned()),
                 origin: format!("{}#{k}", img.display()),
             });
         }
@@ -149,25 +171,19 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
 fn load_png(dir: &Path) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     for (img, mask) in png_folder::folder_pairs(dir)? {
-        let i = png_folder::read(&img)?;
+        let image = png_folder::read(&img)?;
         let label = match mask {
             Some(m) => {
                 let l = png_folder::read(&m)?;
-                if (l.height, l.width) != (i.height, i.width) || l.channels != 1 {
-                    return Err(bad_file(&m, format!("mask must be a gray {}x{} image", i.height, i.width)));
+                let (_, h, w) = image.dim();
+                if l.dim() != (1, h, w) {
+                    return Err(bad_file(&m, format!("mask must be a gray {h}x{w} image")));
                 }
-                Some(l.values)
+                Some(l.index_axis_move(Axis(0), 0))
             }
             None => None,
         };
-        out.push(Sample {
-            channels: i.channels,
-            height: i.height,
-            width: i.width,
-            image: i.values,
-            label,
-            origin: img.display().to_string(),
-        });
+        out.push(Sample { image, label, origin: img.display().to_string() });
     }
     Ok(out)
 }

@@ -1,150 +1,61 @@
-//! NIfTI-1 volumes (`.nii` / `.nii.gz`) and ACDC-style folders: `X.nii.gz` with `X_gt.nii.gz`.
-//! A 2D model sees the slices along the last axis; slice `k` is `vol[:, :, k]`, rows along x.
+//! NIfTI-1 volumes (`.nii` / `.nii.gz`, read with the `nifti` crate) and ACDC-style folders:
+//! `X.nii.gz` with `X_gt.nii.gz`. A 2D model sees the slices along the third axis; slice `k`
+//! is `vol[:, :, k]` with rows along x. A 4D volume's slices are taken for each time point in
+//! turn (`k = z + Z * t`).
+//!
+//! Scaling: the crate applies `scl_slope`/`scl_inter` as `x * slope + inter` in f64 unless the
+//! slope is 0 (the NIfTI rule for "not scaled"). We also leave values unscaled when the slope
+//! is not finite (as nibabel does) or the pair is the identity (1, 0), so stored values come
+//! through bit for bit.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use ndarray::{Array3, Order};
+use nifti::{InMemNiftiVolume, IntoNdArray, NiftiError, NiftiObject, NiftiType, ReaderOptions};
 
 use crate::error::{bad_file, UserError};
 
-/// A 3D volume: `dims = [x, y, z]`, values with x fastest (the file order).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Volume {
-    /// Sizes along x, y, z (z = 1 for a 2D image).
-    pub dims: [usize; 3],
-    /// Values, x fastest, scaled by `scl_slope`/`scl_inter` when the header sets them.
-    pub values: Vec<f64>,
+/// Read a `.nii` or `.nii.gz` file (gzip when the name ends with `.gz`) as an `x * y * slices`
+/// array, scaled by `scl_slope`/`scl_inter` when the header sets them.
+pub fn read(path: &Path) -> Result<Array3<f64>> {
+    let obj = ReaderOptions::new().read_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
+    let h = obj.header().clone();
+    let datatype = h.data_type().map_err(|e| bad_file(path, describe(path, &e)))?;
+    use NiftiType::*;
+    if !matches!(datatype, Uint8 | Int8 | Uint16 | Int16 | Uint32 | Int32 | Uint64 | Int64 | Float32 | Float64) {
+        return Err(bad_file(path, format!("unsupported NIfTI datatype {datatype:?}: use an integer or float type")));
+    }
+    let scaled = h.scl_slope.is_finite() && h.scl_slope != 0.0 && !(h.scl_slope == 1.0 && h.scl_inter == 0.0);
+    let slope = if scaled { h.scl_slope } else { 0.0 };
+    let raw = obj.into_volume().into_raw_data();
+    let values = InMemNiftiVolume::from_raw_fields(h.dim, datatype, slope, h.scl_inter, raw, h.endianness)
+        .and_then(|v| v.into_ndarray::<f64>())
+        .map_err(|e| bad_file(path, describe(path, &e)))?;
+    // Column-major, x fastest: x and y stay the first two axes, every further axis is slices.
+    let shape = values.shape().to_vec();
+    let (x, y) = (shape[0], shape.get(1).copied().unwrap_or(1));
+    let slices = shape.iter().skip(2).product();
+    values
+        .into_shape_with_order(((x, y, slices), Order::ColumnMajor))
+        .map_err(|e| bad_file(path, format!("volume of shape {shape:?}: {e}")))
 }
 
-impl Volume {
-    /// Slice `k` as an `x * y` image in row-major order (row = x index).
-    pub fn slice(&self, k: usize) -> Vec<f64> {
-        let [x, y, _] = self.dims;
-        let base = k * x * y;
-        let mut out = vec![0.0; x * y];
-        for j in 0..y {
-            for i in 0..x {
-                out[i * y + j] = self.values[base + i + j * x];
-            }
+/// A message for a crate error, in the words of someone holding the file.
+fn describe(path: &Path, e: &NiftiError) -> String {
+    let gz = path.to_string_lossy().ends_with(".gz");
+    match e {
+        NiftiError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the file is truncated (header or voxel data)".into()
         }
-        out
-    }
-}
-
-/// Decodes one voxel from its bytes; the flag says little-endian.
-type Decode = fn(&[u8], bool) -> f64;
-
-/// Parse NIfTI-1 bytes (already decompressed).
-pub fn parse(bytes: &[u8]) -> Result<Volume> {
-    if bytes.len() < 352 {
-        bail!("too short for a NIfTI-1 header ({} bytes)", bytes.len());
-    }
-    let le = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    let be = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    let little = match (le, be) {
-        (348, _) => true,
-        (_, 348) => false,
-        (540, _) | (_, 540) => bail!("NIfTI-2 files are not supported; convert to NIfTI-1"),
-        _ => bail!("not a NIfTI-1 file (sizeof_hdr is not 348)"),
-    };
-    let i16_at = |o: usize| {
-        let b = [bytes[o], bytes[o + 1]];
-        if little {
-            i16::from_le_bytes(b)
-        } else {
-            i16::from_be_bytes(b)
+        NiftiError::Io(io) if gz => format!("gzip stream is corrupt: {io}"),
+        NiftiError::Io(io) => io.to_string(),
+        NiftiError::InvalidFormat => "not a NIfTI-1 file (bad magic; NIfTI-2 is not supported)".into(),
+        NiftiError::IncompatibleLength(got, want) => {
+            format!("voxel data is truncated: {want} bytes expected, {got} found")
         }
-    };
-    let f32_at = |o: usize| {
-        let b = [bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]];
-        if little {
-            f32::from_le_bytes(b)
-        } else {
-            f32::from_be_bytes(b)
-        }
-    };
-    let ndim = i16_at(40);
-    if !(1..=7).contains(&ndim) {
-        bail!("bad dim[0] = {ndim}");
+        other => format!("{other}"),
     }
-    let mut dims = [1usize; 3];
-    for (d, slot) in dims.iter_mut().enumerate().take(ndim.min(3) as usize) {
-        let v = i16_at(42 + 2 * d);
-        if v < 1 {
-            bail!("bad dimension {} = {v}", d + 1);
-        }
-        *slot = v as usize;
-    }
-    for d in 3..ndim as usize {
-        if i16_at(42 + 2 * d) > 1 {
-            bail!("{ndim}-D volumes with more than one time point are not supported");
-        }
-    }
-    let datatype = i16_at(70);
-    let vox_offset = f32_at(108).max(352.0) as usize;
-    let (slope, inter) = (f32_at(112) as f64, f32_at(116) as f64);
-    let n = dims.iter().product::<usize>();
-    let (size, conv): (usize, Decode) = match datatype {
-        2 => (1, |b, _| b[0] as f64),
-        256 => (1, |b, _| b[0] as i8 as f64),
-        4 => (2, |b, l| {
-            let a = [b[0], b[1]];
-            (if l { i16::from_le_bytes(a) } else { i16::from_be_bytes(a) }) as f64
-        }),
-        512 => (2, |b, l| {
-            let a = [b[0], b[1]];
-            (if l { u16::from_le_bytes(a) } else { u16::from_be_bytes(a) }) as f64
-        }),
-        8 => (4, |b, l| {
-            let a = [b[0], b[1], b[2], b[3]];
-            (if l { i32::from_le_bytes(a) } else { i32::from_be_bytes(a) }) as f64
-        }),
-        16 => (4, |b, l| {
-            let a = [b[0], b[1], b[2], b[3]];
-            (if l { f32::from_le_bytes(a) } else { f32::from_be_bytes(a) }) as f64
-        }),
-        64 => (8, |b, l| {
-            let a: [u8; 8] = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
-            if l {
-                f64::from_le_bytes(a)
-            } else {
-                f64::from_be_bytes(a)
-            }
-        }),
-        other => bail!("unsupported NIfTI datatype code {other}"),
-    };
-    let Some(data) = bytes.get(vox_offset..vox_offset + n * size) else {
-        bail!("voxel data is truncated: {:?} voxels need {} bytes after offset {vox_offset}", dims, n * size);
-    };
-    let scale = slope != 0.0 && slope.is_finite() && !(slope == 1.0 && inter == 0.0);
-    let values = data
-        .chunks_exact(size)
-        .map(|c| {
-            let v = conv(c, little);
-            if scale {
-                v * slope + inter
-            } else {
-                v
-            }
-        })
-        .collect();
-    Ok(Volume { dims, values })
-}
-
-/// Read a `.nii` or `.nii.gz` file.
-pub fn read(path: &Path) -> Result<Volume> {
-    let raw = std::fs::read(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| bad_file(path, format!("gzip stream is corrupt: {e}")))?;
-        out
-    } else {
-        raw
-    };
-    parse(&bytes).map_err(|e| bad_file(path, format!("{e:#}")))
 }
 
 /// The (image, label) file pairs of an ACDC-style folder, sorted by name.
@@ -168,44 +79,26 @@ pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     Ok(pairs)
 }
 
-#[cfg(test)]
-pub(crate) fn nifti_bytes_u8(dims: [usize; 3], values: &[u8]) -> Vec<u8> {
+/// Bytes of an uncompressed single-file NIfTI-1 volume (`.nii`) with raw voxel `data`, x
+/// fastest, in the given byte order; for tests and fixtures that need a datatype or scaling
+/// spelled out (the crate's writer always writes slope 1, intercept 0).
+pub fn nii_bytes(dims: &[u16], datatype: i16, bitpix: i16, scl: (f32, f32), data: &[u8], big: bool) -> Vec<u8> {
     let mut h = vec![0u8; 352];
-    h[0..4].copy_from_slice(&348i32.to_le_bytes());
-    for (i, v) in [3i16, dims[0] as i16, dims[1] as i16, dims[2] as i16, 1, 1, 1, 1].iter().enumerate() {
-        h[40 + 2 * i..42 + 2 * i].copy_from_slice(&v.to_le_bytes());
+    let mut put = |at: usize, b: &[u8]| h[at..at + b.len()].copy_from_slice(b);
+    let i16b = |v: i16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+    let f32b = |v: f32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+    put(0, &if big { 348i32.to_be_bytes() } else { 348i32.to_le_bytes() });
+    put(40, &i16b(dims.len() as i16));
+    for i in 0..7 {
+        put(42 + 2 * i, &i16b(dims.get(i).map_or(1, |&d| d as i16)));
     }
-    h[70..72].copy_from_slice(&2i16.to_le_bytes());
-    h[72..74].copy_from_slice(&8i16.to_le_bytes());
-    h[108..112].copy_from_slice(&352f32.to_le_bytes());
-    h[344..348].copy_from_slice(b"n+1\0");
-    h.extend_from_slice(values);
+    put(70, &i16b(datatype));
+    put(72, &i16b(bitpix));
+    put(76, &f32b(1.0)); // pixdim[0] (qfac)
+    put(108, &f32b(352.0));
+    put(112, &f32b(scl.0));
+    put(116, &f32b(scl.1));
+    put(344, b"n+1\0");
+    h.extend_from_slice(data);
     h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slices_follow_the_last_axis_with_x_as_rows() {
-        // x=2, y=3, z=2; value = 100*k + 10*i + j at (i, j, k), stored x fastest.
-        let mut vals = vec![0u8; 12];
-        for k in 0..2 {
-            for j in 0..3 {
-                for i in 0..2 {
-                    vals[i + 2 * j + 6 * k] = (100 * k + 10 * i + j) as u8;
-                }
-            }
-        }
-        let v = parse(&nifti_bytes_u8([2, 3, 2], &vals)).unwrap();
-        assert_eq!(v.slice(1), vec![100.0, 101.0, 102.0, 110.0, 111.0, 112.0]);
-    }
-
-    #[test]
-    fn truncated_and_foreign_files_are_errors() {
-        let b = nifti_bytes_u8([2, 2, 2], &[0; 8]);
-        assert!(parse(&b[..b.len() - 1]).unwrap_err().to_string().contains("truncated"));
-        assert!(parse(&[0u8; 400]).is_err());
-    }
 }

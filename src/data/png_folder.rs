@@ -3,24 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use ndarray::Array3;
 
 use crate::error::{bad_file, UserError};
 
-/// A decoded PNG: channels (1 gray or 3 RGB; alpha dropped), height, width, values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Image {
-    /// 1 or 3.
-    pub channels: usize,
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-    /// Values channel-first (`[c][y][x]`), raw gray levels.
-    pub values: Vec<f64>,
-}
-
-/// Read one PNG file.
-pub fn read(path: &Path) -> Result<Image> {
+/// Read one PNG file as `channels x height x width` raw gray levels: 1 channel for gray, 3
+/// for colour (alpha dropped).
+pub fn read(path: &Path) -> Result<Array3<f64>> {
     let file =
         std::fs::File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
@@ -39,13 +28,7 @@ pub fn read(path: &Path) -> Result<Image> {
         }
     };
     let channels = if samples >= 3 { 3 } else { 1 };
-    let mut values = vec![0.0; channels * h * w];
-    for p in 0..h * w {
-        for c in 0..channels {
-            values[c * h * w + p] = sample(p * samples + c);
-        }
-    }
-    Ok(Image { channels, height: h, width: w, values })
+    Ok(Array3::from_shape_fn((channels, h, w), |(c, y, x)| sample((y * w + x) * samples + c)))
 }
 
 /// The (image, mask) pairs of a PNG folder, sorted by name. Masks are optional.
@@ -91,7 +74,6 @@ mod tests {
         let p = dir.path().join("a.png");
         std::fs::write(&p, gray_png_bytes(3, 2, &[0, 1, 2, 3, 4, 255]).unwrap()).unwrap();
         let img = read(&p).unwrap();
-        assert_eq!((img.channels, img.height, img.width), (1, 2, 3));
-        assert_eq!(img.values, vec![0.0, 1.0, 2.0, 3.0, 4.0, 255.0]);
+        assert_eq!(img, ndarray::array![[[0.0, 1.0, 2.0], [3.0, 4.0, 255.0]]]);
     }
 }

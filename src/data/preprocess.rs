@@ -2,6 +2,7 @@
 //! model's height/width, channel replication; label checks against the class count.
 
 use anyhow::Result;
+use ndarray::{s, Array2, Array3, Array4, ArrayView2, Axis};
 
 use super::Sample;
 use crate::error::UserError;
@@ -50,97 +51,102 @@ pub struct InputSpec {
 /// Preprocessed images ready to feed, plus their labels.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// Images.
-    pub n: usize,
-    /// Channels.
-    pub c: usize,
-    /// Height.
-    pub h: usize,
-    /// Width.
-    pub w: usize,
-    /// `[n][c][h][w]` float32.
-    pub images: Vec<f32>,
-    /// `[n][h][w]` labels as stored (checked by [`Dataset::checked_labels`]).
-    pub labels: Option<Vec<f64>>,
+    /// `N x C x H x W` float32 in standard layout (`images.as_slice()` is the input tensor).
+    pub images: Array4<f32>,
+    /// `N x H x W` labels as stored (checked by [`Dataset::checked_labels`]).
+    pub labels: Option<Array3<f64>>,
     /// Origin of each image, for messages.
     pub origins: Vec<String>,
 }
 
 impl Dataset {
-    /// The labels as class indices, each checked to be an integer in `0..classes`.
-    pub fn checked_labels(&self, classes: usize) -> Result<Option<Vec<u8>>> {
+    /// Images.
+    pub fn n(&self) -> usize {
+        self.images.dim().0
+    }
+
+    /// Channels.
+    pub fn c(&self) -> usize {
+        self.images.dim().1
+    }
+
+    /// Height.
+    pub fn h(&self) -> usize {
+        self.images.dim().2
+    }
+
+    /// Width.
+    pub fn w(&self) -> usize {
+        self.images.dim().3
+    }
+
+    /// The labels as `N x H x W` class indices, each checked to be an integer in `0..classes`.
+    pub fn checked_labels(&self, classes: usize) -> Result<Option<Array3<u8>>> {
         let Some(labels) = &self.labels else {
             return Ok(None);
         };
-        let hw = self.h * self.w;
-        let mut out = Vec::with_capacity(labels.len());
-        for (i, &v) in labels.iter().enumerate() {
+        let w = labels.dim().2;
+        for ((i, y, x), &v) in labels.indexed_iter() {
             if !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < classes && v < 256.0) {
                 return Err(UserError::BadData(format!(
                     "labels out of range: {} has label {v} at pixel {} but the model has {classes} classes (0..{})",
-                    self.origins[i / hw],
-                    i % hw,
-                    classes - 1
+                    self.origins[i],
+                    y * w + x,
+                    classes.saturating_sub(1)
                 ))
                 .into());
             }
-            out.push(v as u8);
         }
-        Ok(Some(out))
+        Ok(Some(labels.mapv(|v| v as u8)))
     }
 }
 
 /// Preprocess samples for a model input.
 pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: Fit) -> Result<Dataset> {
-    let first = &samples[0];
-    let h = spec.height.unwrap_or(first.height);
-    let w = spec.width.unwrap_or(first.width);
-    let c = spec.channels.unwrap_or(first.channels);
+    let Some(first) = samples.first() else {
+        return Err(UserError::BadData("the data set is empty".into()).into());
+    };
+    let h = spec.height.unwrap_or(first.height());
+    let w = spec.width.unwrap_or(first.width());
+    let c = spec.channels.unwrap_or(first.channels());
     let with_labels = first.label.is_some();
-    let mut images = Vec::with_capacity(samples.len() * c * h * w);
-    let mut labels = with_labels.then(|| Vec::with_capacity(samples.len() * h * w));
-    for s in samples {
-        if s.label.is_some() != with_labels {
+    let mut images = Array4::<f32>::zeros((samples.len(), c, h, w));
+    let mut labels = with_labels.then(|| Array3::<f64>::zeros((samples.len(), h, w)));
+    for (i, sample) in samples.iter().enumerate() {
+        if sample.label.is_some() != with_labels {
             return Err(UserError::BadData(format!(
                 "{} has {} label map while {} has {}",
-                s.origin,
+                sample.origin,
                 if with_labels { "no" } else { "a" },
                 first.origin,
                 if with_labels { "one" } else { "none" }
             ))
             .into());
         }
-        if s.channels != c && !(s.channels == 1 && c > 1) {
+        let have = sample.channels();
+        if have != c && !(have == 1 && c > 1) {
             return Err(UserError::BadData(format!(
-                "{} has {} channels, the model's input '{}' takes {c}",
-                s.origin, s.channels, spec.name
+                "{} has {have} channels, the model's input '{}' takes {c}",
+                sample.origin, spec.name
             ))
             .into());
         }
-        let mut img = s.image.clone();
+        let mut img = sample.image.clone();
         normalize_image(&mut img, normalize);
-        let plane = s.height * s.width;
         for ch in 0..c {
-            let src = &img[(ch % s.channels) * plane..(ch % s.channels + 1) * plane];
-            let fitted = fit_plane(src, (s.height, s.width), (h, w), fit, false, &s.origin)?;
-            images.extend(fitted.iter().map(|&v| v as f32));
+            let fitted = fit_plane(img.index_axis(Axis(0), ch % have), (h, w), fit, false, &sample.origin)?;
+            images.slice_mut(s![i, ch, .., ..]).zip_mut_with(&fitted, |d, &v| *d = v as f32);
         }
-        if let (Some(out), Some(l)) = (labels.as_mut(), &s.label) {
-            out.extend(fit_plane(l, (s.height, s.width), (h, w), fit, true, &s.origin)?);
+        if let (Some(out), Some(l)) = (labels.as_mut(), &sample.label) {
+            out.index_axis_mut(Axis(0), i).assign(&fit_plane(l.view(), (h, w), fit, true, &sample.origin)?);
         }
     }
-    Ok(Dataset {
-        n: samples.len(),
-        c,
-        h,
-        w,
-        images,
-        labels,
-        origins: samples.iter().map(|s| s.origin.clone()).collect(),
-    })
+    Ok(Dataset { images, labels, origins: samples.iter().map(|s| s.origin.clone()).collect() })
 }
 
-fn normalize_image(x: &mut [f64], how: Normalize) {
+/// Normalize one image (all its channels together). Sums run in element order, as before
+/// the move to ndarray, so results are bit-identical.
+fn normalize_image(x: &mut Array3<f64>, how: Normalize) {
     let n = x.len().max(1) as f64;
     match how {
         Normalize::None => {}
@@ -148,28 +154,22 @@ fn normalize_image(x: &mut [f64], how: Normalize) {
             let mean = x.iter().sum::<f64>() / n;
             let std = (x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
             let d = if std > 0.0 { std } else { 1.0 };
-            x.iter_mut().for_each(|v| *v = (*v - mean) / d);
+            x.mapv_inplace(|v| (v - mean) / d);
         }
         Normalize::Minmax => {
             let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let d = if hi > lo { hi - lo } else { 1.0 };
-            x.iter_mut().for_each(|v| *v = (*v - lo) / d);
+            x.mapv_inplace(|v| (v - lo) / d);
         }
     }
 }
 
-/// Fit one `src` plane of size `from` to `to`.
-fn fit_plane(
-    src: &[f64],
-    from: (usize, usize),
-    to: (usize, usize),
-    fit: Fit,
-    nearest: bool,
-    origin: &str,
-) -> Result<Vec<f64>> {
+/// Fit one plane to `to` = (height, width).
+fn fit_plane(src: ArrayView2<f64>, to: (usize, usize), fit: Fit, nearest: bool, origin: &str) -> Result<Array2<f64>> {
+    let from = src.dim();
     if from == to {
-        return Ok(src.to_vec());
+        return Ok(src.to_owned());
     }
     let (fh, fw) = from;
     let (th, tw) = to;
@@ -177,59 +177,54 @@ fn fit_plane(
         UserError::BadData(format!("{origin} is {fh}x{fw}, the model takes {th}x{tw}: {why}")).into()
     };
     match fit {
+        _ if fh == 0 || fw == 0 || th == 0 || tw == 0 => Err(mismatch("an empty image cannot be fitted")),
         Fit::None => Err(mismatch("pass --fit resize, crop or pad")),
         Fit::Crop if fh < th || fw < tw => {
             Err(mismatch("--fit crop needs data at least as large as the model's input"))
         }
         Fit::Pad if fh > th || fw > tw => Err(mismatch("--fit pad needs data no larger than the model's input")),
-        Fit::Crop | Fit::Pad => {
-            // Crop and pad are the same centered copy with a signed offset.
-            let (oy, ox) = ((fh as isize - th as isize) / 2, (fw as isize - tw as isize) / 2);
-            let mut out = vec![0.0; th * tw];
-            for y in 0..th {
-                for x in 0..tw {
-                    let (sy, sx) = (y as isize + oy, x as isize + ox);
-                    if sy >= 0 && sx >= 0 && (sy as usize) < fh && (sx as usize) < fw {
-                        out[y * tw + x] = src[sy as usize * fw + sx as usize];
-                    }
-                }
-            }
+        Fit::Crop => {
+            let (oy, ox) = ((fh - th) / 2, (fw - tw) / 2);
+            Ok(src.slice(s![oy..oy + th, ox..ox + tw]).to_owned())
+        }
+        Fit::Pad => {
+            let (oy, ox) = ((th - fh) / 2, (tw - fw) / 2);
+            let mut out = Array2::zeros(to);
+            out.slice_mut(s![oy..oy + fh, ox..ox + fw]).assign(&src);
             Ok(out)
         }
-        Fit::Resize => Ok(resize(src, from, to, nearest)),
+        Fit::Resize => Ok(resize(src, to, nearest)),
     }
 }
 
 /// Resize with half-pixel centers (as `align_corners=False`): bilinear or nearest.
-fn resize(src: &[f64], (fh, fw): (usize, usize), (th, tw): (usize, usize), nearest: bool) -> Vec<f64> {
+fn resize(src: ArrayView2<f64>, (th, tw): (usize, usize), nearest: bool) -> Array2<f64> {
+    let (fh, fw) = src.dim();
     let (sy, sx) = (fh as f64 / th as f64, fw as f64 / tw as f64);
-    let mut out = vec![0.0; th * tw];
-    for y in 0..th {
-        let fy = ((y as f64 + 0.5) * sy - 0.5).clamp(0.0, (fh - 1) as f64);
-        for x in 0..tw {
-            let fx = ((x as f64 + 0.5) * sx - 0.5).clamp(0.0, (fw - 1) as f64);
-            out[y * tw + x] = if nearest {
-                src[(((y as f64 + 0.5) * sy) as usize).min(fh - 1) * fw
-                    + (((x as f64 + 0.5) * sx) as usize).min(fw - 1)]
-            } else {
-                let (y0, x0) = (fy.floor() as usize, fx.floor() as usize);
-                let (y1, x1) = ((y0 + 1).min(fh - 1), (x0 + 1).min(fw - 1));
-                let (dy, dx) = (fy - y0 as f64, fx - x0 as f64);
-                let top = src[y0 * fw + x0] * (1.0 - dx) + src[y0 * fw + x1] * dx;
-                let bot = src[y1 * fw + x0] * (1.0 - dx) + src[y1 * fw + x1] * dx;
-                top * (1.0 - dy) + bot * dy
-            };
+    Array2::from_shape_fn((th, tw), |(y, x)| {
+        if nearest {
+            return src
+                [[(((y as f64 + 0.5) * sy) as usize).min(fh - 1), (((x as f64 + 0.5) * sx) as usize).min(fw - 1)]];
         }
-    }
-    out
+        let fy = ((y as f64 + 0.5) * sy - 0.5).clamp(0.0, (fh - 1) as f64);
+        let fx = ((x as f64 + 0.5) * sx - 0.5).clamp(0.0, (fw - 1) as f64);
+        let (y0, x0) = (fy.floor() as usize, fx.floor() as usize);
+        let (y1, x1) = ((y0 + 1).min(fh - 1), (x0 + 1).min(fw - 1));
+        let (dy, dx) = (fy - y0 as f64, fx - x0 as f64);
+        let top = src[[y0, x0]] * (1.0 - dx) + src[[y0, x1]] * dx;
+        let bot = src[[y1, x0]] * (1.0 - dx) + src[[y1, x1]] * dx;
+        top * (1.0 - dy) + bot * dy
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use ndarray::{array, Array};
+
     use super::*;
 
-    fn sample(h: usize, w: usize, image: Vec<f64>, label: Vec<f64>) -> Sample {
-        Sample { channels: 1, height: h, width: w, image, label: Some(label), origin: "t#0".into() }
+    fn sample(image: Array2<f64>, label: Array2<f64>) -> Sample {
+        Sample { image: image.insert_axis(Axis(0)), label: Some(label), origin: "t#0".into() }
     }
 
     fn spec(c: usize, h: usize, w: usize) -> InputSpec {
@@ -238,32 +233,52 @@ mod tests {
 
     #[test]
     fn zscore_and_channel_replication() {
-        let s = sample(1, 2, vec![1.0, 3.0], vec![0.0, 1.0]);
+        let s = sample(array![[1.0, 3.0]], array![[0.0, 1.0]]);
         let d = prepare(&[s], &spec(3, 1, 2), Normalize::Zscore, Fit::None).unwrap();
-        assert_eq!(d.images, vec![-1.0, 1.0, -1.0, 1.0, -1.0, 1.0]);
+        assert_eq!(d.images, Array::from_shape_vec((1, 3, 1, 2), vec![-1.0, 1.0, -1.0, 1.0, -1.0, 1.0]).unwrap());
+        assert!(d.images.is_standard_layout());
+        assert_eq!((d.n(), d.c(), d.h(), d.w()), (1, 3, 1, 2));
+    }
+
+    #[test]
+    fn minmax_spans_zero_to_one() {
+        let s = sample(array![[2.0, 4.0], [6.0, 10.0]], array![[0.0, 0.0], [0.0, 0.0]]);
+        let d = prepare(&[s], &spec(1, 2, 2), Normalize::Minmax, Fit::None).unwrap();
+        assert_eq!(d.images.as_slice().unwrap(), &[0.0, 0.25, 0.5, 1.0]);
     }
 
     #[test]
     fn pad_crop_and_resize() {
-        let s = sample(2, 2, vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0, 2.0, 3.0]);
+        let s = sample(array![[1.0, 2.0], [3.0, 4.0]], array![[0.0, 1.0], [2.0, 3.0]]);
         let d = prepare(std::slice::from_ref(&s), &spec(1, 4, 4), Normalize::None, Fit::Pad).unwrap();
-        assert_eq!(&d.images[4..8], &[0.0, 1.0, 2.0, 0.0]);
+        assert_eq!(d.images.slice(s![0, 0, 1, ..]), array![0.0, 1.0, 2.0, 0.0]);
         let d = prepare(std::slice::from_ref(&s), &spec(1, 1, 1), Normalize::None, Fit::Crop).unwrap();
-        assert_eq!(d.images, vec![1.0]);
+        assert_eq!(d.images.as_slice().unwrap(), &[1.0]);
         let d = prepare(std::slice::from_ref(&s), &spec(1, 4, 4), Normalize::None, Fit::Resize).unwrap();
-        assert_eq!(d.images[0], 1.0);
-        assert_eq!(d.images[15], 4.0);
-        assert_eq!(d.labels.unwrap()[15], 3.0);
+        assert_eq!(d.images[[0, 0, 0, 0]], 1.0);
+        assert_eq!(d.images[[0, 0, 3, 3]], 4.0);
+        assert_eq!(d.labels.unwrap()[[0, 3, 3]], 3.0);
         let e = prepare(&[s], &spec(1, 4, 4), Normalize::None, Fit::None).unwrap_err();
         assert!(e.to_string().contains("2x2, the model takes 4x4"));
     }
 
     #[test]
+    fn odd_pad_and_crop_offsets_round_down() {
+        // 3 -> 6 pads 1 above (3/2 = 1), 2 below; 5 -> 2 crops rows 1..3 ((5-2)/2 = 1).
+        let s = sample(array![[1.0], [2.0], [3.0]], array![[0.0], [0.0], [0.0]]);
+        let d = prepare(&[s], &spec(1, 6, 1), Normalize::None, Fit::Pad).unwrap();
+        assert_eq!(d.images.as_slice().unwrap(), &[0.0, 1.0, 2.0, 3.0, 0.0, 0.0]);
+        let s = sample(array![[1.0], [2.0], [3.0], [4.0], [5.0]], array![[0.0], [0.0], [0.0], [0.0], [0.0]]);
+        let d = prepare(&[s], &spec(1, 2, 1), Normalize::None, Fit::Crop).unwrap();
+        assert_eq!(d.images.as_slice().unwrap(), &[2.0, 3.0]);
+    }
+
+    #[test]
     fn labels_out_of_range_are_named() {
-        let s = sample(1, 2, vec![0.0, 0.0], vec![0.0, 4.0]);
+        let s = sample(array![[0.0, 0.0]], array![[0.0, 4.0]]);
         let d = prepare(&[s], &spec(1, 1, 2), Normalize::None, Fit::None).unwrap();
         let e = d.checked_labels(4).unwrap_err().to_string();
-        assert!(e.contains("label 4") && e.contains("t#0"), "{e}");
-        assert!(d.checked_labels(5).unwrap().is_some());
+        assert!(e.contains("label 4") && e.contains("t#0") && e.contains("pixel 1"), "{e}");
+        assert_eq!(d.checked_labels(5).unwrap().unwrap(), array![[[0u8, 4]]]);
     }
 }

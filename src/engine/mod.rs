@@ -180,28 +180,21 @@ impl LazyEngine {
     }
 }
 
-/// A borrowed input: shape and values.
-#[derive(Debug, Clone, Copy)]
+/// A borrowed input, handed to the runtime without copying.
+#[derive(Debug, Clone)]
 pub enum View<'a> {
-    /// float32.
-    F32(&'a [usize], &'a [f32]),
-    /// int64.
-    I64(&'a [usize], &'a [i64]),
-    /// A value a session returned, fed back as it is (no copy).
+    /// float32 values in standard (C-contiguous) layout, e.g. a batch sliced out of the
+    /// validation set.
+    F32(ArrayViewD<'a, f32>),
+    /// A value a session returned, fed back as it is.
     Value(&'a ort::value::DynValue),
 }
 
 impl Runner {
     /// Run with one float input; returns every output as the runtime's own values (kept
     /// without copying, to be fed to other sessions with [`View::Value`]).
-    pub fn run_keep(
-        &mut self,
-        name: &str,
-        shape: &[usize],
-        values: &[f32],
-    ) -> Result<Vec<(String, ort::value::DynValue)>> {
-        let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        let t = ort::value::TensorRef::from_array_view((shape, values)).map_err(|e| anyhow!("input '{name}': {e}"))?;
+    pub fn run_keep(&mut self, name: &str, values: ArrayViewD<'_, f32>) -> Result<Vec<(String, ort::value::DynValue)>> {
+        let t = ort::value::TensorRef::from_array_view(values).map_err(|e| anyhow!("input '{name}': {e}"))?;
         let outputs = self
             .session
             .run(vec![(std::borrow::Cow::from(name), ort::session::SessionInputValue::from(t))])
@@ -244,24 +237,15 @@ impl Runner {
 }
 
 /// Borrowed inputs as the runtime takes them.
-fn session_inputs<'v>(
-    inputs: &[(&'v str, View<'v>)],
-) -> Result<Vec<(std::borrow::Cow<'v, str>, ort::session::SessionInputValue<'v>)>> {
+fn session_inputs<'s, 'v: 's>(
+    inputs: &'s [(&'s str, View<'v>)],
+) -> Result<Vec<(std::borrow::Cow<'s, str>, ort::session::SessionInputValue<'s>)>> {
     let mut feed = Vec::with_capacity(inputs.len());
     for (name, view) in inputs {
         let v: ort::session::SessionInputValue<'_> = match view {
-            View::F32(shape, values) => {
-                let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-                ort::value::TensorRef::from_array_view((shape, *values))
-                    .map_err(|e| anyhow!("input '{name}': {e}"))?
-                    .into()
-            }
-            View::I64(shape, values) => {
-                let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-                ort::value::TensorRef::from_array_view((shape, *values))
-                    .map_err(|e| anyhow!("input '{name}': {e}"))?
-                    .into()
-            }
+            View::F32(values) => ort::value::TensorRef::from_array_view(values.clone())
+                .map_err(|e| anyhow!("input '{name}': {e}"))?
+                .into(),
             View::Value(v) => (*v).into(),
         };
         feed.push((std::borrow::Cow::from(*name), v));

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use ndarray::{s, ArrayView4};
 
 use super::{data_free_report, load_pair, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
@@ -222,10 +223,10 @@ impl Audit {
         report.dataset = Some(DatasetInfo {
             path: data_path.display().to_string(),
             format: loaded.format.into(),
-            images: dataset.n,
-            channels: dataset.c,
-            height: dataset.h,
-            width: dataset.w,
+            images: dataset.n(),
+            channels: dataset.c(),
+            height: dataset.h(),
+            width: dataset.w(),
             classes: outcome.classes,
             labels: if label_free { "baseline" } else { "file" }.into(),
             normalize: format!("{:?}", self.normalize).to_lowercase(),
@@ -240,26 +241,24 @@ impl Audit {
 fn batch_dynamic_verified(engine: &Engine, target: &Model, data: &Dataset) -> Result<Model> {
     let dynamic = make_batch_dynamic(target)?;
     let input = target.input_spec()?;
-    let k = data.n.min(4);
-    let per = data.c * data.h * data.w;
-    let images = &data.images[..k * per];
-    let first_output = |r: &mut Runner, shape: &[usize], x: &[f32]| {
-        r.run_views_first(&[(input.name.as_str(), View::F32(shape, x))], |v| {
+    let k = data.n().min(4);
+    let images = data.images.slice(s![..k, .., .., ..]);
+    let first_output = |r: &mut Runner, x: ArrayView4<f32>| {
+        r.run_views_first(&[(input.name.as_str(), View::F32(x.into_dyn()))], |v| {
             Ok(v.iter().copied().collect::<Vec<f32>>())
         })
     };
     let mut one = engine.session(&target.to_bytes()?)?;
     let mut want = Vec::new();
     for i in 0..k {
-        want.extend(first_output(&mut one, &[1, data.c, data.h, data.w], &images[i * per..(i + 1) * per])?);
+        want.extend(first_output(&mut one, images.slice(s![i..i + 1, .., .., ..]))?);
     }
-    let got = engine
-        .session(&dynamic.to_bytes()?)
-        .and_then(|mut r| first_output(&mut r, &[k, data.c, data.h, data.w], images))
-        .map_err(|e| UserError::BadFlag {
+    let got = engine.session(&dynamic.to_bytes()?).and_then(|mut r| first_output(&mut r, images)).map_err(|e| {
+        UserError::BadFlag {
             flag: "--dynamic-batch",
             reason: format!("the model does not run with a batch of {k}: {e:#}"),
-        })?;
+        }
+    })?;
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
     let diff = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     if got.len() != want.len() || diff.is_nan() || diff > 1e-4 * scale {

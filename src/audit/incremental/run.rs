@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 use indicatif::ProgressBar;
-use ndarray::{s, Array3};
+use ndarray::{s, Array3, ArrayD};
 
 use super::{schedule, Plan, Region};
 use crate::audit::forward::{class_maps, Feed};
+use crate::audit::strategy::param_f32;
 use crate::audit::{AuditJob, AuditOutcome, Truth};
 use crate::engine::View;
 use crate::metrics::dice::{Dice, DiceCounts};
@@ -39,7 +40,7 @@ impl Plan {
                 feed.batch,
                 self.bytes_per_image as f64 / (1 << 20) as f64,
                 chunks.len(),
-                (batches_per_chunk * feed.batch).min(data.n)
+                (batches_per_chunk * feed.batch).min(data.n())
             );
         }
         let mut classes = 0;
@@ -53,16 +54,16 @@ impl Plan {
             let runs = schedule::parallel_map(self.workers, chunk, |w, &(start, count)| {
                 let mut runner =
                     self.cache_runners[w].lock().map_err(|_| anyhow::anyhow!("a baseline session was poisoned"))?;
-                let (shape, x) = feed.tensor(start, count);
+                let x = feed.tensor(start, count);
                 let mut outs: HashMap<String, ort::value::DynValue> =
-                    runner.run_keep(input, &shape, &x)?.into_iter().collect();
+                    runner.run_keep(input, x.view().into_dyn())?.into_iter().collect();
                 let logits = outs
                     .remove(&self.output)
                     .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;
                 let logits = logits
                     .try_extract_array::<f32>()
                     .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
-                let (pred, c) = class_maps(logits, count, data.h, data.w)?;
+                let (pred, c) = class_maps(logits, count, data.h(), data.w())?;
                 Ok((pred, c, outs))
             })?;
             let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
@@ -121,31 +122,30 @@ impl Plan {
         let needs_image = region.frontier.iter().any(|n| n == input);
         // Batches outside, swaps inside: a batch's cached tensors stay in the core's cache
         // while every kind of this layer is tried on it.
-        let swapped: Vec<(&str, Vec<usize>, Vec<f32>)> = region
+        let swapped: Vec<(&str, ArrayD<f32>)> = region
             .pairs
             .iter()
             .map(|&p| {
                 let t = &job.pairing.pairs[p].target;
-                let values = job.values.source[p].iter().map(|&v| v as f32).collect();
-                (t.name.as_str(), t.dims.iter().map(|&d| d as usize).collect(), values)
+                Ok((t.name.as_str(), param_f32(&t.dims, &job.values.source[p])?))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let mut counts = vec![DiceCounts::new(classes); region.pairs.len()];
         for (b, &(start, count)) in chunk.iter().enumerate() {
             // The image itself only when the region reads it (the first layer's).
-            let (shape, x) = if needs_image { feed.tensor(start, count) } else { (Vec::new(), Vec::new()) };
+            let x = needs_image.then(|| feed.tensor(start, count));
             let mut feeds: Vec<(&str, View)> = Vec::with_capacity(region.frontier.len() + 1);
             for name in &region.frontier {
-                if name == input {
-                    feeds.push((input, View::F32(&shape, &x)));
+                if let (true, Some(x)) = (name == input, &x) {
+                    feeds.push((input, View::F32(x.view().into_dyn())));
                     continue;
                 }
                 let t = cache[b].get(name).ok_or_else(|| anyhow::anyhow!("tensor '{name}' missing from the cache"))?;
                 feeds.push((name.as_str(), View::Value(t)));
             }
-            for ((name, dims, values), c) in swapped.iter().zip(&mut counts) {
-                feeds.push((name, View::F32(dims, values)));
-                let (h, w) = (feed.data.h, feed.data.w);
+            for ((name, values), c) in swapped.iter().zip(&mut counts) {
+                feeds.push((name, View::F32(values.view())));
+                let (h, w) = (feed.data.h(), feed.data.w());
                 let pred = runner.run_views_first(&feeds, |output| Ok(class_maps(output, count, h, w)?.0))?;
                 feeds.pop();
                 c.add(pred.view(), truth[b].view());

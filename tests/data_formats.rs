@@ -1,0 +1,164 @@
+//! Data formats through the real binary: the bundled ACDC slices stored as float64
+//! Fortran-order `.npz` with int64 labels, and as int16 NIfTI with `scl_slope`/`scl_inter`,
+//! audit to the same Dice as the float32 C-order `.npz` of the same values; broken data files
+//! exit 2 naming the file.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use ndarray::{s, Array3, ArrayD};
+use npyz::{zip::write::FileOptions, zip::CompressionMethod, WriterBuilder};
+use predicates::prelude::*;
+use reuse_audit::data::{nifti::nii_bytes, npy};
+use serde_json::Value;
+
+/// Images in the tests below: two volumes of three slices.
+const N: usize = 6;
+
+fn audit_json(data: &Path, extra: &[&str]) -> Value {
+    let t = root().join("models/unet-acdc-seg.onnx");
+    let out = audit_cmd(&t, &t, data)
+        .args(["--json", "-q", "--kinds", "B"])
+        .args(extra)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).expect("JSON report")
+}
+
+/// The first `N` bundled validation slices: images `N x 64 x 64` (stored float32) and labels.
+fn acdc() -> (Array3<f64>, Array3<f64>) {
+    let mut npz = npy::Npz::open(&root().join("models/data/acdc-val.npz")).expect("bundled data");
+    let images = npz.require("images").unwrap().slice_move(s![..N, 0, .., ..]).into_dimensionality().unwrap();
+    let labels = npz.require("labels").unwrap().slice_move(s![..N, .., ..]).into_dimensionality().unwrap();
+    (images, labels)
+}
+
+/// Write one array into an `.npz` with npyz: as `T`, in C or Fortran order.
+fn put<T: npyz::AutoSerialize + Copy>(
+    npz: &mut npyz::npz::NpzWriter<std::io::BufWriter<std::fs::File>>,
+    name: &str,
+    a: &ArrayD<T>,
+    fortran: bool,
+    method: CompressionMethod,
+) {
+    let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
+    let order = if fortran { npyz::Order::Fortran } else { npyz::Order::C };
+    let opts = FileOptions::default().compression_method(method);
+    let mut w = npz.array::<T>(name, opts).unwrap().default_dtype().shape(&shape).order(order).begin_nd().unwrap();
+    // Fortran order lists the first axis fastest: the transpose's C order.
+    let values: Vec<T> = if fortran { a.t().iter().copied().collect() } else { a.iter().copied().collect() };
+    w.extend(values).unwrap();
+    w.finish().unwrap();
+}
+
+/// float32 images and uint8 labels, C order, stored: the reference encoding.
+fn reference_npz(path: &Path, images: &Array3<f64>, labels: &Array3<f64>) {
+    let mut npz = npyz::npz::NpzWriter::create(path).unwrap();
+    put(&mut npz, "images", &images.mapv(|v| v as f32).into_dyn(), false, CompressionMethod::Stored);
+    put(&mut npz, "labels", &labels.mapv(|v| v as u8).into_dyn(), false, CompressionMethod::Stored);
+}
+
+#[test]
+fn fortran_order_float64_npz_with_int64_labels_gives_the_float32_c_order_dice() {
+    let d = tempfile::tempdir().unwrap();
+    let (images, labels) = acdc();
+    let reference = d.path().join("c.npz");
+    reference_npz(&reference, &images, &labels);
+    let want = audit_json(&reference, &[]);
+    assert_eq!(want["dataset"]["images"], N);
+    // The segmenter knows these slices: a scrambled axis order would not score this.
+    assert!(want["baseline"]["mean_fg"].as_f64().unwrap() > 0.85, "{}", want["baseline"]);
+    for method in [CompressionMethod::Stored, CompressionMethod::Deflated] {
+        let p = d.path().join(format!("f-{method:?}.npz"));
+        let mut npz = npyz::npz::NpzWriter::create(&p).unwrap();
+        put(&mut npz, "images", &images.clone().insert_axis(ndarray::Axis(1)).into_dyn(), true, method);
+        put(&mut npz, "labels", &labels.mapv(|v| v as i64).into_dyn(), true, method);
+        drop(npz);
+        let got = audit_json(&p, &[]);
+        assert_eq!(got["dataset"]["images"], N);
+        assert_eq!(got["baseline"], want["baseline"], "{method:?}");
+    }
+}
+
+#[test]
+fn int16_nifti_with_slope_and_intercept_gives_the_dice_of_the_floats_it_encodes() {
+    let d = tempfile::tempdir().unwrap();
+    let (images, labels) = acdc();
+    // value = q / 2048 - 0.25 with q an int16: exact in float32 and in f64.
+    let (slope, inter) = (1.0 / 2048.0, -0.25);
+    let q = images.mapv(|v| ((v - inter as f64) / slope as f64).round().clamp(-32768.0, 32767.0));
+    let floats = q.mapv(|q| q * slope as f64 + inter as f64);
+    let reference = d.path().join("floats.npz");
+    reference_npz(&reference, &floats, &labels);
+    // Two volumes of three slices; slice k of a volume is vol[:, :, k] with rows along x.
+    let dir = d.path().join("nifti");
+    std::fs::create_dir(&dir).unwrap();
+    for (v, name) in ["patient001_frame01", "patient002_frame01"].iter().enumerate() {
+        let (mut image, mut gt) = (Vec::new(), Vec::new());
+        for k in 3 * v..3 * v + 3 {
+            for j in 0..64 {
+                for i in 0..64 {
+                    image.extend_from_slice(&(q[[k, i, j]] as i16).to_le_bytes());
+                    gt.push(labels[[k, i, j]] as u8);
+                }
+            }
+        }
+        std::fs::write(dir.join(format!("{name}.nii")), nii_bytes(&[64, 64, 3], 4, 16, (slope, inter), &image, false))
+            .unwrap();
+        std::fs::write(dir.join(format!("{name}_gt.nii")), nii_bytes(&[64, 64, 3], 2, 8, (0.0, 0.0), &gt, false))
+            .unwrap();
+    }
+    // No normalization: unscaled int16 values would give a different Dice.
+    let want = audit_json(&reference, &["--normalize", "none"]);
+    let got = audit_json(&dir, &["--normalize", "none"]);
+    assert_eq!(got["dataset"]["format"], "nifti");
+    assert_eq!(got["dataset"]["images"], N);
+    assert_eq!(got["baseline"], want["baseline"]);
+}
+
+fn fails_with(data: &Path, needles: &[&str]) {
+    let t = root().join("models/unet-acdc-seg.onnx");
+    let mut a = audit_cmd(&t, &t, data).arg("-q").assert().code(2).stderr(predicate::str::contains("panicked").not());
+    for n in needles {
+        a = a.stderr(predicate::str::contains(*n));
+    }
+}
+
+#[test]
+fn broken_data_files_exit_2_naming_file_and_key() {
+    let d = tempfile::tempdir().unwrap();
+    let write = |name: &str, entries: &[(&str, Vec<u8>)]| {
+        let p = d.path().join(name);
+        let mut npz = npyz::npz::NpzWriter::create(&p).unwrap();
+        for (key, bytes) in entries {
+            use std::io::Write;
+            npz.zip_writer().start_file(format!("{key}.npy"), FileOptions::default()).unwrap();
+            npz.zip_writer().write_all(bytes).unwrap();
+        }
+        p
+    };
+    let labels = npy::npy_bytes("|u1", &[1, 2, 2], &[0; 4]);
+    let p = write("nokey.npz", &[("pixels", npy::npy_f32_bytes(&[1, 2, 2], &[0.0; 4])), ("labels", labels.clone())]);
+    fails_with(&p, &["nokey.npz", "no 'images'", "it has: labels, pixels"]);
+    let full = npy::npy_f32_bytes(&[1, 2, 2], &[0.0; 4]);
+    let p = write("short.npz", &[("images", full[..full.len() - 5].to_vec()), ("labels", labels.clone())]);
+    fails_with(&p, &["short.npz", "images.npy", "truncated"]);
+    let p = write("complex.npz", &[("images", npy::npy_bytes("<c16", &[1, 2, 2], &[0; 64])), ("labels", labels)]);
+    fails_with(&p, &["complex.npz", "images.npy", "unsupported dtype"]);
+    let bytes = std::fs::read(&p).unwrap();
+    let cut = d.path().join("cut.npz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(&cut, &["cut.npz"]);
+    // A NIfTI folder with a truncated label volume.
+    let dir = d.path().join("nifti");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a.nii"), nii_bytes(&[64, 64, 1], 2, 8, (0.0, 0.0), &[1; 4096], false)).unwrap();
+    let gt = nii_bytes(&[64, 64, 1], 2, 8, (0.0, 0.0), &[0; 4096], false);
+    std::fs::write(dir.join("a_gt.nii"), &gt[..gt.len() - 100]).unwrap();
+    fails_with(&dir, &["a_gt.nii", "truncated"]);
+}
