@@ -48,7 +48,7 @@ impl DualAxisChart<'_> {
         let mut chart = ChartBuilder::on(&root)
             .caption(self.title, ("sans-serif", TITLE).into_font().style(FontStyle::Bold))
             .margin(6)
-            .x_label_area_size(34)
+            .x_label_area_size(40)
             .y_label_area_size(56)
             .right_y_label_area_size(56)
             .build_cartesian_2d(x.clone(), y_range(left.iter().map(|p| p.1).chain([1.0])))?
@@ -59,7 +59,7 @@ impl DualAxisChart<'_> {
             .disable_x_mesh()
             .light_line_style(WHITE.mix(0.0))
             .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
-            .y_labels(6)
+            .y_labels(8)
             .x_labels(n.min(24))
             .x_label_formatter(&label_of)
             .y_label_formatter(&fmt_tick)
@@ -70,7 +70,7 @@ impl DualAxisChart<'_> {
             .draw()?;
         chart
             .configure_secondary_axes()
-            .y_labels(6)
+            .y_labels(8)
             .y_label_formatter(&fmt_tick)
             .label_style(text(TEXT, BLACK))
             .y_desc(self.right.name)

@@ -106,11 +106,11 @@ pub fn text(size: f64, color: RGBColor) -> TextStyle<'static> {
 impl BarChart<'_> {
     /// Render as a standalone `<svg>` element.
     pub fn render(&self) -> String {
-        render_svg((640, 260), self.title, |buf| self.draw(buf))
+        render_svg((640, 266), self.title, |buf| self.draw(buf))
     }
 
     fn draw(&self, buf: &mut String) -> DrawResult {
-        let root = SVGBackend::with_string(buf, (640, 260)).into_drawing_area();
+        let root = SVGBackend::with_string(buf, (640, 266)).into_drawing_area();
         root.fill(&WHITE)?;
         let n = self.values.len().max(1);
         let finite = self.values.iter().flatten().copied().filter(|v| v.is_finite());
@@ -119,7 +119,7 @@ impl BarChart<'_> {
             .caption(self.title, ("sans-serif", TITLE).into_font().style(FontStyle::Bold))
             .margin(6)
             .margin_right(if self.reference.is_some() { 64 } else { 12 })
-            .x_label_area_size(34)
+            .x_label_area_size(40)
             .y_label_area_size(56)
             .build_cartesian_2d(-0.5..n as f64 - 0.5, ys.clone())?;
         let label_of = |x: &f64| label_at(&self.labels, *x);
@@ -128,7 +128,7 @@ impl BarChart<'_> {
             .disable_x_mesh()
             .light_line_style(WHITE.mix(0.0))
             .bold_line_style(GRID)
-            .y_labels(6)
+            .y_labels(8)
             .x_labels(n.min(24))
             .x_label_formatter(&label_of)
             .y_label_formatter(&fmt_tick)
