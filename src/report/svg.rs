@@ -163,7 +163,7 @@ pub fn heatmap(title: &str, names: &[String], values: &[Vec<Option<f64>>]) -> St
     let n = names.len().max(1);
     let cell = (520 / n as u32).clamp(18, 48);
     let name_px = 8 + 7 * names.iter().map(|s| s.chars().count()).max().unwrap_or(4) as u32;
-    let size = (name_px + cell * n as u32 + 24, 40 + name_px + cell * n as u32 + 8);
+    let size = (name_px + cell * n as u32 + 24, 26 + name_px + cell * n as u32 + 8);
     render_svg(size, title, |buf| {
         let root = SVGBackend::with_string(buf, size).into_drawing_area();
         root.fill(&WHITE)?;
