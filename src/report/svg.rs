@@ -16,8 +16,10 @@ const GRID: RGBColor = RGBColor(0xdd, 0xdd, 0xdd);
 
 /// Font sizes in plotters' units (it writes `size / 1.24` px into the SVG).
 pub const TEXT: f64 = 13.64;
-/// Title font size.
-pub const TITLE: f64 = 16.12;
+/// Title font size (14 px; sizes are multiples of 1.24 so the px are whole numbers).
+pub const TITLE: f64 = 17.36;
+/// Heatmap cell values (9 px).
+const CELL_TEXT: f64 = 11.16;
 
 /// What a drawing into a `String` can fail with (only plotters' own layout checks).
 pub type DrawResult = Result<(), Box<dyn std::error::Error>>;
@@ -210,7 +212,7 @@ pub fn heatmap(title: &str, names: &[String], values: &[Vec<Option<f64>>]) -> St
                 chart.draw_series([Rectangle::new(corners, WHITE.stroke_width(1))])?;
                 if let Some(v) = v.filter(|_| cell >= 30) {
                     let ink = if v > 0.5 * hi { WHITE } else { BLACK };
-                    let style = text(11.16, ink).pos(Pos::new(HPos::Center, VPos::Center));
+                    let style = text(CELL_TEXT, ink).pos(Pos::new(HPos::Center, VPos::Center));
                     chart.draw_series([Text::new(format!("{v:.3}"), (x, y), style)])?;
                 }
             }
