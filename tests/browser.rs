@@ -1,5 +1,5 @@
 //! The committed HTML reports rendered in a real browser (headless Chromium): every figure
-//! is an SVG with a non-empty box and bars, and a screenshot is not blank.
+//! is an SVG with a non-empty box and bars or points, and a screenshot is not blank.
 //!
 //! `.ci/run` installs Debian's `chromium` and sets `REUSE_AUDIT_BROWSER_TEST=1`, which makes
 //! a missing browser a failure; elsewhere the test says it was skipped.
@@ -36,12 +36,15 @@ fn headless(chrome: &Path, profile: &Path) -> Command {
     c
 }
 
+/// What counts as a figure's marks: plotters' bars (blue or red rectangles) and points.
+const MARKS: &str = r##"'rect[fill="#1F77B4"],rect[fill="#D62728"],circle'"##;
+
 /// A page that loads the report in an iframe and writes what it measured into `#result`.
 const PROBE: &str = r#"<!DOCTYPE html><html><body><pre id="result">pending</pre>
 <iframe id="f" src="REPORT" style="width:1400px;height:2000px"></iframe><script>
 document.getElementById('f').onload = function () {
   var d = this.contentDocument, svgs = Array.from(d.querySelectorAll('svg'));
-  var boxes = svgs.map(function (s) { var r = s.getBoundingClientRect(); return [r.width, r.height, s.querySelectorAll('rect.bar,rect.cell').length]; });
+  var boxes = svgs.map(function (s) { var r = s.getBoundingClientRect(); return [r.width, r.height, s.querySelectorAll(MARKS).length]; });
   var rows = d.querySelectorAll('#rows tbody tr').length;
   d.querySelector('#rows th').click();
   document.getElementById('result').textContent = JSON.stringify({svgs: boxes, rows: rows, verdict: (d.getElementById('verdict') || {}).textContent || ''});
@@ -63,7 +66,8 @@ fn committed_reports_render_with_their_figures() {
         let report = root().join("reports").join(name).join("report.html");
         assert!(report.exists(), "{} is missing: run `cargo run --release -- demo`", report.display());
         let probe = tmp.path().join(format!("{name}-probe.html"));
-        std::fs::write(&probe, PROBE.replace("REPORT", &format!("file://{}", report.display()))).unwrap();
+        let page = PROBE.replace("REPORT", &format!("file://{}", report.display())).replace("MARKS", MARKS);
+        std::fs::write(&probe, page).unwrap();
         let out = headless(&chrome, &tmp.path().join("profile"))
             .args(["--virtual-time-budget=10000", "--dump-dom"])
             .arg(&probe)
@@ -77,7 +81,7 @@ fn committed_reports_render_with_their_figures() {
         assert!(svgs.len() >= 10, "{name}: {} figures", svgs.len());
         for s in svgs {
             assert!(s[0].as_f64().unwrap() > 100.0 && s[1].as_f64().unwrap() > 100.0, "{name}: empty figure box {s}");
-            assert!(s[2].as_u64().unwrap() > 0, "{name}: a figure without bars {s}");
+            assert!(s[2].as_u64().unwrap() > 0, "{name}: a figure without bars or points {s}");
         }
         assert!(v["rows"].as_u64().unwrap() > 50, "{name}: table rows");
         assert!(v["verdict"].as_str().unwrap().contains("reusable"), "{name}: verdict");

@@ -241,6 +241,7 @@ fn matrix_of_three_models() {
     assert_eq!(rows[0][1..3], ["0", "0"], "a vs a and a vs b: identical weights");
     assert!(rows[0][3].parse::<f64>().unwrap() > 0.5, "a vs c differ");
     let html = std::fs::read_to_string(out.join("matrix.html")).unwrap();
-    assert_eq!(html.matches("class=\"cell\"").count(), 9);
+    // Every heatmap cell is outlined in white once (plotters' SVG: a rect filled "none").
+    assert_eq!(html.matches(r##"fill="none" stroke="#FFFFFF""##).count(), 9);
     bin().arg("matrix").arg(&a).assert().code(2);
 }

@@ -77,6 +77,8 @@ pub fn rows(pairing: &Pairing, values: &PairValues) -> Vec<Row> {
                 delta_dice: None,
                 dice_fg: None,
                 reusable: None,
+                spectral_rel: None,
+                subspace_overlap: None,
                 dice_class: vec![],
             }
         })

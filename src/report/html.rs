@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use super::dual_axis::{DualAxisChart, Series};
 use super::svg::{esc, BarChart};
 use super::Report;
 
@@ -94,7 +95,24 @@ pub fn figures(r: &Report) -> Vec<Figure> {
             });
         }
     }
+    out.extend(subspace_figure(r));
     out
+}
+
+/// Per conv layer, `spectral_rel` and `subspace_overlap` of W; None when no W row has either.
+fn subspace_figure(r: &Report) -> Option<Figure> {
+    let rows: Vec<&super::Row> =
+        rows_of(r, "W").into_iter().filter(|x| x.spectral_rel.is_some() || x.subspace_overlap.is_some()).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let chart = DualAxisChart {
+        title: "Spectral distance and subspace overlap of conv W per layer",
+        labels: rows.iter().map(|x| x.layer.to_string()).collect(),
+        left: Series { name: "spectral_rel", values: rows.iter().map(|x| x.spectral_rel).collect() },
+        right: Series { name: "subspace_overlap", values: rows.iter().map(|x| x.subspace_overlap).collect() },
+    };
+    Some(Figure { file: "subspace-w.svg".into(), section: "subspace", svg: chart.render() })
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}h1{font-size:22px}\
@@ -163,6 +181,7 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         ("swap", "Dice after swapping, per layer (red: not reusable)"),
         ("bn", "BN shift and scale: MRM, MRV, MRW, MRB"),
         ("rmse", "RMSE and nRMSE of conv W and B"),
+        ("subspace", "Spectral distance and subspace overlap of conv W"),
     ] {
         let in_section: Vec<&Figure> = figs.iter().filter(|f| f.section == section).collect();
         if in_section.is_empty() {

@@ -2,6 +2,7 @@
 //! (CSV, JSON, Markdown, text table), and one place that writes files atomically.
 
 pub mod csv;
+pub mod dual_axis;
 pub mod html;
 pub mod markdown;
 pub mod svg;
@@ -167,6 +168,10 @@ pub struct Row {
     pub dice_fg: Option<f64>,
     /// delta_dice <= tolerance (audit only).
     pub reusable: Option<bool>,
+    /// ‖W_t − W_s‖₂ / ‖W_t‖₂ (conv W only).
+    pub spectral_rel: Option<f64>,
+    /// Mean squared cosine of the principal angles between the filter banks' top singular subspaces (conv W only).
+    pub subspace_overlap: Option<f64>,
     /// Dice per class after this swap (audit only; empty otherwise).
     pub dice_class: Vec<f64>,
 }

@@ -24,6 +24,8 @@ fn row(family: &str, layer: usize, kind: &str, rmse: f64, swapped: f64) -> Row {
         delta_dice: Some(0.9 - swapped),
         dice_fg: Some(swapped - 0.05),
         reusable: None,
+        spectral_rel: None,
+        subspace_overlap: None,
         dice_class: vec![swapped + 0.05, swapped - 0.05],
     }
 }
@@ -129,7 +131,10 @@ fn html_structure_snapshot() {
     let page = html::render(&r, &figs);
     let mut outline: Vec<String> = figs
         .iter()
-        .map(|f| format!("figure {} ({}) bars={}", f.file, f.section, f.svg.matches("class=\"bar\"").count()))
+        .map(|f| {
+            let bars = svg::tests::rects(&f.svg, "#1F77B4") + svg::tests::rects(&f.svg, "#D62728");
+            format!("figure {} ({}) bars={bars}", f.file, f.section)
+        })
         .collect();
     for id in ["verdict", "baseline", "figs-swap", "figs-bn", "figs-rmse", "rows"] {
         outline.push(format!("id {id}: {}", page.contains(&format!("id=\"{id}\""))));
@@ -141,4 +146,51 @@ fn html_structure_snapshot() {
         page.matches("src=\"http").count() + page.matches("href=\"http").count()
     ));
     insta::assert_snapshot!("html_structure", outline.join("\n"));
+}
+
+/// The `y` of the tick label `label` drawn with `anchor` (`end`: left axis, `start`: right axis).
+fn tick_y(svg: &str, anchor: &str, label: &str) -> Option<String> {
+    let tick = svg
+        .split("<text ")
+        .find(|t| t.contains(&format!("text-anchor=\"{anchor}\"")) && t.contains(&format!(">\n{label}\n</text>")))?;
+    Some(tick.split(" y=\"").nth(1)?.split('"').next()?.to_string())
+}
+
+#[test]
+fn subspace_figure_plots_the_planted_values() {
+    let mut r = fixed_report();
+    let plant = |r: &mut Report, kind: &str, layer: usize, spectral: Option<f64>, overlap: Option<f64>| {
+        let row = r.rows.iter_mut().find(|x| x.kind == kind && x.layer == layer).unwrap();
+        row.spectral_rel = spectral;
+        row.subspace_overlap = overlap;
+    };
+    plant(&mut r, "W", 1, Some(1.0), Some(0.6));
+    plant(&mut r, "W", 2, Some(0.5), None);
+    plant(&mut r, "B", 1, Some(9.0), Some(0.9)); // not a W row: not plotted
+    let figs = html::figures(&r);
+    let fig = figs.iter().find(|f| f.file == "subspace-w.svg").expect("subspace figure");
+    assert_eq!(fig.section, "subspace");
+    let svg = &fig.svg;
+    let circles = |color: &str| -> Vec<&str> {
+        svg.split("<circle ").skip(1).filter(|c| c.contains(&format!("fill=\"{color}\""))).collect()
+    };
+    assert_eq!(circles("#1F77B4").len(), 2, "spectral_rel of W layers 1 and 2");
+    assert_eq!(circles("#FF7F0E").len(), 1, "subspace_overlap of W layer 1 only");
+    let cy = |c: &str| c.split("cy=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    // Each point sits at the height of its value's tick on its own axis.
+    assert_eq!(Some(cy(circles("#FF7F0E")[0])), tick_y(svg, "start", "0.6"), "overlap 0.6 on the right axis");
+    assert_eq!(Some(cy(circles("#1F77B4")[0])), tick_y(svg, "end", "1"), "spectral_rel 1.0 on the left axis");
+    for label in ["spectral_rel", "subspace_overlap", "conv layer", "Spectral distance and subspace overlap"] {
+        assert!(svg.contains(label), "{label}");
+    }
+    assert!(!svg.contains(">9<"), "the B row is not plotted");
+    assert!(html::render(&r, &figs).contains("id=\"figs-subspace\""));
+}
+
+#[test]
+fn no_subspace_figure_without_values() {
+    let r = fixed_report();
+    let figs = html::figures(&r);
+    assert!(figs.iter().all(|f| f.file != "subspace-w.svg"));
+    assert!(!html::render(&r, &figs).contains("figs-subspace"));
 }
