@@ -174,6 +174,10 @@ pub struct RunArgs {
     /// several images run per call (checked against one-at-a-time outputs first).
     #[arg(long)]
     pub dynamic_batch: bool,
+    /// Foreground threshold of a one-channel output (default: read from the graph: 0.5
+    /// after Sigmoid, 0 for logits).
+    #[arg(long)]
+    pub threshold: Option<f32>,
 }
 
 /// CI gates (exit code 1 when one fails).

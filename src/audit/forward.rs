@@ -16,6 +16,8 @@ pub struct Feed<'a> {
     pub input: &'a InputSpec,
     /// Images per run (the model's fixed batch when it has one).
     pub batch: usize,
+    /// A one-channel output's foreground threshold (see `model::head`).
+    pub threshold: f32,
 }
 
 impl Feed<'_> {
@@ -48,7 +50,7 @@ pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f3
         let x = feed.tensor(start, count);
         let mut inputs = vec![(feed.input.name.as_str(), View::F32(x.view().into_dyn()))];
         inputs.extend(extra.iter().map(|(name, v)| (name.as_str(), View::F32(v.view()))));
-        let (pred, c) = runner.run_views_first(&inputs, |output| class_maps(output, count, d.h(), d.w()))?;
+        let (pred, c) = runner.run_views_first(&inputs, |output| class_maps(output, count, d.h(), d.w(), feed.threshold))?;
         classes = c;
         out.slice_mut(s![start..start + count, .., ..]).assign(&pred);
     }
@@ -56,8 +58,14 @@ pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f3
 }
 
 /// Class maps of the first `count` images of a segmentation output `[n, c, h, w]`, and
-/// the class count (2 for a one-channel output).
-pub fn class_maps(output: ArrayViewD<f32>, count: usize, h: usize, w: usize) -> Result<(Array3<u8>, usize)> {
+/// the class count (2 for a one-channel output, foreground above `threshold`).
+pub fn class_maps(
+    output: ArrayViewD<f32>,
+    count: usize,
+    h: usize,
+    w: usize,
+    threshold: f32,
+) -> Result<(Array3<u8>, usize)> {
     let shape = output.shape().to_vec();
     let output = match output.into_dimensionality::<Ix4>() {
         Ok(o) if o.dim().0 >= count && o.dim().2 * o.dim().3 == h * w => o,
@@ -71,7 +79,7 @@ pub fn class_maps(output: ArrayViewD<f32>, count: usize, h: usize, w: usize) -> 
     }
     // An output at input resolution but another aspect (h*w equal) is read as h x w.
     let output = output.slice_move(s![..count, .., .., ..]);
-    let pred = predict(output);
+    let pred = predict(output, threshold);
     let pred = if pred.dim() == (count, h, w) {
         pred
     } else {

@@ -55,6 +55,8 @@ pub struct AuditJob<'a> {
     pub quiet: bool,
     /// Cache budget of the incremental strategy, MiB.
     pub cache_mb: usize,
+    /// A one-channel output's foreground threshold (0 for logits, 0.5 for probabilities).
+    pub threshold: f32,
 }
 
 impl AuditJob<'_> {
@@ -106,7 +108,7 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> 
 /// The baseline and every swap that [`AuditJob::runs`].
 fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
     let input = job.target.input_spec()?;
-    let feed = Feed { data: job.data, input: &input, batch: input.batch.unwrap_or(job.batch.max(1)) };
+    let feed = Feed { data: job.data, input: &input, batch: input.batch.unwrap_or(job.batch.max(1)), threshold: job.threshold };
     if job.strategy == Strategy::Incremental {
         let d = job.data;
         let shapes = cost::probe_shapes(engine, job.target, &input.name, [d.c(), d.h(), d.w()])?;

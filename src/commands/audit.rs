@@ -49,6 +49,7 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .dynamic_batch(a.dynamic_batch)
         .device(a.device)
         .threads(a.threads)
+        .threshold(a.threshold)
 }
 
 /// Apply the CI gates; a failure lists the failing rows.

@@ -1,11 +1,13 @@
-//! Dice per class over a whole validation set (METHOD.md): argmax over class channels
-//! (one channel: sigmoid > 0.5, i.e. logit > 0), 1.0 when prediction and truth are both empty.
+//! Dice per class over a whole validation set (METHOD.md): argmax over class channels (one
+//! channel: value > threshold, 0 for logits, 0.5 for probabilities; see `model::head`), 1.0
+//! when prediction and truth are both empty.
 
 use ndarray::{Array3, ArrayView, ArrayView4, Dimension};
 
-/// Turn model output `[n, c, h, w]` into a class map `[n, h, w]`. A view of the runtime's
-/// buffer (standard layout) is read in place; any other layout is copied once.
-pub fn predict(output: ArrayView4<f32>) -> Array3<u8> {
+/// Turn model output `[n, c, h, w]` into a class map `[n, h, w]`: argmax over channels, or
+/// for one channel, foreground where the value is above `threshold`. A view of the
+/// runtime's buffer (standard layout) is read in place; any other layout is copied once.
+pub fn predict(output: ArrayView4<f32>, threshold: f32) -> Array3<u8> {
     let (n, c, h, w) = output.dim();
     let hw = h * w;
     let output = output.as_standard_layout();
@@ -13,18 +15,19 @@ pub fn predict(output: ArrayView4<f32>) -> Array3<u8> {
     let mut out = vec![0u8; n * hw];
     if hw > 0 && c > 0 {
         for (img, dst) in flat.chunks_exact(c * hw).zip(out.chunks_exact_mut(hw)) {
-            predict_image(img, c, dst);
+            predict_image(img, c, threshold, dst);
         }
     }
     Array3::from_shape_vec((n, h, w), out).unwrap_or_else(|_| Array3::zeros((n, h, w)))
 }
 
-/// Argmax over the `c` channels of one image `[c][hw]` into `dst` (one channel: logit > 0).
-fn predict_image(img: &[f32], c: usize, dst: &mut [u8]) {
+/// Argmax over the `c` channels of one image `[c][hw]` into `dst` (one channel: value >
+/// `threshold`; NaN is background).
+fn predict_image(img: &[f32], c: usize, threshold: f32, dst: &mut [u8]) {
     let hw = dst.len();
     if c == 1 {
         for (d, &v) in dst.iter_mut().zip(img) {
-            *d = u8::from(v > 0.0);
+            *d = u8::from(v > threshold);
         }
         return;
     }
@@ -158,13 +161,16 @@ mod tests {
     fn argmax_and_sigmoid() {
         // one image, 3 classes, 2 pixels: pixel0 -> class 2, pixel1 -> tie of 0 and 1 -> 0
         let out = array![[[[0.0f32, 5.0]], [[1.0, 5.0]], [[3.0, -1.0]]]];
-        assert_eq!(predict(out.view()), array![[[2u8, 0]]]);
+        assert_eq!(predict(out.view(), 0.0), array![[[2u8, 0]]]);
         let one = array![[[[0.3f32, -0.2, 0.0]]]];
-        assert_eq!(predict(one.view()), array![[[1u8, 0, 0]]]);
+        assert_eq!(predict(one.view(), 0.0), array![[[1u8, 0, 0]]]);
+        // Probabilities: foreground above 0.5 only.
+        let probs = array![[[[0.3f32, 0.5, 0.51, 0.99]]]];
+        assert_eq!(predict(probs.view(), 0.5), array![[[0u8, 0, 1, 1]]]);
         // A non-standard layout (channels-last data viewed as NCHW) gives the same maps.
         let nhwc = array![[[[0.0f32, 1.0, 3.0], [5.0, 5.0, -1.0]]]];
         let nchw = nhwc.view().permuted_axes([0, 3, 1, 2]);
-        assert_eq!(predict(nchw), array![[[2u8, 0]]]);
+        assert_eq!(predict(nchw, 0.0), array![[[2u8, 0]]]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod graph;
+pub mod head;
 pub mod layers;
 pub mod tensor;
 

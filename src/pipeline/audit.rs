@@ -11,7 +11,8 @@ use crate::audit::{self, AuditJob, Strategy, Truth};
 use crate::data::{self, preprocess::Dataset, Fit, Normalize};
 use crate::engine::{runtime, Device, Engine, LazyEngine, Runner, View};
 use crate::error::UserError;
-use crate::model::{batch::make_batch_dynamic, Model};
+use crate::audit::forward::Feed;
+use crate::model::{batch::make_batch_dynamic, head::Head, value_dims, Model};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 
 /// Where the ground truth of the validation set comes from.
@@ -61,6 +62,7 @@ pub struct Audit {
     dynamic_batch: bool,
     device: Device,
     threads: usize,
+    threshold: Option<f32>,
 }
 
 impl Audit {
@@ -80,6 +82,7 @@ impl Audit {
             dynamic_batch: false,
             device: Device::Cpu,
             threads: 0,
+            threshold: None,
         }
     }
 
@@ -155,6 +158,13 @@ impl Audit {
         self
     }
 
+    /// The foreground threshold of a one-channel output (default: read from the graph,
+    /// 0.5 after `Sigmoid`, 0 for logits). Refused for multi-channel outputs.
+    pub fn threshold(mut self, threshold: Option<f32>) -> Audit {
+        self.threshold = threshold;
+        self
+    }
+
     /// Run the audit on a runtime of its own (loaded only after models and data are checked).
     pub fn run(&self) -> Result<Report> {
         self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet))
@@ -182,9 +192,18 @@ impl Audit {
         let loaded = data::load(data_path, labels_file)?;
         let input = ctx.target.input_spec()?;
         let dataset = data::preprocess::prepare(&loaded.samples, &input, self.normalize, self.fit)?;
+        if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
+            return Err(UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into());
+        }
         if self.dynamic_batch {
             ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, &dataset)?;
         }
+        let head = Head::of(&ctx.target);
+        let channels = output_channels(engine.get()?, &ctx.target, &dataset)?;
+        let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {
+            Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
+            _ => UserError::BadFile { path: self.target.clone(), reason: why },
+        })?;
         let job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
@@ -196,6 +215,7 @@ impl Audit {
             strategy: self.strategy,
             quiet: o.quiet,
             cache_mb: self.cache_mb,
+            threshold: rule.threshold().unwrap_or(0.0),
         };
         let engine = engine.get()?;
         let (outcome, strategy) = audit::run(engine, &job)?;
@@ -231,9 +251,37 @@ impl Audit {
             labels: if label_free { "baseline" } else { "file" }.into(),
             normalize: format!("{:?}", self.normalize).to_lowercase(),
             fit: format!("{:?}", self.fit).to_lowercase(),
+            prediction: rule.describe(),
         });
         Ok(report)
     }
+}
+
+/// The number of channels of the model's first output: its declared dim when fixed, else
+/// from one run on the first image.
+fn output_channels(engine: &Engine, target: &Model, data: &Dataset) -> Result<usize> {
+    if let Some(Some(c)) = target.proto.graph.output.first().map(|o| value_dims(o).get(1).copied().flatten()) {
+        if value_dims(&target.proto.graph.output[0]).len() == 4 {
+            return Ok(c);
+        }
+    }
+    let input = target.input_spec()?;
+    let feed = Feed { data, input: &input, batch: 1, threshold: 0.0 };
+    let x = feed.tensor(0, 1);
+    let mut runner = engine.worker_session(&target.to_bytes()?)?;
+    runner.run_views_first(&[(input.name.as_str(), View::F32(x.view().into_dyn()))], |out| {
+        let shape = out.shape();
+        if shape.len() != 4 {
+            return Err(UserError::BadFile {
+                path: target.path.clone(),
+                reason: format!(
+                    "the model's output has shape {shape:?}; reuse-audit scores segmentation outputs of shape N x classes x H x W"
+                ),
+            }
+            .into());
+        }
+        Ok(shape[1])
+    })
 }
 
 /// The target made batch-dynamic, checked to give the same outputs as the original (one

@@ -116,6 +116,9 @@ pub struct DatasetInfo {
     pub normalize: String,
     /// --fit.
     pub fit: String,
+    /// How output channels became classes: argmax, or a one-channel threshold and why
+    /// (read from the graph's last op, or `--threshold`).
+    pub prediction: String,
 }
 
 /// Settings that decide the verdicts.

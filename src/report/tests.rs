@@ -75,6 +75,7 @@ pub fn fixed_report() -> Report {
             labels: "file".into(),
             normalize: "zscore".into(),
             fit: "none".into(),
+            prediction: "argmax over 2 channels (ends with Conv)".into(),
         }),
         settings: Settings {
             kinds: vec!["W".into(), "B".into(), "RM".into()],
