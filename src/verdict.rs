@@ -78,6 +78,8 @@ mod tests {
             delta_dice: Some(delta),
             dice_fg: None,
             reusable: None,
+            spectral_rel: None,
+            subspace_overlap: None,
             dice_class: vec![],
         }
     }

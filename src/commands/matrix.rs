@@ -10,6 +10,7 @@ use anyhow::Result;
 use super::{load_pair, warn};
 use crate::audit::compare;
 use crate::error::UserError;
+use crate::model::Kind;
 use crate::pair::MatchMode;
 use crate::report::svg::{esc, heatmap};
 
@@ -52,7 +53,7 @@ pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matr
                 warn(&ctx.warnings, quiet);
             }
             let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
-            let rows = compare::rows(&ctx.pairing, &values);
+            let rows = compare::rows(&ctx.pairing, &values, &Kind::ALL, false);
             let w: Vec<f64> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.nrmse).collect();
             summary[a][b] = (!w.is_empty()).then(|| w.iter().sum::<f64>() / w.len() as f64);
             long.extend(rows.into_iter().map(|r| (a, b, r.family, r.layer, r.kind, r.rmse, r.nrmse)));

@@ -12,10 +12,7 @@ use crate::report::{self, Report, Summary};
 /// The data-free report of a pair, and the checked parameter values.
 pub fn data_free_report(ctx: &PairContext, s: &Settings, command: &str) -> Result<(Report, PairValues)> {
     let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
-    let rows = compare::rows(&ctx.pairing, &values)
-        .into_iter()
-        .filter(|r| s.kinds.iter().any(|k| k.to_string() == r.kind))
-        .collect();
+    let rows = compare::rows(&ctx.pairing, &values, &s.kinds, true);
     let report = Report {
         schema_version: report::SCHEMA_VERSION,
         tool: Default::default(),

@@ -167,6 +167,10 @@ pub struct Row {
     pub dice_fg: Option<f64>,
     /// delta_dice <= tolerance (audit only).
     pub reusable: Option<bool>,
+    /// ‖W_t − W_s‖₂ / ‖W_t‖₂ (conv W only).
+    pub spectral_rel: Option<f64>,
+    /// Mean squared cosine of the principal angles between the filter banks' top singular subspaces (conv W only).
+    pub subspace_overlap: Option<f64>,
     /// Dice per class after this swap (audit only; empty otherwise).
     pub dice_class: Vec<f64>,
 }

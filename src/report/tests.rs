@@ -24,6 +24,8 @@ fn row(family: &str, layer: usize, kind: &str, rmse: f64, swapped: f64) -> Row {
         delta_dice: Some(0.9 - swapped),
         dice_fg: Some(swapped - 0.05),
         reusable: None,
+        spectral_rel: (kind == "W").then_some(rmse * 4.0),
+        subspace_overlap: (kind == "W").then_some(0.75),
         dice_class: vec![swapped + 0.05, swapped - 0.05],
     }
 }
