@@ -104,7 +104,7 @@ fn verdict_of_the_fixed_report() {
 
 #[test]
 fn csv_snapshot() {
-    insta::assert_snapshot!("csv", String::from_utf8(csv::render(&fixed_report())).unwrap());
+    insta::assert_snapshot!("csv", String::from_utf8(csv::render(&fixed_report()).unwrap()).unwrap());
 }
 
 #[test]
