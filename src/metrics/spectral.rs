@@ -16,9 +16,9 @@
 //! (undefined, like nRMSE with std(t) = 0). The overlap uses r = the smallest rank whose
 //! top-r squared singular values of W_t cover ≥ 90% of ‖W_t‖_F²; W_t zero gives r = 0, and
 //! then the overlap is 1 when W_s is zero too and 0 otherwise (like cosine). The source
-//! contributes its top min(r, rank W_s) singular vectors (numerical rank, the usual
-//! `σ > σ_max·max(m, n)·ε`): directions it lacks count as cosine 0, so a zero source
-//! scores 0. Shapes that differ, empty tensors or an SVD that does not converge give
+//! contributes its top min(r, rank W_s) singular vectors (numerical rank: σ above
+//! σ_max·√(max(m, n)·ε), the precision of the Gram matrix the SVD is taken of): directions
+//! it lacks count as cosine 0, so a zero source scores 0. Shapes that differ, empty tensors or an SVD that does not converge give
 //! `None` for both.
 
 use nalgebra::DMatrix;
@@ -40,25 +40,55 @@ pub struct FilterComparison {
 /// flattened row-major (a scalar is a 1×1 matrix).
 pub fn filter_matrix(w: ArrayViewD<f64>) -> DMatrix<f64> {
     let rows = w.shape().first().copied().unwrap_or(1);
-    let cols = if rows == 0 { 0 } else { w.len() / rows };
+    let cols = w.len().checked_div(rows).unwrap_or(0);
     DMatrix::from_row_iterator(rows, cols, w.iter().copied())
 }
 
 /// Singular values (descending) and, when asked for, the right singular vectors as the
-/// rows of `v_t` (same order).
+/// rows of `v_t` (same order; for a wide matrix only those above the noise floor).
 struct Svd {
     values: Vec<f64>,
     v_t: Option<DMatrix<f64>>,
 }
 
-fn svd(m: DMatrix<f64>, vectors: bool) -> Option<Svd> {
+/// The SVD of `m` from nalgebra's SVD of its smaller Gram matrix (`m mᵀ` when wide, `mᵀ m`
+/// when tall): a 512 × 4608 bank needs a 512 × 512 SVD, not a 512 × 4608 one. The Gram
+/// squares the singular values, so those below σ_max·√(max(m, n)·ε) are noise
+/// ([`noise_floor`]); the large ones, which both metrics use, keep full relative precision.
+fn svd(m: &DMatrix<f64>, vectors: bool) -> Option<Svd> {
     if m.is_empty() {
         return None;
     }
-    let max_iterations = 1000 + 100 * m.nrows().min(m.ncols());
-    let d = m.try_svd(false, vectors, f64::EPSILON * 5.0, max_iterations)?;
-    // nalgebra sorts them in descending order; they are never negative.
-    Some(Svd { values: d.singular_values.iter().copied().collect(), v_t: d.v_t })
+    let wide = m.nrows() < m.ncols();
+    let gram = if wide { m * m.transpose() } else { m.transpose() * m };
+    let max_iterations = 1000 + 100 * gram.nrows();
+    // gram = U Λ Uᵀ: symmetric positive semi-definite, so its SVD is its eigendecomposition.
+    let d = gram.try_svd(vectors, false, f64::EPSILON * 5.0, max_iterations)?;
+    // nalgebra sorts them in descending order.
+    let values: Vec<f64> = d.singular_values.iter().map(|l| l.max(0.0).sqrt()).collect();
+    let v_t = match (vectors, d.u) {
+        (false, _) => None,
+        (true, None) => return None,
+        // Tall: the Gram's eigenvectors are the right singular vectors.
+        (true, Some(u)) if !wide => Some(u.transpose()),
+        // Wide: v_i = mᵀ u_i / σ_i for σ_i above the noise, made orthonormal again (QR keeps
+        // the order: the first r columns span the top-r subspace).
+        (true, Some(u)) => {
+            let floor = noise_floor(&values, m);
+            let keep = values.iter().take_while(|&&v| v > floor).count();
+            let mut v = m.transpose() * u.columns(0, keep);
+            for (mut col, sigma) in v.column_iter_mut().zip(&values) {
+                col /= *sigma;
+            }
+            Some(v.qr().q().transpose())
+        }
+    };
+    Some(Svd { values, v_t })
+}
+
+/// Singular values at or below this are indistinguishable from 0 through the Gram matrix.
+fn noise_floor(values: &[f64], m: &DMatrix<f64>) -> f64 {
+    values.first().copied().unwrap_or(0.0) * (m.nrows().max(m.ncols()) as f64 * f64::EPSILON).sqrt()
 }
 
 fn largest(s: &Svd) -> f64 {
@@ -82,10 +112,10 @@ pub fn energy_rank(singular_values: &[f64], share: f64) -> usize {
     singular_values.len()
 }
 
-/// Numerical rank: singular values above σ_max·max(m, n)·ε.
+/// Numerical rank: singular values above the noise floor σ_max·√(max(m, n)·ε).
 fn numerical_rank(s: &Svd, m: &DMatrix<f64>) -> usize {
-    let tol = largest(s) * m.nrows().max(m.ncols()) as f64 * f64::EPSILON;
-    s.values.iter().filter(|&&v| v > tol).count()
+    let floor = noise_floor(&s.values, m);
+    s.values.iter().filter(|&&v| v > floor).count()
 }
 
 fn relative(diff: f64, norm_t: f64) -> Option<f64> {
@@ -108,6 +138,9 @@ fn overlap(t: &Svd, s: &Svd, s_rank: usize) -> Option<f64> {
         return Some(0.0);
     }
     let (vt, vs) = (t.v_t.as_ref()?, s.v_t.as_ref()?);
+    if vt.nrows() < r || vs.nrows() < k {
+        return None;
+    }
     // Rows of v_t are right singular vectors: (V_t,r)ᵀ V_s,k = v_t[..r] · v_s[..k]ᵀ.
     let cross = vt.rows(0, r) * vs.rows(0, k).transpose();
     Some((cross.norm_squared() / r as f64).clamp(0.0, 1.0))
@@ -120,11 +153,11 @@ pub fn compare_filters(t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> FilterComparis
         return none;
     }
     let (mt, ms) = (filter_matrix(t), filter_matrix(s));
-    let (Some(st), Some(sd)) = (svd(mt.clone(), true), svd(&mt - &ms, false)) else {
+    let (Some(st), Some(sd)) = (svd(&mt, true), svd(&(&mt - &ms), false)) else {
         return none;
     };
     let spectral_rel = relative(largest(&sd), largest(&st));
-    let subspace_overlap = svd(ms.clone(), true).and_then(|ss| overlap(&st, &ss, numerical_rank(&ss, &ms)));
+    let subspace_overlap = svd(&ms, true).and_then(|ss| overlap(&st, &ss, numerical_rank(&ss, &ms)));
     FilterComparison { spectral_rel, subspace_overlap }
 }
 
@@ -135,8 +168,8 @@ pub fn spectral_rel(t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> Option<f64> {
         return None;
     }
     let (mt, ms) = (filter_matrix(t), filter_matrix(s));
-    let d = svd(&mt - &ms, false)?;
-    relative(largest(&d), largest(&svd(mt, false)?))
+    let d = svd(&(&mt - &ms), false)?;
+    relative(largest(&d), largest(&svd(&mt, false)?))
 }
 
 /// Mean squared cosine of the principal angles between the top-r right singular
@@ -146,7 +179,7 @@ pub fn subspace_overlap(t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> Option<f64> {
         return None;
     }
     let (mt, ms) = (filter_matrix(t), filter_matrix(s));
-    let (st, ss) = (svd(mt, true)?, svd(ms.clone(), true)?);
+    let (st, ss) = (svd(&mt, true)?, svd(&ms, true)?);
     overlap(&st, &ss, numerical_rank(&ss, &ms))
 }
 

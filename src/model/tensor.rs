@@ -275,7 +275,7 @@ mod tests {
         let a = ndarray::array![[1.0, 2.0], [3.0, 4.0]].into_dyn();
         set_values(&mut t, &a).unwrap();
         assert_eq!(decode(&t).unwrap(), a);
-        set_values(&mut t, a.t().into_iter()).unwrap();
+        set_values(&mut t, a.t()).unwrap();
         assert_eq!(decode(&t).unwrap(), ndarray::array![[1.0, 3.0], [2.0, 4.0]].into_dyn());
         assert!(set_values(&mut t, &[1.0, 2.0, 3.0]).unwrap_err().to_string().contains("holds 4 values, got 3"));
     }

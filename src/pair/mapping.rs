@@ -35,7 +35,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<MappingRow>> {
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map(|p| format!("line {}: ", record_line(text, p.byte() as usize))).unwrap_or_default();
+            let line =
+                e.position().map(|p| format!("line {}: ", record_line(text, p.byte() as usize))).unwrap_or_default();
             bad_file(path, format!("{line}not a readable CSV row ({e})"))
         })?;
         let line = record.position().map_or(0, |p| record_line(text, p.byte() as usize));
@@ -74,7 +75,8 @@ fn record_line(text: &str, from: usize) -> u64 {
         }
     }
     let head = &bytes[..pos];
-    let breaks = head.iter().enumerate().filter(|&(i, &b)| b == b'\n' || (b == b'\r' && head.get(i + 1) != Some(&b'\n')));
+    let breaks =
+        head.iter().enumerate().filter(|&(i, &b)| b == b'\n' || (b == b'\r' && head.get(i + 1) != Some(&b'\n')));
     1 + breaks.count() as u64
 }
 

@@ -113,6 +113,24 @@ fn zero_tensors_and_bad_shapes() {
     assert_eq!(both(&empty, &empty), none);
 }
 
+#[test]
+fn gram_route_agrees_with_a_direct_svd() {
+    // Wide (5 x 12) and tall (12 x 5) matrices of fixed pseudo-random entries.
+    for (rows, cols) in [(5, 12), (12, 5)] {
+        let m = DMatrix::from_fn(rows, cols, |i, j| ((i * 31 + j * 17) % 13) as f64 / 6.0 - 1.0);
+        let direct = m.clone().svd(false, true);
+        let ours = svd(&m, true).unwrap();
+        for (a, b) in ours.values.iter().zip(direct.singular_values.iter()) {
+            assert!((a - b).abs() < 1e-7 * direct.singular_values[0], "{a} vs {b}");
+        }
+        close(ours.values[0], direct.singular_values[0]);
+        // The top-3 right singular subspaces coincide: ‖V_aᵀ V_b‖_F² = 3.
+        let (va, vb) = (ours.v_t.unwrap(), direct.v_t.unwrap());
+        let cross = va.rows(0, 3) * vb.rows(0, 3).transpose();
+        assert!((cross.norm_squared() - 3.0).abs() < 1e-9, "{}", cross.norm_squared());
+    }
+}
+
 /// A conv weight o × i × k × k with entries in [-1, 1].
 fn weights() -> impl Strategy<Value = ArrayD<f64>> {
     (1usize..6, 1usize..4, prop_oneof![Just(1usize), Just(3)]).prop_flat_map(|(o, i, k)| {
@@ -164,4 +182,20 @@ proptest! {
         let o = base.subspace_overlap.unwrap();
         prop_assert!((0.0..=1.0).contains(&o));
     }
+}
+
+/// Timing of a real-size filter bank (512 × 512 × 3 × 3): `cargo test --release -- --ignored`.
+#[test]
+#[ignore]
+fn timing_of_a_large_bank() {
+    let mut x = 1u64;
+    let mut next = move || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let t = ArrayD::from_shape_simple_fn(vec![512, 512, 3, 3], &mut next);
+    let s = ArrayD::from_shape_simple_fn(vec![512, 512, 3, 3], &mut next);
+    let start = std::time::Instant::now();
+    let c = compare_filters(t.view(), s.view());
+    eprintln!("512x4608: {:?} in {:?}", c, start.elapsed());
 }
