@@ -1,5 +1,7 @@
 //! Pairing target and source parameters: by initializer name, by family + position + role,
-//! or from a mapping file (`target_initializer,source_initializer`).
+//! or from a mapping file (`target_initializer,source_initializer`, see `mapping`).
+
+pub mod mapping;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -221,32 +223,27 @@ fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pai
     let t_index: HashMap<&str, (&Layer, &Param)> = params(target).map(|(l, p)| (p.name.as_str(), (l, p))).collect();
     let s_index: HashMap<&str, (&Layer, &Param)> = params(source).map(|(l, p)| (p.name.as_str(), (l, p))).collect();
     let mut out = Pairing { method: "file", pairs: vec![], unmatched: vec![] };
-    let mut mapped = std::collections::HashSet::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (n == 0 && line == "target_initializer,source_initializer") {
-            continue;
-        }
-        let mut cols = line.split(',').map(str::trim);
-        let (Some(t), Some(s), None) = (cols.next(), cols.next(), cols.next()) else {
-            return Err(bad_file(path, format!("line {}: expected 'target_initializer,source_initializer'", n + 1)));
-        };
+    let mut mapped: HashMap<String, u64> = HashMap::new();
+    for row in mapping::parse(&text, path)? {
+        let (n, t, s) = (row.line, row.target.as_str(), row.source.as_str());
         let Some((tl, tp)) = t_index.get(t) else {
-            return Err(bad_file(path, format!("line {}: target has no Conv/BN parameter '{t}'", n + 1)));
+            return Err(bad_file(path, format!("line {n}: target has no Conv/BN parameter '{t}'")));
         };
         let Some((sl, sp)) = s_index.get(s) else {
-            return Err(bad_file(path, format!("line {}: source has no Conv/BN parameter '{s}'", n + 1)));
+            return Err(bad_file(path, format!("line {n}: source has no Conv/BN parameter '{s}'")));
         };
         if tp.kind != sp.kind {
-            return Err(bad_file(path, format!("line {}: '{t}' is {} but '{s}' is {}", n + 1, tp.kind, sp.kind)));
+            return Err(bad_file(path, format!("line {n}: '{t}' is {} but '{s}' is {}", tp.kind, sp.kind)));
         }
-        let pp =
-            make_pair(tl, tp, sl, sp).map_err(|why| bad_file(path, format!("line {}: {t} -> {s}: {why}", n + 1)))?;
-        mapped.insert(t.to_string());
+        if let Some(first) = mapped.get(t) {
+            return Err(bad_file(path, format!("line {n}: target '{t}' is already mapped on line {first}")));
+        }
+        let pp = make_pair(tl, tp, sl, sp).map_err(|why| bad_file(path, format!("line {n}: {t} -> {s}: {why}")))?;
+        mapped.insert(t.to_string(), n);
         out.pairs.push(pp);
     }
     for (tl, tp) in params(target) {
-        if !mapped.contains(&tp.name) {
+        if !mapped.contains_key(&tp.name) {
             out.unmatched.push(unmatched("target", tl, tp, "not in the mapping file".into()));
         }
     }

@@ -106,6 +106,45 @@ fn match_from_a_mapping_file() {
         .stderr(predicate::str::contains("line 1"));
 }
 
+/// Regression (issue 10): the mapping file is read as CSV: quoted names may hold commas,
+/// the header is optional, and a malformed row or unknown name is an error naming its line.
+#[test]
+fn mapping_file_with_quoted_names_and_malformed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = save(&tiny_cnn(&Spec::default()), dir.path(), "a.onnx");
+    let c = save(&tiny_cnn(&Spec { prefix: "x,y".into(), ..Spec::default() }), dir.path(), "c.onnx");
+    let map = dir.path().join("map.csv");
+    std::fs::write(&map, "net.conv1.weight,\"x,y.conv1.weight\"\n\"net.conv1.bias\",\"x,y.conv1.bias\"\n").unwrap();
+    let v = json_of(bin().args(["match", "--json", "--match"]).arg(&map).arg(&a).arg(&c));
+    assert_eq!(v["method"], "file");
+    let pairs: Vec<(&str, &str)> = v["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["target_initializer"].as_str().unwrap(), p["source_initializer"].as_str().unwrap()))
+        .collect();
+    assert_eq!(pairs, [("net.conv1.weight", "x,y.conv1.weight"), ("net.conv1.bias", "x,y.conv1.bias")]);
+    let fails = |text: &str, needle: &str| {
+        std::fs::write(&map, text).unwrap();
+        bin()
+            .args(["match", "--match"])
+            .arg(&map)
+            .arg(&a)
+            .arg(&c)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(needle))
+            .stderr(predicate::str::contains("map.csv"));
+    };
+    // Unquoted, the comma splits the name: three fields on line 3.
+    fails("target_initializer,source_initializer\n\nnet.conv1.weight,x,y.conv1.weight\n", "line 3: 3 fields");
+    fails("net.conv1.weight,\n", "line 1: the source name is empty");
+    fails(
+        "# map\nnet.conv1.weight,\"x,y.conv9.weight\"\n",
+        "line 2: source has no Conv/BN parameter 'x,y.conv9.weight'",
+    );
+}
+
 #[test]
 fn rmse_identity_gives_zero_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,11 +215,16 @@ fn rmse_writes_csv_and_json_files() {
     let csv = std::fs::read_to_string(out.join("report.csv")).unwrap();
     let header = csv.lines().next().unwrap();
     assert!(header.starts_with("family,layer,node,op,kind,target_initializer,source_initializer,shape,numel,rmse,nrmse,cosine,baseline_dice,swapped_dice,delta_dice,dice_fg,reusable"));
+    assert!(header.ends_with(",reusable,spectral_rel,subspace_overlap"), "{header}");
     assert_eq!(csv.lines().count(), 1 + 14);
-    // Dice columns are empty for the data-free report.
-    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
-    assert_eq!(row.len(), 17);
-    assert!(row[12..].iter().all(|c| c.is_empty()), "{row:?}");
+    // Dice columns are empty for the data-free report; the spectral columns (appended
+    // last) are filled for conv W only.
+    for line in csv.lines().skip(1) {
+        let row: Vec<&str> = line.split(',').collect();
+        assert_eq!(row.len(), 19);
+        assert!(row[12..17].iter().all(|c| c.is_empty()), "{row:?}");
+        assert_eq!(row[17..].iter().all(|c| !c.is_empty()), row[4] == "W", "{row:?}");
+    }
     let v: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     validate("report.schema.json", &v);
 }

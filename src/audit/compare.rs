@@ -1,11 +1,14 @@
-//! The data-free part of a report: per-pair RMSE/nRMSE/cosine rows and per-BN-layer
-//! MRM/MRV/MRW/MRB, with every parameter checked for NaN/inf first.
+//! The data-free part of a report: per-pair RMSE/nRMSE/cosine rows (plus the spectral
+//! metrics of conv W) and per-BN-layer MRM/MRV/MRW/MRB, with every parameter checked for
+//! NaN/inf first.
 
 use std::collections::HashMap;
 
 use anyhow::Result;
+use ndarray::{ArrayD, ArrayView1};
 
 use crate::error::UserError;
+use crate::metrics::spectral::{compare_filters, FilterComparison};
 use crate::metrics::weights::{bn_shift_scale, compare, BnParams};
 use crate::model::{Family, Kind, Model, Param};
 use crate::pair::Pairing;
@@ -13,13 +16,13 @@ use crate::report::{BnStats, Row};
 
 /// Values of every paired parameter, target and source, checked finite.
 pub struct PairValues {
-    /// Target values per pair (same order as `Pairing::pairs`).
-    pub target: Vec<Vec<f64>>,
+    /// Target values per pair (same order as `Pairing::pairs`), with their ONNX dims.
+    pub target: Vec<ArrayD<f64>>,
     /// Source values per pair.
-    pub source: Vec<Vec<f64>>,
+    pub source: Vec<ArrayD<f64>>,
 }
 
-fn checked(model: &Model, p: &Param, layer: &str) -> Result<Vec<f64>> {
+fn checked(model: &Model, p: &Param, layer: &str) -> Result<ArrayD<f64>> {
     let v = model.values(p)?;
     let bad = v.iter().filter(|x| !x.is_finite()).count();
     if bad > 0 {
@@ -51,14 +54,21 @@ pub fn pair_values(target: &Model, source: &Model, pairing: &Pairing) -> Result<
     Ok(out)
 }
 
-/// One row per pair with the weight metrics (Dice columns empty).
-pub fn rows(pairing: &Pairing, values: &PairValues) -> Vec<Row> {
+/// One row per pair of the given kinds with the weight metrics (Dice columns empty). With
+/// `spectral`, conv W rows also get `spectral_rel` and `subspace_overlap` (SVDs: the
+/// costly part, so callers that do not report them leave it off).
+pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bool) -> Vec<Row> {
     pairing
         .pairs
         .iter()
         .enumerate()
+        .filter(|(_, p)| kinds.contains(&p.kind()))
         .map(|(i, p)| {
-            let c = compare(&values.target[i], &values.source[i]);
+            let (t, s) = (values.target[i].view(), values.source[i].view());
+            let c = compare(t.view(), s.view());
+            let f = (spectral && p.kind() == Kind::W).then(|| compare_filters(t, s));
+            let FilterComparison { spectral_rel, subspace_overlap } =
+                f.unwrap_or(FilterComparison { spectral_rel: None, subspace_overlap: None });
             Row {
                 family: p.layer.family.to_string(),
                 layer: p.layer.index,
@@ -77,8 +87,8 @@ pub fn rows(pairing: &Pairing, values: &PairValues) -> Vec<Row> {
                 delta_dice: None,
                 dice_fg: None,
                 reusable: None,
-                spectral_rel: None,
-                subspace_overlap: None,
+                spectral_rel,
+                subspace_overlap,
                 dice_class: vec![],
             }
         })
@@ -107,15 +117,24 @@ pub fn bn_stats(pairing: &Pairing, values: &PairValues) -> Vec<BnStats> {
         if [m, v, w, b].iter().any(|&i| values.target[i].len() != n || values.source[i].len() != n) {
             continue;
         }
-        let side = |vals: &Vec<Vec<f64>>| BnParams {
-            gamma: vals[w].clone(),
-            beta: vals[b].clone(),
-            mean: vals[m].clone(),
-            var: vals[v].clone(),
+        let (Some(ts), Some(ss)) = (bn_side(&values.target, [m, v, w, b]), bn_side(&values.source, [m, v, w, b]))
+        else {
+            continue;
         };
         let pair = &pairing.pairs[m];
-        let s = bn_shift_scale(&side(&values.target), &side(&values.source), pair.layer.epsilon);
+        let s = bn_shift_scale(&ts, &ss, pair.layer.epsilon);
         out.push(BnStats { layer, node: pair.layer.node.clone(), mrm: s.mrm, mrv: s.mrv, mrw: s.mrw, mrb: s.mrb });
     }
     out
+}
+
+/// The BN parameters of one side from the pair indices of RM, RV, RW and RB.
+fn bn_side(vals: &[ArrayD<f64>], [m, v, w, b]: [usize; 4]) -> Option<BnParams<'_>> {
+    Some(BnParams { gamma: flat(&vals[w])?, beta: flat(&vals[b])?, mean: flat(&vals[m])?, var: flat(&vals[v])? })
+}
+
+/// A per-channel vector of any shape (ONNX BN parameters are 1-D; others are read
+/// row-major), `None` only for a non-contiguous array (decoded ones never are).
+fn flat(a: &ArrayD<f64>) -> Option<ArrayView1<'_, f64>> {
+    a.as_slice().map(ArrayView1::from)
 }

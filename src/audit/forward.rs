@@ -50,7 +50,8 @@ pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f3
         let x = feed.tensor(start, count);
         let mut inputs = vec![(feed.input.name.as_str(), View::F32(x.view().into_dyn()))];
         inputs.extend(extra.iter().map(|(name, v)| (name.as_str(), View::F32(v.view()))));
-        let (pred, c) = runner.run_views_first(&inputs, |output| class_maps(output, count, d.h(), d.w(), feed.threshold))?;
+        let (pred, c) =
+            runner.run_views_first(&inputs, |output| class_maps(output, count, d.h(), d.w(), feed.threshold))?;
         classes = c;
         out.slice_mut(s![start..start + count, .., ..]).assign(&pred);
     }

@@ -108,7 +108,12 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> 
 /// The baseline and every swap that [`AuditJob::runs`].
 fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
     let input = job.target.input_spec()?;
-    let feed = Feed { data: job.data, input: &input, batch: input.batch.unwrap_or(job.batch.max(1)), threshold: job.threshold };
+    let feed = Feed {
+        data: job.data,
+        input: &input,
+        batch: input.batch.unwrap_or(job.batch.max(1)),
+        threshold: job.threshold,
+    };
     if job.strategy == Strategy::Incremental {
         let d = job.data;
         let shapes = cost::probe_shapes(engine, job.target, &input.name, [d.c(), d.h(), d.w()])?;

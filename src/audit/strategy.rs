@@ -1,7 +1,7 @@
 //! Swap evaluation strategies, behind one `Evaluator` so faster ones can replace the simple one.
 
 use anyhow::Result;
-use ndarray::{Array3, ArrayD, IxDyn};
+use ndarray::{Array3, ArrayD};
 
 use super::forward::{predictions, Feed};
 use super::AuditJob;
@@ -65,7 +65,7 @@ impl<'a> Evaluator<'a> {
         let pair = &self.job.pairing.pairs[i];
         let values = &self.job.values.source[i];
         if let (Some(r), true) = (self.shared.as_mut(), feedable(&pair.target)) {
-            let v = param_f32(&pair.target.dims, values)?;
+            let v = param_f32(values);
             return Ok(predictions(r, self.feed, &[(pair.target.name.clone(), v)])?.0);
         }
         let mut m = self.job.target.clone();
@@ -74,10 +74,15 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// Parameter values as the float32 array a session takes, in the parameter's ONNX shape.
-pub fn param_f32(dims: &[i64], values: &[f64]) -> Result<ArrayD<f32>> {
-    let shape: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
-    Ok(ArrayD::from_shape_vec(IxDyn(&shape), values.iter().map(|&x| x as f32).collect())?)
+/// Parameter values as the float32 array a session takes (standard layout, the
+/// parameter's ONNX shape).
+pub fn param_f32(values: &ArrayD<f64>) -> ArrayD<f32> {
+    let v = values.mapv(|x| x as f32);
+    if v.is_standard_layout() {
+        v
+    } else {
+        v.as_standard_layout().into_owned()
+    }
 }
 
 /// A parameter the shared session can take at run time: a float32 initializer.

@@ -69,7 +69,7 @@ pub fn run(models: &Path, out: &Path, strategy: Strategy, threads: usize, quiet:
             .collect();
         let m = super::matrix::compute(&models, &MatchMode::Auto, quiet)?;
         let dir = out.join("matrix").join(arch);
-        reuse_audit::report::write::write_all(&dir, &m.files())?;
+        reuse_audit::report::write::write_all(&dir, &m.files()?)?;
         let reference = format!("{arch}-acdc-seg");
         let i = m.names.iter().position(|n| *n == reference).unwrap_or(0);
         let ranked: Vec<String> = m.closest(i).iter().map(|(j, v)| format!("{} {v:.3}", m.names[*j])).collect();

@@ -10,7 +10,9 @@ use anyhow::Result;
 use super::{load_pair, warn};
 use reuse_audit::audit::compare;
 use reuse_audit::error::UserError;
+use reuse_audit::model::Kind;
 use reuse_audit::pair::MatchMode;
+use reuse_audit::report::csv::{self, num};
 use reuse_audit::report::svg::{esc, heatmap};
 
 /// One row of matrix.csv: model_a, model_b (indices into `names`), family, layer, kind, rmse, nrmse.
@@ -52,7 +54,7 @@ pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matr
                 warn(&ctx.warnings, quiet);
             }
             let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
-            let rows = compare::rows(&ctx.pairing, &values);
+            let rows = compare::rows(&ctx.pairing, &values, &Kind::ALL, false);
             let w: Vec<f64> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.nrmse).collect();
             summary[a][b] = (!w.is_empty()).then(|| w.iter().sum::<f64>() / w.len() as f64);
             long.extend(rows.into_iter().map(|r| (a, b, r.family, r.layer, r.kind, r.rmse, r.nrmse)));
@@ -63,28 +65,29 @@ pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matr
 
 impl Matrix {
     /// `matrix.csv`, long form.
-    pub fn long_csv(&self) -> String {
-        let mut s = String::from("model_a,model_b,family,layer,kind,rmse,nrmse\n");
-        for (a, b, fam, layer, kind, rmse, nrmse) in &self.long {
-            let _ = writeln!(
-                s,
-                "{},{},{fam},{layer},{kind},{rmse},{}",
-                self.names[*a],
-                self.names[*b],
-                nrmse.map(|v| v.to_string()).unwrap_or_default()
-            );
-        }
-        s
+    pub fn long_csv(&self) -> Result<Vec<u8>> {
+        let header = ["model_a", "model_b", "family", "layer", "kind", "rmse", "nrmse"].map(String::from).to_vec();
+        let rows = self.long.iter().map(|(a, b, fam, layer, kind, rmse, nrmse)| {
+            vec![
+                self.names[*a].clone(),
+                self.names[*b].clone(),
+                fam.clone(),
+                layer.to_string(),
+                kind.clone(),
+                rmse.to_string(),
+                num(*nrmse),
+            ]
+        });
+        csv::to_bytes(std::iter::once(header).chain(rows))
     }
 
     /// `summary.csv`: mean nRMSE of conv W, rows = target (a), columns = source (b).
-    pub fn summary_csv(&self) -> String {
-        let mut s = format!("model,{}\n", self.names.join(","));
-        for (i, row) in self.summary.iter().enumerate() {
-            let cells: Vec<String> = row.iter().map(|v| v.map(|x| x.to_string()).unwrap_or_default()).collect();
-            let _ = writeln!(s, "{},{}", self.names[i], cells.join(","));
-        }
-        s
+    pub fn summary_csv(&self) -> Result<Vec<u8>> {
+        let header = std::iter::once("model".to_string()).chain(self.names.iter().cloned()).collect::<Vec<_>>();
+        let rows = self.summary.iter().enumerate().map(|(i, row)| {
+            std::iter::once(self.names[i].clone()).chain(row.iter().map(|v| num(*v))).collect::<Vec<_>>()
+        });
+        csv::to_bytes(std::iter::once(header).chain(rows))
     }
 
     /// The heatmap SVG.
@@ -119,13 +122,13 @@ impl Matrix {
     }
 
     /// The files `matrix` writes: matrix.csv, summary.csv, matrix.svg, matrix.html.
-    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
-        vec![
-            ("matrix.csv".to_string(), self.long_csv().into_bytes()),
-            ("summary.csv".to_string(), self.summary_csv().into_bytes()),
+    pub fn files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(vec![
+            ("matrix.csv".to_string(), self.long_csv()?),
+            ("summary.csv".to_string(), self.summary_csv()?),
             ("matrix.svg".to_string(), self.svg().into_bytes()),
             ("matrix.html".to_string(), self.html().into_bytes()),
-        ]
+        ])
     }
 
     /// Text table for stdout.
@@ -153,7 +156,7 @@ pub fn run(models: &[PathBuf], mode: &MatchMode, out: Option<&Path>, quiet: bool
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(m.table().as_bytes())?;
     if let Some(dir) = out {
-        for p in reuse_audit::report::write::write_all(dir, &m.files())? {
+        for p in reuse_audit::report::write::write_all(dir, &m.files()?)? {
             writeln!(stdout, "wrote {}", p.display())?;
         }
     }

@@ -1,4 +1,5 @@
 //! Metrics: data-free weight comparisons and Dice.
 
 pub mod dice;
+pub mod spectral;
 pub mod weights;

@@ -1,6 +1,7 @@
 //! Data-free comparisons of matched parameters: RMSE, nRMSE, cosine similarity, and the
 //! BN shift/scale statistics MRM, MRV, MRW, MRB of METHOD.md. All in f64.
 
+use ndarray::{ArrayView1, ArrayViewD};
 use serde::Serialize;
 
 /// Neumaier-compensated sum: accurate for long sums of mixed magnitudes.
@@ -31,11 +32,12 @@ pub struct TensorComparison {
     pub numel: usize,
 }
 
-/// Compare two equally long tensors. Panics only if the lengths differ (callers pair shapes).
-pub fn compare(t: &[f64], s: &[f64]) -> TensorComparison {
+/// Compare two tensors of the same number of elements, both read in logical (row-major)
+/// order. Panics only if the lengths differ (callers pair shapes).
+pub fn compare(t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> TensorComparison {
     assert_eq!(t.len(), s.len(), "compare: paired tensors must have equal length");
     let n = t.len().max(1) as f64;
-    let mse = sum(t.iter().zip(s).map(|(a, b)| (a - b) * (a - b))) / n;
+    let mse = sum(t.iter().zip(&s).map(|(a, b)| (a - b) * (a - b))) / n;
     let rmse = mse.sqrt();
     // Two-pass standard deviation: no cancellation between sum of squares and squared sum.
     let mean = sum(t.iter().copied()) / n;
@@ -47,7 +49,7 @@ pub fn compare(t: &[f64], s: &[f64]) -> TensorComparison {
     } else {
         None
     };
-    let dot = sum(t.iter().zip(s).map(|(a, b)| a * b));
+    let dot = sum(t.iter().zip(&s).map(|(a, b)| a * b));
     let nt = sum(t.iter().map(|a| a * a)).sqrt();
     let ns = sum(s.iter().map(|b| b * b)).sqrt();
     let cosine = match (nt > 0.0, ns > 0.0) {
@@ -58,17 +60,18 @@ pub fn compare(t: &[f64], s: &[f64]) -> TensorComparison {
     TensorComparison { rmse, nrmse, cosine, numel: t.len() }
 }
 
-/// BatchNormalization parameters of one layer: gamma, beta, running mean and variance.
+/// BatchNormalization parameters of one layer (views of equally long per-channel vectors):
+/// gamma, beta, running mean and variance.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BnParams {
+pub struct BnParams<'a> {
     /// scale (gamma).
-    pub gamma: Vec<f64>,
+    pub gamma: ArrayView1<'a, f64>,
     /// shift (beta).
-    pub beta: Vec<f64>,
+    pub beta: ArrayView1<'a, f64>,
     /// running mean.
-    pub mean: Vec<f64>,
+    pub mean: ArrayView1<'a, f64>,
     /// running variance.
-    pub var: Vec<f64>,
+    pub var: ArrayView1<'a, f64>,
 }
 
 /// The paper's BN statistics for one layer (target vs source), per METHOD.md.
@@ -88,14 +91,14 @@ pub struct BnShiftScale {
 }
 
 /// MRM, MRV, MRW, MRB of target `t` against source `s` with the target's epsilon.
-pub fn bn_shift_scale(t: &BnParams, s: &BnParams, eps: f64) -> BnShiftScale {
+pub fn bn_shift_scale(t: &BnParams<'_>, s: &BnParams<'_>, eps: f64) -> BnShiftScale {
     let c = t.gamma.len().max(1) as f64;
     let mrm = sum((0..t.gamma.len()).map(|i| t.gamma[i] * (t.mean[i] - s.mean[i]) / (t.var[i] + eps).sqrt())) / c;
     let mrv = sum((0..t.var.len()).map(|i| ((t.var[i] + eps) / (s.var[i] + eps)).sqrt())) / c;
     let mrb = sum((0..t.beta.len()).map(|i| s.beta[i] - t.beta[i])) / c;
     let mut ratios = Vec::with_capacity(t.gamma.len());
     let mut skipped = 0;
-    for (g, g2) in t.gamma.iter().zip(&s.gamma) {
+    for (g, g2) in t.gamma.iter().zip(s.gamma.iter()) {
         if *g != 0.0 {
             ratios.push(g2 / g);
         } else if *g2 == 0.0 {
@@ -111,6 +114,16 @@ pub fn bn_shift_scale(t: &BnParams, s: &BnParams, eps: f64) -> BnShiftScale {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::ArrayD;
+
+    /// A 1-D array of the values, viewed as `compare` takes it.
+    fn arr(v: &[f64]) -> ArrayD<f64> {
+        ArrayD::from_shape_vec(vec![v.len()], v.to_vec()).unwrap()
+    }
+
+    fn cmp(t: &[f64], s: &[f64]) -> TensorComparison {
+        compare(arr(t).view(), arr(s).view())
+    }
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-12, "{a} != {b}");
@@ -121,7 +134,7 @@ mod tests {
         // t = [1, 2, 3, 4], s = [1, 2, 3, 6]: squared errors 0,0,0,4 -> mse 1, rmse 1.
         // mean t = 2.5, var = (2.25+0.25+0.25+2.25)/4 = 1.25, std = sqrt(1.25).
         // dot = 1+4+9+24 = 38, |t| = sqrt(30), |s| = sqrt(50).
-        let c = compare(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0, 6.0]);
+        let c = cmp(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0, 6.0]);
         close(c.rmse, 1.0);
         close(c.nrmse.unwrap(), 1.0 / 1.25f64.sqrt());
         close(c.cosine, 38.0 / (30.0f64.sqrt() * 50.0f64.sqrt()));
@@ -131,17 +144,17 @@ mod tests {
     #[test]
     fn identical_tensors() {
         let v = [0.3, -1.2, 5.0];
-        let c = compare(&v, &v);
+        let c = cmp(&v, &v);
         assert_eq!((c.rmse, c.nrmse, c.cosine), (0.0, Some(0.0), 1.0));
     }
 
     #[test]
     fn zero_variance_and_zero_vectors() {
-        let c = compare(&[2.0, 2.0], &[2.0, 4.0]);
+        let c = cmp(&[2.0, 2.0], &[2.0, 4.0]);
         close(c.rmse, 2.0f64.sqrt());
         assert_eq!(c.nrmse, None);
-        assert_eq!(compare(&[0.0, 0.0], &[0.0, 0.0]).cosine, 1.0);
-        assert_eq!(compare(&[0.0, 0.0], &[1.0, 0.0]).cosine, 0.0);
+        assert_eq!(cmp(&[0.0, 0.0], &[0.0, 0.0]).cosine, 1.0);
+        assert_eq!(cmp(&[0.0, 0.0], &[1.0, 0.0]).cosine, 0.0);
     }
 
     #[test]
@@ -151,16 +164,23 @@ mod tests {
         let q = 2f64.powi(-10);
         let t: Vec<f64> = (0..1000).map(|i| 1e8 + (i % 2) as f64 * q).collect();
         let s: Vec<f64> = t.iter().map(|x| x + q).collect();
-        let c = compare(&t, &s);
+        let c = cmp(&t, &s);
         close(c.rmse, q);
         // std(t) = q / 2, so nrmse = 2.
         close(c.nrmse.unwrap(), 2.0);
     }
 
+    /// BN parameters viewing the given per-channel vectors: [gamma, beta, mean, var].
+    fn bn(v: &[Vec<f64>; 4]) -> BnParams<'_> {
+        let [g, b, m, var] = v;
+        BnParams { gamma: g.into(), beta: b.into(), mean: m.into(), var: var.into() }
+    }
+
     #[test]
     fn bn_statistics_on_two_channels_by_hand() {
-        let t = BnParams { gamma: vec![2.0, 0.5], beta: vec![0.0, 1.0], mean: vec![1.0, -1.0], var: vec![3.0, 0.0] };
-        let s = BnParams { gamma: vec![1.0, 1.5], beta: vec![0.5, 3.0], mean: vec![0.0, 1.0], var: vec![0.0, 8.0] };
+        let tv = [vec![2.0, 0.5], vec![0.0, 1.0], vec![1.0, -1.0], vec![3.0, 0.0]];
+        let sv = [vec![1.0, 1.5], vec![0.5, 3.0], vec![0.0, 1.0], vec![0.0, 8.0]];
+        let (t, s) = (bn(&tv), bn(&sv));
         let eps = 1.0;
         // MRM: ch0 2*(1-0)/sqrt(4) = 1; ch1 0.5*(-1-1)/sqrt(1) = -1  -> mean 0
         // MRV: ch0 sqrt(4/1) = 2; ch1 sqrt(1/9) = 1/3                -> (2 + 1/3)/2 = 7/6
@@ -175,14 +195,15 @@ mod tests {
 
     #[test]
     fn bn_identity_and_zero_gamma() {
-        let t = BnParams { gamma: vec![0.0, 2.0], beta: vec![1.0, 1.0], mean: vec![0.5, 0.5], var: vec![1.0, 2.0] };
+        let tv = [vec![0.0, 2.0], vec![1.0, 1.0], vec![0.5, 0.5], vec![1.0, 2.0]];
+        let t = bn(&tv);
         let r = bn_shift_scale(&t, &t, 1e-5);
         assert_eq!((r.mrm, r.mrb), (0.0, 0.0));
         close(r.mrv, 1.0);
         close(r.mrw.unwrap(), 1.0);
-        let mut s = t.clone();
-        s.gamma = vec![1.0, 4.0];
-        let r = bn_shift_scale(&t, &s, 1e-5);
+        let mut sv = tv.clone();
+        sv[0] = vec![1.0, 4.0];
+        let r = bn_shift_scale(&t, &bn(&sv), 1e-5);
         assert_eq!(r.mrw_skipped_channels, 1);
         close(r.mrw.unwrap(), 2.0);
     }

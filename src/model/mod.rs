@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use ndarray::ArrayD;
 use onnx_protobuf::{Message, ModelProto, TensorProto};
 use sha2::{Digest, Sha256};
 
@@ -123,13 +124,15 @@ impl Model {
         }
     }
 
-    /// The values of a parameter as f64, with the file and tensor named on error.
-    pub fn values(&self, p: &Param) -> Result<Vec<f64>> {
+    /// The values of a parameter as an f64 array of its ONNX dims, with the file and
+    /// tensor named on error.
+    pub fn values(&self, p: &Param) -> Result<ArrayD<f64>> {
         tensor::decode(self.tensor(p.source)).map_err(|e| bad_file(&self.path, format!("{e:#}")))
     }
 
-    /// Replace a parameter's values (same shape), keeping its element type.
-    pub fn set_values(&mut self, p: &Param, values: &[f64]) -> Result<()> {
+    /// Replace a parameter's values (same number, row-major: a slice, a `Vec` or an
+    /// ndarray array/view), keeping its shape and element type.
+    pub fn set_values<'a>(&mut self, p: &Param, values: impl IntoIterator<Item = &'a f64>) -> Result<()> {
         let g = self.proto.graph.mut_or_insert_default();
         let t = match p.source {
             ParamSource::Initializer(i) => &mut g.initializer[i],

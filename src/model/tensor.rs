@@ -1,9 +1,11 @@
 //! Reading and writing the numbers of ONNX tensors: raw little-endian or typed fields,
 //! float32/float16/bfloat16/float64, and external data confined to the model's folder.
+//! Decoded tensors are `ndarray` arrays of f64 with the tensor's ONNX dims.
 
 use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
+use ndarray::{ArrayD, IxDyn};
 use onnx_protobuf::{tensor_proto::DataLocation, TensorProto};
 
 /// ONNX element types the tool can read as numbers.
@@ -64,8 +66,14 @@ pub fn numel(dims: &[i64]) -> usize {
     dims.iter().map(|&d| d.max(0) as usize).product()
 }
 
-/// Decode a float tensor into f64 values (exact for every supported type).
-pub fn decode(t: &TensorProto) -> Result<Vec<f64>> {
+/// The ONNX dims as an ndarray shape (negative dims count as 0, as in [`numel`]).
+pub fn shape(dims: &[i64]) -> IxDyn {
+    IxDyn(&dims.iter().map(|&d| d.max(0) as usize).collect::<Vec<_>>())
+}
+
+/// Decode a float tensor into an f64 array of its ONNX dims (exact for every supported
+/// type; a scalar is a 0-dimensional array of one value).
+pub fn decode(t: &TensorProto) -> Result<ArrayD<f64>> {
     let dtype = DType::from_onnx(t.data_type).with_context(|| {
         format!(
             "tensor '{}' has element type {} (code {}); only float tensors can be parameters",
@@ -99,7 +107,7 @@ pub fn decode(t: &TensorProto) -> Result<Vec<f64>> {
     if values.len() != n {
         bail!("tensor '{}' holds {} values, its shape {:?} needs {}", t.name, values.len(), t.dims, n);
     }
-    Ok(values)
+    ArrayD::from_shape_vec(shape(&t.dims), values).with_context(|| format!("tensor '{}': shape {:?}", t.name, t.dims))
 }
 
 fn decode_raw(raw: &[u8], dtype: DType) -> Vec<f64> {
@@ -111,9 +119,11 @@ fn decode_raw(raw: &[u8], dtype: DType) -> Vec<f64> {
     }
 }
 
-/// Encode values as little-endian raw data of the given type.
-pub fn encode_raw(values: &[f64], dtype: DType) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * dtype.size());
+/// Encode values (in order: a slice, a `Vec`, or an array in logical order) as
+/// little-endian raw data of the given type.
+pub fn encode_raw<'a>(values: impl IntoIterator<Item = &'a f64>, dtype: DType) -> Vec<u8> {
+    let values = values.into_iter();
+    let mut out = Vec::with_capacity(values.size_hint().0 * dtype.size());
     for &v in values {
         match dtype {
             DType::Float32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
@@ -125,10 +135,16 @@ pub fn encode_raw(values: &[f64], dtype: DType) -> Vec<u8> {
     out
 }
 
-/// Replace a tensor's values in place, keeping its name, shape and element type.
-pub fn set_values(t: &mut TensorProto, values: &[f64]) -> Result<()> {
+/// Replace a tensor's values in place (row-major, as many as its shape holds), keeping
+/// its name, shape and element type. Takes a slice, a `Vec` or an ndarray array/view.
+pub fn set_values<'a>(t: &mut TensorProto, values: impl IntoIterator<Item = &'a f64>) -> Result<()> {
     let dtype = DType::from_onnx(t.data_type).with_context(|| format!("tensor '{}' is not a float tensor", t.name))?;
-    t.raw_data = encode_raw(values, dtype);
+    let raw = encode_raw(values, dtype);
+    let n = numel(&t.dims);
+    if raw.len() != n * dtype.size() {
+        bail!("tensor '{}': shape {:?} holds {n} values, got {}", t.name, t.dims, raw.len() / dtype.size());
+    }
+    t.raw_data = raw;
     t.float_data.clear();
     t.double_data.clear();
     t.int32_data.clear();
@@ -227,11 +243,41 @@ mod tests {
         let mut t = tensor(10, vec![2, 2]);
         set_values(&mut t, &[0.5, -1.0, 2.0, 0.125]).unwrap();
         assert_eq!(t.raw_data.len(), 8);
-        assert_eq!(decode(&t).unwrap(), vec![0.5, -1.0, 2.0, 0.125]);
+        assert_eq!(decode(&t).unwrap(), ndarray::array![[0.5, -1.0], [2.0, 0.125]].into_dyn());
         // typed float16 in int32_data
         let mut u = tensor(10, vec![1]);
         u.int32_data = vec![half::f16::from_f32(3.0).to_bits() as i32];
-        assert_eq!(decode(&u).unwrap(), vec![3.0]);
+        assert_eq!(decode(&u).unwrap().as_slice(), Some(&[3.0][..]));
+    }
+
+    #[test]
+    fn decoded_arrays_keep_the_onnx_dims_in_row_major_order() {
+        // float64 typed data, dims 2x1x3: element [i, 0, k] is value i*3 + k.
+        let mut t = tensor(11, vec![2, 1, 3]);
+        t.double_data = (0..6).map(f64::from).collect();
+        let a = decode(&t).unwrap();
+        assert_eq!(a.shape(), &[2, 1, 3]);
+        assert_eq!(a[[1, 0, 2]], 5.0);
+        assert_eq!(a[[0, 0, 1]], 1.0);
+        // bfloat16 raw data (1.5 and -4 are exact in bfloat16), then a scalar.
+        let mut b = tensor(16, vec![2]);
+        set_values(&mut b, &[1.5, -4.0]).unwrap();
+        assert_eq!(decode(&b).unwrap().as_slice(), Some(&[1.5, -4.0][..]));
+        let mut s = tensor(1, vec![]);
+        s.float_data = vec![7.0];
+        let a = decode(&s).unwrap();
+        assert_eq!((a.ndim(), a.len(), a.iter().next().copied()), (0, 1, Some(7.0)));
+    }
+
+    #[test]
+    fn set_values_takes_arrays_and_refuses_a_wrong_count() {
+        let mut t = tensor(1, vec![2, 2]);
+        let a = ndarray::array![[1.0, 2.0], [3.0, 4.0]].into_dyn();
+        set_values(&mut t, &a).unwrap();
+        assert_eq!(decode(&t).unwrap(), a);
+        set_values(&mut t, a.t()).unwrap();
+        assert_eq!(decode(&t).unwrap(), ndarray::array![[1.0, 3.0], [2.0, 4.0]].into_dyn());
+        assert!(set_values(&mut t, &[1.0, 2.0, 3.0]).unwrap_err().to_string().contains("holds 4 values, got 3"));
     }
 
     #[test]

@@ -7,11 +7,11 @@ use anyhow::Result;
 use ndarray::{s, ArrayView4};
 
 use super::{data_free_report, load_pair, warn, Options};
+use crate::audit::forward::Feed;
 use crate::audit::{self, AuditJob, Strategy, Truth};
 use crate::data::{self, preprocess::Dataset, Fit, Normalize};
 use crate::engine::{runtime, Device, Engine, LazyEngine, Runner, View};
 use crate::error::UserError;
-use crate::audit::forward::Feed;
 use crate::model::{batch::make_batch_dynamic, head::Head, value_dims, Model};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 
@@ -193,7 +193,9 @@ impl Audit {
         let input = ctx.target.input_spec()?;
         let dataset = data::preprocess::prepare(&loaded.samples, &input, self.normalize, self.fit)?;
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
-            return Err(UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into());
+            return Err(
+                UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
+            );
         }
         if self.dynamic_batch {
             ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, &dataset)?;

@@ -84,10 +84,7 @@ pub fn warn(warnings: &[String], quiet: bool) {
 /// The data-free report of a loaded pair (`command` names it), and the checked values.
 pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result<(Report, PairValues)> {
     let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
-    let rows = compare::rows(&ctx.pairing, &values)
-        .into_iter()
-        .filter(|r| o.kinds.iter().any(|k| k.to_string() == r.kind))
-        .collect();
+    let rows = compare::rows(&ctx.pairing, &values, &o.kinds, true);
     let report = Report {
         schema_version: report::SCHEMA_VERSION,
         tool: Default::default(),

@@ -244,7 +244,7 @@ impl Format {
     /// Serialize a report in this format.
     pub fn render(self, r: &Report) -> anyhow::Result<Vec<u8>> {
         Ok(match self {
-            Format::Csv => csv::render(r),
+            Format::Csv => csv::render(r)?,
             Format::Json => json(r)?,
             Format::Md => markdown::render(r).into_bytes(),
             Format::Html => html::render(r, &html::figures(r)).into_bytes(),

@@ -127,9 +127,9 @@ impl Plan {
             .iter()
             .map(|&p| {
                 let t = &job.pairing.pairs[p].target;
-                Ok((t.name.as_str(), param_f32(&t.dims, &job.values.source[p])?))
+                (t.name.as_str(), param_f32(&job.values.source[p]))
             })
-            .collect::<Result<_>>()?;
+            .collect();
         let mut counts = vec![DiceCounts::new(classes); region.pairs.len()];
         for (b, &(start, count)) in chunk.iter().enumerate() {
             // The image itself only when the region reads it (the first layer's).
