@@ -36,16 +36,23 @@ fn points(s: &Series) -> Vec<(f64, f64)> {
 impl DualAxisChart<'_> {
     /// Render as a standalone `<svg>` element.
     pub fn render(&self) -> String {
-        render_svg((640, 280), self.title, |buf| self.draw(buf))
+        render_svg((640, 300), self.title, |buf| self.draw(buf))
     }
 
     fn draw(&self, buf: &mut String) -> DrawResult {
-        let root = SVGBackend::with_string(buf, (640, 280)).into_drawing_area();
+        let root = SVGBackend::with_string(buf, (640, 300)).into_drawing_area();
         root.fill(&WHITE)?;
+        // The legend sits in a strip under the plot, so it never hides a point.
+        let (plot, strip) = root.split_vertically(276);
+        for (i, (name, colour)) in [(self.left.name, BLUE), (self.right.name, ORANGE)].into_iter().enumerate() {
+            let x0 = 200 + 160 * i as i32;
+            strip.draw(&PathElement::new([(x0, 10), (x0 + 18, 10)], colour.stroke_width(2)))?;
+            strip.draw(&Text::new(name.to_string(), (x0 + 24, 4), text(TEXT, BLACK)))?;
+        }
         let n = self.labels.len().max(1);
         let (left, right) = (points(&self.left), points(&self.right));
         let x = -0.5..n as f64 - 0.5;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(&plot)
             .caption(self.title, ("sans-serif", TITLE).into_font().style(FontStyle::Bold))
             .margin(6)
             .x_label_area_size(40)
@@ -76,23 +83,10 @@ impl DualAxisChart<'_> {
             .y_desc(self.right.name)
             .axis_desc_style(text(TEXT, BLACK))
             .draw()?;
-        chart
-            .draw_series(LineSeries::new(left.clone(), BLUE.stroke_width(2)))?
-            .label(self.left.name)
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE.stroke_width(2)));
+        chart.draw_series(LineSeries::new(left.clone(), BLUE.stroke_width(2)))?;
         chart.draw_series(left.iter().map(|p| Circle::new(*p, 3, BLUE.filled())))?;
-        chart
-            .draw_secondary_series(LineSeries::new(right.clone(), ORANGE.stroke_width(2)))?
-            .label(self.right.name)
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], ORANGE.stroke_width(2)));
+        chart.draw_secondary_series(LineSeries::new(right.clone(), ORANGE.stroke_width(2)))?;
         chart.draw_secondary_series(right.iter().map(|p| Circle::new(*p, 3, ORANGE.filled())))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font(text(TEXT, BLACK))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(0xbb, 0xbb, 0xbb))
-            .draw()?;
         root.present()?;
         Ok(())
     }
