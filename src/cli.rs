@@ -146,8 +146,8 @@ pub struct RunArgs {
     /// Labels .npy for .npy data, or `baseline` for label-free mode.
     #[arg(long)]
     pub labels: Option<String>,
-    /// Per-image normalization.
-    #[arg(long, value_enum, default_value = "zscore")]
+    /// Input scaling: auto (best baseline on a probe batch), zscore, minmax, none, div255.
+    #[arg(long, value_enum, default_value = "auto")]
     pub normalize: Normalize,
     /// Fit data to the model's input size.
     #[arg(long, value_enum, default_value = "none")]
@@ -178,6 +178,10 @@ pub struct RunArgs {
     /// after Sigmoid, 0 for logits).
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// With labels: no verdict when the unswapped target's mean Dice is below this (it does
+    /// not segment the data); 0 audits anyway.
+    #[arg(long, default_value_t = 0.5)]
+    pub min_baseline: f64,
 }
 
 /// CI gates (exit code 1 when one fails).

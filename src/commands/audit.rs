@@ -50,6 +50,7 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .device(a.device)
         .threads(a.threads)
         .threshold(a.threshold)
+        .min_baseline(a.min_baseline)
 }
 
 /// Apply the CI gates; a failure lists the failing rows.

@@ -17,6 +17,11 @@ pub enum Normalize {
     Minmax,
     /// Values as stored.
     None,
+    /// x / 255 (8-bit images for a model trained on [0, 1]).
+    Div255,
+    /// Try zscore, minmax, none (and div255 for 8-bit images) on a probe batch and keep
+    /// the one with the best baseline Dice (needs labels; label-free it is zscore).
+    Auto,
 }
 
 /// `--fit`: what to do when the data's height/width differ from the model's.
@@ -87,7 +92,15 @@ impl Dataset {
         };
         let w = labels.dim().2;
         for ((i, y, x), &v) in labels.indexed_iter() {
-            if !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < classes && v < 256.0) {
+            if v.fract() != 0.0 || !v.is_finite() {
+                return Err(UserError::BadData(format!(
+                    "labels must be class numbers: {} has label {v} at pixel {} (not an integer)",
+                    self.origins[i],
+                    y * w + x
+                ))
+                .into());
+            }
+            if !(v >= 0.0 && (v as usize) < classes && v < 256.0) {
                 return Err(UserError::BadData(format!(
                     "labels out of range: {} has label {v} at pixel {} but the model has {classes} classes (0..{})",
                     self.origins[i],
@@ -131,6 +144,13 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
             ))
             .into());
         }
+        if let Some((at, v)) = sample.image.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(UserError::BadData(format!(
+                "{} has a non-finite pixel ({v}) at channel {}, row {}, column {}: fix or drop the image",
+                sample.origin, at.0, at.1, at.2
+            ))
+            .into());
+        }
         let mut img = sample.image.clone();
         normalize_image(&mut img, normalize);
         for ch in 0..c {
@@ -150,7 +170,9 @@ fn normalize_image(x: &mut Array3<f64>, how: Normalize) {
     let n = x.len().max(1) as f64;
     match how {
         Normalize::None => {}
-        Normalize::Zscore => {
+        Normalize::Div255 => x.mapv_inplace(|v| v / 255.0),
+        // `Auto` is resolved to one of the others before preparing; z-score is its default.
+        Normalize::Zscore | Normalize::Auto => {
             let mean = x.iter().sum::<f64>() / n;
             let std = (x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
             let d = if std > 0.0 { std } else { 1.0 };

@@ -138,3 +138,85 @@ impl Rule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onnx_protobuf::{GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
+        let mut n = NodeProto::new();
+        n.op_type = op.into();
+        n.input = inputs.iter().map(|s| s.to_string()).collect();
+        n.output = vec![output.into()];
+        n
+    }
+
+    fn scalar(name: &str, v: f32) -> TensorProto {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.data_type = 1;
+        t.float_data = vec![v];
+        t
+    }
+
+    /// x -> Conv -> `ops`... -> out
+    fn model(ops: &[&str], inits: Vec<TensorProto>, extra_inputs: &[&str]) -> Model {
+        let mut g = GraphProto::new();
+        g.node.push(node("Conv", &["x", "w"], "t0"));
+        for (i, op) in ops.iter().enumerate() {
+            let mut inputs = vec![format!("t{i}")];
+            if *op == "Clip" {
+                inputs.extend(extra_inputs.iter().map(|s| s.to_string()));
+            }
+            let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+            g.node.push(node(op, &refs, &format!("t{}", i + 1)));
+        }
+        let mut out = ValueInfoProto::new();
+        out.name = format!("t{}", ops.len());
+        g.output.push(out);
+        g.initializer = inits;
+        let mut m = ModelProto::new();
+        m.graph = Some(g).into();
+        Model::index("m.onnx".into(), String::new(), m)
+    }
+
+    #[test]
+    fn sigmoid_behind_shape_ops_is_read_as_probabilities() {
+        let h = Head::of(&model(&["Sigmoid", "Transpose", "Resize"], vec![], &[]));
+        assert_eq!(h, Head { op: "Sigmoid".into(), probabilities: true });
+        let rule = h.rule(1, None).unwrap();
+        assert_eq!(rule.threshold(), Some(0.5));
+        assert!(rule.describe().contains("Sigmoid"));
+    }
+
+    #[test]
+    fn raw_logits_threshold_at_zero_and_many_channels_take_argmax() {
+        let h = Head::of(&model(&[], vec![], &[]));
+        assert_eq!(h, Head { op: "Conv".into(), probabilities: false });
+        assert_eq!(h.rule(1, None).unwrap().threshold(), Some(0.0));
+        assert_eq!(h.rule(4, None).unwrap().threshold(), None);
+        let soft = Head::of(&model(&["Softmax"], vec![], &[]));
+        assert!(matches!(soft.rule(4, None).unwrap(), Rule::Argmax { .. }));
+    }
+
+    #[test]
+    fn a_clip_to_the_unit_interval_is_a_probability_and_other_clips_are_not() {
+        let unit = model(&["Clip"], vec![scalar("lo", 0.0), scalar("hi", 1.0)], &["lo", "hi"]);
+        assert!(Head::of(&unit).probabilities);
+        let relu6 = model(&["Clip"], vec![scalar("lo", 0.0), scalar("hi", 6.0)], &["lo", "hi"]);
+        assert!(!Head::of(&relu6).probabilities);
+    }
+
+    #[test]
+    fn threshold_flag_and_uninterpretable_heads() {
+        let h = Head::of(&model(&["Sigmoid"], vec![], &[]));
+        let r = h.rule(1, Some(0.3)).unwrap();
+        assert_eq!(r.threshold(), Some(0.3));
+        assert!(r.describe().contains("--threshold 0.3"));
+        assert!(h.rule(4, Some(0.3)).unwrap_err().contains("one-channel"));
+        let soft1 = Head::of(&model(&["Softmax"], vec![], &[]));
+        assert!(soft1.rule(1, None).unwrap_err().contains("Softmax over a single channel"));
+        assert!(h.rule(0, None).is_err());
+    }
+}

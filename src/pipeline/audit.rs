@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use ndarray::{s, ArrayView4};
 
-use super::{data_free_report, load_pair, warn, Options};
-use crate::audit::forward::Feed;
+use super::{data_free_report, load_pair, probe, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
 use crate::data::{self, preprocess::Dataset, Fit, Normalize};
 use crate::engine::{runtime, Device, Engine, LazyEngine, Runner, View};
 use crate::error::UserError;
-use crate::model::{batch::make_batch_dynamic, head::Head, value_dims, Model};
+use crate::model::head::{Head, Rule};
+use crate::model::{batch::make_batch_dynamic, Model};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 
 /// Where the ground truth of the validation set comes from.
@@ -63,6 +63,7 @@ pub struct Audit {
     device: Device,
     threads: usize,
     threshold: Option<f32>,
+    min_baseline: f64,
 }
 
 impl Audit {
@@ -74,7 +75,7 @@ impl Audit {
             data: None,
             labels: Labels::InData,
             options: Options::default(),
-            normalize: Normalize::Zscore,
+            normalize: Normalize::Auto,
             fit: Fit::None,
             batch: 16,
             strategy: Strategy::Incremental,
@@ -83,6 +84,7 @@ impl Audit {
             device: Device::Cpu,
             threads: 0,
             threshold: None,
+            min_baseline: 0.5,
         }
     }
 
@@ -110,7 +112,7 @@ impl Audit {
         self
     }
 
-    /// Per-image intensity normalization (default z-score).
+    /// Per-image intensity scaling (default auto: the best baseline on a probe batch).
     pub fn normalize(mut self, normalize: Normalize) -> Audit {
         self.normalize = normalize;
         self
@@ -165,6 +167,13 @@ impl Audit {
         self
     }
 
+    /// With labels, refuse to decide anything when the baseline mean Dice is below this
+    /// (default 0.5): the target does not segment the data, so every swap would look free.
+    pub fn min_baseline(mut self, min: f64) -> Audit {
+        self.min_baseline = min;
+        self
+    }
+
     /// Run the audit on a runtime of its own (loaded only after models and data are checked).
     pub fn run(&self) -> Result<Report> {
         self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet))
@@ -191,21 +200,60 @@ impl Audit {
         let (mut report, values) = data_free_report(&ctx, o, "audit")?;
         let loaded = data::load(data_path, labels_file)?;
         let input = ctx.target.input_spec()?;
-        let dataset = data::preprocess::prepare(&loaded.samples, &input, self.normalize, self.fit)?;
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
             return Err(
                 UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
             );
         }
-        if self.dynamic_batch {
-            ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, &dataset)?;
+        if !(0.0..=1.0).contains(&self.min_baseline) {
+            return Err(UserError::BadFlag {
+                flag: "--min-baseline",
+                reason: format!("{} is not in [0, 1]", self.min_baseline),
+            }
+            .into());
         }
+        // The probe batch: the output's meaning, the scaling that fits, a baseline check.
+        let probe_samples = probe::probe_samples(&loaded.samples);
+        let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
+        let probe_data = data::preprocess::prepare(&probe_samples, &input, first_norm, self.fit)?;
         let head = Head::of(&ctx.target);
-        let channels = output_channels(engine.get()?, &ctx.target, &dataset)?;
+        let channels = probe::output_channels(engine.get()?, &ctx.target, &probe_data)?;
         let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {
             Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
             _ => UserError::BadFile { path: self.target.clone(), reason: why },
         })?;
+        let threshold = rule.threshold().unwrap_or(0.0);
+        let (normalize, scores) = if label_free {
+            let (class, share) =
+                probe::dominant_class_share(engine.get()?, &ctx.target, &probe_data, &input, threshold)?;
+            if share >= 0.99 {
+                let w = format!(
+                    "label-free baseline: the target predicts class {class} on {:.1}% of the probe pixels, so agreement with it says little; check the input scaling (--normalize) and the output rule ({})",
+                    100.0 * share,
+                    rule.describe()
+                );
+                warn(std::slice::from_ref(&w), o.quiet);
+                report.warnings.push(w);
+            }
+            (first_norm, Vec::new())
+        } else {
+            let tries = if self.normalize == Normalize::Auto {
+                probe::candidates(&probe_samples)
+            } else {
+                vec![self.normalize]
+            };
+            let scores =
+                probe::score_scalings(engine.get()?, &ctx.target, &probe_samples, &input, self.fit, threshold, &tries)?;
+            let best = probe::best(&scores).map(|b| (b.normalize, b.probe_dice)).unwrap_or((first_norm, 0.0));
+            if best.1 < self.min_baseline {
+                return Err(self.no_baseline(best.1, "on the probe batch", &scores, &rule).into());
+            }
+            (best.0, scores)
+        };
+        let dataset = data::preprocess::prepare(&loaded.samples, &input, normalize, self.fit)?;
+        if self.dynamic_batch {
+            ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, &dataset)?;
+        }
         let job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
@@ -217,10 +265,13 @@ impl Audit {
             strategy: self.strategy,
             quiet: o.quiet,
             cache_mb: self.cache_mb,
-            threshold: rule.threshold().unwrap_or(0.0),
+            threshold,
         };
         let engine = engine.get()?;
         let (outcome, strategy) = audit::run(engine, &job)?;
+        if !label_free && outcome.baseline.mean < self.min_baseline {
+            return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
+        }
         let rows_by_pair: Vec<usize> =
             (0..ctx.pairing.pairs.len()).filter(|&i| o.kinds.contains(&ctx.pairing.pairs[i].kind())).collect();
         for (row, &i) in report.rows.iter_mut().zip(&rows_by_pair) {
@@ -251,7 +302,8 @@ impl Audit {
             width: dataset.w(),
             classes: outcome.classes,
             labels: if label_free { "baseline" } else { "file" }.into(),
-            normalize: format!("{:?}", self.normalize).to_lowercase(),
+            normalize: format!("{normalize:?}").to_lowercase(),
+            normalize_scores: scores,
             fit: format!("{:?}", self.fit).to_lowercase(),
             prediction: rule.describe(),
         });
@@ -259,31 +311,25 @@ impl Audit {
     }
 }
 
-/// The number of channels of the model's first output: its declared dim when fixed, else
-/// from one run on the first image.
-fn output_channels(engine: &Engine, target: &Model, data: &Dataset) -> Result<usize> {
-    if let Some(Some(c)) = target.proto.graph.output.first().map(|o| value_dims(o).get(1).copied().flatten()) {
-        if value_dims(&target.proto.graph.output[0]).len() == 4 {
-            return Ok(c);
-        }
+impl Audit {
+    /// The refusal when the baseline does not segment the data.
+    fn no_baseline(&self, mean: f64, on: &str, scores: &[probe::ScalingScore], rule: &Rule) -> UserError {
+        let tried: Vec<String> = scores
+            .iter()
+            .map(|s| format!("{} {:.3}", format!("{:?}", s.normalize).to_lowercase(), s.probe_dice))
+            .collect();
+        UserError::BadData(format!(
+            "the target {} does not segment this data: baseline mean Dice {mean:.3} {on} is below --min-baseline {} \
+             (input scaling tried, probe Dice: {}; output rule: {}). No verdict is given, because every swap of a \
+             model that fails anyway looks harmless. Check that the labels use the model's class numbers, the input \
+             scaling (--normalize), the size and channels fed, and the output rule (--threshold); --min-baseline 0 \
+             audits anyway",
+            self.target.display(),
+            self.min_baseline,
+            tried.join(", "),
+            rule.describe()
+        ))
     }
-    let input = target.input_spec()?;
-    let feed = Feed { data, input: &input, batch: 1, threshold: 0.0 };
-    let x = feed.tensor(0, 1);
-    let mut runner = engine.worker_session(&target.to_bytes()?)?;
-    runner.run_views_first(&[(input.name.as_str(), View::F32(x.view().into_dyn()))], |out| {
-        let shape = out.shape();
-        if shape.len() != 4 {
-            return Err(UserError::BadFile {
-                path: target.path.clone(),
-                reason: format!(
-                    "the model's output has shape {shape:?}; reuse-audit scores segmentation outputs of shape N x classes x H x W"
-                ),
-            }
-            .into());
-        }
-        Ok(shape[1])
-    })
 }
 
 /// The target made batch-dynamic, checked to give the same outputs as the original (one

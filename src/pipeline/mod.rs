@@ -6,6 +6,7 @@
 
 mod audit;
 mod options;
+pub mod probe;
 
 use std::path::Path;
 

@@ -112,8 +112,11 @@ pub struct DatasetInfo {
     pub classes: usize,
     /// `file` (ground truth given) or `baseline` (label-free: baseline predictions).
     pub labels: String,
-    /// --normalize.
+    /// The input scaling used (`--normalize`, or the one `auto` chose).
     pub normalize: String,
+    /// Baseline mean Dice on the probe batch for each scaling tried, in the order tried
+    /// (empty label-free).
+    pub normalize_scores: Vec<crate::pipeline::probe::ScalingScore>,
     /// --fit.
     pub fit: String,
     /// How output channels became classes: argmax, or a one-channel threshold and why

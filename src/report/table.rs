@@ -20,16 +20,7 @@ pub fn render(r: &Report) -> String {
         r.settings.match_method,
         r.rows.len()
     );
-    if let Some(b) = &r.baseline {
-        let per: Vec<String> = b.per_class.iter().map(|d| format!("{d:.4}")).collect();
-        let _ = writeln!(
-            s,
-            "baseline Dice: mean {:.4}, foreground {:.4}, per class [{}]",
-            b.mean,
-            b.mean_fg,
-            per.join(", ")
-        );
-    }
+    s.push_str(&baseline_lines(r));
     let _ = write!(
         s,
         "\n{:<5} {:>5} {:<4} {:<34} {:>10} {:>9} {:>8}",
@@ -90,7 +81,7 @@ pub fn render(r: &Report) -> String {
 
 /// The verdict in a few lines (also printed by `demo`).
 pub fn verdict_lines(r: &Report) -> String {
-    let mut s = String::new();
+    let mut s = baseline_lines(r);
     let sm = &r.summary;
     if let Some(rn) = sm.rn {
         let _ = writeln!(
@@ -107,6 +98,28 @@ pub fn verdict_lines(r: &Report) -> String {
     }
     for (kind, yes, no) in reuse_lists(sm) {
         let _ = writeln!(s, "  {kind:<2} reusable: {yes:<40} not reusable: {no}");
+    }
+    s
+}
+
+/// The baseline Dice and how it was scored (input scaling, with what each scaling tried
+/// scored on the probe batch; the output rule). Empty for data-free reports.
+pub fn baseline_lines(r: &Report) -> String {
+    let mut s = String::new();
+    let Some(b) = &r.baseline else {
+        return s;
+    };
+    let per: Vec<String> = b.per_class.iter().map(|d| format!("{d:.4}")).collect();
+    let _ =
+        writeln!(s, "baseline Dice: mean {:.4}, foreground {:.4}, per class [{}]", b.mean, b.mean_fg, per.join(", "));
+    if let Some(d) = &r.dataset {
+        let tried: Vec<String> = d
+            .normalize_scores
+            .iter()
+            .map(|t| format!("{:?} {:.3}", t.normalize, t.probe_dice).to_lowercase())
+            .collect();
+        let tried = if tried.len() > 1 { format!(" (probe Dice: {})", tried.join(", ")) } else { String::new() };
+        let _ = writeln!(s, "input scaling: {}{tried}; prediction: {}", d.normalize, d.prediction);
     }
     s
 }

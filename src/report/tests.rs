@@ -74,6 +74,7 @@ pub fn fixed_report() -> Report {
             classes: 2,
             labels: "file".into(),
             normalize: "zscore".into(),
+            normalize_scores: vec![],
             fit: "none".into(),
             prediction: "argmax over 2 channels (ends with Conv)".into(),
         }),

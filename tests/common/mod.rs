@@ -17,8 +17,18 @@ pub fn bin() -> Command {
     c
 }
 
-/// `reuse-audit audit TARGET SOURCE --data DATA`, ready for more flags.
+/// `reuse-audit audit TARGET SOURCE --data DATA --min-baseline 0`, ready for more flags.
+/// The tiny fixtures have random weights and random labels: they do not segment anything,
+/// so the baseline guard is off here (`guarded_audit_cmd` keeps it; its tests are in
+/// `tests/baseline_guard.rs`).
 pub fn audit_cmd(target: &Path, source: &Path, data: &Path) -> Command {
+    let mut c = guarded_audit_cmd(target, source, data);
+    c.args(["--min-baseline", "0"]);
+    c
+}
+
+/// `reuse-audit audit TARGET SOURCE --data DATA` with the default baseline guard.
+pub fn guarded_audit_cmd(target: &Path, source: &Path, data: &Path) -> Command {
     let mut c = bin();
     c.arg("audit").arg(target).arg(source).arg("--data").arg(data);
     c
@@ -308,4 +318,30 @@ pub fn npz(path: &Path, n: usize, size: usize, labels: Option<&[u8]>, seed: u64)
         zip.write_all(&reuse_audit::data::npy::npy_bytes("|u1", &[n, size, size], l)).expect("zip");
     }
     zip.finish().expect("zip");
+}
+
+/// Give a tiny CNN a one-channel head: a fixed 1x1 conv of its 3 channels into one logit,
+/// then, with `sigmoid`, a `Sigmoid` (probabilities), as binary segmentation models end.
+pub fn one_channel_head(m: &mut ModelProto, sigmoid: bool, size: i64) {
+    let g = m.graph.as_mut().expect("graph");
+    let batch = value_dims_of(&g.output[0]);
+    g.initializer.push(tensor("head.weight", &[1, 3, 1, 1], &[1.0, -0.5, 0.25], Storage::Raw));
+    g.initializer.push(tensor("head.bias", &[1], &[0.05], Storage::Raw));
+    g.node.push(node("Conv", "head", &["y", "head.weight", "head.bias"], &["logit"], vec![]));
+    let out = if sigmoid {
+        g.node.push(node("Sigmoid", "prob", &["logit"], &["prob"], vec![]));
+        "prob"
+    } else {
+        "logit"
+    };
+    g.output.clear();
+    g.output.push(value_info(out, &[batch, Some(1), Some(size), Some(size)]));
+}
+
+fn value_dims_of(v: &ValueInfoProto) -> Option<i64> {
+    use onnx_protobuf::tensor_shape_proto::dimension::Value;
+    match &v.type_.tensor_type().shape.dim.first()?.value {
+        Some(Value::DimValue(n)) => Some(*n),
+        _ => None,
+    }
 }

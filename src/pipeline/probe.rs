@@ -1,0 +1,161 @@
+//! Checks on a probe batch before the audit: the output's channel count, the input
+//! scaling that fits the model (`--normalize auto`), and whether the baseline segments the
+//! data at all (`--min-baseline`; label-free: whether it predicts more than one class).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::audit::forward::{dice, predictions, Feed};
+use crate::data::preprocess::{prepare, Dataset, InputSpec};
+use crate::data::{Fit, Normalize, Sample};
+use crate::engine::{Engine, View};
+use crate::error::UserError;
+use crate::model::{value_dims, Model};
+
+/// Images in the probe batch (spread evenly over the data set).
+pub const PROBE_IMAGES: usize = 16;
+
+/// The baseline mean Dice of one input scaling on the probe batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScalingScore {
+    /// The scaling (`--normalize` value).
+    pub normalize: Normalize,
+    /// Mean Dice of the unswapped target on the probe batch with it.
+    pub probe_dice: f64,
+}
+
+/// Every `k`-th sample so that at most [`PROBE_IMAGES`] spread over the set are kept.
+pub fn probe_samples(samples: &[Sample]) -> Vec<Sample> {
+    let n = samples.len();
+    let k = n.min(PROBE_IMAGES);
+    (0..k).map(|i| samples[i * n / k].clone()).collect()
+}
+
+/// Whether every pixel of every sample is an integer in 0..=255 (8-bit images, whatever
+/// dtype they were stored in): then dividing by 255 is a scaling worth trying.
+pub fn looks_8bit(samples: &[Sample]) -> bool {
+    samples.iter().all(|s| s.image.iter().all(|&v| (0.0..=255.0).contains(&v) && v.fract() == 0.0))
+}
+
+/// The scalings `--normalize auto` tries, in order of preference on ties.
+pub fn candidates(samples: &[Sample]) -> Vec<Normalize> {
+    let mut c = vec![Normalize::Zscore, Normalize::Minmax, Normalize::None];
+    if looks_8bit(samples) {
+        c.push(Normalize::Div255);
+    }
+    c
+}
+
+/// The number of channels of the model's first output: its declared dim when fixed, else
+/// from one run on the first image of `data`.
+pub fn output_channels(engine: &Engine, target: &Model, data: &Dataset) -> Result<usize> {
+    let declared = target.proto.graph.output.first().map(value_dims).unwrap_or_default();
+    if let (4, Some(c)) = (declared.len(), declared.get(1).copied().flatten()) {
+        return Ok(c);
+    }
+    let input = target.input_spec()?;
+    let feed = Feed { data, input: &input, batch: 1, threshold: 0.0 };
+    let x = feed.tensor(0, 1);
+    let mut runner = engine.worker_session(&target.to_bytes()?)?;
+    runner.run_views_first(&[(input.name.as_str(), View::F32(x.view().into_dyn()))], |out| {
+        let shape = out.shape();
+        if shape.len() != 4 {
+            return Err(UserError::BadFile {
+                path: target.path.clone(),
+                reason: format!(
+                    "the model's output has shape {shape:?}; reuse-audit scores segmentation outputs of shape N x classes x H x W"
+                ),
+            }
+            .into());
+        }
+        Ok(shape[1])
+    })
+}
+
+/// The baseline on the probe batch under each scaling in `tries` (with labels), in order.
+pub fn score_scalings(
+    engine: &Engine,
+    target: &Model,
+    probe: &[Sample],
+    input: &InputSpec,
+    fit: Fit,
+    threshold: f32,
+    tries: &[Normalize],
+) -> Result<Vec<ScalingScore>> {
+    let mut runner = engine.worker_session(&target.to_bytes()?)?;
+    let mut out = Vec::with_capacity(tries.len());
+    for &normalize in tries {
+        let data = prepare(probe, input, normalize, fit)?;
+        let feed = Feed { data: &data, input, batch: input.batch.unwrap_or(probe.len()), threshold };
+        let (pred, classes) = predictions(&mut runner, &feed, &[])?;
+        let Some(labels) = data.checked_labels(classes)? else {
+            return Err(UserError::BadData(
+                "the data has no labels: give --labels FILE or use --labels baseline (label-free)".into(),
+            )
+            .into());
+        };
+        out.push(ScalingScore { normalize, probe_dice: dice(pred.view(), labels.view(), classes).mean });
+    }
+    Ok(out)
+}
+
+/// The best-scoring scaling (the first of equals, so the order of `scores` breaks ties).
+pub fn best(scores: &[ScalingScore]) -> Option<&ScalingScore> {
+    scores.iter().fold(None, |b: Option<&ScalingScore>, s| match b {
+        Some(b) if b.probe_dice >= s.probe_dice => Some(b),
+        _ => Some(s),
+    })
+}
+
+/// Label-free: the share of probe pixels given the most frequent class by the target.
+pub fn dominant_class_share(
+    engine: &Engine,
+    target: &Model,
+    probe: &Dataset,
+    input: &InputSpec,
+    threshold: f32,
+) -> Result<(usize, f64)> {
+    let mut runner = engine.worker_session(&target.to_bytes()?)?;
+    let feed = Feed { data: probe, input, batch: input.batch.unwrap_or(probe.n()), threshold };
+    let (pred, classes) = predictions(&mut runner, &feed, &[])?;
+    let mut counts = vec![0usize; classes.max(1)];
+    for &p in &pred {
+        if let Some(c) = counts.get_mut(p as usize) {
+            *c += 1;
+        }
+    }
+    let (class, most) = counts.iter().enumerate().max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i))).unwrap_or((0, &0));
+    Ok((class, *most as f64 / pred.len().max(1) as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    fn sample(values: Vec<f64>) -> Sample {
+        Sample { image: Array3::from_shape_vec((1, 1, values.len()), values).unwrap(), label: None, origin: "s".into() }
+    }
+
+    #[test]
+    fn eight_bit_images_add_div255_and_ties_keep_the_first() {
+        assert_eq!(candidates(&[sample(vec![0.0, 17.0, 255.0])]).last(), Some(&Normalize::Div255));
+        assert!(!candidates(&[sample(vec![0.0, 0.5])]).contains(&Normalize::Div255));
+        assert!(!candidates(&[sample(vec![0.0, 256.0])]).contains(&Normalize::Div255));
+        let s = |normalize, probe_dice| ScalingScore { normalize, probe_dice };
+        let scores = [s(Normalize::Zscore, 0.9), s(Normalize::Minmax, 0.9), s(Normalize::None, 0.2)];
+        assert_eq!(best(&scores).unwrap().normalize, Normalize::Zscore);
+        let scores = [s(Normalize::Zscore, 0.1), s(Normalize::Minmax, 0.2), s(Normalize::Div255, 0.95)];
+        assert_eq!(best(&scores).unwrap().normalize, Normalize::Div255);
+    }
+
+    #[test]
+    fn probe_spreads_over_the_set() {
+        let samples: Vec<Sample> = (0..40).map(|i| sample(vec![i as f64])).collect();
+        let probe = probe_samples(&samples);
+        assert_eq!(probe.len(), PROBE_IMAGES);
+        assert_eq!(probe[1].image[[0, 0, 0]], 2.0);
+        assert_eq!(probe[15].image[[0, 0, 0]], 37.0);
+        assert_eq!(probe_samples(&samples[..3]).len(), 3);
+    }
+}
