@@ -1,0 +1,88 @@
+//! Exports from other frameworks and exporters (`tests/corpus/`, made by
+//! `models/make_corpus.py`): the tool's default audit against numbers computed
+//! independently with onnxruntime + numpy (`*.expected.json`, the right preprocessing and
+//! output rule for each model). Regressions: a sigmoid UNet thresholded at 0 and a model
+//! trained on raw intensities fed z-scores both got confident RN verdicts.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// Dice agreement between the tool (ONNX Runtime 1.31 through ort) and the Python check.
+const TOL: f64 = 1e-4;
+
+fn expected(case: &str) -> Value {
+    let path = root().join("tests/corpus").join(format!("{case}.expected.json"));
+    serde_json::from_slice(&std::fs::read(&path).expect("expected file")).expect("expected JSON")
+}
+
+/// Audit a case with default flags (the guard on) and compare the baseline and every
+/// swap the expected file lists. Returns the report.
+fn check(case: &str, extra: &[&str]) -> Value {
+    let e = expected(case);
+    let p = |k: &str| root().join(e[k].as_str().unwrap());
+    let out = guarded_audit_cmd(&p("target"), &p("source"), &p("data"))
+        .args(["--json", "-q"])
+        .args(extra)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let r: Value = serde_json::from_slice(&out).expect("report");
+    let close = |a: &Value, b: &Value, what: &str| {
+        let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap());
+        assert!((a - b).abs() <= TOL, "{case}: {what}: tool {a} vs expected {b}");
+    };
+    close(&r["baseline"]["mean"], &e["baseline"]["mean"], "baseline mean");
+    for (i, want) in e["baseline"]["per_class"].as_array().unwrap().iter().enumerate() {
+        close(&r["baseline"]["per_class"][i], want, &format!("baseline class {i}"));
+    }
+    for s in e["swaps"].as_array().unwrap() {
+        let row = r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["family"] == s["family"] && x["layer"] == s["layer"] && x["kind"] == s["kind"])
+            .unwrap_or_else(|| panic!("{case}: no row for {} {} {}", s["family"], s["layer"], s["kind"]));
+        let what = format!("{} {} {}", s["family"], s["layer"], s["kind"]);
+        close(&row["swapped_dice"], &s["swapped"]["mean"], &what);
+    }
+    r
+}
+
+#[test]
+fn sigmoid_unet_is_thresholded_at_one_half() {
+    let r = check("sigmoid-unet", &[]);
+    assert!(r["dataset"]["prediction"].as_str().unwrap().contains("> 0.5"));
+    // The first conv's W costs a third of the Dice: not reusable, as measured.
+    let w1 = r["rows"].as_array().unwrap().iter().find(|x| x["kind"] == "W" && x["layer"] == 1).unwrap();
+    assert_eq!(w1["reusable"], false);
+}
+
+#[test]
+fn raw_intensity_model_gets_its_own_scaling() {
+    let r = check("raw-intensity-unet", &[]);
+    assert_eq!(r["dataset"]["normalize"], "none");
+    let scores = r["dataset"]["normalize_scores"].as_array().unwrap();
+    assert!(scores.iter().any(|s| s["normalize"] == "div255"), "uint8 images: div255 is tried");
+}
+
+#[test]
+fn keras_tf2onnx_nchw_export() {
+    check("keras-unet-nchw", &[]);
+}
+
+#[test]
+fn int64_constant_of_shape_graph() {
+    check("constant-of-shape", &[]);
+    let e = expected("constant-of-shape");
+    let p = |k: &str| root().join(e[k].as_str().unwrap());
+    bin().args(["inspect", "--flops"]).arg(p("target")).assert().success();
+}
+
+#[test]
+fn smp_pspnet_dynamo_export() {
+    check("smp-pspnet", &[]);
+}
