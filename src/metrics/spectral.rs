@@ -1,4 +1,5 @@
-//! Spectral comparisons of conv filter banks (conv `W` only), with nalgebra's SVD:
+//! Spectral comparisons of conv filter banks (conv `W` only), with nalgebra (singular
+//! values through the symmetric eigendecomposition of the Gram matrix):
 //! `spectral_rel` = ‖W_t − W_s‖₂ / ‖W_t‖₂ and `subspace_overlap`, the mean squared cosine
 //! of the principal angles between the two banks' top singular subspaces.
 //!
@@ -17,11 +18,11 @@
 //! top-r squared singular values of W_t cover ≥ 90% of ‖W_t‖_F²; W_t zero gives r = 0, and
 //! then the overlap is 1 when W_s is zero too and 0 otherwise (like cosine). The source
 //! contributes its top min(r, rank W_s) singular vectors (numerical rank: σ above
-//! σ_max·√(max(m, n)·ε), the precision of the Gram matrix the SVD is taken of): directions
+//! σ_max·√(max(m, n)·ε), the precision of the Gram matrix the eigenproblem is solved for): directions
 //! it lacks count as cosine 0, so a zero source scores 0. Shapes that differ, empty tensors or an SVD that does not converge give
 //! `None` for both.
 
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, SymmetricEigen};
 use ndarray::ArrayViewD;
 
 /// Share of ‖W_t‖_F² the principal subspace must cover.
@@ -44,17 +45,20 @@ pub fn filter_matrix(w: ArrayViewD<f64>) -> DMatrix<f64> {
     DMatrix::from_row_iterator(rows, cols, w.iter().copied())
 }
 
-/// Singular values (descending) and, when asked for, the right singular vectors as the
-/// rows of `v_t` (same order; for a wide matrix only those above the noise floor).
+/// Singular values (descending) and, when asked for, the eigenvectors of the Gram matrix
+/// in the same order: left singular vectors of a wide matrix (`m mᵀ`), right ones of a tall
+/// matrix (`mᵀ m`).
 struct Svd {
     values: Vec<f64>,
-    v_t: Option<DMatrix<f64>>,
+    u: Option<DMatrix<f64>>,
+    wide: bool,
 }
 
-/// The SVD of `m` from nalgebra's SVD of its smaller Gram matrix (`m mᵀ` when wide, `mᵀ m`
-/// when tall): a 512 × 4608 bank needs a 512 × 512 SVD, not a 512 × 4608 one. The Gram
-/// squares the singular values, so those below σ_max·√(max(m, n)·ε) are noise
-/// ([`noise_floor`]); the large ones, which both metrics use, keep full relative precision.
+/// The SVD of `m` from nalgebra's symmetric eigendecomposition of its smaller Gram matrix
+/// (`m mᵀ` when wide, `mᵀ m` when tall): a 512 × 4608 bank needs a 512 × 512
+/// eigenproblem, not a 512 × 4608 SVD. The Gram squares the singular values, so those below
+/// σ_max·√(max(m, n)·ε) are noise ([`noise_floor`]); the large ones, which both metrics use,
+/// keep full relative precision.
 fn svd(m: &DMatrix<f64>, vectors: bool) -> Option<Svd> {
     if m.is_empty() {
         return None;
@@ -62,28 +66,36 @@ fn svd(m: &DMatrix<f64>, vectors: bool) -> Option<Svd> {
     let wide = m.nrows() < m.ncols();
     let gram = if wide { m * m.transpose() } else { m.transpose() * m };
     let max_iterations = 1000 + 100 * gram.nrows();
-    // gram = U Λ Uᵀ: symmetric positive semi-definite, so its SVD is its eigendecomposition.
-    let d = gram.try_svd(vectors, false, f64::EPSILON * 5.0, max_iterations)?;
-    // nalgebra sorts them in descending order.
-    let values: Vec<f64> = d.singular_values.iter().map(|l| l.max(0.0).sqrt()).collect();
-    let v_t = match (vectors, d.u) {
-        (false, _) => None,
-        (true, None) => return None,
-        // Tall: the Gram's eigenvectors are the right singular vectors.
-        (true, Some(u)) if !wide => Some(u.transpose()),
-        // Wide: v_i = mᵀ u_i / σ_i for σ_i above the noise, made orthonormal again (QR keeps
-        // the order: the first r columns span the top-r subspace).
-        (true, Some(u)) => {
-            let floor = noise_floor(&values, m);
-            let keep = values.iter().take_while(|&&v| v > floor).count();
-            let mut v = m.transpose() * u.columns(0, keep);
-            for (mut col, sigma) in v.column_iter_mut().zip(&values) {
-                col /= *sigma;
-            }
-            Some(v.qr().q().transpose())
-        }
-    };
-    Some(Svd { values, v_t })
+    let e = SymmetricEigen::try_new(gram, f64::EPSILON * 5.0, max_iterations)?;
+    // Descending, ties by index (deterministic).
+    let mut order: Vec<usize> = (0..e.eigenvalues.len()).collect();
+    order.sort_by(|&a, &b| e.eigenvalues[b].total_cmp(&e.eigenvalues[a]).then(a.cmp(&b)));
+    let values: Vec<f64> = order.iter().map(|&i| e.eigenvalues[i].max(0.0).sqrt()).collect();
+    let u = vectors.then(|| e.eigenvectors.select_columns(order.iter()));
+    Some(Svd { values, u, wide })
+}
+
+/// Cosines between the top-`r` right singular vectors of `mt` and the top-`k` of `ms`
+/// (`r × k`). Tall banks: the Gram eigenvectors are those vectors. Wide banks: with
+/// v_i = mᵀ u_i / σ_i, the products are Σ_t⁻¹ U_tᵀ (M_t M_sᵀ) U_s Σ_s⁻¹ — no 4608-long
+/// vectors are formed or re-orthonormalized.
+fn right_cross(t: &Svd, s: &Svd, mt: &DMatrix<f64>, ms: &DMatrix<f64>, r: usize, k: usize) -> Option<DMatrix<f64>> {
+    let (ut, us) = (t.u.as_ref()?, s.u.as_ref()?);
+    if ut.ncols() < r || us.ncols() < k {
+        return None;
+    }
+    let (ut, us) = (ut.columns(0, r), us.columns(0, k));
+    if !t.wide {
+        return Some(ut.transpose() * us);
+    }
+    let mut cross = ut.transpose() * (mt * ms.transpose()) * us;
+    for (i, mut row) in cross.row_iter_mut().enumerate() {
+        row /= t.values[i];
+    }
+    for (j, mut col) in cross.column_iter_mut().enumerate() {
+        col /= s.values[j];
+    }
+    Some(cross)
 }
 
 /// Singular values at or below this are indistinguishable from 0 through the Gram matrix.
@@ -128,7 +140,7 @@ fn relative(diff: f64, norm_t: f64) -> Option<f64> {
     }
 }
 
-fn overlap(t: &Svd, s: &Svd, s_rank: usize) -> Option<f64> {
+fn overlap(t: &Svd, s: &Svd, s_rank: usize, mt: &DMatrix<f64>, ms: &DMatrix<f64>) -> Option<f64> {
     let r = energy_rank(&t.values, ENERGY_SHARE);
     if r == 0 {
         return Some(if s_rank == 0 { 1.0 } else { 0.0 });
@@ -137,12 +149,7 @@ fn overlap(t: &Svd, s: &Svd, s_rank: usize) -> Option<f64> {
     if k == 0 {
         return Some(0.0);
     }
-    let (vt, vs) = (t.v_t.as_ref()?, s.v_t.as_ref()?);
-    if vt.nrows() < r || vs.nrows() < k {
-        return None;
-    }
-    // Rows of v_t are right singular vectors: (V_t,r)ᵀ V_s,k = v_t[..r] · v_s[..k]ᵀ.
-    let cross = vt.rows(0, r) * vs.rows(0, k).transpose();
+    let cross = right_cross(t, s, mt, ms, r, k)?;
     Some((cross.norm_squared() / r as f64).clamp(0.0, 1.0))
 }
 
@@ -157,7 +164,7 @@ pub fn compare_filters(t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> FilterComparis
         return none;
     };
     let spectral_rel = relative(largest(&sd), largest(&st));
-    let subspace_overlap = svd(&ms, true).and_then(|ss| overlap(&st, &ss, numerical_rank(&ss, &ms)));
+    let subspace_overlap = svd(&ms, true).and_then(|ss| overlap(&st, &ss, numerical_rank(&ss, &ms), &mt, &ms));
     FilterComparison { spectral_rel, subspace_overlap }
 }
 
@@ -180,7 +187,7 @@ pub fn subspace_overlap(t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> Option<f64> {
     }
     let (mt, ms) = (filter_matrix(t), filter_matrix(s));
     let (st, ss) = (svd(&mt, true)?, svd(&ms, true)?);
-    overlap(&st, &ss, numerical_rank(&ss, &ms))
+    overlap(&st, &ss, numerical_rank(&ss, &ms), &mt, &ms)
 }
 
 #[cfg(test)]

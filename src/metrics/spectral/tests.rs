@@ -124,10 +124,25 @@ fn gram_route_agrees_with_a_direct_svd() {
             assert!((a - b).abs() < 1e-7 * direct.singular_values[0], "{a} vs {b}");
         }
         close(ours.values[0], direct.singular_values[0]);
-        // The top-3 right singular subspaces coincide: ‖V_aᵀ V_b‖_F² = 3.
-        let (va, vb) = (ours.v_t.unwrap(), direct.v_t.unwrap());
+        // The top-3 right singular subspaces coincide: ‖V_aᵀ V_b‖_F² = 3, with ours from
+        // the Gram eigenvectors (v = mᵀu/σ when wide) and the direct SVD's v.
+        let vb = direct.v_t.unwrap();
+        let u = ours.u.as_ref().unwrap();
+        let va = if ours.wide {
+            let mut v = m.transpose() * u.columns(0, 3);
+            for (i, mut col) in v.column_iter_mut().enumerate() {
+                col /= ours.values[i];
+            }
+            v.transpose()
+        } else {
+            u.columns(0, 3).transpose()
+        };
         let cross = va.rows(0, 3) * vb.rows(0, 3).transpose();
         assert!((cross.norm_squared() - 3.0).abs() < 1e-9, "{}", cross.norm_squared());
+        // And the cross products the overlap uses agree with the explicit vectors'.
+        let direct_s = svd(&m, true).unwrap();
+        let c = right_cross(&ours, &direct_s, &m, &m, 3, 3).unwrap();
+        assert!((c.norm_squared() - 3.0).abs() < 1e-9, "{}", c.norm_squared());
     }
 }
 
