@@ -16,6 +16,8 @@ pub use audit::{Audit, Labels};
 pub use options::Options;
 
 use crate::audit::compare::{self, PairValues};
+use crate::engine::RuntimeFailure;
+use crate::error::{bad_file, UserError};
 use crate::model::layers::{scan, LayerScan, FOLDED_BN_HINT};
 use crate::model::{Family, Model};
 use crate::pair::{pair, MatchMode, Pairing};
@@ -71,6 +73,17 @@ pub fn model_info(m: &Model, sc: &LayerScan) -> ModelInfo {
         bn_layers: sc.of(Family::Bn).count(),
         bn_probably_folded: sc.bn_probably_folded(),
     }
+}
+
+/// An error of ONNX Runtime's about a model built from `path` (the model itself, or with
+/// parameters swapped in), as a user error naming that file, with the whole chain of
+/// messages (ONNX Runtime's text kept as it is); any other error unchanged.
+pub fn name_the_model(err: anyhow::Error, path: &Path) -> anyhow::Error {
+    let ours = err.chain().any(|c| c.downcast_ref::<UserError>().is_some());
+    if !ours && err.chain().any(|c| c.downcast_ref::<RuntimeFailure>().is_some()) {
+        return bad_file(path, format!("{err:#}"));
+    }
+    err
 }
 
 /// Print warnings on stderr unless quiet.
