@@ -7,7 +7,6 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use predicates::prelude::*;
 
 /// conv2's weight declares 5 input channels where conv1 gives it 4: ONNX Runtime builds the
 /// session and fails on the first run (our loader does no shape inference).
