@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use reuse_audit::model::layers::{scan, FOLDED_BN_HINT};
+use reuse_audit::model::folding;
+use reuse_audit::model::layers::scan;
 use reuse_audit::model::{Family, Model};
 
 /// One layer in `inspect --json`.
@@ -66,9 +67,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     let sc = scan(&m);
     let cost = if flops { Some(flops_of(&m, &sc, size)?) } else { None };
     let mut warnings: Vec<String> = sc.skipped.iter().map(|s| format!("skipped {s}")).collect();
-    if sc.bn_probably_folded() {
-        warnings.push(FOLDED_BN_HINT.to_string());
-    }
+    warnings.extend(folding::warning(&m, &sc));
     let out = InspectOut {
         path: m.display_name(),
         sha256: m.sha256.clone(),

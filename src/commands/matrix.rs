@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::{load_pair, warn};
 use reuse_audit::audit::compare;
 use reuse_audit::error::UserError;
-use reuse_audit::model::Kind;
+use reuse_audit::model::{Kind, Model};
 use reuse_audit::pair::MatchMode;
+use reuse_audit::pipeline::{pair_models, push_once, warn};
 use reuse_audit::report::csv::{self, num};
 use reuse_audit::report::svg::{esc, heatmap};
 
@@ -26,6 +26,8 @@ pub struct Matrix {
     pub long: Vec<LongRow>,
     /// summary[a][b] = mean nRMSE of conv W of b against a (a = target); None on the diagonal.
     pub summary: Vec<Vec<Option<f64>>>,
+    /// Warnings about the models and pairs, each once (also printed on stderr unless quiet).
+    pub warnings: Vec<String>,
 }
 
 fn stem(p: &Path) -> String {
@@ -34,24 +36,27 @@ fn stem(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-/// Compute the matrix.
+/// Compute the matrix. Each model is read once; a pair that cannot be paired is an error
+/// naming both files; the warnings of every pair are printed once each, at the end.
 pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matrix> {
     if models.len() < 2 {
         return Err(UserError::BadFlag { flag: "MODEL", reason: "matrix needs at least two models".into() }.into());
     }
     let names: Vec<String> = models.iter().map(|p| stem(p)).collect();
+    let loaded = models.iter().map(|p| Model::load(p)).collect::<Result<Vec<_>>>()?;
     let n = models.len();
     let mut long = Vec::new();
     let mut summary = vec![vec![None; n]; n];
+    let mut warnings = Vec::new();
     for a in 0..n {
         for b in 0..n {
             if a == b {
                 summary[a][b] = Some(0.0);
                 continue;
             }
-            let ctx = load_pair(&models[a], &models[b], mode)?;
-            if a == 0 && b == 1 {
-                warn(&ctx.warnings, quiet);
+            let ctx = pair_models(loaded[a].clone(), loaded[b].clone(), mode)?;
+            for w in ctx.warnings.iter() {
+                push_once(&mut warnings, w.clone());
             }
             let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
             let rows = compare::rows(&ctx.pairing, &values, &Kind::ALL, false);
@@ -60,7 +65,8 @@ pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matr
             long.extend(rows.into_iter().map(|r| (a, b, r.family, r.layer, r.kind, r.rmse, r.nrmse)));
         }
     }
-    Ok(Matrix { names, long, summary })
+    warn(&warnings, quiet);
+    Ok(Matrix { names, long, summary, warnings })
 }
 
 impl Matrix {
@@ -105,7 +111,11 @@ impl Matrix {
                 self.closest(i).iter().map(|(j, v)| format!("{} ({v:.3})", esc(&self.names[*j]))).collect();
             let _ = write!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&self.names[i]), list.join(", "));
         }
-        s.push_str("</table></body></html>\n");
+        s.push_str("</table>");
+        for w in &self.warnings {
+            let _ = write!(s, "<p class=\"warning\">warning: {}</p>", esc(w));
+        }
+        s.push_str("</body></html>\n");
         s
     }
 

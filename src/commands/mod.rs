@@ -16,7 +16,7 @@ use crate::config::Settings;
 use reuse_audit::pair::MatchMode;
 use reuse_audit::report::{self, Report};
 
-use reuse_audit::pipeline::{load_pair, warn};
+use reuse_audit::pipeline::load_pair;
 
 /// Run one subcommand.
 pub fn dispatch(cmd: Command) -> Result<()> {
@@ -53,7 +53,8 @@ pub fn emit(r: &Report, s: &Settings) -> Result<()> {
             }
         }
     } else if !s.json {
-        stdout.write_all(report::table::render(r).as_bytes())?;
+        // The warnings went to stderr already (pipeline::warn): not again on stdout.
+        stdout.write_all(report::table::render_after_warnings(r, s.options.quiet).as_bytes())?;
     }
     if s.json {
         stdout.write_all(&report::json(r)?)?;

@@ -1,6 +1,7 @@
 //! ONNX Runtime through `ort` (`load-dynamic`): one environment, sessions built from
 //! in-memory models, CPU or CUDA execution provider (never a silent fallback).
 
+pub mod logging;
 pub mod runtime;
 
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use ndarray::ArrayViewD;
 use ort::session::Session;
 
 use crate::error::UserError;
+pub use logging::RuntimeFailure;
 
 /// `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -61,12 +63,19 @@ impl Engine {
             .with_intra_threads(threads)
             .and_then(|p| p.with_inter_threads(1))
             .map_err(|e| anyhow!("configuring the ONNX Runtime thread pool: {e}"))?;
+        // ONNX Runtime's log goes to our logger (silent unless ORT_LOG asks): what it refuses
+        // reaches the user once, in our error, without its colour codes.
+        let requested = logging::requested_level();
         let env = builder
             .with_name("reuse-audit")
             .with_telemetry(false)
             .with_global_thread_pool(pool)
+            .with_logger(logging::logger(requested.filter(|_| !quiet)))
             .build()
             .map_err(|e| anyhow!("creating the ONNX Runtime environment: {e}"))?;
+        // A custom logger starts at verbose; raise it so ONNX Runtime does not even format
+        // the messages nobody will read.
+        env.set_log_level(requested.unwrap_or(ort::logging::LogLevel::Fatal));
         share_cpu_arena(&env)?;
         let provider = if cuda { "CUDAExecutionProvider" } else { "CPUExecutionProvider" };
         Ok(Engine { env, library, provider, device, threads })
@@ -123,7 +132,7 @@ impl Engine {
                 ))
             })?;
         }
-        let session = b.commit_from_memory(model).map_err(|e| anyhow!("ONNX Runtime refused the model: {e}"))?;
+        let session = b.commit_from_memory(model).map_err(RuntimeFailure::refused)?;
         Ok(Runner { session })
     }
 }
@@ -198,7 +207,7 @@ impl Runner {
         let outputs = self
             .session
             .run(vec![(std::borrow::Cow::from(name), ort::session::SessionInputValue::from(t))])
-            .map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+            .map_err(RuntimeFailure::run)?;
         Ok(outputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect())
     }
 
@@ -206,7 +215,7 @@ impl Runner {
     /// (the values stay where the runtime put them).
     pub fn run_shapes(&mut self, inputs: &[(&str, View<'_>)]) -> Result<Vec<(String, Vec<usize>)>> {
         let feed = session_inputs(inputs)?;
-        let outputs = self.session.run(feed).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        let outputs = self.session.run(feed).map_err(RuntimeFailure::run)?;
         let mut out = Vec::with_capacity(outputs.len());
         for (name, value) in &outputs {
             let shape = match value.dtype() {
@@ -225,7 +234,7 @@ impl Runner {
         inputs: &[(&str, View<'_>)],
         f: impl FnOnce(ArrayViewD<'_, f32>) -> Result<R>,
     ) -> Result<R> {
-        let outputs = self.session.run(session_inputs(inputs)?).map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        let outputs = self.session.run(session_inputs(inputs)?).map_err(RuntimeFailure::run)?;
         if outputs.len() == 0 {
             anyhow::bail!("the model has no output");
         }

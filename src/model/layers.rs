@@ -142,13 +142,6 @@ impl LayerScan {
     }
 }
 
-/// The message shown when BN seems folded.
-pub const FOLDED_BN_HINT: &str = "this model has Conv layers but no BatchNormalization: BN was \
-probably folded into the convolutions at export, so RM/RV/RW/RB cannot be audited and conv W/B \
-values include the folded BN. Re-export with BN kept: torch.onnx.export(model, args, f, \
-dynamo=True, optimize=False) (or the TorchScript exporter with do_constant_folding=False and \
-training=torch.onnx.TrainingMode.PRESERVE).";
-
 /// Find every parametrized layer of a model.
 pub fn scan(model: &Model) -> LayerScan {
     let mut layers = Vec::new();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use ndarray::{s, ArrayView4};
 
-use super::{data_free_report, load_pair, probe, warn, Options};
+use super::{data_free_report, load_pair, name_the_model, probe, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
 use crate::data::{self, preprocess::Dataset, Fit, Normalize};
 use crate::engine::{runtime, Device, Engine, LazyEngine, Runner, View};
@@ -180,8 +180,13 @@ impl Audit {
     }
 
     /// Run the audit on a shared runtime (several audits, one ONNX Runtime environment);
-    /// the engine's device and threads apply, not this builder's.
+    /// the engine's device and threads apply, not this builder's. What ONNX Runtime refuses
+    /// is reported as an error of the target's file, with ONNX Runtime's own words.
     pub fn run_with(&self, engine: &LazyEngine) -> Result<Report> {
+        self.run_checked(engine).map_err(|e| name_the_model(e, &self.target))
+    }
+
+    fn run_checked(&self, engine: &LazyEngine) -> Result<Report> {
         let o = &self.options;
         o.validate()?;
         if self.batch == 0 {

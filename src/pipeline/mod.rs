@@ -16,7 +16,10 @@ pub use audit::{Audit, Labels};
 pub use options::Options;
 
 use crate::audit::compare::{self, PairValues};
-use crate::model::layers::{scan, LayerScan, FOLDED_BN_HINT};
+use crate::engine::RuntimeFailure;
+use crate::error::{bad_file, UserError};
+use crate::model::folding;
+use crate::model::layers::{scan, LayerScan};
 use crate::model::{Family, Model};
 use crate::pair::{pair, MatchMode, Pairing};
 use crate::report::{self, ModelInfo, Report, Summary};
@@ -39,27 +42,72 @@ pub struct PairContext {
 
 /// Load both models and pair their parameters.
 pub fn load_pair(target: &Path, source: &Path, mode: &MatchMode) -> Result<PairContext> {
-    let t = Model::load(target)?;
-    let s = Model::load(source)?;
+    pair_models(Model::load(target)?, Model::load(source)?, mode)
+}
+
+/// Pair the parameters of two loaded models. A pair that cannot be paired is an error
+/// naming both files; warnings about the models come once each, even for a model paired
+/// with itself.
+pub fn pair_models(t: Model, s: Model, mode: &MatchMode) -> Result<PairContext> {
     let (ts, ss) = (scan(&t), scan(&s));
     let mut warnings = Vec::new();
     for (m, sc) in [(&t, &ts), (&s, &ss)] {
-        if sc.bn_probably_folded() {
-            warnings.push(format!("{}: {FOLDED_BN_HINT}", m.display_name()));
-        }
-        if let Some(first) = sc.skipped.first() {
-            warnings.push(format!(
-                "{}: {} Conv/BN parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",
-                m.display_name(),
-                sc.skipped.len()
-            ));
+        for w in model_warnings(m, sc) {
+            push_once(&mut warnings, w);
         }
     }
-    let pairing = pair(&ts, &ss, mode)?;
+    let pairing = pair(&ts, &ss, mode).map_err(|e| match e.downcast::<UserError>() {
+        Ok(UserError::Mismatch(why)) => {
+            let mut why = format!("{} (target) and {} (source): {why}", t.display_name(), s.display_name());
+            for (m, sc) in [(&t, &ts), (&s, &ss)] {
+                if folding::Folding::of(sc) != folding::Folding::Kept {
+                    why.push_str(&format!(
+                        "; {} has (almost) no BatchNormalization: BN was probably folded at export (`reuse-audit inspect {}` says how to re-export with BN kept)",
+                        m.display_name(),
+                        m.display_name()
+                    ));
+                }
+            }
+            UserError::Mismatch(why).into()
+        }
+        Ok(other) => other.into(),
+        Err(e) => e,
+    })?;
     if matches!(mode, MatchMode::Auto) && pairing.method == "position" {
-        warnings.push("initializer names differ between the models: paired by family, position and role (--match position); check `reuse-audit match`".into());
+        push_once(
+            &mut warnings,
+            format!(
+                "initializer names differ between {} and {}: paired by family, position and role (--match position); check `reuse-audit match`",
+                t.display_name(),
+                s.display_name()
+            ),
+        );
     }
     Ok(PairContext { target: t, source: s, target_layers: ts, source_layers: ss, pairing, warnings })
+}
+
+/// The warnings about one model, each starting with its name: BN folded (or partly) with
+/// the fix for its producer, parameters computed in the graph.
+pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(w) = folding::warning(m, sc) {
+        out.push(format!("{}: {w}", m.display_name()));
+    }
+    if let Some(first) = sc.skipped.first() {
+        out.push(format!(
+            "{}: {} Conv/BN parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",
+            m.display_name(),
+            sc.skipped.len()
+        ));
+    }
+    out
+}
+
+/// Add a warning unless the list has it already.
+pub fn push_once(warnings: &mut Vec<String>, w: String) {
+    if !warnings.contains(&w) {
+        warnings.push(w);
+    }
 }
 
 /// Model summary for a report.
@@ -71,6 +119,17 @@ pub fn model_info(m: &Model, sc: &LayerScan) -> ModelInfo {
         bn_layers: sc.of(Family::Bn).count(),
         bn_probably_folded: sc.bn_probably_folded(),
     }
+}
+
+/// An error of ONNX Runtime's about a model built from `path` (the model itself, or with
+/// parameters swapped in), as a user error naming that file, with the whole chain of
+/// messages (ONNX Runtime's text kept as it is); any other error unchanged.
+pub fn name_the_model(err: anyhow::Error, path: &Path) -> anyhow::Error {
+    let ours = err.chain().any(|c| c.downcast_ref::<UserError>().is_some());
+    if !ours && err.chain().any(|c| c.downcast_ref::<RuntimeFailure>().is_some()) {
+        return bad_file(path, format!("{err:#}"));
+    }
+    err
 }
 
 /// Print warnings on stderr unless quiet.

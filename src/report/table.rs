@@ -8,8 +8,27 @@ fn opt(v: Option<f64>, prec: usize) -> String {
     v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
 }
 
-/// Render the per-row table and the verdict lines.
+/// Render the per-row table, the verdict lines and the warnings.
 pub fn render(r: &Report) -> String {
+    let mut s = render_rows(r);
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}
+
+/// The table for a terminal whose stderr already showed the report's warnings (or was
+/// silenced by `--quiet`, which then gets a count): each warning appears once.
+pub fn render_after_warnings(r: &Report, quiet: bool) -> String {
+    let mut s = render_rows(r);
+    if quiet && !r.warnings.is_empty() {
+        let _ = writeln!(s, "{} warning(s) not shown (--quiet); --json and --out keep them", r.warnings.len());
+    }
+    s
+}
+
+/// The per-row table and the verdict lines.
+fn render_rows(r: &Report) -> String {
     let mut s = String::new();
     let audit = r.baseline.is_some();
     let _ = writeln!(
@@ -73,9 +92,6 @@ pub fn render(r: &Report) -> String {
         }
     }
     s.push_str(&verdict_lines(r));
-    for w in &r.warnings {
-        let _ = writeln!(s, "warning: {w}");
-    }
     s
 }
 

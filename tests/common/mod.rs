@@ -345,3 +345,31 @@ fn value_dims_of(v: &ValueInfoProto) -> Option<i64> {
         _ => None,
     }
 }
+
+/// Append a 1x1 conv (3 -> 3 channels, seeded weights) after a tiny CNN's output; the
+/// graph's output moves to it.
+pub fn append_conv1x1(m: &mut ModelProto, name: &str, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let g = m.graph.as_mut().expect("graph");
+    let out = g.output[0].name.clone();
+    let next = format!("{name}_out");
+    let (w, b) = (format!("{name}.weight"), format!("{name}.bias"));
+    g.initializer.push(tensor(&w, &[3, 3, 1, 1], &rng.vec(9, 0.5), Storage::Raw));
+    g.initializer.push(tensor(&b, &[3], &rng.vec(3, 0.1), Storage::Raw));
+    g.node.push(node("Conv", name, &[&out, &w, &b], &[&next], vec![ints("kernel_shape", &[1, 1])]));
+    g.output[0].name = next;
+}
+
+/// Remove one BatchNormalization node, wiring its input straight to its consumers.
+pub fn drop_bn(m: &mut ModelProto, node_name: &str) {
+    let g = m.graph.as_mut().expect("graph");
+    let i = g.node.iter().position(|n| n.name == node_name).unwrap_or_else(|| panic!("no node {node_name}"));
+    let bn = g.node.remove(i);
+    for n in g.node.iter_mut() {
+        for input in n.input.iter_mut() {
+            if *input == bn.output[0] {
+                *input = bn.input[0].clone();
+            }
+        }
+    }
+}
