@@ -176,8 +176,8 @@ fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<
     };
     let c = spec.channels.unwrap_or(1);
     let engine = reuse_audit::engine::Engine::new(reuse_audit::engine::Device::Cpu, 0, true)?;
-    let shapes = probe_shapes(&engine, m, &spec.name, [c, h, w])?;
-    let cost = CostModel::new(m, &shapes);
+    let probe = probe_shapes(&engine, m, &spec.name, [c, h, w])?;
+    let cost = CostModel::new(m, &probe.shapes);
     let topo = reuse_audit::model::graph::Topology::of(m);
     let shares: Vec<f64> =
         (0..m.proto.graph.node.len()).map(|i| cost.downstream(&topo, m, i) / cost.total.max(1.0)).collect();

@@ -1,6 +1,7 @@
 //! Loading ONNX models (inline or external data) and reading/replacing their parameters.
 
 pub mod batch;
+pub mod elem_types;
 pub mod graph;
 pub mod head;
 pub mod layers;
