@@ -181,8 +181,11 @@ pub fn scan(model: &Model) -> LayerScan {
                     let t = model.tensor(source);
                     match DType::from_onnx(t.data_type) {
                         Some(dtype) => params.push(Param { kind, name, source, dims: t.dims.clone(), dtype }),
-                        None => skipped
-                            .push(format!("{node_name}: {kind} '{input}' is {}", tensor::onnx_type_name(t.data_type))),
+                        None => skipped.push(format!(
+                            "{node_name}: {kind} '{input}' is {}{}",
+                            tensor::onnx_type_name(t.data_type),
+                            model.lifted_from(&name).map(|n| format!(" (held by {n})")).unwrap_or_default()
+                        )),
                     }
                 }
                 None => skipped.push(format!("{node_name}: {kind} '{input}' is computed, not a stored tensor")),
