@@ -66,6 +66,9 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     let sc = scan(&m);
     let cost = if flops { Some(flops_of(&m, &sc, size)?) } else { None };
     let mut warnings: Vec<String> = sc.skipped.iter().map(|s| format!("skipped {s}")).collect();
+    warnings.extend(reuse_audit::model::quantized::summary(&sc.quantized));
+    warnings
+        .extend(sc.quantized.iter().map(|q| format!("not audited: {} ({}, {}): {}", q.node, q.op, q.format, q.reason)));
     if sc.bn_probably_folded() {
         warnings.push(FOLDED_BN_HINT.to_string());
     }

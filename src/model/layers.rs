@@ -127,6 +127,8 @@ pub struct LayerScan {
     pub layers: Vec<Layer>,
     /// Parameter inputs that could not be resolved to a constant float tensor.
     pub skipped: Vec<String>,
+    /// Quantized convolutions (QLinearConv, ConvInteger, QDQ): listed, not audited.
+    pub quantized: Vec<super::quantized::QuantizedLayer>,
 }
 
 impl LayerScan {
@@ -188,6 +190,8 @@ pub fn scan(model: &Model) -> LayerScan {
                         )),
                     }
                 }
+                // A QDQ weight is listed with the quantized layers instead.
+                None if super::quantized::dequantized_from(model, input).is_some() => {}
                 None => skipped.push(format!("{node_name}: {kind} '{input}' is computed, not a stored tensor")),
             }
         }
@@ -198,5 +202,5 @@ pub fn scan(model: &Model) -> LayerScan {
         };
         layers.push(Layer { family, index, node_index: i, node: node_name, op: node.op_type.clone(), epsilon, params });
     }
-    LayerScan { layers, skipped }
+    LayerScan { layers, skipped, quantized: super::quantized::scan(model) }
 }

@@ -6,6 +6,7 @@ pub mod graph;
 pub mod head;
 pub mod layers;
 pub mod lift;
+pub mod quantized;
 pub mod tensor;
 
 use std::collections::HashMap;

@@ -47,6 +47,9 @@ pub fn load_pair(target: &Path, source: &Path, mode: &MatchMode) -> Result<PairC
         if sc.bn_probably_folded() {
             warnings.push(format!("{}: {FOLDED_BN_HINT}", m.display_name()));
         }
+        if let Some(q) = crate::model::quantized::summary(&sc.quantized) {
+            warnings.push(format!("{}: {q}", m.display_name()));
+        }
         if let Some(first) = sc.skipped.first() {
             warnings.push(format!(
                 "{}: {} Conv/BN parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",
