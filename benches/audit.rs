@@ -106,8 +106,8 @@ fn measure_limits(arch: &str) {
     let (t_fwd, best_batch) = forward_time(&engine, &model, &ds);
     let params: Vec<_> = layers.layers.iter().flat_map(|l| l.params.iter()).collect();
     let (t_fwd_exposed, _) = forward_time(&engine, &overridable_model(&model, &params), &ds);
-    let shapes = probe_shapes(&engine, &model, &input.name, [ds.c(), ds.h(), ds.w()]).expect("probe");
-    let cost = CostModel::new(&model, &shapes);
+    let probe = probe_shapes(&engine, &model, &input.name, [ds.c(), ds.h(), ds.w()]).expect("probe");
+    let cost = CostModel::new(&model, &probe.shapes);
     let topo = Topology::of(&model);
     let swap_nodes: Vec<usize> =
         layers.layers.iter().flat_map(|l| l.params.iter().map(move |_| l.node_index)).collect();

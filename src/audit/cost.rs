@@ -2,7 +2,7 @@
 //! (every intermediate tensor exposed as an output), FLOPs per node, the FLOPs downstream of
 //! each swapped layer, and `ideal_speedup = (swaps + 1) / (1 + Σ downstream / total)`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 use onnx_protobuf::{type_proto, TypeProto, ValueInfoProto};
@@ -20,37 +20,55 @@ pub struct CostModel {
     pub total: f64,
 }
 
-/// The shape of every tensor ONNX Runtime computes for `input` (one image, `[1, c, h, w]`).
-pub fn probe_shapes(
-    engine: &Engine,
-    model: &Model,
-    input_name: &str,
-    chw: [usize; 3],
-) -> Result<HashMap<String, Vec<usize>>> {
-    let types = elem_types(model);
+/// What one probe run of ONNX Runtime says about every tensor the graph computes.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    /// Shape of every tensor for one image, `[1, c, h, w]` input; the input itself included.
+    pub shapes: HashMap<String, Vec<usize>>,
+    /// Element type (ONNX code) of every node output and of the input, as ONNX Runtime
+    /// computed it: the last word where [`elem_types`]'s rules say nothing.
+    pub types: HashMap<String, i32>,
+}
+
+impl Probe {
+    /// Element types from the graph's rules, overridden by what the probe saw.
+    pub fn elem_types(&self, model: &Model) -> HashMap<String, i32> {
+        let mut t = elem_types(model);
+        t.extend(self.types.iter().map(|(k, v)| (k.clone(), *v)));
+        t
+    }
+}
+
+/// Run the model once on `input` (one image, `[1, c, h, w]`) with every node output exposed
+/// as a graph output. The outputs are declared without a type, so ONNX Runtime infers each
+/// one (our rules never have to be right for the probe to run) and reports it.
+pub fn probe_shapes(engine: &Engine, model: &Model, input_name: &str, chw: [usize; 3]) -> Result<Probe> {
     let mut m = model.clone();
     let g = m.proto.graph.mut_or_insert_default();
-    let existing: std::collections::HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
+    let mut existing: HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
     let names: Vec<String> = g
         .node
         .iter()
         .flat_map(|n| n.output.iter().cloned())
-        .filter(|o| !o.is_empty() && !existing.contains(o))
+        .filter(|o| !o.is_empty() && existing.insert(o.clone()))
         .collect();
     for name in names {
-        let Some(&ty) = types.get(&name).filter(|t| **t == 1 || **t == 7) else {
-            continue;
-        };
-        g.output.push(typed_value(&name, ty));
+        let mut v = ValueInfoProto::new();
+        v.name = name;
+        g.output.push(v);
     }
     // One image: a session on the calling thread, so no pool spins beside what follows.
     let mut runner = engine.worker_session(&m.to_bytes()?)?;
     let [c, h, w] = chw;
     let image = ndarray::Array4::from_elem((1, c, h, w), 0.5f32);
-    let mut shapes: HashMap<String, Vec<usize>> =
-        runner.run_shapes(&[(input_name, View::F32(image.view().into_dyn()))])?.into_iter().collect();
-    shapes.insert(input_name.to_string(), image.shape().to_vec());
-    Ok(shapes)
+    let mut probe = Probe::default();
+    for (name, shape, ty) in runner.run_shapes(&[(input_name, View::F32(image.view().into_dyn()))])? {
+        probe.types.insert(name.clone(), ty);
+        probe.shapes.insert(name, shape);
+    }
+    probe.shapes.insert(input_name.to_string(), image.shape().to_vec());
+    probe.types.insert(input_name.to_string(), 1);
+    Ok(probe)
 }
 
 /// A graph value of element type `ty` and unknown shape.

@@ -116,8 +116,9 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)
     };
     if job.strategy == Strategy::Incremental {
         let d = job.data;
-        let shapes = cost::probe_shapes(engine, job.target, &input.name, [d.c(), d.h(), d.w()])?;
-        match incremental::Plan::new(engine, job, &shapes) {
+        let plan = cost::probe_shapes(engine, job.target, &input.name, [d.c(), d.h(), d.w()])
+            .and_then(|probe| incremental::Plan::new(engine, job, &probe));
+        match plan {
             Ok(plan) => {
                 let bar = progress(1, job.quiet);
                 let out = plan.run(job, &feed, job.cache_mb, &bar)?;

@@ -68,6 +68,9 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     let cost = if flops { Some(flops_of(&m, &sc, size)?) } else { None };
     let mut warnings: Vec<String> = sc.skipped.iter().map(|s| format!("skipped {s}")).collect();
     warnings.extend(folding::warning(&m, &sc));
+    warnings.extend(reuse_audit::model::quantized::summary(&sc.quantized));
+    warnings
+        .extend(sc.quantized.iter().map(|q| format!("not audited: {} ({}, {}): {}", q.node, q.op, q.format, q.reason)));
     let out = InspectOut {
         path: m.display_name(),
         sha256: m.sha256.clone(),
@@ -175,8 +178,8 @@ fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<
     };
     let c = spec.channels.unwrap_or(1);
     let engine = reuse_audit::engine::Engine::new(reuse_audit::engine::Device::Cpu, 0, true)?;
-    let shapes = probe_shapes(&engine, m, &spec.name, [c, h, w])?;
-    let cost = CostModel::new(m, &shapes);
+    let probe = probe_shapes(&engine, m, &spec.name, [c, h, w])?;
+    let cost = CostModel::new(m, &probe.shapes);
     let topo = reuse_audit::model::graph::Topology::of(m);
     let shares: Vec<f64> =
         (0..m.proto.graph.node.len()).map(|i| cost.downstream(&topo, m, i) / cost.total.max(1.0)).collect();

@@ -211,18 +211,18 @@ impl Runner {
         Ok(outputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect())
     }
 
-    /// Run with borrowed inputs; returns the shape of every output of the session, by name
-    /// (the values stay where the runtime put them).
-    pub fn run_shapes(&mut self, inputs: &[(&str, View<'_>)]) -> Result<Vec<(String, Vec<usize>)>> {
+    /// Run with borrowed inputs; returns the shape and element type (ONNX code) of every
+    /// tensor output of the session, by name (the values stay where the runtime put them;
+    /// sequence and map outputs are left out).
+    pub fn run_shapes(&mut self, inputs: &[(&str, View<'_>)]) -> Result<Vec<(String, Vec<usize>, i32)>> {
         let feed = session_inputs(inputs)?;
         let outputs = self.session.run(feed).map_err(RuntimeFailure::run)?;
         let mut out = Vec::with_capacity(outputs.len());
         for (name, value) in &outputs {
-            let shape = match value.dtype() {
-                ort::value::ValueType::Tensor { shape, .. } => shape.iter().map(|&d| d.max(0) as usize).collect(),
-                other => anyhow::bail!("output '{name}' is not a tensor ({other})"),
-            };
-            out.push((name.to_string(), shape));
+            if let ort::value::ValueType::Tensor { ty, shape, .. } = value.dtype() {
+                let code = ort::sys::ONNXTensorElementDataType::from(*ty) as i32;
+                out.push((name.to_string(), shape.iter().map(|&d| d.max(0) as usize).collect(), code));
+            }
         }
         Ok(out)
     }

@@ -138,7 +138,7 @@ mod tests {
         };
         let mut layers: Vec<Layer> = (1..=conv).map(|i| layer(Family::Conv, i)).collect();
         layers.extend((1..=bn).map(|i| layer(Family::Bn, i)));
-        LayerScan { layers, skipped: Vec::new() }
+        LayerScan { layers, skipped: Vec::new(), quantized: Vec::new() }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Graph topology: who produces and consumes each tensor, what lies downstream of a node,
-//! and the element type of every tensor (for exposing intermediate tensors as outputs).
+//! and (re-exported from [`super::elem_types`]) the element type of every tensor.
 
 use std::collections::{HashMap, HashSet};
 
+pub use super::elem_types::elem_types;
 use super::Model;
 
 /// Producers and consumers of every tensor of the main graph.
@@ -46,40 +47,6 @@ impl Topology {
         }
         seen
     }
-}
-
-/// Element type (ONNX code) of every tensor, propagated through the graph: initializers and
-/// inputs as declared, `Shape` -> int64, `Cast` -> its `to`, `Constant` -> its value's type,
-/// comparisons -> bool, everything else -> the type of its first typed input.
-pub fn elem_types(model: &Model) -> HashMap<String, i32> {
-    let g = &model.proto.graph;
-    let mut t: HashMap<String, i32> = HashMap::new();
-    for i in &g.initializer {
-        t.insert(i.name.clone(), i.data_type);
-    }
-    for v in g.input.iter().chain(&g.value_info).chain(&g.output) {
-        let e = v.type_.tensor_type().elem_type;
-        if e != 0 {
-            t.insert(v.name.clone(), e);
-        }
-    }
-    for n in &g.node {
-        let attr_i = |name: &str| n.attribute.iter().find(|a| a.name == name).map(|a| a.i as i32);
-        let ty = match n.op_type.as_str() {
-            "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" => Some(7),
-            "Cast" => attr_i("to"),
-            "Constant" => n.attribute.iter().find_map(|a| a.t.as_ref().map(|t| t.data_type)),
-            "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "Not" | "And" | "Or" | "IsNaN"
-            | "IsInf" => Some(9),
-            _ => n.input.iter().find_map(|x| t.get(x).copied()),
-        };
-        if let Some(ty) = ty {
-            for o in &n.output {
-                t.entry(o.clone()).or_insert(ty);
-            }
-        }
-    }
-    t
 }
 
 /// Names of tensors that are constant (initializers and outputs of Constant nodes).

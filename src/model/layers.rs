@@ -127,6 +127,8 @@ pub struct LayerScan {
     pub layers: Vec<Layer>,
     /// Parameter inputs that could not be resolved to a constant float tensor.
     pub skipped: Vec<String>,
+    /// Quantized convolutions (QLinearConv, ConvInteger, QDQ): listed, not audited.
+    pub quantized: Vec<super::quantized::QuantizedLayer>,
 }
 
 impl LayerScan {
@@ -174,10 +176,15 @@ pub fn scan(model: &Model) -> LayerScan {
                     let t = model.tensor(source);
                     match DType::from_onnx(t.data_type) {
                         Some(dtype) => params.push(Param { kind, name, source, dims: t.dims.clone(), dtype }),
-                        None => skipped
-                            .push(format!("{node_name}: {kind} '{input}' is {}", tensor::onnx_type_name(t.data_type))),
+                        None => skipped.push(format!(
+                            "{node_name}: {kind} '{input}' is {}{}",
+                            tensor::onnx_type_name(t.data_type),
+                            model.lifted_from(&name).map(|n| format!(" (held by {n})")).unwrap_or_default()
+                        )),
                     }
                 }
+                // A QDQ weight is listed with the quantized layers instead.
+                None if super::quantized::dequantized_from(model, input).is_some() => {}
                 None => skipped.push(format!("{node_name}: {kind} '{input}' is computed, not a stored tensor")),
             }
         }
@@ -188,5 +195,5 @@ pub fn scan(model: &Model) -> LayerScan {
         };
         layers.push(Layer { family, index, node_index: i, node: node_name, op: node.op_type.clone(), epsilon, params });
     }
-    LayerScan { layers, skipped }
+    LayerScan { layers, skipped, quantized: super::quantized::scan(model) }
 }

@@ -1,10 +1,13 @@
 //! Loading ONNX models (inline or external data) and reading/replacing their parameters.
 
 pub mod batch;
+pub mod elem_types;
 pub mod folding;
 pub mod graph;
 pub mod head;
 pub mod layers;
+pub mod lift;
+pub mod quantized;
 pub mod tensor;
 
 use std::collections::HashMap;
@@ -41,6 +44,9 @@ pub struct Model {
     initializers: HashMap<String, usize>,
     constants: HashMap<String, usize>,
     identities: HashMap<String, String>,
+    /// Initializers lifted from (or now read past) Constant/Identity/Cast nodes on load,
+    /// with the node they came from, for messages.
+    lifted: HashMap<String, String>,
 }
 
 impl Model {
@@ -72,7 +78,13 @@ impl Model {
     }
 
     /// Build the lookup tables of a parsed model.
-    pub fn index(path: PathBuf, sha256: String, proto: ModelProto) -> Model {
+    /// Parameters held in Constant nodes or behind Identity/Cast nodes are lifted into
+    /// initializers first (see [`lift`]); the model computes the same outputs.
+    pub fn index(path: PathBuf, sha256: String, mut proto: ModelProto) -> Model {
+        let lifted = match proto.graph.as_mut() {
+            Some(g) => lift::lift(g),
+            None => HashMap::new(),
+        };
         let g = &proto.graph;
         let initializers = g.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         let mut constants = HashMap::new();
@@ -92,7 +104,19 @@ impl Model {
                 _ => {}
             }
         }
-        Model { path, sha256, proto, initializers, constants, identities }
+        Model { path, sha256, proto, initializers, constants, identities, lifted }
+    }
+
+    /// The node an initializer was lifted from on load (`Constant node 'w1'`), if it was.
+    pub fn lifted_from(&self, initializer: &str) -> Option<&str> {
+        self.lifted.get(initializer).map(String::as_str)
+    }
+
+    /// Every lifted initializer with its node, sorted by name.
+    pub fn lifted(&self) -> Vec<(&str, &str)> {
+        let mut v: Vec<(&str, &str)> = self.lifted.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        v.sort();
+        v
     }
 
     /// The file name, for messages.
@@ -128,7 +152,10 @@ impl Model {
     /// The values of a parameter as an f64 array of its ONNX dims, with the file and
     /// tensor named on error.
     pub fn values(&self, p: &Param) -> Result<ArrayD<f64>> {
-        tensor::decode(self.tensor(p.source)).map_err(|e| bad_file(&self.path, format!("{e:#}")))
+        tensor::decode(self.tensor(p.source)).map_err(|e| match self.lifted_from(&p.name) {
+            Some(node) => bad_file(&self.path, format!("{e:#} (held by {node})")),
+            None => bad_file(&self.path, format!("{e:#}")),
+        })
     }
 
     /// Replace a parameter's values (same number, row-major: a slice, a `Vec` or an

@@ -44,6 +44,16 @@ impl DType {
     }
 }
 
+/// Bytes per element of an ONNX element type code (8 for types without a fixed size).
+pub fn onnx_type_size(code: i32) -> usize {
+    match code {
+        2 | 3 | 9 | 17..=20 => 1,
+        4 | 5 | 10 | 16 => 2,
+        1 | 6 | 12 => 4,
+        _ => 8,
+    }
+}
+
 /// A human name of an ONNX element type code, for error messages.
 pub fn onnx_type_name(code: i32) -> &'static str {
     match code {

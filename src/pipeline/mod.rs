@@ -93,6 +93,9 @@ pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
     if let Some(w) = folding::warning(m, sc) {
         out.push(format!("{}: {w}", m.display_name()));
     }
+    if let Some(q) = crate::model::quantized::summary(&sc.quantized) {
+        out.push(format!("{}: {q}", m.display_name()));
+    }
     if let Some(first) = sc.skipped.first() {
         out.push(format!(
             "{}: {} Conv/BN parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",

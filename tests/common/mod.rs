@@ -109,7 +109,7 @@ impl Default for Spec {
     }
 }
 
-fn tensor(name: &str, dims: &[i64], values: &[f32], storage: Storage) -> TensorProto {
+pub fn tensor(name: &str, dims: &[i64], values: &[f32], storage: Storage) -> TensorProto {
     let mut t = TensorProto::new();
     t.name = name.into();
     t.dims = dims.to_vec();
@@ -130,7 +130,7 @@ fn tensor(name: &str, dims: &[i64], values: &[f32], storage: Storage) -> TensorP
     t
 }
 
-fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+pub fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
     let mut shape = TensorShapeProto::new();
     for d in dims {
         let mut dim = Dimension::new();
@@ -159,7 +159,7 @@ fn ints(name: &str, v: &[i64]) -> AttributeProto {
     a
 }
 
-fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
     let mut n = NodeProto::new();
     n.op_type = op.into();
     n.name = name.into();

@@ -1,0 +1,95 @@
+//! Graphs whose tensor types our simple rules used to get wrong (issue 11, "exports from the
+//! wild"): `inspect --flops` and the default (incremental) audit must run them as ONNX Runtime
+//! does, and give the naive strategy's report.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto, ModelProto, TensorProto};
+use serde_json::Value;
+
+fn value_attr(t: TensorProto) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = "value".into();
+    a.type_ = AttributeType::TENSOR.into();
+    a.t = Some(t).into();
+    a
+}
+
+fn int64_tensor(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.into();
+    t.data_type = 7;
+    t.dims = dims.to_vec();
+    t.int64_data = values.to_vec();
+    t
+}
+
+/// The tiny CNN with a tail that exporters write and ORT accepts: an int64 `ConstantOfShape`
+/// (all ones) as `Expand`'s shape, a `ConstantOfShape` without `value` (float32 zeros) added
+/// to the logits, and a `Where` on a bool mask (its output has the type of its second input).
+fn with_shape_tail(seed: u64) -> ModelProto {
+    let mut m = tiny_cnn(&Spec { seed, ..Spec::default() });
+    let g = m.graph.as_mut().unwrap();
+    for n in g.node.iter_mut().filter(|n| n.output.first().is_some_and(|o| o == "y")) {
+        n.output[0] = "logits".into();
+    }
+    g.initializer.push(int64_tensor("rank", &[1], &[4]));
+    g.node.push(node(
+        "ConstantOfShape",
+        "ones_shape",
+        &["rank"],
+        &["ones"],
+        vec![value_attr(int64_tensor("", &[1], &[1]))],
+    ));
+    g.node.push(node("Expand", "expand", &["logits", "ones"], &["expanded"], vec![]));
+    g.node.push(node("Shape", "shape", &["expanded"], &["s"], vec![]));
+    g.node.push(node("ConstantOfShape", "zeros", &["s"], &["zeros"], vec![]));
+    g.node.push(node("Add", "add_zeros", &["expanded", "zeros"], &["shifted"], vec![]));
+    g.node.push(node("IsNaN", "nan_mask", &["shifted"], &["nan"], vec![]));
+    g.node.push(node("Where", "clean", &["nan", "zeros", "shifted"], &["y"], vec![]));
+    m
+}
+
+fn audit_json(t: &Path, s: &Path, data: &Path, extra: &[&str]) -> Value {
+    let out = audit_cmd(t, s, data).args(["--json", "-q"]).args(extra).assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).expect("JSON report")
+}
+
+#[test]
+fn constant_of_shape_graph_runs_inspect_flops() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&with_shape_tail(1), dir.path(), "t.onnx");
+    let out = bin().arg("inspect").arg(&t).arg("--flops").assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("3 conv layers, 2 BN layers"), "{text}");
+    assert!(text.contains("GFLOPs per 1x8x8 image"), "{text}");
+}
+
+#[test]
+fn constant_of_shape_graph_audits_incrementally_as_naive_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&with_shape_tail(1), dir.path(), "t.onnx");
+    let s = save(&with_shape_tail(8), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    let mut rng = Rng::new(9);
+    let labels: Vec<u8> = (0..6 * 64).map(|_| ((rng.next() + 1.0) * 1.5) as u8 % 3).collect();
+    npz(&data, 6, 8, Some(&labels), 3);
+    let naive = audit_json(&t, &s, &data, &["--strategy", "naive"]);
+    let default = audit_json(&t, &s, &data, &[]);
+    assert_eq!(default["engine"]["strategy"], "incremental");
+    let rows = |v: &Value| v["rows"].as_array().unwrap().clone();
+    assert_eq!(rows(&naive).len(), 14);
+    for (a, b) in rows(&naive).iter().zip(&rows(&default)) {
+        for k in ["family", "layer", "kind", "swapped_dice", "delta_dice", "reusable", "rmse"] {
+            assert_eq!(a[k], b[k], "{k}: {a} vs {b}");
+        }
+    }
+    assert_eq!(naive["baseline"], default["baseline"]);
+    // The tail changes nothing: the plain tiny CNN's baseline is the same.
+    let plain_t = save(&tiny_cnn(&Spec::default()), dir.path(), "plain.onnx");
+    let plain = audit_json(&plain_t, &plain_t, &data, &["--strategy", "naive", "--kinds", "B"]);
+    assert_eq!(plain["baseline"], naive["baseline"]);
+}
