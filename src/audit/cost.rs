@@ -9,6 +9,7 @@ use onnx_protobuf::{type_proto, TypeProto, ValueInfoProto};
 
 use crate::engine::{Engine, View};
 use crate::model::graph::{elem_types, Topology};
+use crate::model::layout::Layout;
 use crate::model::Model;
 
 /// FLOPs of every node for one input image, and what lies downstream of each node.
@@ -20,11 +21,13 @@ pub struct CostModel {
     pub total: f64,
 }
 
-/// The shape of every tensor ONNX Runtime computes for `input` (one image, `[1, c, h, w]`).
+/// The shape of every tensor ONNX Runtime computes for `input` (one image of `chw`, fed as
+/// `[1, c, h, w]` or, channels-last, `[1, h, w, c]`).
 pub fn probe_shapes(
     engine: &Engine,
     model: &Model,
     input_name: &str,
+    layout: Layout,
     chw: [usize; 3],
 ) -> Result<HashMap<String, Vec<usize>>> {
     let types = elem_types(model);
@@ -46,7 +49,8 @@ pub fn probe_shapes(
     // One image: a session on the calling thread, so no pool spins beside what follows.
     let mut runner = engine.worker_session(&m.to_bytes()?)?;
     let [c, h, w] = chw;
-    let image = ndarray::Array4::from_elem((1, c, h, w), 0.5f32);
+    let [a, b, d, e] = layout.from_nchw([1, c, h, w]);
+    let image = ndarray::Array4::from_elem((a, b, d, e), 0.5f32);
     let mut shapes: HashMap<String, Vec<usize>> =
         runner.run_shapes(&[(input_name, View::F32(image.view().into_dyn()))])?.into_iter().collect();
     shapes.insert(input_name.to_string(), image.shape().to_vec());

@@ -8,10 +8,11 @@ use ndarray::{s, ArrayView4};
 
 use super::{data_free_report, load_pair, probe, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
-use crate::data::{self, preprocess::Dataset, Fit, Normalize};
+use crate::data::{self, preprocess::Dataset, Fit, InputSpec, LayoutHint, Normalize};
 use crate::engine::{runtime, Device, Engine, LazyEngine, Runner, View};
 use crate::error::UserError;
 use crate::model::head::{Head, Rule};
+use crate::model::layout::{Layout, LayoutChoice};
 use crate::model::{batch::make_batch_dynamic, Model};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 
@@ -64,6 +65,8 @@ pub struct Audit {
     threads: usize,
     threshold: Option<f32>,
     min_baseline: f64,
+    layout: LayoutChoice,
+    size: Option<(usize, usize)>,
 }
 
 impl Audit {
@@ -85,6 +88,8 @@ impl Audit {
             threads: 0,
             threshold: None,
             min_baseline: 0.5,
+            layout: LayoutChoice::Auto,
+            size: None,
         }
     }
 
@@ -174,6 +179,21 @@ impl Audit {
         self
     }
 
+    /// How the model's input and output order their axes (default auto: detected from the
+    /// graph, see [`crate::model::layout`]); `nchw`/`nhwc` force both.
+    pub fn layout(mut self, layout: LayoutChoice) -> Audit {
+        self.layout = layout;
+        self
+    }
+
+    /// Height x width to feed a model whose input size is free (default: the data's own
+    /// size); the data is fitted to it with [`Audit::fit`]. Must be a multiple of the
+    /// network's total stride.
+    pub fn size(mut self, size: Option<(usize, usize)>) -> Audit {
+        self.size = size;
+        self
+    }
+
     /// Run the audit on a runtime of its own (loaded only after models and data are checked).
     pub fn run(&self) -> Result<Report> {
         self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet))
@@ -198,8 +218,15 @@ impl Audit {
         let mut ctx = load_pair(&self.target, &self.source, &o.match_mode)?;
         warn(&ctx.warnings, o.quiet);
         let (mut report, values) = data_free_report(&ctx, o, "audit")?;
-        let loaded = data::load(data_path, labels_file)?;
-        let input = ctx.target.input_spec()?;
+        let io = super::layout::resolve(&ctx.target, self.layout, self.size)?;
+        warn(&io.conflicts, o.quiet);
+        report.warnings.extend(io.conflicts.iter().cloned());
+        if !o.quiet && (io.input.layout == Layout::Nhwc || io.output == Layout::Nhwc) {
+            eprintln!("note: {}", io.evidence);
+        }
+        let (input, output) = (&io.input, io.output);
+        let hint = LayoutHint { channels: input.channels, layout: input.layout };
+        let loaded = data::load_for(data_path, labels_file, &hint)?;
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
             return Err(
                 UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
@@ -215,9 +242,19 @@ impl Audit {
         // The probe batch: the output's meaning, the scaling that fits, a baseline check.
         let probe_samples = probe::probe_samples(&loaded.samples);
         let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
-        let probe_data = data::preprocess::prepare(&probe_samples, &input, first_norm, self.fit)?;
+        let probe_data = data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(|e| {
+            // A forced layout the graph contradicts is the likely cause: say so with the error.
+            match io.conflicts.first() {
+                Some(c) => e.context(format!("{c}; the data was fed as {}", input.layout.pattern())),
+                None => e,
+            }
+        })?;
+        if io.free_size {
+            let flag = self.size.map(|(h, w)| format!("{h}x{w}"));
+            probe::check_size(engine.get()?, &ctx.target, &probe_data, input, output, flag.as_deref())?;
+        }
         let head = Head::of(&ctx.target);
-        let channels = probe::output_channels(engine.get()?, &ctx.target, &probe_data)?;
+        let channels = probe::output_channels(engine.get()?, &ctx.target, &probe_data, input, output)?;
         let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {
             Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
             _ => UserError::BadFile { path: self.target.clone(), reason: why },
@@ -225,7 +262,7 @@ impl Audit {
         let threshold = rule.threshold().unwrap_or(0.0);
         let (normalize, scores) = if label_free {
             let (class, share) =
-                probe::dominant_class_share(engine.get()?, &ctx.target, &probe_data, &input, threshold)?;
+                probe::dominant_class_share(engine.get()?, &ctx.target, &probe_data, input, threshold, output)?;
             if share >= 0.99 {
                 let w = format!(
                     "label-free baseline: the target predicts class {class} on {:.1}% of the probe pixels, so agreement with it says little; check the input scaling (--normalize) and the output rule ({})",
@@ -242,22 +279,32 @@ impl Audit {
             } else {
                 vec![self.normalize]
             };
-            let scores =
-                probe::score_scalings(engine.get()?, &ctx.target, &probe_samples, &input, self.fit, threshold, &tries)?;
+            let scores = probe::score_scalings(
+                engine.get()?,
+                &ctx.target,
+                &probe_samples,
+                input,
+                self.fit,
+                threshold,
+                output,
+                &tries,
+            )?;
             let best = probe::best(&scores).map(|b| (b.normalize, b.probe_dice)).unwrap_or((first_norm, 0.0));
             if best.1 < self.min_baseline {
                 return Err(self.no_baseline(best.1, "on the probe batch", &scores, &rule).into());
             }
             (best.0, scores)
         };
-        let dataset = data::preprocess::prepare(&loaded.samples, &input, normalize, self.fit)?;
+        let dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
         if self.dynamic_batch {
-            ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, &dataset)?;
+            ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, input, &dataset)?;
         }
         let job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
             values: &values,
+            input,
+            output,
             data: &dataset,
             batch: self.batch,
             truth: if label_free { Truth::Baseline } else { Truth::Labels },
@@ -306,6 +353,7 @@ impl Audit {
             normalize_scores: scores,
             fit: format!("{:?}", self.fit).to_lowercase(),
             prediction: rule.describe(),
+            layout: io.name(),
         });
         Ok(report)
     }
@@ -334,9 +382,8 @@ impl Audit {
 
 /// The target made batch-dynamic, checked to give the same outputs as the original (one
 /// image per run) on the first images of the data, to 1e-4 relative.
-fn batch_dynamic_verified(engine: &Engine, target: &Model, data: &Dataset) -> Result<Model> {
+fn batch_dynamic_verified(engine: &Engine, target: &Model, input: &InputSpec, data: &Dataset) -> Result<Model> {
     let dynamic = make_batch_dynamic(target)?;
-    let input = target.input_spec()?;
     let k = data.n().min(4);
     let images = data.images.slice(s![..k, .., .., ..]);
     let first_output = |r: &mut Runner, x: ArrayView4<f32>| {

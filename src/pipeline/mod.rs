@@ -5,6 +5,7 @@
 //! shards and adaptive audits build on the same entry points.
 
 mod audit;
+pub mod layout;
 mod options;
 pub mod probe;
 

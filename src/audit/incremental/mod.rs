@@ -78,7 +78,7 @@ impl Plan {
         let inits: HashMap<&str, usize> = g.initializer.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
         let graph_inputs: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
         let output = g.output.first().map(|o| o.name.clone()).unwrap_or_default();
-        let dynamic_batch = model.input_spec()?.batch.is_none();
+        let dynamic_batch = job.input.batch.is_none();
         let mut by_layer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, p) in job.pairing.pairs.iter().enumerate() {
             if !job.runs(i) {
