@@ -4,16 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use ndarray::{s, ArrayView4};
 
 use super::{data_free_report, load_pair, probe, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
-use crate::data::{self, preprocess::Dataset, Fit, InputSpec, LayoutHint, Normalize};
-use crate::engine::{runtime, Device, Engine, LazyEngine, Runner, View};
+use crate::data::{self, Fit, LayoutHint, Normalize};
+use crate::engine::{runtime, Device, LazyEngine};
 use crate::error::UserError;
 use crate::model::head::{Head, Rule};
 use crate::model::layout::{Layout, LayoutChoice};
-use crate::model::{batch::make_batch_dynamic, Model};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 
 /// Where the ground truth of the validation set comes from.
@@ -226,7 +224,13 @@ impl Audit {
         }
         let (input, output) = (&io.input, io.output);
         let hint = LayoutHint { channels: input.channels, layout: input.layout };
-        let loaded = data::load_for(data_path, labels_file, &hint)?;
+        // A forced layout the graph contradicts is the likely cause of data that does not
+        // fit: say so with the error.
+        let layout_hint = |e: anyhow::Error| match io.conflicts.first() {
+            Some(c) => e.context(format!("{c}; the data was read for {}", input.layout.pattern())),
+            None => e,
+        };
+        let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
             return Err(
                 UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
@@ -242,13 +246,7 @@ impl Audit {
         // The probe batch: the output's meaning, the scaling that fits, a baseline check.
         let probe_samples = probe::probe_samples(&loaded.samples);
         let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
-        let probe_data = data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(|e| {
-            // A forced layout the graph contradicts is the likely cause: say so with the error.
-            match io.conflicts.first() {
-                Some(c) => e.context(format!("{c}; the data was fed as {}", input.layout.pattern())),
-                None => e,
-            }
-        })?;
+        let probe_data = data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(layout_hint)?;
         if io.free_size {
             let flag = self.size.map(|(h, w)| format!("{h}x{w}"));
             probe::check_size(engine.get()?, &ctx.target, &probe_data, input, output, flag.as_deref())?;
@@ -297,7 +295,7 @@ impl Audit {
         };
         let dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
         if self.dynamic_batch {
-            ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, input, &dataset)?;
+            ctx.target = super::dynamic_batch::verified(engine.get()?, &ctx.target, input, &dataset)?;
         }
         let job = AuditJob {
             target: &ctx.target,
@@ -378,38 +376,4 @@ impl Audit {
             rule.describe()
         ))
     }
-}
-
-/// The target made batch-dynamic, checked to give the same outputs as the original (one
-/// image per run) on the first images of the data, to 1e-4 relative.
-fn batch_dynamic_verified(engine: &Engine, target: &Model, input: &InputSpec, data: &Dataset) -> Result<Model> {
-    let dynamic = make_batch_dynamic(target)?;
-    let k = data.n().min(4);
-    let images = data.images.slice(s![..k, .., .., ..]);
-    let first_output = |r: &mut Runner, x: ArrayView4<f32>| {
-        r.run_views_first(&[(input.name.as_str(), View::F32(x.into_dyn()))], |v| {
-            Ok(v.iter().copied().collect::<Vec<f32>>())
-        })
-    };
-    let mut one = engine.session(&target.to_bytes()?)?;
-    let mut want = Vec::new();
-    for i in 0..k {
-        want.extend(first_output(&mut one, images.slice(s![i..i + 1, .., .., ..]))?);
-    }
-    let got = engine.session(&dynamic.to_bytes()?).and_then(|mut r| first_output(&mut r, images)).map_err(|e| {
-        UserError::BadFlag {
-            flag: "--dynamic-batch",
-            reason: format!("the model does not run with a batch of {k}: {e:#}"),
-        }
-    })?;
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-    let diff = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    if got.len() != want.len() || diff.is_nan() || diff > 1e-4 * scale {
-        return Err(UserError::BadFlag {
-            flag: "--dynamic-batch",
-            reason: format!("the model is not batch-agnostic: a batch of {k} differs from one image at a time by {diff}; run without --dynamic-batch"),
-        }
-        .into());
-    }
-    Ok(dynamic)
 }
