@@ -48,12 +48,12 @@ pub fn resolve(model: &Model, choice: LayoutChoice, size: Option<(usize, usize)>
     let mut pick = |d: &Detected| match forced {
         Some(f) => {
             if f != d.layout && d.basis != Basis::Fallback {
-                conflicts.push(format!(
-                    "--layout {} overrides what the model says: {} ({})",
-                    f.name(),
-                    d.why,
-                    d.layout.pattern()
-                ));
+                let read = if d.why.contains(d.layout.pattern()) {
+                    String::new()
+                } else {
+                    format!(" ({})", d.layout.pattern())
+                };
+                conflicts.push(format!("--layout {} overrides what the model says: {}{read}", f.name(), d.why));
             }
             f
         }
