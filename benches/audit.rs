@@ -20,6 +20,7 @@ use reuse_audit::data::{self, Fit, Normalize};
 use reuse_audit::engine::{Device, Engine};
 use reuse_audit::model::graph::Topology;
 use reuse_audit::model::layers::scan;
+use reuse_audit::model::layout::detect;
 use reuse_audit::model::Model;
 
 fn root() -> PathBuf {
@@ -60,7 +61,7 @@ fn forward_time(engine: &Engine, model: &Model, ds: &data::preprocess::Dataset) 
     let mut runner = engine.session(&model.to_bytes().expect("bytes")).expect("session");
     let mut best = (f64::INFINITY, 0);
     for batch in [1, 2, 4, 8, 16, 48] {
-        let feed = Feed { data: ds, input: &input, batch, threshold: 0.0 };
+        let feed = Feed { data: ds, input: &input, batch, threshold: 0.0, output: detect(model).output.layout };
         predictions(&mut runner, &feed, &[]).expect("warm-up");
         for _ in 0..5 {
             let t0 = Instant::now();
@@ -106,7 +107,7 @@ fn measure_limits(arch: &str) {
     let (t_fwd, best_batch) = forward_time(&engine, &model, &ds);
     let params: Vec<_> = layers.layers.iter().flat_map(|l| l.params.iter()).collect();
     let (t_fwd_exposed, _) = forward_time(&engine, &overridable_model(&model, &params), &ds);
-    let probe = probe_shapes(&engine, &model, &input.name, [ds.c(), ds.h(), ds.w()]).expect("probe");
+    let probe = probe_shapes(&engine, &model, &input.name, ds.layout, [ds.c(), ds.h(), ds.w()]).expect("probe");
     let cost = CostModel::new(&model, &probe.shapes);
     let topo = Topology::of(&model);
     let swap_nodes: Vec<usize> =

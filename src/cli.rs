@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use reuse_audit::audit::Strategy;
 use reuse_audit::data::{Fit, Normalize};
 use reuse_audit::engine::Device;
+use reuse_audit::model::layout::LayoutChoice;
 use reuse_audit::report::Format;
 
 /// Can the parameters of a pretrained CNN be reused for your task? Swap Conv/BN
@@ -152,6 +153,14 @@ pub struct RunArgs {
     /// Fit data to the model's input size.
     #[arg(long, value_enum, default_value = "none")]
     pub fit: Fit,
+    /// Axis order of the model's input and output: auto (from the graph: a Transpose right
+    /// after the input or before the output, else the declared dims), or force nchw/nhwc.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub layout: LayoutChoice,
+    /// Height x width to feed a model whose input size is free, e.g. 256x256 (the data is
+    /// fitted with --fit; a multiple of the network's total stride). Default: the data's.
+    #[arg(long, value_parser = size_arg)]
+    pub size: Option<(usize, usize)>,
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: Device,
@@ -196,4 +205,12 @@ pub struct GateArgs {
     /// Fail unless these (kind, layers) are reusable, e.g. `W:1-5,7,B:*` (`*` = every layer).
     #[arg(long)]
     pub require_reusable: Option<String>,
+}
+
+/// `--size HxW`.
+fn size_arg(s: &str) -> Result<(usize, usize), String> {
+    reuse_audit::pipeline::layout::parse_size(s, "--size").map_err(|e| match e {
+        reuse_audit::error::UserError::BadFlag { reason, .. } => reason,
+        other => other.to_string(),
+    })
 }

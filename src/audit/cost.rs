@@ -9,6 +9,7 @@ use onnx_protobuf::{type_proto, TypeProto, ValueInfoProto};
 
 use crate::engine::{Engine, View};
 use crate::model::graph::{elem_types, Topology};
+use crate::model::layout::Layout;
 use crate::model::Model;
 
 /// FLOPs of every node for one input image, and what lies downstream of each node.
@@ -39,10 +40,17 @@ impl Probe {
     }
 }
 
-/// Run the model once on `input` (one image, `[1, c, h, w]`) with every node output exposed
+/// Run the model once on `input` (one image of `chw`, fed as `[1, c, h, w]` or,
+/// channels-last, `[1, h, w, c]`) with every node output exposed
 /// as a graph output. The outputs are declared without a type, so ONNX Runtime infers each
 /// one (our rules never have to be right for the probe to run) and reports it.
-pub fn probe_shapes(engine: &Engine, model: &Model, input_name: &str, chw: [usize; 3]) -> Result<Probe> {
+pub fn probe_shapes(
+    engine: &Engine,
+    model: &Model,
+    input_name: &str,
+    layout: Layout,
+    chw: [usize; 3],
+) -> Result<Probe> {
     let mut m = model.clone();
     let g = m.proto.graph.mut_or_insert_default();
     let mut existing: HashSet<String> = g.output.iter().map(|o| o.name.clone()).collect();
@@ -60,7 +68,8 @@ pub fn probe_shapes(engine: &Engine, model: &Model, input_name: &str, chw: [usiz
     // One image: a session on the calling thread, so no pool spins beside what follows.
     let mut runner = engine.worker_session(&m.to_bytes()?)?;
     let [c, h, w] = chw;
-    let image = ndarray::Array4::from_elem((1, c, h, w), 0.5f32);
+    let [a, b, d, e] = layout.from_nchw([1, c, h, w]);
+    let image = ndarray::Array4::from_elem((a, b, d, e), 0.5f32);
     let mut probe = Probe::default();
     for (name, shape, ty) in runner.run_shapes(&[(input_name, View::F32(image.view().into_dyn()))])? {
         probe.types.insert(name.clone(), ty);

@@ -6,6 +6,7 @@ use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, CowArray, Ix4};
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::{Runner, View};
 use crate::metrics::dice::{predict, Dice, DiceCounts};
+use crate::model::layout::Layout;
 
 /// How the validation set is fed.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct Feed<'a> {
     pub batch: usize,
     /// A one-channel output's foreground threshold (see `model::head`).
     pub threshold: f32,
+    /// How the model's output orders its axes.
+    pub output: Layout,
 }
 
 impl Feed<'_> {
@@ -26,8 +29,8 @@ impl Feed<'_> {
         (0..self.data.n()).step_by(self.batch).map(|s| (s, self.batch.min(self.data.n() - s)))
     }
 
-    /// The input tensor of one batch: a view into the data set, or a zero-padded copy when
-    /// the model's fixed batch is larger than the images left.
+    /// The input tensor of one batch, in the model's input layout: a view into the data
+    /// set, or a zero-padded copy when the model's fixed batch is larger than the images left.
     pub fn tensor(&self, start: usize, count: usize) -> CowArray<'_, f32, Ix4> {
         let d = self.data;
         let batch = d.images.slice(s![start..start + count, .., .., ..]);
@@ -35,7 +38,8 @@ impl Feed<'_> {
         if rows == count {
             return CowArray::from(batch);
         }
-        let mut padded = Array4::zeros((rows, d.c(), d.h(), d.w()));
+        let [a, b, c, e] = d.layout.from_nchw([rows, d.c(), d.h(), d.w()]);
+        let mut padded = Array4::zeros((a, b, c, e));
         padded.slice_mut(s![..count.min(rows), .., .., ..]).assign(&batch.slice(s![..count.min(rows), .., .., ..]));
         CowArray::from(padded)
     }
@@ -50,30 +54,49 @@ pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f3
         let x = feed.tensor(start, count);
         let mut inputs = vec![(feed.input.name.as_str(), View::F32(x.view().into_dyn()))];
         inputs.extend(extra.iter().map(|(name, v)| (name.as_str(), View::F32(v.view()))));
-        let (pred, c) =
-            runner.run_views_first(&inputs, |output| class_maps(output, count, d.h(), d.w(), feed.threshold))?;
+        let (pred, c) = runner
+            .run_views_first(&inputs, |output| class_maps(output, feed.output, count, d.h(), d.w(), feed.threshold))?;
         classes = c;
         out.slice_mut(s![start..start + count, .., ..]).assign(&pred);
     }
     Ok((out, classes))
 }
 
-/// Class maps of the first `count` images of a segmentation output `[n, c, h, w]`, and
-/// the class count (2 for a one-channel output, foreground above `threshold`).
+/// Class maps of the first `count` images of a segmentation output (`[n, c, h, w]`, or
+/// `[n, h, w, c]` for a channels-last `layout`), and the class count (2 for a one-channel
+/// output, foreground above `threshold`).
 pub fn class_maps(
     output: ArrayViewD<f32>,
+    layout: Layout,
     count: usize,
     h: usize,
     w: usize,
     threshold: f32,
 ) -> Result<(Array3<u8>, usize)> {
     let shape = output.shape().to_vec();
+    // Viewed as N x C x H x W: `predict` copies a permuted view once.
     let output = match output.into_dimensionality::<Ix4>() {
-        Ok(o) if o.dim().0 >= count && o.dim().2 * o.dim().3 == h * w => o,
-        _ => bail!(
-            "the model's output has shape {shape:?}; reuse-audit scores segmentation outputs of shape N x classes x {h} x {w}"
+        Ok(o) => o.permuted_axes(layout.nchw_axes()),
+        Err(_) => bail!(
+            "the model's output has shape {shape:?} (rank {}); reuse-audit scores segmentation outputs of shape {} (read as {})",
+            shape.len(),
+            layout_pattern(layout, h, w),
+            layout.name()
         ),
     };
+    if output.dim().0 < count || output.dim().2 * output.dim().3 != h * w {
+        bail!(
+            "the model's output has shape {shape:?}: read as {}, that is {} class channel(s) of {}x{} for {} image(s), \
+             but {count} image(s) of {h}x{w} went in; reuse-audit scores segmentation outputs of shape {} (the input's \
+             resolution; --layout sets how the output is read)",
+            layout.name(),
+            output.dim().1,
+            output.dim().2,
+            output.dim().3,
+            output.dim().0,
+            layout_pattern(layout, h, w)
+        );
+    }
     let c = output.dim().1;
     if c > 256 {
         bail!("the model outputs {c} channels; at most 256 classes are supported");
@@ -87,6 +110,14 @@ pub fn class_maps(
         pred.into_shape_with_order((count, h, w)).map_err(|e| anyhow::anyhow!("output layout: {e}"))?
     };
     Ok((pred, if c == 1 { 2 } else { c }))
+}
+
+/// `N x classes x H x W` (or channels-last) with the input's height and width filled in.
+fn layout_pattern(layout: Layout, h: usize, w: usize) -> String {
+    match layout {
+        Layout::Nchw => format!("N x classes x {h} x {w}"),
+        Layout::Nhwc => format!("N x {h} x {w} x classes"),
+    }
 }
 
 /// Dice of predictions against truth (same shape).

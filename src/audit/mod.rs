@@ -16,9 +16,10 @@ use ndarray::Array3;
 
 pub use strategy::{overridable_model, Strategy};
 
-use crate::data::preprocess::Dataset;
+use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::Engine;
 use crate::metrics::dice::Dice;
+use crate::model::layout::Layout;
 use crate::model::{Kind, Model};
 use crate::pair::Pairing;
 use compare::PairValues;
@@ -41,7 +42,11 @@ pub struct AuditJob<'a> {
     pub pairing: &'a Pairing,
     /// Their values.
     pub values: &'a PairValues,
-    /// Preprocessed data.
+    /// The target's input as it is fed (layout and size resolved).
+    pub input: &'a InputSpec,
+    /// How the target's output orders its axes.
+    pub output: Layout,
+    /// Preprocessed data, in the input's layout.
     pub data: &'a Dataset,
     /// Images per run.
     pub batch: usize,
@@ -107,16 +112,17 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> 
 
 /// The baseline and every swap that [`AuditJob::runs`].
 fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
-    let input = job.target.input_spec()?;
+    let input = job.input;
     let feed = Feed {
         data: job.data,
-        input: &input,
+        input,
         batch: input.batch.unwrap_or(job.batch.max(1)),
         threshold: job.threshold,
+        output: job.output,
     };
     if job.strategy == Strategy::Incremental {
         let d = job.data;
-        let plan = cost::probe_shapes(engine, job.target, &input.name, [d.c(), d.h(), d.w()])
+        let plan = cost::probe_shapes(engine, job.target, &input.name, d.layout, [d.c(), d.h(), d.w()])
             .and_then(|probe| incremental::Plan::new(engine, job, &probe));
         match plan {
             Ok(plan) => {

@@ -43,6 +43,8 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .options(s.options.clone())
         .normalize(a.normalize)
         .fit(a.fit)
+        .layout(a.layout)
+        .size(a.size)
         .batch(a.batch)
         .strategy(a.strategy)
         .cache_mb(a.cache_mb)

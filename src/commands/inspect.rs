@@ -156,15 +156,7 @@ fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<
     use reuse_audit::error::UserError;
     let spec = m.input_spec()?;
     let (h, w) = match size {
-        Some(s) => {
-            let parsed = s
-                .split_once('x')
-                .and_then(|(a, b)| Some((a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?)));
-            parsed.filter(|(a, b)| *a > 0 && *b > 0).ok_or_else(|| UserError::BadFlag {
-                flag: "--size",
-                reason: format!("'{s}' is not HxW, e.g. 256x256"),
-            })?
-        }
+        Some(s) => reuse_audit::pipeline::layout::parse_size(s, "--size")?,
         None => match (spec.height, spec.width) {
             (Some(h), Some(w)) => (h, w),
             _ => {
@@ -178,7 +170,7 @@ fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<
     };
     let c = spec.channels.unwrap_or(1);
     let engine = reuse_audit::engine::Engine::new(reuse_audit::engine::Device::Cpu, 0, true)?;
-    let probe = probe_shapes(&engine, m, &spec.name, [c, h, w])?;
+    let probe = probe_shapes(&engine, m, &spec.name, spec.layout, [c, h, w])?;
     let cost = CostModel::new(m, &probe.shapes);
     let topo = reuse_audit::model::graph::Topology::of(m);
     let shares: Vec<f64> =

@@ -1,6 +1,7 @@
 //! Validation data: loading (`.npz`, `.npy` pairs, NIfTI folders, PNG folders) and
 //! preprocessing to the model's input (normalization, fit, channel replication).
 
+mod arrays;
 pub mod nifti;
 pub mod npy;
 pub mod png_folder;
@@ -11,8 +12,9 @@ mod tests;
 use std::path::Path;
 
 use anyhow::Result;
-use ndarray::{Array2, Array3, Array4, ArrayD, Axis};
+use ndarray::{Array2, Array3, Axis};
 
+pub use arrays::{array_layout, LayoutHint};
 pub use preprocess::{Fit, InputSpec, Normalize};
 
 use crate::error::{bad_file, UserError};
@@ -54,8 +56,15 @@ pub struct Loaded {
     pub format: &'static str,
 }
 
-/// Load a data set. `labels` is a `.npy` file for `.npy` images (else `None`).
+/// Load a data set. `labels` is a `.npy` file for `.npy` images (else `None`). A 4-D array
+/// whose channel axis is ambiguous is read channels-first (see [`load_for`]).
 pub fn load(data: &Path, labels: Option<&Path>) -> Result<Loaded> {
+    load_for(data, labels, &LayoutHint::default())
+}
+
+/// Load a data set for a model: `hint` (the model's channels and input layout) decides
+/// where the channel axis of a 4-D `.npz`/`.npy` array is ([`array_layout`]).
+pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result<Loaded> {
     if !data.exists() {
         return Err(
             UserError::Unreadable { path: data.into(), reason: "no such file or folder (--data)".into() }.into()
@@ -79,11 +88,11 @@ pub fn load(data: &Path, labels: Option<&Path>) -> Result<Loaded> {
         let mut npz = npy::Npz::open(data)?;
         let images = npz.require("images")?;
         let labels = npz.get("labels")?;
-        Loaded { samples: from_arrays(data, images, labels)?, format: "npz" }
+        Loaded { samples: arrays::samples(data, images, labels, hint)?, format: "npz" }
     } else if name.ends_with(".npy") {
         let images = npy::read_npy(data)?;
         let labels = labels.map(npy::read_npy).transpose()?;
-        Loaded { samples: from_arrays(data, images, labels)?, format: "npy" }
+        Loaded { samples: arrays::samples(data, images, labels, hint)?, format: "npy" }
     } else {
         return Err(bad_file(
             data,
@@ -94,49 +103,6 @@ pub fn load(data: &Path, labels: Option<&Path>) -> Result<Loaded> {
         return Err(bad_file(data, "the data set is empty"));
     }
     Ok(loaded)
-}
-
-fn from_arrays(path: &Path, images: ArrayD<f64>, labels: Option<ArrayD<f64>>) -> Result<Vec<Sample>> {
-    let images: Array4<f64> = match *images.shape() {
-        [n, h, w] => images.into_shape_with_order((n, 1, h, w)),
-        [n, c, h, w] => images.into_shape_with_order((n, c, h, w)),
-        _ => {
-            return Err(bad_file(
-                path,
-                format!("images must be N x H x W or N x C x H x W, found shape {:?}", images.shape()),
-            ))
-        }
-    }
-    .map_err(|e| bad_file(path, format!("images: {e}")))?;
-    let (n, _, h, w) = images.dim();
-    let labels: Option<Array3<f64>> = match labels {
-        None => None,
-        Some(l) => {
-            let ok = matches!(*l.shape(), [ln, lh, lw] if (ln, lh, lw) == (n, h, w))
-                || matches!(*l.shape(), [ln, 1, lh, lw] if (ln, lh, lw) == (n, h, w));
-            if !ok {
-                return Err(bad_file(
-                    path,
-                    format!(
-                        "labels of shape {:?} do not fit images of shape {:?} (need N x H x W)",
-                        l.shape(),
-                        images.shape()
-                    ),
-                ));
-            }
-            Some(l.into_shape_with_order((n, h, w)).map_err(|e| bad_file(path, format!("labels: {e}")))?)
-        }
-    };
-    let file = path.display();
-    Ok(images
-        .outer_iter()
-        .enumerate()
-        .map(|(i, image)| Sample {
-            image: image.to_owned(),
-            label: labels.as_ref().map(|l| l.index_axis(Axis(0), i).to_owned()),
-            origin: format!("{file}#{i}"),
-        })
-        .collect())
 }
 
 fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {

@@ -6,6 +6,7 @@ use ndarray::{s, Array2, Array3, Array4, ArrayView2, Axis};
 
 use super::Sample;
 use crate::error::UserError;
+use crate::model::layout::Layout;
 
 /// `--normalize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -51,13 +52,18 @@ pub struct InputSpec {
     pub height: Option<usize>,
     /// Width when fixed.
     pub width: Option<usize>,
+    /// How the input orders its axes (`N x C x H x W` or `N x H x W x C`).
+    pub layout: Layout,
 }
 
 /// Preprocessed images ready to feed, plus their labels.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// `N x C x H x W` float32 in standard layout (`images.as_slice()` is the input tensor).
+    /// float32 in the model's input layout (`N x C x H x W` or `N x H x W x C`), standard
+    /// layout in memory: `images.as_slice()` is the input tensor, a batch is a view.
     pub images: Array4<f32>,
+    /// The layout of `images`.
+    pub layout: Layout,
     /// `N x H x W` labels as stored (checked by [`Dataset::checked_labels`]).
     pub labels: Option<Array3<f64>>,
     /// Origin of each image, for messages.
@@ -65,24 +71,30 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// `[n, c, h, w]`, whatever the layout.
+    fn nchw(&self) -> [usize; 4] {
+        let (a, b, c, d) = self.images.dim();
+        self.layout.to_nchw([a, b, c, d])
+    }
+
     /// Images.
     pub fn n(&self) -> usize {
-        self.images.dim().0
+        self.nchw()[0]
     }
 
     /// Channels.
     pub fn c(&self) -> usize {
-        self.images.dim().1
+        self.nchw()[1]
     }
 
     /// Height.
     pub fn h(&self) -> usize {
-        self.images.dim().2
+        self.nchw()[2]
     }
 
     /// Width.
     pub fn w(&self) -> usize {
-        self.images.dim().3
+        self.nchw()[3]
     }
 
     /// The labels as `N x H x W` class indices, each checked to be an integer in `0..classes`.
@@ -161,7 +173,13 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
             out.index_axis_mut(Axis(0), i).assign(&fit_plane(l.view(), (h, w), fit, true, &sample.origin)?);
         }
     }
-    Ok(Dataset { images, labels, origins: samples.iter().map(|s| s.origin.clone()).collect() })
+    let images = match spec.layout {
+        Layout::Nchw => images,
+        // Stored as the model takes it, so every batch stays a zero-copy view.
+        Layout::Nhwc => images.permuted_axes([0, 2, 3, 1]).as_standard_layout().into_owned(),
+    };
+    let origins = samples.iter().map(|s| s.origin.clone()).collect();
+    Ok(Dataset { images, layout: spec.layout, labels, origins })
 }
 
 /// Normalize one image (all its channels together). Sums run in element order, as before
@@ -250,7 +268,14 @@ mod tests {
     }
 
     fn spec(c: usize, h: usize, w: usize) -> InputSpec {
-        InputSpec { name: "x".into(), batch: None, channels: Some(c), height: Some(h), width: Some(w) }
+        InputSpec {
+            name: "x".into(),
+            batch: None,
+            channels: Some(c),
+            height: Some(h),
+            width: Some(w),
+            layout: Layout::Nchw,
+        }
     }
 
     #[test]
@@ -260,6 +285,22 @@ mod tests {
         assert_eq!(d.images, Array::from_shape_vec((1, 3, 1, 2), vec![-1.0, 1.0, -1.0, 1.0, -1.0, 1.0]).unwrap());
         assert!(d.images.is_standard_layout());
         assert_eq!((d.n(), d.c(), d.h(), d.w()), (1, 3, 1, 2));
+    }
+
+    #[test]
+    fn channels_last_input_stores_n_h_w_c() {
+        let s = Sample {
+            image: Array::from_shape_vec((2, 1, 2), vec![1.0, 2.0, 10.0, 20.0]).unwrap(),
+            label: None,
+            origin: "t#0".into(),
+        };
+        let nhwc = InputSpec { layout: Layout::Nhwc, ..spec(2, 1, 2) };
+        let d = prepare(&[s], &nhwc, Normalize::None, Fit::None).unwrap();
+        assert_eq!(d.images.dim(), (1, 1, 2, 2));
+        assert!(d.images.is_standard_layout());
+        // Pixel (0, 0) holds channels 0 and 1, then pixel (0, 1).
+        assert_eq!(d.images.as_slice().unwrap(), &[1.0, 10.0, 2.0, 20.0]);
+        assert_eq!((d.n(), d.c(), d.h(), d.w()), (1, 2, 1, 2));
     }
 
     #[test]

@@ -6,8 +6,10 @@ pub mod folding;
 pub mod graph;
 pub mod head;
 pub mod layers;
+pub mod layout;
 pub mod lift;
 pub mod quantized;
+pub mod stride;
 pub mod tensor;
 
 use std::collections::HashMap;
@@ -194,8 +196,15 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl Model {
-    /// The graph's first real input (not an initializer): name and fixed dims.
+    /// The graph's first real input (not an initializer): name and fixed dims, in the
+    /// layout `--layout auto` detects (see [`layout`]).
     pub fn input_spec(&self) -> Result<crate::data::InputSpec> {
+        self.input_spec_as(layout::detect(self).input.layout)
+    }
+
+    /// The graph's first real input read in `layout`: its channels, height and width are
+    /// the dims that layout puts them at.
+    pub fn input_spec_as(&self, layout: layout::Layout) -> Result<crate::data::InputSpec> {
         let g = &self.proto.graph;
         let input = g
             .input
@@ -203,16 +212,16 @@ impl Model {
             .find(|i| !self.initializers.contains_key(&i.name))
             .ok_or_else(|| bad_file(&self.path, "the graph has no input"))?;
         let dims = value_dims(input);
-        if dims.len() != 4 {
+        let Ok(dims) = <[Option<usize>; 4]>::try_from(dims.as_slice()) else {
             return Err(bad_file(
                 &self.path,
                 format!(
-                    "input '{}' has rank {}; reuse-audit audits 2D CNNs with N x C x H x W input",
+                    "input '{}' has rank {}; reuse-audit audits 2D CNNs with N x C x H x W or N x H x W x C input",
                     input.name,
                     dims.len()
                 ),
             ));
-        }
+        };
         let elem = input.type_.tensor_type().elem_type;
         if elem != 1 {
             return Err(bad_file(
@@ -220,13 +229,8 @@ impl Model {
                 format!("input '{}' is {}; the audit feeds float32 images", input.name, tensor::onnx_type_name(elem)),
             ));
         }
-        Ok(crate::data::InputSpec {
-            name: input.name.clone(),
-            batch: dims[0],
-            channels: dims[1],
-            height: dims[2],
-            width: dims[3],
-        })
+        let [batch, channels, height, width] = layout.to_nchw(dims);
+        Ok(crate::data::InputSpec { name: input.name.clone(), batch, channels, height, width, layout })
     }
 }
 

@@ -4,15 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use ndarray::{s, ArrayView4};
 
 use super::{data_free_report, load_pair, name_the_model, probe, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
-use crate::data::{self, preprocess::Dataset, Fit, Normalize};
-use crate::engine::{runtime, Device, Engine, LazyEngine, Runner, View};
+use crate::data::{self, Fit, LayoutHint, Normalize};
+use crate::engine::{runtime, Device, LazyEngine};
 use crate::error::UserError;
 use crate::model::head::{Head, Rule};
-use crate::model::{batch::make_batch_dynamic, Model};
+use crate::model::layout::{Layout, LayoutChoice};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 
 /// Where the ground truth of the validation set comes from.
@@ -64,6 +63,8 @@ pub struct Audit {
     threads: usize,
     threshold: Option<f32>,
     min_baseline: f64,
+    layout: LayoutChoice,
+    size: Option<(usize, usize)>,
 }
 
 impl Audit {
@@ -85,6 +86,8 @@ impl Audit {
             threads: 0,
             threshold: None,
             min_baseline: 0.5,
+            layout: LayoutChoice::Auto,
+            size: None,
         }
     }
 
@@ -174,6 +177,21 @@ impl Audit {
         self
     }
 
+    /// How the model's input and output order their axes (default auto: detected from the
+    /// graph, see [`crate::model::layout`]); `nchw`/`nhwc` force both.
+    pub fn layout(mut self, layout: LayoutChoice) -> Audit {
+        self.layout = layout;
+        self
+    }
+
+    /// Height x width to feed a model whose input size is free (default: the data's own
+    /// size); the data is fitted to it with [`Audit::fit`]. Must be a multiple of the
+    /// network's total stride.
+    pub fn size(mut self, size: Option<(usize, usize)>) -> Audit {
+        self.size = size;
+        self
+    }
+
     /// Run the audit on a runtime of its own (loaded only after models and data are checked).
     pub fn run(&self) -> Result<Report> {
         self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet))
@@ -203,8 +221,21 @@ impl Audit {
         let mut ctx = load_pair(&self.target, &self.source, &o.match_mode)?;
         warn(&ctx.warnings, o.quiet);
         let (mut report, values) = data_free_report(&ctx, o, "audit")?;
-        let loaded = data::load(data_path, labels_file)?;
-        let input = ctx.target.input_spec()?;
+        let io = super::layout::resolve(&ctx.target, self.layout, self.size)?;
+        warn(&io.conflicts, o.quiet);
+        report.warnings.extend(io.conflicts.iter().cloned());
+        if !o.quiet && (io.input.layout == Layout::Nhwc || io.output == Layout::Nhwc) {
+            eprintln!("note: {}", io.evidence);
+        }
+        let (input, output) = (&io.input, io.output);
+        let hint = LayoutHint { channels: input.channels, layout: input.layout };
+        // A forced layout the graph contradicts is the likely cause of data that does not
+        // fit: say so with the error.
+        let layout_hint = |e: anyhow::Error| match io.conflicts.first() {
+            Some(c) => e.context(format!("{c}; the data was read for {}", input.layout.pattern())),
+            None => e,
+        };
+        let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
             return Err(
                 UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
@@ -220,9 +251,13 @@ impl Audit {
         // The probe batch: the output's meaning, the scaling that fits, a baseline check.
         let probe_samples = probe::probe_samples(&loaded.samples);
         let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
-        let probe_data = data::preprocess::prepare(&probe_samples, &input, first_norm, self.fit)?;
+        let probe_data = data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(layout_hint)?;
+        if io.free_size {
+            let flag = self.size.map(|(h, w)| format!("{h}x{w}"));
+            probe::check_size(engine.get()?, &ctx.target, &probe_data, input, output, flag.as_deref())?;
+        }
         let head = Head::of(&ctx.target);
-        let channels = probe::output_channels(engine.get()?, &ctx.target, &probe_data)?;
+        let channels = probe::output_channels(engine.get()?, &ctx.target, &probe_data, input, output)?;
         let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {
             Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
             _ => UserError::BadFile { path: self.target.clone(), reason: why },
@@ -230,7 +265,7 @@ impl Audit {
         let threshold = rule.threshold().unwrap_or(0.0);
         let (normalize, scores) = if label_free {
             let (class, share) =
-                probe::dominant_class_share(engine.get()?, &ctx.target, &probe_data, &input, threshold)?;
+                probe::dominant_class_share(engine.get()?, &ctx.target, &probe_data, input, threshold, output)?;
             if share >= 0.99 {
                 let w = format!(
                     "label-free baseline: the target predicts class {class} on {:.1}% of the probe pixels, so agreement with it says little; check the input scaling (--normalize) and the output rule ({})",
@@ -247,22 +282,32 @@ impl Audit {
             } else {
                 vec![self.normalize]
             };
-            let scores =
-                probe::score_scalings(engine.get()?, &ctx.target, &probe_samples, &input, self.fit, threshold, &tries)?;
+            let scores = probe::score_scalings(
+                engine.get()?,
+                &ctx.target,
+                &probe_samples,
+                input,
+                self.fit,
+                threshold,
+                output,
+                &tries,
+            )?;
             let best = probe::best(&scores).map(|b| (b.normalize, b.probe_dice)).unwrap_or((first_norm, 0.0));
             if best.1 < self.min_baseline {
                 return Err(self.no_baseline(best.1, "on the probe batch", &scores, &rule).into());
             }
             (best.0, scores)
         };
-        let dataset = data::preprocess::prepare(&loaded.samples, &input, normalize, self.fit)?;
+        let dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
         if self.dynamic_batch {
-            ctx.target = batch_dynamic_verified(engine.get()?, &ctx.target, &dataset)?;
+            ctx.target = super::dynamic_batch::verified(engine.get()?, &ctx.target, input, &dataset)?;
         }
         let job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
             values: &values,
+            input,
+            output,
             data: &dataset,
             batch: self.batch,
             truth: if label_free { Truth::Baseline } else { Truth::Labels },
@@ -311,6 +356,7 @@ impl Audit {
             normalize_scores: scores,
             fit: format!("{:?}", self.fit).to_lowercase(),
             prediction: rule.describe(),
+            layout: io.name(),
         });
         Ok(report)
     }
@@ -335,39 +381,4 @@ impl Audit {
             rule.describe()
         ))
     }
-}
-
-/// The target made batch-dynamic, checked to give the same outputs as the original (one
-/// image per run) on the first images of the data, to 1e-4 relative.
-fn batch_dynamic_verified(engine: &Engine, target: &Model, data: &Dataset) -> Result<Model> {
-    let dynamic = make_batch_dynamic(target)?;
-    let input = target.input_spec()?;
-    let k = data.n().min(4);
-    let images = data.images.slice(s![..k, .., .., ..]);
-    let first_output = |r: &mut Runner, x: ArrayView4<f32>| {
-        r.run_views_first(&[(input.name.as_str(), View::F32(x.into_dyn()))], |v| {
-            Ok(v.iter().copied().collect::<Vec<f32>>())
-        })
-    };
-    let mut one = engine.session(&target.to_bytes()?)?;
-    let mut want = Vec::new();
-    for i in 0..k {
-        want.extend(first_output(&mut one, images.slice(s![i..i + 1, .., .., ..]))?);
-    }
-    let got = engine.session(&dynamic.to_bytes()?).and_then(|mut r| first_output(&mut r, images)).map_err(|e| {
-        UserError::BadFlag {
-            flag: "--dynamic-batch",
-            reason: format!("the model does not run with a batch of {k}: {e:#}"),
-        }
-    })?;
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-    let diff = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    if got.len() != want.len() || diff.is_nan() || diff > 1e-4 * scale {
-        return Err(UserError::BadFlag {
-            flag: "--dynamic-batch",
-            reason: format!("the model is not batch-agnostic: a batch of {k} differs from one image at a time by {diff}; run without --dynamic-batch"),
-        }
-        .into());
-    }
-    Ok(dynamic)
 }

@@ -5,6 +5,8 @@
 //! shards and adaptive audits build on the same entry points.
 
 mod audit;
+mod dynamic_batch;
+pub mod layout;
 mod options;
 pub mod probe;
 

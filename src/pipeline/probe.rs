@@ -10,6 +10,8 @@ use crate::data::preprocess::{prepare, Dataset, InputSpec};
 use crate::data::{Fit, Normalize, Sample};
 use crate::engine::{Engine, View};
 use crate::error::UserError;
+use crate::model::layout::Layout;
+use crate::model::stride::total_stride;
 use crate::model::{value_dims, Model};
 
 /// Images in the probe batch (spread evenly over the data set).
@@ -46,33 +48,83 @@ pub fn candidates(samples: &[Sample]) -> Vec<Normalize> {
     c
 }
 
-/// The number of channels of the model's first output: its declared dim when fixed, else
-/// from one run on the first image of `data`.
-pub fn output_channels(engine: &Engine, target: &Model, data: &Dataset) -> Result<usize> {
+/// The number of channels of the model's first output (read in `output` layout): its
+/// declared dim when fixed, else from one run on the first image of `data`.
+pub fn output_channels(
+    engine: &Engine,
+    target: &Model,
+    data: &Dataset,
+    input: &InputSpec,
+    output: Layout,
+) -> Result<usize> {
     let declared = target.proto.graph.output.first().map(value_dims).unwrap_or_default();
-    if let (4, Some(c)) = (declared.len(), declared.get(1).copied().flatten()) {
-        return Ok(c);
+    if let Ok(d) = <[Option<usize>; 4]>::try_from(declared.as_slice()) {
+        if let Some(c) = output.to_nchw(d)[1] {
+            return Ok(c);
+        }
     }
-    let input = target.input_spec()?;
-    let feed = Feed { data, input: &input, batch: 1, threshold: 0.0 };
+    let feed = Feed { data, input, batch: 1, threshold: 0.0, output };
     let x = feed.tensor(0, 1);
     let mut runner = engine.worker_session(&target.to_bytes()?)?;
     runner.run_views_first(&[(input.name.as_str(), View::F32(x.view().into_dyn()))], |out| {
-        let shape = out.shape();
-        if shape.len() != 4 {
+        let Ok(shape) = <[usize; 4]>::try_from(out.shape()) else {
             return Err(UserError::BadFile {
                 path: target.path.clone(),
                 reason: format!(
-                    "the model's output has shape {shape:?}; reuse-audit scores segmentation outputs of shape N x classes x H x W"
+                    "the model's output has shape {:?}; reuse-audit scores segmentation outputs of shape {} (read as {}; see --layout)",
+                    out.shape(),
+                    output.pattern().replace(" C", " classes"),
+                    output.name()
                 ),
             }
             .into());
-        }
-        Ok(shape[1])
+        };
+        Ok(output.to_nchw(shape)[1])
     })
 }
 
+/// For a model with free spatial dims: one image of `data` (already at the size fed) must
+/// run and come out at its own height and width, else the size is refused (exit 2) naming
+/// the network's total stride. `size_flag` says where the size came from, for the message.
+pub fn check_size(
+    engine: &Engine,
+    target: &Model,
+    data: &Dataset,
+    input: &InputSpec,
+    output: Layout,
+    size_flag: Option<&str>,
+) -> Result<()> {
+    let (h, w) = (data.h(), data.w());
+    let feed = Feed { data, input, batch: 1, threshold: 0.0, output };
+    let x = feed.tensor(0, 1);
+    let mut runner = engine.worker_session(&target.to_bytes()?)?;
+    let ran = runner.run_views_first(&[(input.name.as_str(), View::F32(x.view().into_dyn()))], |out| {
+        Ok(<[usize; 4]>::try_from(out.shape()).ok().map(|s| output.to_nchw(s)))
+    });
+    let problem = match ran {
+        Err(e) => format!("ONNX Runtime cannot run the model at {h}x{w} ({e:#})"),
+        Ok(Some([_, _, oh, ow])) if (oh, ow) == (h, w) => return Ok(()),
+        Ok(Some([_, _, oh, ow])) => format!("the model maps a {h}x{w} input to a {oh}x{ow} output"),
+        // Not 4-D: the output check that follows names the shape.
+        Ok(None) => return Ok(()),
+    };
+    let (sh, sw) = total_stride(target);
+    let stride = if sh == sw { format!("{sh}") } else { format!("{sh} (rows) x {sw} (columns)") };
+    let reason = format!(
+        "{problem}: the input's height and width are free, and must be multiples of the network's total stride, {stride} \
+         (the product of the Conv/pooling strides on its deepest path)"
+    );
+    Err(match size_flag {
+        Some(flag) => UserError::BadFlag { flag: "--size", reason: format!("{flag}: {reason}") },
+        None => UserError::BadData(format!(
+            "the data's images are {h}x{w}; {reason}: pass --size HxW (and --fit resize, crop or pad)"
+        )),
+    }
+    .into())
+}
+
 /// The baseline on the probe batch under each scaling in `tries` (with labels), in order.
+#[allow(clippy::too_many_arguments)]
 pub fn score_scalings(
     engine: &Engine,
     target: &Model,
@@ -80,13 +132,14 @@ pub fn score_scalings(
     input: &InputSpec,
     fit: Fit,
     threshold: f32,
+    output: Layout,
     tries: &[Normalize],
 ) -> Result<Vec<ScalingScore>> {
     let mut runner = engine.worker_session(&target.to_bytes()?)?;
     let mut out = Vec::with_capacity(tries.len());
     for &normalize in tries {
         let data = prepare(probe, input, normalize, fit)?;
-        let feed = Feed { data: &data, input, batch: input.batch.unwrap_or(probe.len()), threshold };
+        let feed = Feed { data: &data, input, batch: input.batch.unwrap_or(probe.len()), threshold, output };
         let (pred, classes) = predictions(&mut runner, &feed, &[])?;
         let Some(labels) = data.checked_labels(classes)? else {
             return Err(UserError::BadData(
@@ -114,9 +167,10 @@ pub fn dominant_class_share(
     probe: &Dataset,
     input: &InputSpec,
     threshold: f32,
+    output: Layout,
 ) -> Result<(usize, f64)> {
     let mut runner = engine.worker_session(&target.to_bytes()?)?;
-    let feed = Feed { data: probe, input, batch: input.batch.unwrap_or(probe.n()), threshold };
+    let feed = Feed { data: probe, input, batch: input.batch.unwrap_or(probe.n()), threshold, output };
     let (pred, classes) = predictions(&mut runner, &feed, &[])?;
     let mut counts = vec![0usize; classes.max(1)];
     for &p in &pred {

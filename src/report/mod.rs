@@ -122,6 +122,10 @@ pub struct DatasetInfo {
     /// How output channels became classes: argmax, or a one-channel threshold and why
     /// (read from the graph's last op, or `--threshold`).
     pub prediction: String,
+    /// Axis order of the model's input and output as fed and read: `nchw` or `nhwc` when
+    /// both agree, else `input/output` (e.g. `nchw/nhwc`). Detected from the graph unless
+    /// `--layout` forced it.
+    pub layout: String,
 }
 
 /// Settings that decide the verdicts.

@@ -135,7 +135,8 @@ pub fn baseline_lines(r: &Report) -> String {
             .map(|t| format!("{:?} {:.3}", t.normalize, t.probe_dice).to_lowercase())
             .collect();
         let tried = if tried.len() > 1 { format!(" (probe Dice: {})", tried.join(", ")) } else { String::new() };
-        let _ = writeln!(s, "input scaling: {}{tried}; prediction: {}", d.normalize, d.prediction);
+        let layout = if d.layout == "nchw" { String::new() } else { format!("; layout: {}", d.layout) };
+        let _ = writeln!(s, "input scaling: {}{tried}; prediction: {}{layout}", d.normalize, d.prediction);
     }
     s
 }

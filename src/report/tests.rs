@@ -77,6 +77,7 @@ pub fn fixed_report() -> Report {
             normalize_scores: vec![],
             fit: "none".into(),
             prediction: "argmax over 2 channels (ends with Conv)".into(),
+            layout: "nchw".into(),
         }),
         settings: Settings {
             kinds: vec!["W".into(), "B".into(), "RM".into()],

@@ -90,6 +90,8 @@ pub struct Spec {
     pub size: i64,
     /// Export-style fixed batch of 1 instead of a dynamic batch.
     pub fixed_batch: bool,
+    /// Input channels (1 unless a test needs colour).
+    pub channels: i64,
 }
 
 impl Default for Spec {
@@ -105,6 +107,7 @@ impl Default for Spec {
             extra_conv: false,
             size: 8,
             fixed_batch: false,
+            channels: 1,
         }
     }
 }
@@ -179,7 +182,8 @@ pub fn tiny_cnn(spec: &Spec) -> ModelProto {
     let mut inits = Vec::new();
     let mut nodes = Vec::new();
     let mut cur = "x".to_string();
-    let widths: Vec<(i64, i64)> = if spec.extra_conv { vec![(1, 4), (4, 4), (4, 4)] } else { vec![(1, 4), (4, 4)] };
+    let cin = spec.channels;
+    let widths: Vec<(i64, i64)> = if spec.extra_conv { vec![(cin, 4), (4, 4), (4, 4)] } else { vec![(cin, 4), (4, 4)] };
     for (i, (cin, cout)) in widths.iter().enumerate() {
         let l = i + 1;
         let w = format!("{p}.conv{l}.weight");
@@ -247,7 +251,7 @@ pub fn tiny_cnn(spec: &Spec) -> ModelProto {
     g.node = nodes;
     g.initializer = inits;
     let batch = spec.fixed_batch.then_some(1);
-    g.input.push(value_info("x", &[batch, Some(1), Some(spec.size), Some(spec.size)]));
+    g.input.push(value_info("x", &[batch, Some(cin), Some(spec.size), Some(spec.size)]));
     g.output.push(value_info("y", &[batch, Some(3), Some(spec.size), Some(spec.size)]));
     let mut m = ModelProto::new();
     m.ir_version = 8;
@@ -372,4 +376,79 @@ pub fn drop_bn(m: &mut ModelProto, node_name: &str) {
             }
         }
     }
+}
+
+/// The model as tf2onnx exports a Keras model by default: a channels-last input
+/// `x_nhwc` (N x H x W x C) -> `Transpose(perm=[0,3,1,2])` -> the same network ->
+/// `Transpose(perm=[0,2,3,1])` -> a channels-last output `y_nhwc` (N x H x W x classes).
+/// Same weights, same declared sizes (permuted).
+pub fn channels_last(m: &ModelProto) -> ModelProto {
+    let mut m = m.clone();
+    let g = m.graph.as_mut().expect("graph");
+    let (x, y) = (g.input[0].name.clone(), g.output[0].name.clone());
+    let permute = |v: &ValueInfoProto, name: &str| {
+        let mut v = v.clone();
+        v.name = name.into();
+        let dims = &mut v.type_.as_mut().expect("type").mut_tensor_type().shape.as_mut().expect("shape").dim;
+        let c = dims.remove(1);
+        dims.push(c);
+        v
+    };
+    g.input[0] = permute(&g.input[0], "x_nhwc");
+    g.output[0] = permute(&g.output[0], "y_nhwc");
+    g.node.insert(0, node("Transpose", "to_nchw", &["x_nhwc"], &[&x], vec![ints("perm", &[0, 3, 1, 2])]));
+    g.node.push(node("Transpose", "to_nhwc", &[&y], &["y_nhwc"], vec![ints("perm", &[0, 2, 3, 1])]));
+    m
+}
+
+/// Give a tiny CNN a total stride of 2: `MaxPool(2x2, stride 2)` after the first block and
+/// a nearest `Resize` x2 before the head, so only even sizes come back at their own size.
+pub fn strided(m: &mut ModelProto) {
+    let g = m.graph.as_mut().expect("graph");
+    let rewire = |g: &mut onnx_protobuf::GraphProto, from: &str, to: &str| {
+        for n in g.node.iter_mut().filter(|n| n.op_type != "MaxPool" && n.op_type != "Resize") {
+            for i in n.input.iter_mut().filter(|i| *i == from) {
+                *i = to.into();
+            }
+        }
+    };
+    rewire(g, "relu1_out", "pool1_out");
+    rewire(g, "relu2_out", "up_out");
+    let pool = node(
+        "MaxPool",
+        "pool1",
+        &["relu1_out"],
+        &["pool1_out"],
+        vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+    );
+    let at = g.node.iter().position(|n| n.name == "relu1").expect("relu1") + 1;
+    g.node.insert(at, pool);
+    g.initializer.push(tensor("up.scales", &[4], &[1.0, 1.0, 2.0, 2.0], Storage::Raw));
+    let at = g.node.iter().position(|n| n.name == "relu2").expect("relu2") + 1;
+    g.node.insert(at, node("Resize", "up", &["relu2_out", "", "up.scales"], &["up_out"], vec![]));
+}
+
+/// Make the height and width of a channels-first model's input and output free (`H`, `W`).
+pub fn free_spatial(m: &mut ModelProto) {
+    let g = m.graph.as_mut().expect("graph");
+    for v in g.input.iter_mut().chain(g.output.iter_mut()) {
+        let dims = &mut v.type_.as_mut().expect("type").mut_tensor_type().shape.as_mut().expect("shape").dim;
+        dims[2].set_dim_param("H".into());
+        dims[3].set_dim_param("W".into());
+    }
+}
+
+/// An `.npz` with float32 `images` of any shape and optionally uint8 `labels` of any shape.
+pub fn npz_arrays(path: &Path, shape: &[usize], images: &[f32], labels: Option<(&[usize], &[u8])>) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).expect("create npz");
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.start_file("images.npy", opts).expect("zip");
+    zip.write_all(&reuse_audit::data::npy::npy_f32_bytes(shape, images)).expect("zip");
+    if let Some((shape, l)) = labels {
+        zip.start_file("labels.npy", opts).expect("zip");
+        zip.write_all(&reuse_audit::data::npy::npy_bytes("|u1", shape, l)).expect("zip");
+    }
+    zip.finish().expect("zip");
 }

@@ -79,7 +79,7 @@ impl Plan {
         let inits: HashMap<&str, usize> = g.initializer.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
         let graph_inputs: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
         let output = g.output.first().map(|o| o.name.clone()).unwrap_or_default();
-        let dynamic_batch = model.input_spec()?.batch.is_none();
+        let dynamic_batch = job.input.batch.is_none();
         // Region sessions of QDQ graphs fail at run time in ONNX Runtime's buffer reuse
         // ("Shape mismatch attempting to re-use buffer" on a QuantizeLinear): not yet understood.
         if let Some(q) = g.node.iter().find(|n| n.op_type == "QuantizeLinear") {

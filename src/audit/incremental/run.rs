@@ -63,7 +63,7 @@ impl Plan {
                 let logits = logits
                     .try_extract_array::<f32>()
                     .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
-                let (pred, c) = class_maps(logits, count, data.h(), data.w(), feed.threshold)?;
+                let (pred, c) = class_maps(logits, feed.output, count, data.h(), data.w(), feed.threshold)?;
                 Ok((pred, c, outs))
             })?;
             let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
@@ -145,8 +145,9 @@ impl Plan {
             }
             for ((name, values), c) in swapped.iter().zip(&mut counts) {
                 feeds.push((name, View::F32(values.view())));
-                let (h, w, at) = (feed.data.h(), feed.data.w(), feed.threshold);
-                let pred = runner.run_views_first(&feeds, |output| Ok(class_maps(output, count, h, w, at)?.0))?;
+                let (h, w, at, layout) = (feed.data.h(), feed.data.w(), feed.threshold, feed.output);
+                let pred =
+                    runner.run_views_first(&feeds, |output| Ok(class_maps(output, layout, count, h, w, at)?.0))?;
                 feeds.pop();
                 c.add(pred.view(), truth[b].view());
             }

@@ -1,0 +1,138 @@
+//! Images and labels stored as arrays (`.npz`, `.npy`): `N x H x W`, `N x C x H x W` or
+//! `N x H x W x C` images, `N x H x W` labels (or with a channel axis of 1 either side),
+//! split into `C x H x W` samples.
+
+use std::path::Path;
+
+use anyhow::Result;
+use ndarray::{Array3, Array4, ArrayD, Axis};
+
+use super::Sample;
+use crate::error::bad_file;
+use crate::model::layout::Layout;
+
+/// What the model says about where a 4-D array's channel axis is likely to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayoutHint {
+    /// The model's input channels, when fixed.
+    pub channels: Option<usize>,
+    /// The model's input layout (detected, or `--layout`): decides ambiguous arrays.
+    pub layout: Layout,
+}
+
+impl Default for LayoutHint {
+    fn default() -> Self {
+        LayoutHint { channels: None, layout: Layout::Nchw }
+    }
+}
+
+/// Where a 4-D image array of shape `[n, a, b, c]` keeps its channels; the first rule that
+/// decides wins:
+/// 1. the model's channel count `k` (when fixed): `a == k != c` is channels-first,
+///    `c == k != a` channels-last;
+/// 2. a channel-like size (1, 3 or 4) at one end only: at `a` channels-first, at `c`
+///    channels-last;
+/// 3. otherwise (both ends or neither look like channels) the model's input layout, which
+///    `--layout` sets.
+pub fn array_layout(shape: [usize; 4], hint: &LayoutHint) -> Layout {
+    let [_, a, _, c] = shape;
+    if let Some(k) = hint.channels {
+        if a == k && c != k {
+            return Layout::Nchw;
+        }
+        if c == k && a != k {
+            return Layout::Nhwc;
+        }
+    }
+    let small = |d: usize| matches!(d, 1 | 3 | 4);
+    match (small(a), small(c)) {
+        (true, false) => Layout::Nchw,
+        (false, true) => Layout::Nhwc,
+        _ => hint.layout,
+    }
+}
+
+/// Samples from an image array and an optional label array.
+pub fn samples(
+    path: &Path,
+    images: ArrayD<f64>,
+    labels: Option<ArrayD<f64>>,
+    hint: &LayoutHint,
+) -> Result<Vec<Sample>> {
+    let images: Array4<f64> = match *images.shape() {
+        [n, h, w] => images.into_shape_with_order((n, 1, h, w)),
+        [n, a, b, c] => match array_layout([n, a, b, c], hint) {
+            Layout::Nchw => images.into_shape_with_order((n, a, b, c)),
+            Layout::Nhwc => images.into_shape_with_order((n, a, b, c)).map(|x| x.permuted_axes([0, 3, 1, 2])),
+        },
+        _ => {
+            return Err(bad_file(
+                path,
+                format!("images must be N x H x W, N x C x H x W or N x H x W x C, found shape {:?}", images.shape()),
+            ))
+        }
+    }
+    .map_err(|e| bad_file(path, format!("images: {e}")))?;
+    let (n, _, h, w) = images.dim();
+    let labels: Option<Array3<f64>> = match labels {
+        None => None,
+        Some(l) => {
+            let ok = matches!(*l.shape(), [ln, lh, lw] if (ln, lh, lw) == (n, h, w))
+                || matches!(*l.shape(), [ln, 1, lh, lw] if (ln, lh, lw) == (n, h, w))
+                || matches!(*l.shape(), [ln, lh, lw, 1] if (ln, lh, lw) == (n, h, w));
+            if !ok {
+                return Err(bad_file(
+                    path,
+                    format!("labels of shape {:?} do not fit images of {n} x {h} x {w} (need N x H x W)", l.shape()),
+                ));
+            }
+            Some(l.into_shape_with_order((n, h, w)).map_err(|e| bad_file(path, format!("labels: {e}")))?)
+        }
+    };
+    let file = path.display();
+    Ok(images
+        .outer_iter()
+        .enumerate()
+        .map(|(i, image)| Sample {
+            image: image.as_standard_layout().into_owned(),
+            label: labels.as_ref().map(|l| l.index_axis(Axis(0), i).to_owned()),
+            origin: format!("{file}#{i}"),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTO: LayoutHint = LayoutHint { channels: None, layout: Layout::Nchw };
+
+    #[test]
+    fn channel_axis_of_a_4d_array() {
+        assert_eq!(array_layout([5, 1, 64, 64], &AUTO), Layout::Nchw);
+        assert_eq!(array_layout([5, 64, 64, 1], &AUTO), Layout::Nhwc);
+        assert_eq!(array_layout([5, 64, 64, 3], &AUTO), Layout::Nhwc);
+        // The model's channel count decides first: 4 channels at the end, not 1 in front.
+        let four = LayoutHint { channels: Some(4), layout: Layout::Nchw };
+        assert_eq!(array_layout([5, 1, 8, 4], &four), Layout::Nhwc);
+        assert_eq!(array_layout([5, 1, 8, 4], &AUTO), Layout::Nchw, "ambiguous: the model's layout");
+        // Ambiguous both ways: the model's layout.
+        let nhwc = LayoutHint { channels: None, layout: Layout::Nhwc };
+        assert_eq!(array_layout([5, 3, 3, 3], &nhwc), Layout::Nhwc);
+        assert_eq!(array_layout([5, 3, 3, 3], &AUTO), Layout::Nchw);
+        assert_eq!(array_layout([5, 8, 8, 8], &nhwc), Layout::Nhwc);
+    }
+
+    #[test]
+    fn channels_last_arrays_split_into_c_h_w_samples() {
+        // 1 image, 2 x 2 pixels, 3 channels: value = 100 * row + 10 * column + channel.
+        let v: Vec<f64> = (0..12).map(|i| (100 * (i / 6) + 10 * ((i / 3) % 2) + i % 3) as f64).collect();
+        let images = ArrayD::from_shape_vec(vec![1, 2, 2, 3], v).unwrap();
+        let labels = ArrayD::from_shape_vec(vec![1, 2, 2, 1], vec![0.0, 1.0, 2.0, 3.0]).unwrap();
+        let s = samples(Path::new("d.npz"), images, Some(labels), &AUTO).unwrap();
+        assert_eq!(s[0].image.dim(), (3, 2, 2));
+        assert_eq!(s[0].image[[2, 1, 0]], 102.0);
+        assert_eq!(s[0].image[[1, 0, 1]], 11.0);
+        assert_eq!(s[0].label.as_ref().unwrap()[[1, 0]], 2.0);
+    }
+}
