@@ -20,6 +20,11 @@ fn expected(case: &str) -> Value {
 /// Audit a case with default flags (the guard on) and compare the baseline and every
 /// swap the expected file lists. Returns the report.
 fn check(case: &str, extra: &[&str]) -> Value {
+    check_rows(case, extra, |_| true)
+}
+
+/// [`check`] on the expected swaps that `keep` selects.
+fn check_rows(case: &str, extra: &[&str], keep: impl Fn(&Value) -> bool) -> Value {
     let e = expected(case);
     let p = |k: &str| root().join(e[k].as_str().unwrap());
     let out = guarded_audit_cmd(&p("target"), &p("source"), &p("data"))
@@ -39,7 +44,7 @@ fn check(case: &str, extra: &[&str]) -> Value {
     for (i, want) in e["baseline"]["per_class"].as_array().unwrap().iter().enumerate() {
         close(&r["baseline"]["per_class"][i], want, &format!("baseline class {i}"));
     }
-    for s in e["swaps"].as_array().unwrap() {
+    for s in e["swaps"].as_array().unwrap().iter().filter(|s| keep(s)) {
         let row = r["rows"]
             .as_array()
             .unwrap()
@@ -83,6 +88,45 @@ fn int64_constant_of_shape_graph() {
 }
 
 #[test]
-fn smp_pspnet_dynamo_export() {
-    check("smp-pspnet", &[]);
+fn smp_pspnet_dynamo_export_runs_the_fast_path() {
+    // Its adaptive pooling feeds bool masks into the decoder: regions take any tensor type.
+    let r = check("smp-pspnet", &[]);
+    assert_eq!(r["engine"]["strategy"], "incremental");
+}
+
+#[test]
+fn keras_tf2onnx_default_nhwc_export_audits_like_the_nchw_one() {
+    let nhwc = check("keras-unet-nhwc", &[]);
+    assert_eq!(nhwc["dataset"]["layout"], "nhwc");
+    let nchw = check("keras-unet-nchw", &[]);
+    let rows = |r: &Value| {
+        r["rows"].as_array().unwrap().iter().map(|x| x["swapped_dice"].as_f64().unwrap()).collect::<Vec<_>>()
+    };
+    for (a, b) in rows(&nhwc).iter().zip(rows(&nchw)) {
+        assert!((a - b).abs() <= 2e-3, "NHWC {a} vs NCHW {b}");
+    }
+}
+
+#[test]
+fn keras_tf2onnx_folded_export_audits_w_and_b() {
+    let r = check("keras-unet-folded", &[]);
+    assert_eq!(r["target"]["bn_layers"], 0);
+    assert!(r["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("tf2onnx")));
+}
+
+#[test]
+fn weights_in_constant_identity_and_cast_nodes() {
+    let r = check("constant-weights", &[]);
+    assert_eq!(r["engine"]["strategy"], "incremental");
+}
+
+#[test]
+fn quantized_exports_leave_quantized_convs_out_and_give_no_rn_verdict() {
+    for case in ["quant-qdq-unet", "quant-qoperator-unet", "quant-dynamic-unet"] {
+        // Conv layers are numbered among the audited (float) ones, so only BN rows compare.
+        let r = check_rows(case, &[], |s| s["family"] == "bn");
+        assert!(r["summary"]["rn"].is_null(), "{case}: no RN verdict");
+        let w = r["warnings"].as_array().unwrap();
+        assert!(w.iter().any(|w| w.as_str().unwrap().contains("not audited")), "{case}: {w:?}");
+    }
 }

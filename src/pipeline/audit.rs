@@ -336,6 +336,18 @@ impl Audit {
         let bn = std::mem::take(&mut report.summary.bn);
         report.summary = crate::verdict::decide(&mut report.rows, o.tolerance, o.rn_threshold);
         report.summary.bn = bn;
+        let left_out = ctx.target_layers.quantized.len();
+        if left_out > 0 && report.summary.rn.is_some() {
+            // The RN verdict is a share of conv layers: over the float ones only it would
+            // speak for a network most of which was never swapped.
+            report.summary.rn = None;
+            let w = format!(
+                "no RN verdict: {left_out} quantized conv layer(s) of the target could not be audited, so the share of reusable conv W would cover only the float ones ({:.0}% of those)",
+                100.0 * report.summary.conv_w_reusable_share.unwrap_or(0.0)
+            );
+            warn(std::slice::from_ref(&w), o.quiet);
+            report.warnings.push(w);
+        }
         report.baseline = Some(outcome.baseline);
         report.engine = Some(EngineInfo {
             runtime: "onnxruntime".into(),
