@@ -10,9 +10,13 @@ use crate::audit::{self, AuditJob, Strategy, Truth};
 use crate::data::{self, Fit, LayoutHint, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
 use crate::error::UserError;
-use crate::model::head::{Head, Rule};
+use crate::model::head::Head;
 use crate::model::layout::{Layout, LayoutChoice};
 use crate::report::{DatasetInfo, EngineInfo, Report};
+use scaling::Probe;
+
+mod scaling;
+mod setters;
 
 /// Where the ground truth of the validation set comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -91,107 +95,6 @@ impl Audit {
         }
     }
 
-    /// The validation data (`.npz`, `.npy`, a NIfTI folder or a PNG folder). Required.
-    pub fn data(mut self, path: impl Into<PathBuf>) -> Audit {
-        self.data = Some(path.into());
-        self
-    }
-
-    /// Where the ground truth comes from (default: stored with the data).
-    pub fn labels(mut self, labels: Labels) -> Audit {
-        self.labels = labels;
-        self
-    }
-
-    /// Pairing, kinds and thresholds.
-    pub fn options(mut self, options: Options) -> Audit {
-        self.options = options;
-        self
-    }
-
-    /// No warnings or progress on stderr.
-    pub fn quiet(mut self, quiet: bool) -> Audit {
-        self.options.quiet = quiet;
-        self
-    }
-
-    /// Per-image intensity scaling (default auto: the best baseline on a probe batch).
-    pub fn normalize(mut self, normalize: Normalize) -> Audit {
-        self.normalize = normalize;
-        self
-    }
-
-    /// How data of another size is fitted to the model's input (default: refuse).
-    pub fn fit(mut self, fit: Fit) -> Audit {
-        self.fit = fit;
-        self
-    }
-
-    /// Images per run (default 16; at least 1).
-    pub fn batch(mut self, batch: usize) -> Audit {
-        self.batch = batch;
-        self
-    }
-
-    /// Evaluation strategy (default incremental; naive is the reference).
-    pub fn strategy(mut self, strategy: Strategy) -> Audit {
-        self.strategy = strategy;
-        self
-    }
-
-    /// Activation cache budget of the incremental strategy, in MiB (default 1024).
-    pub fn cache_mb(mut self, cache_mb: usize) -> Audit {
-        self.cache_mb = cache_mb;
-        self
-    }
-
-    /// Make a fixed batch-1 target batch-dynamic, after checking it is batch-agnostic.
-    pub fn dynamic_batch(mut self, on: bool) -> Audit {
-        self.dynamic_batch = on;
-        self
-    }
-
-    /// Execution provider (default CPU).
-    pub fn device(mut self, device: Device) -> Audit {
-        self.device = device;
-        self
-    }
-
-    /// Worker threads (0 = all cores).
-    pub fn threads(mut self, threads: usize) -> Audit {
-        self.threads = threads;
-        self
-    }
-
-    /// The foreground threshold of a one-channel output (default: read from the graph,
-    /// 0.5 after `Sigmoid`, 0 for logits). Refused for multi-channel outputs.
-    pub fn threshold(mut self, threshold: Option<f32>) -> Audit {
-        self.threshold = threshold;
-        self
-    }
-
-    /// With labels, refuse to decide anything when the baseline mean Dice is below this
-    /// (default 0.5): the target does not segment the data, so every swap would look free.
-    pub fn min_baseline(mut self, min: f64) -> Audit {
-        self.min_baseline = min;
-        self
-    }
-
-    /// How the model's input and output order their axes (default auto: detected from the
-    /// graph, see [`crate::model::layout`]); `nchw`/`nhwc` force both.
-    pub fn layout(mut self, layout: LayoutChoice) -> Audit {
-        self.layout = layout;
-        self
-    }
-
-    /// Height x width to feed a model whose input size is free (default: the data's own
-    /// size); the data is fitted to it with [`Audit::fit`]. Must be a multiple of the
-    /// network's total stride.
-    pub fn size(mut self, size: Option<(usize, usize)>) -> Audit {
-        self.size = size;
-        self
-    }
-
     /// Run the audit on a runtime of its own (loaded only after models and data are checked).
     pub fn run(&self) -> Result<Report> {
         self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet))
@@ -263,41 +166,14 @@ impl Audit {
             _ => UserError::BadFile { path: self.target.clone(), reason: why },
         })?;
         let threshold = rule.threshold().unwrap_or(0.0);
-        let (normalize, scores) = if label_free {
-            let (class, share) =
-                probe::dominant_class_share(engine.get()?, &ctx.target, &probe_data, input, threshold, output)?;
-            if share >= 0.99 {
-                let w = format!(
-                    "label-free baseline: the target predicts class {class} on {:.1}% of the probe pixels, so agreement with it says little; check the input scaling (--normalize) and the output rule ({})",
-                    100.0 * share,
-                    rule.describe()
-                );
-                warn(std::slice::from_ref(&w), o.quiet);
-                report.warnings.push(w);
-            }
-            (first_norm, Vec::new())
-        } else {
-            let tries = if self.normalize == Normalize::Auto {
-                probe::candidates(&probe_samples)
-            } else {
-                vec![self.normalize]
-            };
-            let scores = probe::score_scalings(
-                engine.get()?,
-                &ctx.target,
-                &probe_samples,
-                input,
-                self.fit,
-                threshold,
-                output,
-                &tries,
-            )?;
-            let best = probe::best(&scores).map(|b| (b.normalize, b.probe_dice)).unwrap_or((first_norm, 0.0));
-            if best.1 < self.min_baseline {
-                return Err(self.no_baseline(best.1, "on the probe batch", &scores, &rule).into());
-            }
-            (best.0, scores)
-        };
+        let (normalize, scores) = self.choose_scaling(
+            engine.get()?,
+            &ctx.target,
+            Probe { samples: &probe_samples, data: &probe_data, input, output },
+            &rule,
+            label_free,
+            &mut report.warnings,
+        )?;
         let dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
         if self.dynamic_batch {
             ctx.target = super::dynamic_batch::verified(engine.get()?, &ctx.target, input, &dataset)?;
@@ -371,26 +247,5 @@ impl Audit {
             layout: io.name(),
         });
         Ok(report)
-    }
-}
-
-impl Audit {
-    /// The refusal when the baseline does not segment the data.
-    fn no_baseline(&self, mean: f64, on: &str, scores: &[probe::ScalingScore], rule: &Rule) -> UserError {
-        let tried: Vec<String> = scores
-            .iter()
-            .map(|s| format!("{} {:.3}", format!("{:?}", s.normalize).to_lowercase(), s.probe_dice))
-            .collect();
-        UserError::BadData(format!(
-            "the target {} does not segment this data: baseline mean Dice {mean:.3} {on} is below --min-baseline {} \
-             (input scaling tried, probe Dice: {}; output rule: {}). No verdict is given, because every swap of a \
-             model that fails anyway looks harmless. Check that the labels use the model's class numbers, the input \
-             scaling (--normalize), the size and channels fed, and the output rule (--threshold); --min-baseline 0 \
-             audits anyway",
-            self.target.display(),
-            self.min_baseline,
-            tried.join(", "),
-            rule.describe()
-        ))
     }
 }

@@ -1,0 +1,87 @@
+//! The input scaling an audit runs with: chosen on the probe batch (`--normalize auto`)
+//! or forced, and the baseline guard (`--min-baseline`) that refuses a verdict on a model
+//! that does not segment the data; label-free, the one-class warning.
+
+use anyhow::Result;
+
+use super::Audit;
+use crate::data::preprocess::{Dataset, InputSpec};
+use crate::data::{Normalize, Sample};
+use crate::engine::Engine;
+use crate::error::UserError;
+use crate::model::head::Rule;
+use crate::model::layout::Layout;
+use crate::model::Model;
+use crate::pipeline::{probe, warn};
+
+/// The probe batch as loaded and as prepared with the first scaling, and how it is fed.
+pub(super) struct Probe<'a> {
+    /// Samples of the probe batch.
+    pub samples: &'a [Sample],
+    /// The same, prepared (z-score, or the forced scaling).
+    pub data: &'a Dataset,
+    /// The model's input.
+    pub input: &'a InputSpec,
+    /// The output's layout.
+    pub output: Layout,
+}
+
+impl Audit {
+    /// The scaling to run with and what each scaling tried scored on the probe (empty
+    /// label-free); warnings go to `warnings` (and stderr unless quiet).
+    pub(super) fn choose_scaling(
+        &self,
+        engine: &Engine,
+        target: &Model,
+        p: Probe,
+        rule: &Rule,
+        label_free: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Normalize, Vec<probe::ScalingScore>)> {
+        let o = &self.options;
+        let threshold = rule.threshold().unwrap_or(0.0);
+        let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
+        Ok(if label_free {
+            let (class, share) = probe::dominant_class_share(engine, target, p.data, p.input, threshold, p.output)?;
+            if share >= 0.99 {
+                let w = format!(
+                    "label-free baseline: the target predicts class {class} on {:.1}% of the probe pixels, so agreement with it says little; check the input scaling (--normalize) and the output rule ({})",
+                    100.0 * share,
+                    rule.describe()
+                );
+                warn(std::slice::from_ref(&w), o.quiet);
+                warnings.push(w);
+            }
+            (first_norm, Vec::new())
+        } else {
+            let tries =
+                if self.normalize == Normalize::Auto { probe::candidates(p.samples) } else { vec![self.normalize] };
+            let scores =
+                probe::score_scalings(engine, target, p.samples, p.input, self.fit, threshold, p.output, &tries)?;
+            let best = probe::best(&scores).map(|b| (b.normalize, b.probe_dice)).unwrap_or((first_norm, 0.0));
+            if best.1 < self.min_baseline {
+                return Err(self.no_baseline(best.1, "on the probe batch", &scores, rule).into());
+            }
+            (best.0, scores)
+        })
+    }
+
+    /// The refusal when the baseline does not segment the data.
+    pub(super) fn no_baseline(&self, mean: f64, on: &str, scores: &[probe::ScalingScore], rule: &Rule) -> UserError {
+        let tried: Vec<String> = scores
+            .iter()
+            .map(|s| format!("{} {:.3}", format!("{:?}", s.normalize).to_lowercase(), s.probe_dice))
+            .collect();
+        UserError::BadData(format!(
+            "the target {} does not segment this data: baseline mean Dice {mean:.3} {on} is below --min-baseline {} \
+             (input scaling tried, probe Dice: {}; output rule: {}). No verdict is given, because every swap of a \
+             model that fails anyway looks harmless. Check that the labels use the model's class numbers, the input \
+             scaling (--normalize), the size and channels fed, and the output rule (--threshold); --min-baseline 0 \
+             audits anyway",
+            self.target.display(),
+            self.min_baseline,
+            tried.join(", "),
+            rule.describe()
+        ))
+    }
+}

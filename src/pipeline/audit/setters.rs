@@ -1,0 +1,113 @@
+//! The [`Audit`] builder's setters: one per flag of `reuse-audit audit`.
+
+use std::path::PathBuf;
+
+use super::{Audit, Labels};
+use crate::audit::Strategy;
+use crate::data::{Fit, Normalize};
+use crate::engine::Device;
+use crate::model::layout::LayoutChoice;
+use crate::pipeline::Options;
+
+impl Audit {
+    /// The validation data (`.npz`, `.npy`, a NIfTI folder or a PNG folder). Required.
+    pub fn data(mut self, path: impl Into<PathBuf>) -> Audit {
+        self.data = Some(path.into());
+        self
+    }
+
+    /// Where the ground truth comes from (default: stored with the data).
+    pub fn labels(mut self, labels: Labels) -> Audit {
+        self.labels = labels;
+        self
+    }
+
+    /// Pairing, kinds and thresholds.
+    pub fn options(mut self, options: Options) -> Audit {
+        self.options = options;
+        self
+    }
+
+    /// No warnings or progress on stderr.
+    pub fn quiet(mut self, quiet: bool) -> Audit {
+        self.options.quiet = quiet;
+        self
+    }
+
+    /// Per-image intensity scaling (default auto: the best baseline on a probe batch).
+    pub fn normalize(mut self, normalize: Normalize) -> Audit {
+        self.normalize = normalize;
+        self
+    }
+
+    /// How data of another size is fitted to the model's input (default: refuse).
+    pub fn fit(mut self, fit: Fit) -> Audit {
+        self.fit = fit;
+        self
+    }
+
+    /// Images per run (default 16; at least 1).
+    pub fn batch(mut self, batch: usize) -> Audit {
+        self.batch = batch;
+        self
+    }
+
+    /// Evaluation strategy (default incremental; naive is the reference).
+    pub fn strategy(mut self, strategy: Strategy) -> Audit {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Activation cache budget of the incremental strategy, in MiB (default 1024).
+    pub fn cache_mb(mut self, cache_mb: usize) -> Audit {
+        self.cache_mb = cache_mb;
+        self
+    }
+
+    /// Make a fixed batch-1 target batch-dynamic, after checking it is batch-agnostic.
+    pub fn dynamic_batch(mut self, on: bool) -> Audit {
+        self.dynamic_batch = on;
+        self
+    }
+
+    /// Execution provider (default CPU).
+    pub fn device(mut self, device: Device) -> Audit {
+        self.device = device;
+        self
+    }
+
+    /// Worker threads (0 = all cores).
+    pub fn threads(mut self, threads: usize) -> Audit {
+        self.threads = threads;
+        self
+    }
+
+    /// The foreground threshold of a one-channel output (default: read from the graph,
+    /// 0.5 after `Sigmoid`, 0 for logits). Refused for multi-channel outputs.
+    pub fn threshold(mut self, threshold: Option<f32>) -> Audit {
+        self.threshold = threshold;
+        self
+    }
+
+    /// With labels, refuse to decide anything when the baseline mean Dice is below this
+    /// (default 0.5): the target does not segment the data, so every swap would look free.
+    pub fn min_baseline(mut self, min: f64) -> Audit {
+        self.min_baseline = min;
+        self
+    }
+
+    /// How the model's input and output order their axes (default auto: detected from the
+    /// graph, see [`crate::model::layout`]); `nchw`/`nhwc` force both.
+    pub fn layout(mut self, layout: LayoutChoice) -> Audit {
+        self.layout = layout;
+        self
+    }
+
+    /// Height x width to feed a model whose input size is free (default: the data's own
+    /// size); the data is fitted to it with [`Audit::fit`]. Must be a multiple of the
+    /// network's total stride.
+    pub fn size(mut self, size: Option<(usize, usize)>) -> Audit {
+        self.size = size;
+        self
+    }
+}
