@@ -2,13 +2,16 @@
 //! scaling that fits the model (`--normalize auto`), and whether the baseline segments the
 //! data at all (`--min-baseline`; label-free: whether it predicts more than one class).
 
+use std::sync::Mutex;
+
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::audit::forward::{dice, predictions, Feed};
+use crate::audit::incremental::schedule::parallel_map;
 use crate::data::preprocess::{prepare, Dataset, InputSpec};
 use crate::data::{Fit, Normalize, Sample};
-use crate::engine::{Engine, View};
+use crate::engine::{Engine, Runner, View};
 use crate::error::UserError;
 use crate::model::layout::Layout;
 use crate::model::stride::total_stride;
@@ -135,21 +138,28 @@ pub fn score_scalings(
     output: Layout,
     tries: &[Normalize],
 ) -> Result<Vec<ScalingScore>> {
-    let mut runner = engine.worker_session(&target.to_bytes()?)?;
-    let mut out = Vec::with_capacity(tries.len());
-    for &normalize in tries {
+    // The scalings run side by side, one single-threaded session per worker (made by the
+    // worker itself at its first item), like the incremental strategy's workers.
+    let bytes = target.to_bytes()?;
+    let workers = engine.workers().clamp(1, tries.len().max(1));
+    let runners: Vec<Mutex<Option<Runner>>> = (0..workers).map(|_| Mutex::new(None)).collect();
+    parallel_map(workers, tries, |w, &normalize| {
+        let mut slot = runners[w].lock().map_err(|_| anyhow::anyhow!("a probe session was poisoned"))?;
+        if slot.is_none() {
+            *slot = Some(engine.worker_session(&bytes)?);
+        }
+        let runner = slot.as_mut().ok_or_else(|| anyhow::anyhow!("no probe session"))?;
         let data = prepare(probe, input, normalize, fit)?;
         let feed = Feed { data: &data, input, batch: input.batch.unwrap_or(probe.len()), threshold, output };
-        let (pred, classes) = predictions(&mut runner, &feed, &[])?;
+        let (pred, classes) = predictions(runner, &feed, &[])?;
         let Some(labels) = data.checked_labels(classes)? else {
             return Err(UserError::BadData(
                 "the data has no labels: give --labels FILE or use --labels baseline (label-free)".into(),
             )
             .into());
         };
-        out.push(ScalingScore { normalize, probe_dice: dice(pred.view(), labels.view(), classes).mean });
-    }
-    Ok(out)
+        Ok(ScalingScore { normalize, probe_dice: dice(pred.view(), labels.view(), classes).mean })
+    })
 }
 
 /// The best-scoring scaling (the first of equals, so the order of `scores` breaks ties).

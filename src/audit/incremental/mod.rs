@@ -7,7 +7,7 @@
 //! The regions run side by side on the engine's workers, the costliest first.
 
 mod run;
-mod schedule;
+pub mod schedule;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
