@@ -1,5 +1,7 @@
 //! `cargo bench`: the exact audit against its compute limit, per strategy, on the bundled
-//! acdc UNet and PSPNet pairs, plus a hand-written Python peer (onnxruntime + numpy).
+//! acdc UNet and PSPNet pairs and a dynamo-exported smp PSPNet (`tests/corpus/`), plus a
+//! hand-written Python peer (onnxruntime + numpy). `REUSE_AUDIT_BENCH_PAIRS=unet,smp-pspnet`
+//! picks pairs.
 //!
 //! Per pair and round (`REUSE_AUDIT_BENCH_RUNS`, default 3) it measures, taking turns: one
 //! plain forward pass over the validation set (best batch size; also with the swappable
@@ -25,6 +27,26 @@ use reuse_audit::model::Model;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The pairs benchmarked: name, target, source, data (relative to the repository root).
+/// The bundled UNet and PSPNet, and a segmentation_models_pytorch PSPNet exported with the
+/// dynamo exporter (`tests/corpus/`), whose bool masks once kept it off the fast path.
+const PAIRS: [(&str, &str, &str, &str); 3] = [
+    ("unet", "models/unet-acdc-seg.onnx", "models/unet-acdc-ae.onnx", "models/data/acdc-val.npz"),
+    ("pspnet", "models/pspnet-acdc-seg.onnx", "models/pspnet-acdc-ae.onnx", "models/data/acdc-val.npz"),
+    (
+        "smp-pspnet",
+        "tests/corpus/smp-pspnet-target.onnx",
+        "tests/corpus/smp-pspnet-source.onnx",
+        "tests/corpus/smp-pspnet.npz",
+    ),
+];
+
+/// Target, source and data paths of a pair by name.
+fn pair_paths(arch: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let (_, t, s, d) = PAIRS.iter().find(|p| p.0 == arch).expect("a benchmarked pair");
+    (root().join(t), root().join(s), root().join(d))
 }
 
 /// Runs per measurement (`REUSE_AUDIT_BENCH_RUNS`, default 3): the median wall time and
@@ -96,12 +118,11 @@ fn limits(arch: &str) -> Limits {
 }
 
 fn measure_limits(arch: &str) {
-    let models = root().join("models");
     let engine = Engine::new(Device::Cpu, 0, true).expect("ONNX Runtime");
-    let t = models.join(format!("{arch}-acdc-seg.onnx"));
+    let (t, _, data_path) = pair_paths(arch);
     let model = Model::load(&t).expect("model");
     let layers = scan(&model);
-    let loaded = data::load(&models.join("data/acdc-val.npz"), None).expect("data");
+    let loaded = data::load(&data_path, None).expect("data");
     let input = model.input_spec().expect("input");
     let ds = data::preprocess::prepare(&loaded.samples, &input, Normalize::Zscore, Fit::None).expect("prepare");
     let (t_fwd, best_batch) = forward_time(&engine, &model, &ds);
@@ -122,8 +143,6 @@ fn main() {
         return measure_limits(&arch);
     }
     let bin = env!("CARGO_BIN_EXE_reuse-audit");
-    let models = root().join("models");
-    let data_path = models.join("data/acdc-val.npz");
     let py = Command::new("bash")
         .arg(root().join("scripts/pyenv.sh"))
         .output()
@@ -132,8 +151,10 @@ fn main() {
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     let tmp = std::env::temp_dir().join(format!("reuse-audit-bench-{}", std::process::id()));
     let mut lines = Vec::new();
-    for arch in ["unet", "pspnet"] {
-        let (t, s) = (models.join(format!("{arch}-acdc-seg.onnx")), models.join(format!("{arch}-acdc-ae.onnx")));
+    let wanted = std::env::var("REUSE_AUDIT_BENCH_PAIRS").ok();
+    let picked = |arch: &str| wanted.as_deref().is_none_or(|w| w.split(',').any(|p| p.trim() == arch));
+    for (arch, ..) in PAIRS.into_iter().filter(|p| picked(p.0)) {
+        let (t, s, data_path) = pair_paths(arch);
         let audit = |strategy: &str, extra: &[&str], out: &std::path::Path| {
             let mut c = Command::new(bin);
             c.stdout(std::process::Stdio::null()).arg("audit").arg(&t).arg(&s).arg("--data").arg(&data_path);
