@@ -16,6 +16,9 @@ use crate::report::{DatasetInfo, EngineInfo, Report};
 use scaling::Probe;
 
 mod scaling;
+
+/// Ops that make a conv layer, float or quantized.
+const CONV_OPS: [&str; 4] = ["Conv", "ConvTranspose", "QLinearConv", "ConvInteger"];
 mod setters;
 
 /// Where the ground truth of the validation set comes from.
@@ -178,6 +181,20 @@ impl Audit {
         if self.dynamic_batch {
             ctx.target = super::dynamic_batch::verified(engine.get()?, &ctx.target, input, &dataset)?;
         }
+        // Dynamic quantization scales activations per run: an image's result would depend on
+        // the images that share its batch, so every image runs alone.
+        let batch = match ctx.target.proto.graph.node.iter().find(|n| n.op_type == "DynamicQuantizeLinear") {
+            Some(n) if self.batch > 1 => {
+                let w = format!(
+                    "the target quantizes activations per run (DynamicQuantizeLinear '{}'): one image per run, so no image's result depends on its batch mates",
+                    n.name
+                );
+                warn(std::slice::from_ref(&w), o.quiet);
+                report.warnings.push(w);
+                1
+            }
+            _ => self.batch,
+        };
         let job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
@@ -185,7 +202,7 @@ impl Audit {
             input,
             output,
             data: &dataset,
-            batch: self.batch,
+            batch,
             truth: if label_free { Truth::Baseline } else { Truth::Labels },
             kinds: &o.kinds,
             strategy: self.strategy,
@@ -212,13 +229,15 @@ impl Audit {
         let bn = std::mem::take(&mut report.summary.bn);
         report.summary = crate::verdict::decide(&mut report.rows, o.tolerance, o.rn_threshold);
         report.summary.bn = bn;
-        let left_out = ctx.target_layers.quantized.len();
-        if left_out > 0 && report.summary.rn.is_some() {
-            // The RN verdict is a share of conv layers: over the float ones only it would
-            // speak for a network most of which was never swapped.
+        // The RN verdict is a share of the conv layers: over the audited ones only it would
+        // speak for layers never swapped (quantized, unmatched, computed weights).
+        let conv_total = ctx.target.proto.graph.node.iter().filter(|n| CONV_OPS.contains(&n.op_type.as_str())).count();
+        let w_audited = report.rows.iter().filter(|r| r.kind == "W" && r.delta_dice.is_some()).count();
+        if report.summary.rn.is_some() && w_audited < conv_total {
             report.summary.rn = None;
             let w = format!(
-                "no RN verdict: {left_out} quantized conv layer(s) of the target could not be audited, so the share of reusable conv W would cover only the float ones ({:.0}% of those)",
+                "no RN verdict: conv W was swapped in {w_audited} of the target's {conv_total} conv layers ({} quantized, the rest unmatched or with computed weights); the reusable share of those {w_audited} is {:.0}%",
+                ctx.target_layers.quantized.len(),
                 100.0 * report.summary.conv_w_reusable_share.unwrap_or(0.0)
             );
             warn(std::slice::from_ref(&w), o.quiet);
