@@ -86,3 +86,14 @@ fn bad_flags() {
     fails_with(bin().arg("rmse").arg(&a).arg(&a).args(["--rn-threshold", "2"]), "--rn-threshold");
     fails_with(bin().arg("rmse").arg(&a).arg(&a).args(["--match", "nosuchmap.csv"]), "nosuchmap.csv");
 }
+
+#[test]
+fn inspect_flops_size_on_a_fixed_model_showed_the_runtime_error() {
+    let m = root().join("models").join("unet-acdc-seg.onnx");
+    bin()
+        .args(["inspect", "--flops", "--size", "32x32"])
+        .arg(&m)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unet-acdc-seg.onnx").and(predicate::str::contains("fixed at 64x64")));
+}

@@ -156,7 +156,22 @@ fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<
     use reuse_audit::error::UserError;
     let spec = m.input_spec()?;
     let (h, w) = match size {
-        Some(s) => reuse_audit::pipeline::layout::parse_size(s, "--size")?,
+        Some(s) => {
+            let (h, w) = reuse_audit::pipeline::layout::parse_size(s, "--size")?;
+            if let (Some(fh), Some(fw)) = (spec.height, spec.width) {
+                if (fh, fw) != (h, w) {
+                    return Err(UserError::BadFlag {
+                        flag: "--size",
+                        reason: format!(
+                            "{}: the model's input is fixed at {fh}x{fw}; --size is for models with free spatial dims",
+                            m.display_name()
+                        ),
+                    }
+                    .into());
+                }
+            }
+            (h, w)
+        }
         None => match (spec.height, spec.width) {
             (Some(h), Some(w)) => (h, w),
             _ => {
@@ -170,7 +185,8 @@ fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<
     };
     let c = spec.channels.unwrap_or(1);
     let engine = reuse_audit::engine::Engine::new(reuse_audit::engine::Device::Cpu, 0, true)?;
-    let probe = probe_shapes(&engine, m, &spec.name, spec.layout, [c, h, w])?;
+    let probe = probe_shapes(&engine, m, &spec.name, spec.layout, [c, h, w])
+        .map_err(|e| reuse_audit::error::bad_file(&m.path, format!("{e:#}")))?;
     let cost = CostModel::new(m, &probe.shapes);
     let topo = reuse_audit::model::graph::Topology::of(m);
     let shares: Vec<f64> =

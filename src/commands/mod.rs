@@ -44,6 +44,9 @@ pub fn emit(r: &Report, s: &Settings) -> Result<()> {
         let written = report::write::write_all(dir, &files)?;
         if !s.json {
             stdout.write_all(report::table::verdict_lines(r).as_bytes())?;
+            if s.options.quiet && !r.warnings.is_empty() {
+                writeln!(stdout, "{} warning(s) not shown (--quiet); the report keeps them", r.warnings.len())?;
+            }
             let figures = written.iter().filter(|w| w.parent().is_some_and(|p| p.ends_with("figures"))).count();
             for w in written.iter().filter(|w| !w.parent().is_some_and(|p| p.ends_with("figures"))) {
                 writeln!(stdout, "wrote {}", w.display())?;

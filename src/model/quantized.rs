@@ -36,7 +36,7 @@ pub fn scan(model: &Model) -> Vec<QuantizedLayer> {
                 Some(q) => (
                     "QDQ",
                     format!(
-                        "its W is DequantizeLinear('{q}', scale, zero point): W (the quantized triple) is not swapped yet; its B is audited"
+                        "its W is DequantizeLinear('{q}', scale, zero point): W (the quantized triple) is not swapped yet; a float B, if any, is audited"
                     ),
                 ),
                 None => continue,

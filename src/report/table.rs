@@ -99,7 +99,7 @@ fn render_rows(r: &Report) -> String {
 pub fn verdict_lines(r: &Report) -> String {
     let mut s = baseline_lines(r);
     let sm = &r.summary;
-    if sm.rn.is_none() && r.baseline.is_some() && sm.reuse_share_groups.is_some() {
+    if sm.rn.is_none() && r.baseline.is_some() && sm.conv_w_reusable_share.is_some() {
         let _ = writeln!(s, "\nverdict: none (see the warnings: not every conv layer could be audited)");
     }
     if let Some(rn) = sm.rn {
