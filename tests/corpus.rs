@@ -125,11 +125,23 @@ fn quantized_exports_leave_quantized_convs_out_and_give_no_rn_verdict() {
     // (quant-dynamic-unet's expected numbers were computed in batches, which its dynamic
     // activation quantization makes batch-dependent: it has its own test below.)
     for case in ["quant-qdq-unet", "quant-qoperator-unet"] {
-        // Conv layers are numbered among the audited (float) ones, so only BN rows compare.
+        // Quantized conv layers are not audited (so only BN rows compare) but keep their
+        // numbers: conv k is the graph's k-th conv in every export of the network.
         let r = check_rows(case, &[], |s| s["family"] == "bn");
         assert!(r["summary"]["rn"].is_null(), "{case}: no RN verdict");
         let w = r["warnings"].as_array().unwrap();
         assert!(w.iter().any(|w| w.as_str().unwrap().contains("not audited")), "{case}: {w:?}");
+        let conv: Vec<u64> = r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["family"] == "conv")
+            .map(|x| x["layer"].as_u64().unwrap())
+            .collect();
+        assert!(
+            conv.iter().all(|&l| [9, 12, 15].contains(&l)),
+            "{case}: float ConvTranspose layers keep graph numbers: {conv:?}"
+        );
     }
 }
 

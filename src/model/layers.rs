@@ -152,6 +152,12 @@ pub fn scan(model: &Model) -> LayerScan {
     for (i, node) in model.proto.graph.node.iter().enumerate() {
         let (family, roles): (Family, &[(usize, Kind)]) = match node.op_type.as_str() {
             "Conv" | "ConvTranspose" => (Family::Conv, &[(1, Kind::W), (2, Kind::B)]),
+            // Integer convs are not audited (see `quantized`) but keep their place in the
+            // numbering, so conv k is the k-th conv of the graph in every export of a net.
+            "QLinearConv" | "ConvInteger" => {
+                n_conv += 1;
+                continue;
+            }
             "BatchNormalization" => (Family::Bn, &[(1, Kind::RW), (2, Kind::RB), (3, Kind::RM), (4, Kind::RV)]),
             _ => continue,
         };
