@@ -69,7 +69,10 @@ impl<'a> Evaluator<'a> {
             return Ok(predictions(r, self.feed, &[(pair.target.name.clone(), v)])?.0);
         }
         let mut m = self.job.target.clone();
-        m.set_values(&pair.target, values)?;
+        match &self.job.values.triples[i] {
+            Some((_, source)) => m.set_triple(&pair.target, source)?,
+            None => m.set_values(&pair.target, values)?,
+        }
         Ok(predictions(&mut self.engine.session(&m.to_bytes()?)?, self.feed, &[])?.0)
     }
 }

@@ -75,6 +75,8 @@ pub fn pair_models(t: Model, s: Model, mode: &MatchMode) -> Result<PairContext> 
         Ok(other) => other.into(),
         Err(e) => e,
     })?;
+    let mut pairing = pairing;
+    pairing.drop_mismatched_triples(&t, &s);
     if matches!(mode, MatchMode::Auto) && pairing.method == "position" {
         push_once(
             &mut warnings,
