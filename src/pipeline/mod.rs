@@ -125,6 +125,7 @@ pub fn model_info(m: &Model, sc: &LayerScan) -> ModelInfo {
         conv_layers: sc.of(Family::Conv).count(),
         bn_layers: sc.of(Family::Bn).count(),
         bn_probably_folded: sc.bn_probably_folded(),
+        quantized: sc.quantized.clone(),
     }
 }
 

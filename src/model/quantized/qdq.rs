@@ -252,3 +252,121 @@ pub fn mismatch(target: &Model, t: &Dequantize, source: &Model, s: &Dequantize) 
     (sig(target, t) != sig(source, s))
         .then(|| format!("quantized triples differ: target {} vs source {}", describe(target, t), describe(source, s)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::weights::compare;
+    use onnx_protobuf::{AttributeProto, GraphProto, ModelProto, NodeProto};
+
+    fn init(name: &str, data_type: i32, dims: &[i64], raw: Vec<u8>) -> TensorProto {
+        let mut t = TensorProto::new();
+        (t.name, t.data_type, t.dims, t.raw_data) = (name.into(), data_type, dims.to_vec(), raw);
+        t
+    }
+
+    fn f32s(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// One DequantizeLinear of `q` (int8 2x2 unless given) with the given scale, zero point
+    /// and attributes, output `w`.
+    fn model(q: TensorProto, scale: &[f32], zp: Option<TensorProto>, attrs: &[(&str, i64)]) -> Model {
+        let mut g = GraphProto::new();
+        let dims: &[i64] = if scale.len() == 1 { &[] } else { &[2] };
+        g.initializer.push(q);
+        g.initializer.push(init("s", 1, dims, f32s(scale)));
+        let mut n = NodeProto::new();
+        n.op_type = "DequantizeLinear".into();
+        n.input = vec!["q".into(), "s".into()];
+        if let Some(z) = zp {
+            g.initializer.push(z);
+            n.input.push("z".into());
+        }
+        n.output = vec!["w".into()];
+        for (name, v) in attrs {
+            let mut a = AttributeProto::new();
+            (a.name, a.i) = (name.to_string(), *v);
+            n.attribute.push(a);
+        }
+        g.node.push(n);
+        let mut m = ModelProto::new();
+        m.graph = Some(g).into();
+        Model::index("m.onnx".into(), String::new(), m)
+    }
+
+    fn int8(name: &str, dims: &[i64], v: &[i8]) -> TensorProto {
+        init(name, 3, dims, v.iter().map(|&x| x as u8).collect())
+    }
+
+    fn values(m: &Model) -> Vec<f64> {
+        let d = find(m, "w").expect("a DequantizeLinear").expect("supported");
+        dequantize(m, &d).unwrap().iter().copied().collect()
+    }
+
+    #[test]
+    fn dequantized_values_per_tensor_and_per_channel_by_hand() {
+        let q = || int8("q", &[2, 2], &[1, 3, -2, 0]);
+        // One scale 0.5, zero point 1: (q - 1) * 0.5.
+        let per_tensor = model(q(), &[0.5], Some(int8("z", &[], &[1])), &[]);
+        assert_eq!(values(&per_tensor), [0.0, 1.0, -1.5, -0.5]);
+        // Axis 0: row 0 (0.5, zp 1), row 1 (2, zp -1).
+        let rows = model(q(), &[0.5, 2.0], Some(int8("z", &[2], &[1, -1])), &[("axis", 0)]);
+        assert_eq!(values(&rows), [0.0, 1.0, -2.0, 2.0]);
+        // Axis 1 (the default, as a ConvTranspose weight): column 0 (0.5, 1), column 1 (2, -1).
+        let cols = model(q(), &[0.5, 2.0], Some(int8("z", &[2], &[1, -1])), &[]);
+        assert_eq!(values(&cols), [0.0, 8.0, -1.5, 2.0]);
+        // No zero point: 0.
+        assert_eq!(values(&model(q(), &[0.25], None, &[])), [0.25, 0.75, -0.5, 0.0]);
+        // uint8 with zero point 128; int32 in typed int32_data (a quantized bias).
+        let u8s = model(init("q", 2, &[2], vec![200, 10]), &[0.25], Some(init("z", 2, &[], vec![128])), &[]);
+        assert_eq!(values(&u8s), [18.0, -29.5]);
+        let mut q32 = init("q", 6, &[2], vec![]);
+        q32.int32_data = vec![-70000, 5];
+        assert_eq!(values(&model(q32, &[0.5], None, &[])), [-35000.0, 2.5]);
+    }
+
+    #[test]
+    fn rmse_of_dequantized_weights_by_hand() {
+        let q = || int8("q", &[2, 2], &[1, 3, -2, 0]);
+        let t = model(q(), &[0.5], Some(int8("z", &[], &[1])), &[]);
+        let s = model(q(), &[0.5, 2.0], Some(int8("z", &[2], &[1, -1])), &[("axis", 0)]);
+        let (tv, sv) = (values(&t), values(&s));
+        // [0, 1, -1.5, -0.5] vs [0, 1, -2, 2]: differences 0, 0, 0.5, -2.5; mse (0.25 + 6.25) / 4.
+        let c = compare(
+            ArrayD::from_shape_vec(vec![4], tv).unwrap().view(),
+            ArrayD::from_shape_vec(vec![4], sv).unwrap().view(),
+        );
+        assert!((c.rmse - 1.625f64.sqrt()).abs() < 1e-15, "{}", c.rmse);
+        // std of the target: mean -0.25, squares 0.0625 + 1.5625 + 1.5625 + 0.0625 = 3.25 over 4.
+        assert!((c.nrmse.unwrap() - (1.625f64 / 0.8125).sqrt()).abs() < 1e-15);
+        // cosine: dot 0 + 1 + 3 - 1 = 3; |t| = sqrt(3.5), |s| = 3.
+        assert!((c.cosine - 3.0 / (3.5f64.sqrt() * 3.0)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn unsupported_triples_say_why() {
+        let q = || int8("q", &[2, 2], &[1, 3, -2, 0]);
+        let why = |m: &Model| find(m, "w").unwrap().unwrap_err();
+        let blocked = model(q(), &[0.5, 2.0], None, &[("axis", 0), ("block_size", 2)]);
+        assert!(why(&blocked).contains("block_size 2"), "{}", why(&blocked));
+        let int4 = model(init("q", 22, &[2], vec![0x21]), &[0.5], None, &[]);
+        assert!(why(&int4).contains("int4"), "{}", why(&int4));
+        let wrong_axis = model(int8("q", &[2, 3], &[0; 6]), &[0.5, 2.0], None, &[("axis", 1)]);
+        assert!(why(&wrong_axis).contains("one per channel of axis 1"), "{}", why(&wrong_axis));
+        let zp_type = model(q(), &[0.5], Some(init("z", 2, &[], vec![1])), &[]);
+        assert!(why(&zp_type).contains("zero point"), "{}", why(&zp_type));
+    }
+
+    #[test]
+    fn triples_of_other_types_or_layouts_do_not_swap() {
+        let q = || int8("q", &[2, 2], &[1, 3, -2, 0]);
+        let a = model(q(), &[0.5], Some(int8("z", &[], &[1])), &[]);
+        let b = model(q(), &[0.5, 2.0], Some(int8("z", &[2], &[1, -1])), &[("axis", 0)]);
+        let c = model(q(), &[0.7], Some(int8("z", &[], &[0])), &[]);
+        let d = |m: &Model| find(m, "w").unwrap().unwrap();
+        assert_eq!(mismatch(&a, &d(&a), &c, &d(&c)), None, "same layout, other numbers: swappable");
+        let why = mismatch(&a, &d(&a), &b, &d(&b)).unwrap();
+        assert!(why.contains("per-tensor") && why.contains("per-channel (axis 0, 2 scales)"), "{why}");
+    }
+}
