@@ -145,6 +145,14 @@ fn qoperator_export_leaves_quantized_convs_out_and_gives_no_rn_verdict() {
     let q = r["target"]["quantized"].as_array().unwrap();
     assert_eq!(q.len(), 15, "{case}: every QLinearConv listed");
     assert!(q.iter().all(|l| l["audited"] == false && l["format"] == "QOperator"));
+    // Its QuantizeLinear/DequantizeLinear pairs no longer stop the incremental strategy
+    // (it fell back to shared), and its numbers are naive's.
+    assert_eq!(r["engine"]["strategy"], "incremental");
+    same_rows(
+        &r,
+        &check_rows(case, &["--strategy", "naive"], |s| s["family"] == "bn"),
+        "qoperator: incremental vs naive",
+    );
 }
 
 /// Every row of two reports of the same pair: equal Dice per class (<= 1e-12).

@@ -60,7 +60,9 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Class maps with pair `i`'s target parameter replaced by the source's.
+    /// Class maps with pair `i`'s target parameter replaced by the source's. A QDQ
+    /// parameter (its whole triple) is written into a new model: fed at run time, the
+    /// triple would stop ONNX Runtime's fusion into integer kernels and change the numbers.
     pub fn swap(&mut self, i: usize) -> Result<Array3<u8>> {
         let pair = &self.job.pairing.pairs[i];
         let values = &self.job.values.source[i];

@@ -3,7 +3,9 @@
 //! layer's downstream region (skip connections that cross it included); each swap then runs
 //! only its region's subgraph, one session per layer shared by all kinds of that layer, with
 //! the layer's own parameters as overridable inputs and everything else constant (so ONNX
-//! Runtime still fuses it). Dice counts add up over chunks, so `--cache-mb` bounds memory.
+//! Runtime still fuses it); a QDQ parameter's swap gets a session of its own with the
+//! source's triple baked in (see `region`). Dice counts add up over chunks, so `--cache-mb`
+//! bounds memory.
 //! The regions run side by side on the engine's workers, the costliest first.
 
 mod region;
