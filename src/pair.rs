@@ -250,3 +250,33 @@ fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pai
     out.pairs.sort_by_key(|p| (p.layer.node_index, p.target.kind));
     Ok(out)
 }
+
+impl Pairing {
+    /// Move to `unmatched` the pairs whose quantized (QDQ) parameters cannot be swapped one
+    /// for the other: a quantized triple against a float tensor, or triples whose types,
+    /// shapes, axis or zero point differ (a swap must leave the dequantized target equal to
+    /// the source's dequantized tensor).
+    pub fn drop_mismatched_triples(&mut self, target: &crate::model::Model, source: &crate::model::Model) {
+        use crate::model::quantized::qdq;
+        use crate::model::ParamSource::Dequantized;
+        let why = |p: &ParamPair| -> Option<String> {
+            match (p.target.source, p.source.source) {
+                (Dequantized(t), Dequantized(s)) => match (qdq::at(target, t), qdq::at(source, s)) {
+                    (Ok(t), Ok(s)) => qdq::mismatch(target, &t, source, &s),
+                    (Err(e), _) | (_, Err(e)) => Some(format!("{e:#}")),
+                },
+                (Dequantized(_), _) => Some("the target's is quantized (QDQ), the source's is not".into()),
+                (_, Dequantized(_)) => Some("the source's is quantized (QDQ), the target's is not".into()),
+                _ => None,
+            }
+        };
+        let mut kept = Vec::with_capacity(self.pairs.len());
+        for p in std::mem::take(&mut self.pairs) {
+            match why(&p) {
+                Some(reason) => self.unmatched.push(unmatched("target", &p.layer, &p.target, reason)),
+                None => kept.push(p),
+            }
+        }
+        self.pairs = kept;
+    }
+}

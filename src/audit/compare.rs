@@ -10,7 +10,8 @@ use ndarray::{ArrayD, ArrayView1};
 use crate::error::UserError;
 use crate::metrics::spectral::{compare_filters, FilterComparison};
 use crate::metrics::weights::{bn_shift_scale, compare, BnParams};
-use crate::model::{Family, Kind, Model, Param};
+use crate::model::quantized::qdq::{self, Triple};
+use crate::model::{Family, Kind, Model, Param, ParamSource};
 use crate::pair::Pairing;
 use crate::report::{BnStats, Row};
 
@@ -20,6 +21,19 @@ pub struct PairValues {
     pub target: Vec<ArrayD<f64>>,
     /// Source values per pair.
     pub source: Vec<ArrayD<f64>>,
+    /// Per pair, for QDQ parameters: the target's and the source's stored (quantized
+    /// tensor, scale, zero point) triples. A swap writes the source's triple (`values`
+    /// hold the dequantized values, which the weight metrics compare).
+    pub triples: Vec<Option<(Triple, Triple)>>,
+}
+
+/// A QDQ parameter's stored triple (`None` for float parameters).
+fn stored_triple(model: &Model, p: &Param) -> Result<Option<Triple>> {
+    let ParamSource::Dequantized(n) = p.source else {
+        return Ok(None);
+    };
+    let d = qdq::at(model, n).map_err(|e| crate::error::bad_file(&model.path, format!("{e:#}")))?;
+    Ok(Some(qdq::triple(model, &d)))
 }
 
 fn checked(model: &Model, p: &Param, layer: &str) -> Result<ArrayD<f64>> {
@@ -46,10 +60,15 @@ fn checked(model: &Model, p: &Param, layer: &str) -> Result<ArrayD<f64>> {
 
 /// Read and check every paired parameter of both models.
 pub fn pair_values(target: &Model, source: &Model, pairing: &Pairing) -> Result<PairValues> {
-    let mut out = PairValues { target: vec![], source: vec![] };
+    let mut out = PairValues { target: vec![], source: vec![], triples: vec![] };
     for p in &pairing.pairs {
         out.target.push(checked(target, &p.target, &p.layer.label())?);
         out.source.push(checked(source, &p.source, &p.source_layer.label())?);
+        let triples = match (stored_triple(target, &p.target)?, stored_triple(source, &p.source)?) {
+            (Some(t), Some(s)) => Some((t, s)),
+            _ => None,
+        };
+        out.triples.push(triples);
     }
     Ok(out)
 }

@@ -44,6 +44,8 @@ struct InspectOut {
     parameters: usize,
     bn_probably_folded: bool,
     warnings: Vec<String>,
+    /// Quantized conv layers, audited or not, with the reason.
+    quantized: Vec<reuse_audit::model::quantized::QuantizedLayer>,
     layers: Vec<LayerOut>,
     flops: Option<FlopsOut>,
 }
@@ -69,8 +71,12 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     let mut warnings: Vec<String> = sc.skipped.iter().map(|s| format!("skipped {s}")).collect();
     warnings.extend(folding::warning(&m, &sc));
     warnings.extend(reuse_audit::model::quantized::summary(&sc.quantized));
-    warnings
-        .extend(sc.quantized.iter().map(|q| format!("not audited: {} ({}, {}): {}", q.node, q.op, q.format, q.reason)));
+    warnings.extend(
+        sc.quantized
+            .iter()
+            .filter(|q| !q.audited)
+            .map(|q| format!("not audited: {} ({}, {}): {}", q.node, q.op, q.format, q.reason)),
+    );
     let out = InspectOut {
         path: m.display_name(),
         sha256: m.sha256.clone(),
@@ -88,6 +94,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
         parameters: sc.layers.iter().flat_map(|l| &l.params).map(|p| p.numel()).sum(),
         bn_probably_folded: sc.bn_probably_folded(),
         warnings,
+        quantized: sc.quantized.clone(),
         layers: sc
             .layers
             .iter()
@@ -130,6 +137,9 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
         let _ =
             writeln!(s, "  {:<4} {:>3}  {:<14} {:<32} {share}{}", l.family, l.index, l.op, l.node, params.join("  "));
     }
+    if let Some(line) = quantized_line(&out.quantized) {
+        let _ = writeln!(s, "\n  {line}");
+    }
     if let Some(f) = &out.flops {
         let _ = writeln!(
             s,
@@ -148,6 +158,18 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     }
     stdout.write_all(s.as_bytes())?;
     Ok(())
+}
+
+/// `18 quantized conv layer(s) (QDQ), 18 audited: first, conv 1 'n': how` when there are any.
+fn quantized_line(q: &[reuse_audit::model::quantized::QuantizedLayer]) -> Option<String> {
+    let mut formats: Vec<&str> = q.iter().map(|l| l.format).collect();
+    formats.dedup();
+    let audited: Vec<_> = q.iter().filter(|l| l.audited).collect();
+    let mut line = format!("{} quantized conv layer(s) ({}), {} audited", q.len(), formats.join(", "), audited.len());
+    if let Some(first) = audited.first() {
+        line.push_str(&format!(": first, conv {} '{}': {}", first.layer, first.node, first.reason));
+    }
+    (!q.is_empty()).then_some(line)
 }
 
 /// FLOPs summary and, per node, the share of FLOPs downstream of it.

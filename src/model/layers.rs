@@ -189,9 +189,13 @@ pub fn scan(model: &Model) -> LayerScan {
                         )),
                     }
                 }
-                // A QDQ weight is listed with the quantized layers instead.
-                None if super::quantized::dequantized_from(model, input).is_some() => {}
-                None => skipped.push(format!("{node_name}: {kind} '{input}' is computed, not a stored tensor")),
+                // A QDQ parameter is its stored (q, scale, zero point) triple; one that cannot
+                // be swapped exactly is listed with the quantized layers instead.
+                None => match super::quantized::param(model, input, kind) {
+                    Some(Ok(p)) => params.push(p),
+                    Some(Err(_)) => {}
+                    None => skipped.push(format!("{node_name}: {kind} '{input}' is computed, not a stored tensor")),
+                },
             }
         }
         params.sort_by_key(|p| p.kind);

@@ -17,8 +17,7 @@ use scaling::Probe;
 
 mod scaling;
 
-/// Ops that make a conv layer, float or quantized.
-const CONV_OPS: [&str; 4] = ["Conv", "ConvTranspose", "QLinearConv", "ConvInteger"];
+use crate::model::quantized::CONV_OPS;
 mod setters;
 
 /// Where the ground truth of the validation set comes from.
@@ -236,8 +235,8 @@ impl Audit {
         if report.summary.rn.is_some() && w_audited < conv_total {
             report.summary.rn = None;
             let w = format!(
-                "no RN verdict: conv W was swapped in {w_audited} of the target's {conv_total} conv layers ({} quantized, the rest unmatched or with computed weights); the reusable share of those {w_audited} is {:.0}%",
-                ctx.target_layers.quantized.len(),
+                "no RN verdict: conv W was swapped in {w_audited} of the target's {conv_total} conv layers ({} quantized and not audited, the rest unmatched or with computed weights); the reusable share of those {w_audited} is {:.0}%",
+                ctx.target_layers.quantized.iter().filter(|q| !q.audited).count(),
                 100.0 * report.summary.conv_w_reusable_share.unwrap_or(0.0)
             );
             warn(std::slice::from_ref(&w), o.quiet);

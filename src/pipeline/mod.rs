@@ -75,6 +75,8 @@ pub fn pair_models(t: Model, s: Model, mode: &MatchMode) -> Result<PairContext> 
         Ok(other) => other.into(),
         Err(e) => e,
     })?;
+    let mut pairing = pairing;
+    pairing.drop_mismatched_triples(&t, &s);
     if matches!(mode, MatchMode::Auto) && pairing.method == "position" {
         push_once(
             &mut warnings,
@@ -123,6 +125,7 @@ pub fn model_info(m: &Model, sc: &LayerScan) -> ModelInfo {
         conv_layers: sc.of(Family::Conv).count(),
         bn_layers: sc.of(Family::Bn).count(),
         bn_probably_folded: sc.bn_probably_folded(),
+        quantized: sc.quantized.clone(),
     }
 }
 

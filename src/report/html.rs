@@ -170,6 +170,9 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         }
         let _ = write!(s, "<td>{:.4}</td><td>{:.4}</td></tr></table>", b.mean, b.mean_fg);
     }
+    if let Some(q) = r.target.quantized_line() {
+        let _ = write!(s, "<p id=\"quantized\">Quantized target: {}</p>", esc(&q));
+    }
     if !sm.reusable.is_empty() {
         s.push_str("<h2>Reusable layers</h2><table><tr><th class=\"l\">kind</th><th class=\"l\">reusable</th><th class=\"l\">not reusable</th></tr>");
         for (k, yes, no) in super::table::reuse_lists(sm) {

@@ -78,6 +78,32 @@ pub struct ModelInfo {
     pub bn_layers: usize,
     /// True when it has conv layers and no BN (BN probably folded at export).
     pub bn_probably_folded: bool,
+    /// Its quantized conv layers (QDQ, QOperator, dynamic), each with whether it is audited
+    /// and why (not); empty for a float model.
+    pub quantized: Vec<crate::model::quantized::QuantizedLayer>,
+}
+
+impl ModelInfo {
+    /// One sentence on the quantized conv layers for the Markdown and HTML reports, when
+    /// there are any: how many of each format, how many audited, and the first left out.
+    pub fn quantized_line(&self) -> Option<String> {
+        let q = &self.quantized;
+        if q.is_empty() {
+            return None;
+        }
+        let audited = q.iter().filter(|l| l.audited).count();
+        let mut formats: Vec<&str> = q.iter().map(|l| l.format).collect();
+        formats.dedup();
+        let mut line = format!("{} quantized conv layer(s) ({}): {audited} audited", q.len(), formats.join(", "));
+        if audited > 0 {
+            line.push_str(", W (and a quantized B) swapped as (quantized tensor, scale, zero point) triples, RMSE on dequantized values");
+        }
+        if let Some(l) = q.iter().find(|l| !l.audited) {
+            let left = q.len() - audited;
+            line.push_str(&format!("; {left} not audited (first: conv {} `{}`: {})", l.layer, l.node, l.reason));
+        }
+        Some(line)
+    }
 }
 
 /// The engine that ran the audit.
