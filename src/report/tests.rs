@@ -49,6 +49,8 @@ pub fn fixed_report() -> Report {
             sha256: "0".repeat(64),
             conv_layers: 2,
             bn_layers: 1,
+            linear_layers: 0,
+            norm_layers: 0,
             bn_probably_folded: false,
         },
         source: ModelInfo {
@@ -56,6 +58,8 @@ pub fn fixed_report() -> Report {
             sha256: "1".repeat(64),
             conv_layers: 2,
             bn_layers: 1,
+            linear_layers: 0,
+            norm_layers: 0,
             bn_probably_folded: false,
         },
         engine: Some(EngineInfo {
@@ -81,6 +85,7 @@ pub fn fixed_report() -> Report {
         }),
         settings: Settings {
             kinds: vec!["W".into(), "B".into(), "RM".into()],
+            families: None,
             tolerance: 0.02,
             rn_threshold: 0.5,
             match_method: "name".into(),
