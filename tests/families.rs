@@ -297,3 +297,42 @@ fn rmse_and_matrix_cover_the_new_families() {
     let got: f64 = summary.lines().nth(1).unwrap().split(',').nth(2).unwrap().parse().unwrap();
     assert!((got - want).abs() < 1e-9, "summary {got} vs conv W mean nRMSE {want}");
 }
+
+#[test]
+fn reports_and_figures_show_the_new_families() {
+    let (t, s, d) = paths();
+    let dir = tempfile::tempdir().unwrap();
+    guarded_audit_cmd(&t, &s, &d)
+        .args(["-q", "--format", "csv,json,md,html", "--out"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let figs = dir.path().join("figures");
+    for f in
+        ["dice-W.svg", "dice-RV.svg", "dice-linear-W.svg", "dice-linear-B.svg", "dice-norm-RW.svg", "dice-norm-RB.svg"]
+    {
+        assert!(figs.join(f).exists(), "{f}");
+    }
+    for f in ["rmse-w.svg", "rmse-linear-w.svg", "nrmse-linear-b.svg", "subspace-w.svg", "subspace-linear-w.svg"] {
+        assert!(figs.join(f).exists(), "{f}");
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("Mean Dice after swapping RW of each norm layer"));
+    assert!(html.contains("Spectral distance and subspace overlap of linear W per layer"));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("| linear.W | 1-3 | - |"), "{md}");
+    let csv = std::fs::read_to_string(dir.path().join("report.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.starts_with("linear,")).count(), 6);
+    assert_eq!(csv.lines().filter(|l| l.starts_with("norm,")).count(), 6);
+    // The printed table: the family column fits "linear", the lists are prefixed.
+    let out = guarded_audit_cmd(&t, &s, &d)
+        .args(["-q", "--strategy", "shared"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("linear.W reusable: 1-3"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("linear     3 W ")), "{text}");
+}
