@@ -8,7 +8,8 @@ use super::emit;
 use crate::cli::{GateArgs, RunArgs};
 use crate::config::Settings;
 use reuse_audit::error::{GateFailed, UserError};
-use reuse_audit::model::Kind;
+use reuse_audit::model::layers::{group_name, parse_group};
+use reuse_audit::model::{Family, Kind};
 use reuse_audit::pipeline::{Audit, Labels};
 use reuse_audit::report::Report;
 
@@ -78,8 +79,23 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
         }
     }
     if let Some(spec) = &g.require_reusable {
-        for (kind, layers) in parse_requirement(spec)? {
-            for row in r.rows.iter().filter(|row| row.kind == kind.to_string()) {
+        for ((family, kind), layers) in parse_requirement(spec)? {
+            let rows: Vec<_> =
+                r.rows.iter().filter(|row| row.family == family.to_string() && row.kind == kind.to_string()).collect();
+            // A required layer the audit did not score cannot pass.
+            let group = group_name(family, kind);
+            match &layers {
+                None if rows.iter().all(|row| row.reusable.is_none()) => {
+                    failures.push(format!("--require-reusable: {group}:* matches no audited {family} {kind} row"))
+                }
+                Some(l) => {
+                    for n in l.iter().filter(|n| !rows.iter().any(|row| row.layer == **n && row.reusable.is_some())) {
+                        failures.push(format!("--require-reusable: {family} {n} {kind} was not audited"));
+                    }
+                }
+                None => {}
+            }
+            for row in rows {
                 let wanted = layers.as_ref().is_none_or(|l| l.contains(&row.layer));
                 if wanted && row.reusable != Some(true) {
                     failures.push(format!(
@@ -101,15 +117,23 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     }
 }
 
-/// Parse `W:1-5,7,B:*`: per kind, the layers required (None = every layer).
-pub fn parse_requirement(spec: &str) -> Result<Vec<(Kind, Option<Vec<usize>>)>> {
+/// One `--require-reusable` entry: a (family, kind) group and its layers (None = every layer).
+pub type Requirement = ((Family, Kind), Option<Vec<usize>>);
+
+/// Parse `W:1-5,7,B:*,linear.W:1`: per group, the layers required (None = every layer). A
+/// bare kind is the conv (W, B) or BN (RM, RV, RW, RB) one; `family.kind` names any family.
+pub fn parse_requirement(spec: &str) -> Result<Vec<Requirement>> {
     let bad = |why: String| -> anyhow::Error { UserError::BadFlag { flag: "--require-reusable", reason: why }.into() };
-    let mut out: Vec<(Kind, Option<Vec<usize>>)> = Vec::new();
+    let mut out: Vec<Requirement> = Vec::new();
     for token in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let range = match token.split_once(':') {
             Some((k, range)) => {
-                let kind = Kind::parse(k).ok_or_else(|| bad(format!("'{k}' is not one of W, B, RM, RV, RW, RB")))?;
-                out.push((kind, Some(Vec::new())));
+                let group = parse_group(k).ok_or_else(|| {
+                    bad(format!(
+                        "'{k}' is not one of W, B, RM, RV, RW, RB, or family.kind (conv.W, conv.B, bn.RM, bn.RV, bn.RW, bn.RB, linear.W, linear.B, norm.RW, norm.RB)"
+                    ))
+                })?;
+                out.push((group, Some(Vec::new())));
                 range
             }
             None if !out.is_empty() => token,
@@ -142,9 +166,22 @@ mod tests {
     #[test]
     fn requirement_spec() {
         let r = parse_requirement("W:1-3,5,B:*").unwrap();
-        assert_eq!(r, vec![(Kind::W, Some(vec![1, 2, 3, 5])), (Kind::B, None)]);
+        assert_eq!(r, vec![((Family::Conv, Kind::W), Some(vec![1, 2, 3, 5])), ((Family::Conv, Kind::B), None)]);
+        let r = parse_requirement("RM:2,linear.W:1-2,norm.RB:*,conv.B:1").unwrap();
+        assert_eq!(
+            r,
+            vec![
+                ((Family::Bn, Kind::RM), Some(vec![2])),
+                ((Family::Linear, Kind::W), Some(vec![1, 2])),
+                ((Family::Norm, Kind::RB), None),
+                ((Family::Conv, Kind::B), Some(vec![1])),
+            ]
+        );
         assert!(parse_requirement("5").is_err());
         assert!(parse_requirement("Q:1").is_err());
         assert!(parse_requirement("W:3-1").is_err());
+        // Families without that kind.
+        assert!(parse_requirement("norm.W:1").is_err());
+        assert!(parse_requirement("linear.RM:1").is_err());
     }
 }

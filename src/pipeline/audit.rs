@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::{data_free_report, load_pair, name_the_model, probe, warn, Options};
+use super::{data_free_report, load_pair_of, name_the_model, probe, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
 use crate::data::{self, Fit, LayoutHint, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
@@ -123,7 +123,7 @@ impl Audit {
             _ => None,
         };
         let label_free = self.labels == Labels::Baseline;
-        let mut ctx = load_pair(&self.target, &self.source, &o.match_mode)?;
+        let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
         warn(&ctx.warnings, o.quiet);
         let (mut report, values) = data_free_report(&ctx, o, "audit")?;
         let io = super::layout::resolve(&ctx.target, self.layout, self.size)?;
@@ -231,7 +231,7 @@ impl Audit {
         // The RN verdict is a share of the conv layers: over the audited ones only it would
         // speak for layers never swapped (quantized, unmatched, computed weights).
         let conv_total = ctx.target.proto.graph.node.iter().filter(|n| CONV_OPS.contains(&n.op_type.as_str())).count();
-        let w_audited = report.rows.iter().filter(|r| r.kind == "W" && r.delta_dice.is_some()).count();
+        let w_audited = report.rows.iter().filter(|r| crate::verdict::is_conv_w(r) && r.delta_dice.is_some()).count();
         if report.summary.rn.is_some() && w_audited < conv_total {
             report.summary.rn = None;
             let w = format!(
