@@ -828,11 +828,10 @@ def text_images(n, seed, h=64, w=256):
     return np.stack(ims), np.stack(lbs)
 
 
-def case_ocr():
-    tgt = os.path.join(THIRD, "ch_PP-OCRv4_det_infer.onnx")
-    if not os.path.exists(tgt):
-        subprocess.run(["bash", os.path.join(HERE, "fetch_third_party.sh")], check=True)
-    src = os.path.join(THIRD, "ch_PP-OCRv4_det_infer.perturbed.onnx")
+def ocr_source(tgt, src):
+    """Write case 8's source: the target with seeded Gaussian noise planted into every conv W
+    (std 0.5 x the tensor's std) and every BN running mean (std 0.5 x its RMS). numpy + onnx
+    only, so tests/third_party.rs can remake it in the tests' own venv (--ocr-source)."""
     m = onnx.load(tgt)
     rng = np.random.default_rng(seed_of("ocr-perturb"))
     slots = param_slots(m)
@@ -845,6 +844,14 @@ def case_ocr():
             set_array(k, h, a + rng.normal(0, 0.5 * float(np.sqrt(np.mean(a ** 2))) + 1e-8, a.shape))
     m.producer_name = (m.producer_name or "") + " (perturbed by reuse-audit/models/make_corpus.py)"
     onnx.save_model(m, src)
+
+
+def case_ocr():
+    tgt = os.path.join(THIRD, "ch_PP-OCRv4_det_infer.onnx")
+    if not os.path.exists(tgt):
+        subprocess.run(["bash", os.path.join(HERE, "fetch_third_party.sh")], check=True)
+    src = os.path.join(THIRD, "ch_PP-OCRv4_det_infer.perturbed.onnx")
+    ocr_source(tgt, src)
     ims, lbs = text_images(12, seed_of("ocr-images"))
     data = save_npz("ocr-det-text.npz", ims, lbs)
     expected("ocr-det", tgt, src, data, "ocr_db", "prob_gt_0.5", 2, "NCHW",
@@ -875,7 +882,12 @@ CASES = {"keras": case_keras, "sigmoid": case_sigmoid, "raw": case_raw, "quant":
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", choices=list(CASES))
+    ap.add_argument("--ocr-source", nargs=2, metavar=("TARGET", "SOURCE"),
+                    help="only write case 8's planted-perturbation source model (numpy + onnx; no corpus files)")
     a = ap.parse_args()
+    if a.ocr_source:
+        ocr_source(*a.ocr_source)
+        return
     os.makedirs(OUT, exist_ok=True)
     try:
         import torch

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use ndarray::{s, Array2, Array3, Array4, ArrayView2, Axis};
 
-use super::Sample;
+use super::{Label, Sample};
 use crate::error::UserError;
 use crate::model::layout::Layout;
 
@@ -64,8 +64,11 @@ pub struct Dataset {
     pub images: Array4<f32>,
     /// The layout of `images`.
     pub layout: Layout,
-    /// `N x H x W` labels as stored (checked by [`Dataset::checked_labels`]).
+    /// `N x H x W` labels as stored (checked by [`Dataset::checked_labels`]); one class id
+    /// per image is `N x 1 x 1` (see `class_ids`).
     pub labels: Option<Array3<f64>>,
+    /// Whether `labels` are one class id per image (a classifier's) rather than label maps.
+    pub class_ids: bool,
     /// Origin of each image, for messages.
     pub origins: Vec<String>,
 }
@@ -97,26 +100,29 @@ impl Dataset {
         self.nchw()[3]
     }
 
-    /// The labels as `N x H x W` class indices, each checked to be an integer in `0..classes`.
+    /// The labels as `N x H x W` class indices (`N x 1 x 1` class ids), each checked to be an
+    /// integer in `0..classes`.
     pub fn checked_labels(&self, classes: usize) -> Result<Option<Array3<u8>>> {
         let Some(labels) = &self.labels else {
             return Ok(None);
         };
         let w = labels.dim().2;
+        // Where a label is: a pixel of a map (a class id is the image's own).
+        let at = |y: usize, x: usize| if self.class_ids { String::new() } else { format!(" at pixel {}", y * w + x) };
         for ((i, y, x), &v) in labels.indexed_iter() {
             if v.fract() != 0.0 || !v.is_finite() {
                 return Err(UserError::BadData(format!(
-                    "labels must be class numbers: {} has label {v} at pixel {} (not an integer)",
+                    "labels must be class numbers: {} has label {v}{} (not an integer)",
                     self.origins[i],
-                    y * w + x
+                    at(y, x)
                 ))
                 .into());
             }
             if !(v >= 0.0 && (v as usize) < classes && v < 256.0) {
                 return Err(UserError::BadData(format!(
-                    "labels out of range: {} has label {v} at pixel {} but the model has {classes} classes (0..{})",
+                    "labels out of range: {} has label {v}{} but the model has {classes} classes (0..{})",
                     self.origins[i],
-                    y * w + x,
+                    at(y, x),
                     classes.saturating_sub(1)
                 ))
                 .into());
@@ -124,6 +130,43 @@ impl Dataset {
         }
         Ok(Some(labels.mapv(|v| v as u8)))
     }
+
+    /// Subtract `mean` and divide by `std` per channel (`--mean`, `--std`), in float32 as
+    /// torchvision's `Normalize` and numpy float32 code do, after the per-image scaling.
+    pub fn standardize(&mut self, ms: &MeanStd) -> Result<()> {
+        let c = self.c();
+        let per_channel = |v: &[f32], flag: &'static str| -> Result<Vec<f32>> {
+            match v.len() {
+                1 => Ok(vec![v[0]; c]),
+                n if n == c => Ok(v.to_vec()),
+                n => Err(UserError::BadFlag {
+                    flag,
+                    reason: format!("{n} values for {c} input channel(s): give one value, or one per channel"),
+                }
+                .into()),
+            }
+        };
+        let (mean, std) = (per_channel(&ms.mean, "--mean")?, per_channel(&ms.std, "--std")?);
+        let axis = match self.layout {
+            Layout::Nchw => 1,
+            Layout::Nhwc => 3,
+        };
+        for (ch, mut plane) in self.images.axis_iter_mut(Axis(axis)).enumerate() {
+            let (m, d) = (mean[ch], std[ch]);
+            plane.mapv_inplace(|v| (v - m) / d);
+        }
+        Ok(())
+    }
+}
+
+/// Per-channel mean and standard deviation to standardize with after the per-image scaling
+/// (`--mean`, `--std`; e.g. ImageNet's on `div255` data). One value applies to every channel.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MeanStd {
+    /// Subtracted, per channel (or one for all).
+    pub mean: Vec<f32>,
+    /// Divided by, per channel (or one for all); finite and non-zero.
+    pub std: Vec<f32>,
 }
 
 /// Preprocess samples for a model input.
@@ -135,8 +178,10 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
     let w = spec.width.unwrap_or(first.width());
     let c = spec.channels.unwrap_or(first.channels());
     let with_labels = first.label.is_some();
+    let class_ids = matches!(first.label, Some(Label::Class(_)));
     let mut images = Array4::<f32>::zeros((samples.len(), c, h, w));
-    let mut labels = with_labels.then(|| Array3::<f64>::zeros((samples.len(), h, w)));
+    let (lh, lw) = if class_ids { (1, 1) } else { (h, w) };
+    let mut labels = with_labels.then(|| Array3::<f64>::zeros((samples.len(), lh, lw)));
     for (i, sample) in samples.iter().enumerate() {
         if sample.label.is_some() != with_labels {
             return Err(UserError::BadData(format!(
@@ -145,6 +190,13 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
                 if with_labels { "no" } else { "a" },
                 first.origin,
                 if with_labels { "one" } else { "none" }
+            ))
+            .into());
+        }
+        if matches!(sample.label, Some(Label::Class(_))) != class_ids {
+            return Err(UserError::BadData(format!(
+                "{} and {} are labelled differently: one has a label map, the other a class id",
+                first.origin, sample.origin
             ))
             .into());
         }
@@ -169,8 +221,12 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
             let fitted = fit_plane(img.index_axis(Axis(0), ch % have), (h, w), fit, false, &sample.origin)?;
             images.slice_mut(s![i, ch, .., ..]).zip_mut_with(&fitted, |d, &v| *d = v as f32);
         }
-        if let (Some(out), Some(l)) = (labels.as_mut(), &sample.label) {
-            out.index_axis_mut(Axis(0), i).assign(&fit_plane(l.view(), (h, w), fit, true, &sample.origin)?);
+        match (labels.as_mut(), &sample.label) {
+            (Some(out), Some(Label::Map(l))) => {
+                out.index_axis_mut(Axis(0), i).assign(&fit_plane(l.view(), (h, w), fit, true, &sample.origin)?);
+            }
+            (Some(out), Some(Label::Class(k))) => out[[i, 0, 0]] = *k,
+            _ => {}
         }
     }
     let images = match spec.layout {
@@ -179,7 +235,7 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
         Layout::Nhwc => images.permuted_axes([0, 2, 3, 1]).as_standard_layout().into_owned(),
     };
     let origins = samples.iter().map(|s| s.origin.clone()).collect();
-    Ok(Dataset { images, layout: spec.layout, labels, origins })
+    Ok(Dataset { images, layout: spec.layout, labels, class_ids, origins })
 }
 
 /// Normalize one image (all its channels together). Sums run in element order, as before
@@ -264,7 +320,7 @@ mod tests {
     use super::*;
 
     fn sample(image: Array2<f64>, label: Array2<f64>) -> Sample {
-        Sample { image: image.insert_axis(Axis(0)), label: Some(label), origin: "t#0".into() }
+        Sample { image: image.insert_axis(Axis(0)), label: Some(Label::Map(label)), origin: "t#0".into() }
     }
 
     fn spec(c: usize, h: usize, w: usize) -> InputSpec {

@@ -163,6 +163,7 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
             tolerance: o.tolerance,
             rn_threshold: o.rn_threshold,
             match_method: ctx.pairing.method.into(),
+            metric: None,
         },
         baseline: None,
         rows,

@@ -1,18 +1,20 @@
-//! Checks on a probe batch before the audit: the output's channel count, the input
-//! scaling that fits the model (`--normalize auto`), and whether the baseline segments the
-//! data at all (`--min-baseline`; label-free: whether it predicts more than one class).
+//! Checks on a probe batch before the audit: what the output holds (a segmentation map or a
+//! classifier's scores, and how many channels; detectors are refused), the input scaling
+//! that fits the model (`--normalize auto`), and whether the baseline segments (classifies)
+//! the data at all (`--min-baseline`; label-free: whether it predicts more than one class).
 
 use std::sync::Mutex;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::audit::forward::{dice, predictions, Feed};
+use crate::audit::forward::{predictions, score, Feed};
 use crate::audit::incremental::schedule::parallel_map;
-use crate::data::preprocess::{prepare, Dataset, InputSpec};
+use crate::data::preprocess::{prepare, Dataset, InputSpec, MeanStd};
 use crate::data::{Fit, Normalize, Sample};
 use crate::engine::{Engine, Runner, View};
 use crate::error::UserError;
+use crate::metrics::score::Metric;
 use crate::model::layout::Layout;
 use crate::model::stride::total_stride;
 use crate::model::{value_dims, Model};
@@ -20,12 +22,13 @@ use crate::model::{value_dims, Model};
 /// Images in the probe batch (spread evenly over the data set).
 pub const PROBE_IMAGES: usize = 16;
 
-/// The baseline mean Dice of one input scaling on the probe batch.
+/// The baseline score of one input scaling on the probe batch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScalingScore {
     /// The scaling (`--normalize` value).
     pub normalize: Normalize,
-    /// Mean Dice of the unswapped target on the probe batch with it.
+    /// The unswapped target's score on the probe batch with it, by the audit's metric
+    /// (mean Dice, or accuracy with `--metric accuracy`).
     pub probe_dice: f64,
 }
 
@@ -51,39 +54,101 @@ pub fn candidates(samples: &[Sample]) -> Vec<Normalize> {
     c
 }
 
-/// The number of channels of the model's first output (read in `output` layout): its
-/// declared dim when fixed, else from one run on the first image of `data`.
-pub fn output_channels(
+/// What the model's first output holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputKind {
+    /// The output's name.
+    pub name: String,
+    /// Its shape on one image (run, or declared where every dim is fixed).
+    pub shape: Vec<usize>,
+    /// Class channels.
+    pub channels: usize,
+    /// A classifier's one prediction per image (`N x classes`, or `N x classes x 1 x 1`),
+    /// rather than a segmentation map at the input's resolution.
+    pub per_image: bool,
+}
+
+impl OutputKind {
+    /// `'name' [1, 10]`, for messages.
+    pub fn describe(&self) -> String {
+        format!("'{}' {:?}", self.name, self.shape)
+    }
+}
+
+/// Read an output shape (in `layout`) against the input's `h x w`: `N x C` or `N x C x 1 x 1`
+/// is a classifier's, `N x C x H x W` with `H * W = h * w` a segmentation map's; anything
+/// else is no pixel or class output (an error saying so).
+pub fn read_output(name: &str, shape: &[usize], layout: Layout, (h, w): (usize, usize)) -> Result<OutputKind, String> {
+    let kind = |channels, per_image| OutputKind { name: name.into(), shape: shape.to_vec(), channels, per_image };
+    match *shape {
+        [_, c] => return Ok(kind(c, true)),
+        [a, b, c, d] => {
+            let [_, ch, oh, ow] = layout.to_nchw([a, b, c, d]);
+            if oh * ow == h * w {
+                return Ok(kind(ch, false));
+            }
+            if (oh, ow) == (1, 1) {
+                return Ok(kind(ch, true));
+            }
+        }
+        _ => {}
+    }
+    Err(format!(
+        "the model's output '{name}' has shape {shape:?}: neither N x classes (a classifier, --metric accuracy) nor {}          at the input's {h}x{w} (a segmentation map, read as {}; see --layout). reuse-audit scores a pixel or class          output; detectors (boxes and scores) and other heads are not supported",
+        layout.pattern().replace(" C", " classes").replace(" H x W", &format!(" {h} x {w}")),
+        layout.name()
+    ))
+}
+
+/// An output that holds boxes: `N x K x 4`, or besides the first output, one named like
+/// boxes. The model is then a detector, whatever its first output looks like.
+pub fn detector_output(outputs: &[(String, Vec<usize>)]) -> Option<&(String, Vec<usize>)> {
+    outputs.iter().enumerate().find_map(|(i, out)| {
+        let boxes = out.1.len() == 3 && out.1.last() == Some(&4);
+        (boxes || (i > 0 && out.0.to_lowercase().contains("box"))).then_some(out)
+    })
+}
+
+/// What the model's first output holds (read in `output` layout), from one run on the
+/// first image of `data` (every output's real shape). A model with an output of boxes, or
+/// whose first output is neither a class map nor a classifier's scores, is refused (exit 2)
+/// naming the output and its shape.
+pub fn output_kind(
     engine: &Engine,
     target: &Model,
     data: &Dataset,
     input: &InputSpec,
     output: Layout,
-) -> Result<usize> {
-    let declared = target.proto.graph.output.first().map(value_dims).unwrap_or_default();
-    if let Ok(d) = <[Option<usize>; 4]>::try_from(declared.as_slice()) {
-        if let Some(c) = output.to_nchw(d)[1] {
-            return Ok(c);
+) -> Result<OutputKind> {
+    let declared: Vec<Vec<Option<usize>>> = target.proto.graph.output.iter().map(value_dims).collect();
+    let refuse = |reason: String| -> anyhow::Error { UserError::BadFile { path: target.path.clone(), reason }.into() };
+    // One output whose dims are all declared (a fixed batch of 1 included): no run needed.
+    let fixed: Option<Vec<usize>> = match declared.as_slice() {
+        [one] if one.len() == 4 && one[1..].iter().all(Option::is_some) => {
+            Some(one.iter().map(|d| d.unwrap_or(1)).collect())
         }
+        _ => None,
+    };
+    let outputs: Vec<(String, Vec<usize>)> = match fixed {
+        Some(shape) => vec![(target.proto.graph.output[0].name.clone(), shape)],
+        None => {
+            let feed = Feed { data, input, batch: 1, threshold: 0.0, output, per_image: false };
+            let x = feed.tensor(0, 1);
+            let mut runner = engine.worker_session(&target.to_bytes()?)?;
+            let shapes = runner.run_shapes(&[(input.name.as_str(), View::F32(x.view().into_dyn()))])?;
+            shapes.into_iter().map(|(name, shape, _)| (name, shape)).collect()
+        }
+    };
+    let Some((name, shape)) = outputs.first() else {
+        return Err(refuse("the model has no tensor output".into()));
+    };
+    if let Some((boxes, bshape)) = detector_output(&outputs) {
+        return Err(refuse(format!(
+            "the model looks like a detector: its output '{boxes}' has shape {bshape:?} (boxes); reuse-audit scores a              pixel or class output (a segmentation map, or a classifier's N x classes scores), so detectors cannot be              audited (outputs: {})",
+            outputs.iter().map(|(n, s)| format!("'{n}' {s:?}")).collect::<Vec<_>>().join(", ")
+        )));
     }
-    let feed = Feed { data, input, batch: 1, threshold: 0.0, output };
-    let x = feed.tensor(0, 1);
-    let mut runner = engine.worker_session(&target.to_bytes()?)?;
-    runner.run_views_first(&[(input.name.as_str(), View::F32(x.view().into_dyn()))], |out| {
-        let Ok(shape) = <[usize; 4]>::try_from(out.shape()) else {
-            return Err(UserError::BadFile {
-                path: target.path.clone(),
-                reason: format!(
-                    "the model's output has shape {:?}; reuse-audit scores segmentation outputs of shape {} (read as {}; see --layout)",
-                    out.shape(),
-                    output.pattern().replace(" C", " classes"),
-                    output.name()
-                ),
-            }
-            .into());
-        };
-        Ok(output.to_nchw(shape)[1])
-    })
+    read_output(name, shape, output, (data.h(), data.w())).map_err(refuse)
 }
 
 /// For a model with free spatial dims: one image of `data` (already at the size fed) must
@@ -98,7 +163,7 @@ pub fn check_size(
     size_flag: Option<&str>,
 ) -> Result<()> {
     let (h, w) = (data.h(), data.w());
-    let feed = Feed { data, input, batch: 1, threshold: 0.0, output };
+    let feed = Feed { data, input, batch: 1, threshold: 0.0, output, per_image: false };
     let x = feed.tensor(0, 1);
     let mut runner = engine.worker_session(&target.to_bytes()?)?;
     let ran = runner.run_views_first(&[(input.name.as_str(), View::F32(x.view().into_dyn()))], |out| {
@@ -107,6 +172,8 @@ pub fn check_size(
     let problem = match ran {
         Err(e) => format!("ONNX Runtime cannot run the model at {h}x{w} ({e:#})"),
         Ok(Some([_, _, oh, ow])) if (oh, ow) == (h, w) => return Ok(()),
+        // One score vector per image (a classifier): any size the model runs at will do.
+        Ok(Some([_, _, 1, 1])) => return Ok(()),
         Ok(Some([_, _, oh, ow])) => format!("the model maps a {h}x{w} input to a {oh}x{ow} output"),
         // Not 4-D: the output check that follows names the shape.
         Ok(None) => return Ok(()),
@@ -126,18 +193,33 @@ pub fn check_size(
     .into())
 }
 
+/// How the probe batch is prepared and scored.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeScoring<'a> {
+    /// `--fit`.
+    pub fit: Fit,
+    /// `--mean`/`--std`, applied after each scaling.
+    pub mean_std: Option<&'a MeanStd>,
+    /// A one-channel output's threshold.
+    pub threshold: f32,
+    /// The output's layout.
+    pub output: Layout,
+    /// A classifier's output (one prediction per image).
+    pub per_image: bool,
+    /// What the baseline is scored by.
+    pub metric: Metric,
+}
+
 /// The baseline on the probe batch under each scaling in `tries` (with labels), in order.
-#[allow(clippy::too_many_arguments)]
 pub fn score_scalings(
     engine: &Engine,
     target: &Model,
     probe: &[Sample],
     input: &InputSpec,
-    fit: Fit,
-    threshold: f32,
-    output: Layout,
+    how: ProbeScoring,
     tries: &[Normalize],
 ) -> Result<Vec<ScalingScore>> {
+    let ProbeScoring { fit, mean_std, threshold, output, per_image, metric } = how;
     // The scalings run side by side, one single-threaded session per worker (made by the
     // worker itself at its first item), like the incremental strategy's workers.
     let bytes = target.to_bytes()?;
@@ -149,8 +231,11 @@ pub fn score_scalings(
             *slot = Some(engine.worker_session(&bytes)?);
         }
         let runner = slot.as_mut().ok_or_else(|| anyhow::anyhow!("no probe session"))?;
-        let data = prepare(probe, input, normalize, fit)?;
-        let feed = Feed { data: &data, input, batch: input.batch.unwrap_or(probe.len()), threshold, output };
+        let mut data = prepare(probe, input, normalize, fit)?;
+        if let Some(ms) = mean_std {
+            data.standardize(ms)?;
+        }
+        let feed = Feed { data: &data, input, batch: input.batch.unwrap_or(probe.len()), threshold, output, per_image };
         let (pred, classes) = predictions(runner, &feed, &[])?;
         let Some(labels) = data.checked_labels(classes)? else {
             return Err(UserError::BadData(
@@ -158,7 +243,7 @@ pub fn score_scalings(
             )
             .into());
         };
-        Ok(ScalingScore { normalize, probe_dice: dice(pred.view(), labels.view(), classes).mean })
+        Ok(ScalingScore { normalize, probe_dice: score(pred.view(), labels.view(), classes, metric).mean })
     })
 }
 
@@ -170,7 +255,8 @@ pub fn best(scores: &[ScalingScore]) -> Option<&ScalingScore> {
     })
 }
 
-/// Label-free: the share of probe pixels given the most frequent class by the target.
+/// Label-free: the share of probe pixels (images, for a classifier) given the most frequent
+/// class by the target.
 pub fn dominant_class_share(
     engine: &Engine,
     target: &Model,
@@ -178,9 +264,10 @@ pub fn dominant_class_share(
     input: &InputSpec,
     threshold: f32,
     output: Layout,
+    per_image: bool,
 ) -> Result<(usize, f64)> {
     let mut runner = engine.worker_session(&target.to_bytes()?)?;
-    let feed = Feed { data: probe, input, batch: input.batch.unwrap_or(probe.n()), threshold, output };
+    let feed = Feed { data: probe, input, batch: input.batch.unwrap_or(probe.n()), threshold, output, per_image };
     let (pred, classes) = predictions(&mut runner, &feed, &[])?;
     let mut counts = vec![0usize; classes.max(1)];
     for &p in &pred {
