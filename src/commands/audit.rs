@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::emit;
 use crate::cli::{GateArgs, RunArgs};
 use crate::config::Settings;
-use reuse_audit::data::preprocess::MeanStd;
+use reuse_audit::data::standardize::MeanStd;
 use reuse_audit::error::{GateFailed, UserError};
 use reuse_audit::model::Kind;
 use reuse_audit::pipeline::{Audit, Labels};

@@ -6,6 +6,7 @@ pub mod nifti;
 pub mod npy;
 pub mod png_folder;
 pub mod preprocess;
+pub mod standardize;
 #[cfg(test)]
 mod tests;
 

@@ -130,43 +130,6 @@ impl Dataset {
         }
         Ok(Some(labels.mapv(|v| v as u8)))
     }
-
-    /// Subtract `mean` and divide by `std` per channel (`--mean`, `--std`), in float32 as
-    /// torchvision's `Normalize` and numpy float32 code do, after the per-image scaling.
-    pub fn standardize(&mut self, ms: &MeanStd) -> Result<()> {
-        let c = self.c();
-        let per_channel = |v: &[f32], flag: &'static str| -> Result<Vec<f32>> {
-            match v.len() {
-                1 => Ok(vec![v[0]; c]),
-                n if n == c => Ok(v.to_vec()),
-                n => Err(UserError::BadFlag {
-                    flag,
-                    reason: format!("{n} values for {c} input channel(s): give one value, or one per channel"),
-                }
-                .into()),
-            }
-        };
-        let (mean, std) = (per_channel(&ms.mean, "--mean")?, per_channel(&ms.std, "--std")?);
-        let axis = match self.layout {
-            Layout::Nchw => 1,
-            Layout::Nhwc => 3,
-        };
-        for (ch, mut plane) in self.images.axis_iter_mut(Axis(axis)).enumerate() {
-            let (m, d) = (mean[ch], std[ch]);
-            plane.mapv_inplace(|v| (v - m) / d);
-        }
-        Ok(())
-    }
-}
-
-/// Per-channel mean and standard deviation to standardize with after the per-image scaling
-/// (`--mean`, `--std`; e.g. ImageNet's on `div255` data). One value applies to every channel.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct MeanStd {
-    /// Subtracted, per channel (or one for all).
-    pub mean: Vec<f32>,
-    /// Divided by, per channel (or one for all); finite and non-zero.
-    pub std: Vec<f32>,
 }
 
 /// Preprocess samples for a model input.
@@ -390,6 +353,19 @@ mod tests {
         let s = sample(array![[1.0], [2.0], [3.0], [4.0], [5.0]], array![[0.0], [0.0], [0.0], [0.0], [0.0]]);
         let d = prepare(&[s], &spec(1, 2, 1), Normalize::None, Fit::Crop).unwrap();
         assert_eq!(d.images.as_slice().unwrap(), &[2.0, 3.0]);
+    }
+
+    #[test]
+    fn class_id_labels_stay_one_per_image_whatever_the_fit() {
+        let s = |k: f64| Sample { image: Array::zeros((1, 2, 2)), label: Some(Label::Class(k)), origin: "t#0".into() };
+        let d = prepare(&[s(3.0), s(0.0)], &spec(1, 4, 4), Normalize::None, Fit::Pad).unwrap();
+        assert!(d.class_ids);
+        assert_eq!(d.checked_labels(4).unwrap().unwrap(), ndarray::array![[[3u8]], [[0]]]);
+        let e = d.checked_labels(3).unwrap_err().to_string();
+        assert!(e.contains("t#0 has label 3 but the model has 3 classes"), "{e}");
+        let mixed = sample(array![[0.0, 0.0], [0.0, 0.0]], array![[0.0, 0.0], [0.0, 0.0]]);
+        let e = prepare(&[s(1.0), mixed], &spec(1, 2, 2), Normalize::None, Fit::None).unwrap_err().to_string();
+        assert!(e.contains("labelled differently"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::{data_free_report, load_pair, name_the_model, probe, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
-use crate::data::preprocess::MeanStd;
+use crate::data::standardize::MeanStd;
 use crate::data::{self, Fit, LayoutHint, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
 use crate::error::UserError;
@@ -175,7 +175,7 @@ impl Audit {
             probe::check_size(engine.get()?, &ctx.target, &probe_data, input, output, flag.as_deref())?;
         }
         let head = Head::of(&ctx.target);
-        let kind = probe::output_kind(engine.get()?, &ctx.target, &probe_data, input, output)?;
+        let kind = super::output::output_kind(engine.get()?, &ctx.target, &probe_data, input, output)?;
         self.check_metric_output(&kind, &probe_data, label_free)?;
         let channels = kind.channels;
         let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {

@@ -8,6 +8,7 @@ mod audit;
 mod dynamic_batch;
 pub mod layout;
 mod options;
+pub mod output;
 pub mod probe;
 
 use std::path::Path;

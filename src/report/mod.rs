@@ -137,7 +137,7 @@ pub struct DatasetInfo {
     pub layout: String,
     /// `--mean`/`--std`: per-channel standardization applied after `normalize` (null when
     /// not given).
-    pub mean_std: Option<crate::data::preprocess::MeanStd>,
+    pub mean_std: Option<crate::data::standardize::MeanStd>,
 }
 
 /// Settings that decide the verdicts.

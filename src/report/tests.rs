@@ -202,3 +202,25 @@ fn no_subspace_figure_without_values() {
     assert!(figs.iter().all(|f| f.file != "subspace-w.svg"));
     assert!(!html::render(&r, &figs).contains("figs-subspace"));
 }
+
+#[test]
+fn accuracy_and_agreement_reports_name_their_metric_and_keep_the_csv_header() {
+    use crate::metrics::score::Metric;
+    let dice = fixed_report();
+    let header = |r: &Report| String::from_utf8(csv::render(r).unwrap()).unwrap().lines().next().unwrap().to_string();
+    for (metric, baseline_line) in [
+        (Metric::Accuracy, "baseline accuracy (top-1): 0.9000"),
+        (Metric::Agreement, "metric: agreement with the unswapped target's predictions"),
+    ] {
+        let mut r = fixed_report();
+        r.settings.metric = Some(metric);
+        let (table, md, html) = (table::render(&r), markdown::render(&r), html::render(&r, &html::figures(&r)));
+        assert!(table.contains(baseline_line), "{table}");
+        assert!(!table.contains("baseline Dice") && !md.contains("Baseline Dice"), "{table}\n{md}");
+        assert!(table.contains(&format!("tolerance 0.02 {})", metric.label())), "{table}");
+        assert!(md.contains(&format!("delta {}", metric.label())), "{md}");
+        assert!(html.contains(&format!("swapped {}", metric.label())) && !html.contains("Mean Dice after"), "{html}");
+        assert_eq!(header(&r), header(&dice), "CSV columns keep their names");
+        assert!(String::from_utf8(json(&r).unwrap()).unwrap().contains(&format!("\"metric\": \"{}\"", metric.name())));
+    }
+}

@@ -9,7 +9,7 @@ use super::{Audit, Labels};
 use crate::data::preprocess::Dataset;
 use crate::error::UserError;
 use crate::metrics::score::Metric;
-use crate::pipeline::probe::OutputKind;
+use crate::pipeline::output::OutputKind;
 
 impl Audit {
     /// Flags that contradict each other, refused before any work.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{Audit, Labels};
 use crate::audit::Strategy;
-use crate::data::preprocess::MeanStd;
+use crate::data::standardize::MeanStd;
 use crate::data::{Fit, Normalize};
 use crate::engine::Device;
 use crate::metrics::score::Metric;
