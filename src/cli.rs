@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use reuse_audit::audit::Strategy;
 use reuse_audit::data::{Fit, Normalize};
 use reuse_audit::engine::Device;
+use reuse_audit::metrics::score::Metric;
 use reuse_audit::model::layout::LayoutChoice;
 use reuse_audit::report::Format;
 
@@ -22,6 +23,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once at start-up: the size of the `audit` variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List a model's parametrized layers, shapes and opset; check whether BN was folded.
@@ -192,10 +195,22 @@ pub struct RunArgs {
     /// after Sigmoid, 0 for logits).
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// With labels: no verdict when the unswapped target's mean Dice is below this (it does
-    /// not segment the data); 0 audits anyway.
+    /// With labels: no verdict when the unswapped target's mean Dice (accuracy) is below
+    /// this (it does not segment or classify the data); 0 audits anyway.
     #[arg(long, default_value_t = 0.5)]
     pub min_baseline: f64,
+    /// What a swap is scored by: dice (segmentation maps), accuracy (classifiers, labels =
+    /// one class id per image, top-1), agreement (label-free: share of pixels, or images,
+    /// predicted as the unswapped target predicts them; loss = 1 - agreement).
+    #[arg(long, value_enum, default_value = "dice")]
+    pub metric: Metric,
+    /// Per-channel mean subtracted after --normalize (one value, or one per channel), e.g.
+    /// 0.485,0.456,0.406 with --normalize div255.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel std divided by after --mean (one value, or one per channel).
+    #[arg(long, value_delimiter = ',')]
+    pub std: Option<Vec<f32>>,
 }
 
 /// CI gates (exit code 1 when one fails).

@@ -1,11 +1,13 @@
-//! Forward passes over the validation set in batches, scored as Dice against the truth.
+//! Forward passes over the validation set in batches: class maps (one class per pixel of a
+//! segmentation output, or per image of a classifier's), scored against the truth.
 
 use anyhow::{bail, Result};
-use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, CowArray, Ix4};
+use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, Axis, CowArray, Ix4};
 
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::{Runner, View};
 use crate::metrics::dice::{predict, Dice, DiceCounts};
+use crate::metrics::score::Metric;
 use crate::model::layout::Layout;
 
 /// How the validation set is fed.
@@ -21,9 +23,21 @@ pub struct Feed<'a> {
     pub threshold: f32,
     /// How the model's output orders its axes.
     pub output: Layout,
+    /// One prediction per image (a classifier's `N x classes` output) instead of one per
+    /// pixel: class maps are then `N x 1 x 1`.
+    pub per_image: bool,
 }
 
 impl Feed<'_> {
+    /// Height and width of one image's class map: the input's, or 1 x 1 for a classifier.
+    pub fn map_size(&self) -> (usize, usize) {
+        if self.per_image {
+            (1, 1)
+        } else {
+            (self.data.h(), self.data.w())
+        }
+    }
+
     /// Batches as `(first image, count)`.
     pub fn batches(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         (0..self.data.n()).step_by(self.batch).map(|s| (s, self.batch.min(self.data.n() - s)))
@@ -45,17 +59,19 @@ impl Feed<'_> {
     }
 }
 
-/// Class maps `[n, h, w]` of every image, and the class count, from one full forward pass.
+/// Class maps `[n, h, w]` (`[n, 1, 1]` for a classifier) of every image, and the class
+/// count, from one full forward pass.
 pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f32>)]) -> Result<(Array3<u8>, usize)> {
     let d = feed.data;
-    let mut out = Array3::zeros((d.n(), d.h(), d.w()));
+    let (h, w) = feed.map_size();
+    let mut out = Array3::zeros((d.n(), h, w));
     let mut classes = 0;
     for (start, count) in feed.batches() {
         let x = feed.tensor(start, count);
         let mut inputs = vec![(feed.input.name.as_str(), View::F32(x.view().into_dyn()))];
         inputs.extend(extra.iter().map(|(name, v)| (name.as_str(), View::F32(v.view()))));
-        let (pred, c) = runner
-            .run_views_first(&inputs, |output| class_maps(output, feed.output, count, d.h(), d.w(), feed.threshold))?;
+        let (pred, c) =
+            runner.run_views_first(&inputs, |output| class_maps(output, feed.output, count, h, w, feed.threshold))?;
         classes = c;
         out.slice_mut(s![start..start + count, .., ..]).assign(&pred);
     }
@@ -64,7 +80,8 @@ pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f3
 
 /// Class maps of the first `count` images of a segmentation output (`[n, c, h, w]`, or
 /// `[n, h, w, c]` for a channels-last `layout`), and the class count (2 for a one-channel
-/// output, foreground above `threshold`).
+/// output, foreground above `threshold`). A classifier's `[n, c]` output is read as
+/// `[n, c, 1, 1]` (`h = w = 1`).
 pub fn class_maps(
     output: ArrayViewD<f32>,
     layout: Layout,
@@ -74,8 +91,13 @@ pub fn class_maps(
     threshold: f32,
 ) -> Result<(Array3<u8>, usize)> {
     let shape = output.shape().to_vec();
+    let output = match shape.len() {
+        2 => output.insert_axis(Axis(2)).insert_axis(Axis(3)),
+        _ => output,
+    };
     // Viewed as N x C x H x W: `predict` copies a permuted view once.
     let output = match output.into_dimensionality::<Ix4>() {
+        Ok(o) if shape.len() == 2 => o,
         Ok(o) => o.permuted_axes(layout.nchw_axes()),
         Err(_) => bail!(
             "the model's output has shape {shape:?} (rank {}); reuse-audit scores segmentation outputs of shape {} (read as {})",
@@ -120,9 +142,9 @@ fn layout_pattern(layout: Layout, h: usize, w: usize) -> String {
     }
 }
 
-/// Dice of predictions against truth (same shape).
-pub fn dice(pred: ArrayView3<u8>, truth: ArrayView3<u8>, classes: usize) -> Dice {
+/// Predictions scored against truth (same shape) by `metric`.
+pub fn score(pred: ArrayView3<u8>, truth: ArrayView3<u8>, classes: usize, metric: Metric) -> Dice {
     let mut c = DiceCounts::new(classes);
     c.add(pred, truth);
-    Dice::from_counts(&c)
+    metric.score(&c)
 }

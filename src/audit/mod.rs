@@ -1,5 +1,5 @@
 //! The swap audit (METHOD.md protocol): baseline, then one swap per matched (layer, kind),
-//! each scored by Dice on the validation set. Strategies evaluate the same swaps:
+//! each scored on the validation set by the chosen metric (Dice, accuracy or agreement). Strategies evaluate the same swaps:
 //! `naive` (new model and session per swap, the reference), `shared` (one session whose
 //! swappable initializers are graph inputs, fed per run) and `incremental` (each swap runs
 //! only the subgraph downstream of its layer, from cached activations; see `incremental`).
@@ -19,6 +19,7 @@ pub use strategy::{overridable_model, Strategy};
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::Engine;
 use crate::metrics::dice::Dice;
+use crate::metrics::score::Metric;
 use crate::model::layout::Layout;
 use crate::model::{Kind, Model};
 use crate::pair::Pairing;
@@ -62,6 +63,10 @@ pub struct AuditJob<'a> {
     pub cache_mb: usize,
     /// A one-channel output's foreground threshold (0 for logits, 0.5 for probabilities).
     pub threshold: f32,
+    /// One prediction per image (a classifier) rather than one per pixel.
+    pub per_image: bool,
+    /// What swaps are scored by.
+    pub metric: Metric,
 }
 
 impl AuditJob<'_> {
@@ -86,14 +91,14 @@ impl AuditJob<'_> {
     }
 }
 
-/// The audit's Dice results.
+/// The audit's scores ([`Metric::score`]: the metric as `mean`, Dice per class).
 #[derive(Debug, Clone)]
 pub struct AuditOutcome {
     /// Classes scored.
     pub classes: usize,
-    /// Dice of the unswapped target.
+    /// Score of the unswapped target.
     pub baseline: Dice,
-    /// Dice per pair (same order as `Pairing::pairs`), `None` for kinds not audited.
+    /// Score per pair (same order as `Pairing::pairs`), `None` for kinds not audited.
     pub swaps: Vec<Option<Dice>>,
 }
 
@@ -122,6 +127,7 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)
         batch: input.batch.unwrap_or(job.batch.max(1)),
         threshold: job.threshold,
         output: job.output,
+        per_image: job.per_image,
     };
     if job.strategy == Strategy::Incremental {
         let d = job.data;
@@ -167,13 +173,13 @@ fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<AuditOutcome
         Truth::Labels => labels(job.data, classes)?,
         Truth::Baseline => base_pred.clone(),
     };
-    let baseline = forward::dice(base_pred.view(), truth.view(), classes);
+    let baseline = forward::score(base_pred.view(), truth.view(), classes, job.metric);
     let mut swaps = vec![None; job.pairing.pairs.len()];
     for i in todo {
         let p = &job.pairing.pairs[i];
         bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
         let pred = eval.swap(i)?;
-        swaps[i] = Some(forward::dice(pred.view(), truth.view(), classes));
+        swaps[i] = Some(forward::score(pred.view(), truth.view(), classes, job.metric));
         bar.inc(1);
     }
     bar.finish_and_clear();

@@ -7,6 +7,7 @@ use anyhow::Result;
 use super::emit;
 use crate::cli::{GateArgs, RunArgs};
 use crate::config::Settings;
+use reuse_audit::data::standardize::MeanStd;
 use reuse_audit::error::{GateFailed, UserError};
 use reuse_audit::model::layers::{group_name, parse_group};
 use reuse_audit::model::{Family, Kind};
@@ -54,6 +55,16 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .threads(a.threads)
         .threshold(a.threshold)
         .min_baseline(a.min_baseline)
+        .metric(a.metric)
+        .mean_std(mean_std(a))
+}
+
+/// `--mean`/`--std` (either alone: the other is 0 or 1).
+fn mean_std(a: &RunArgs) -> Option<MeanStd> {
+    if a.mean.is_none() && a.std.is_none() {
+        return None;
+    }
+    Some(MeanStd { mean: a.mean.clone().unwrap_or(vec![0.0]), std: a.std.clone().unwrap_or(vec![1.0]) })
 }
 
 /// Apply the CI gates; a failure lists the failing rows.
@@ -71,8 +82,12 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
             if let Some(d) = row.delta_dice {
                 if d.is_nan() || d > max {
                     failures.push(format!(
-                        "--max-delta {max}: {} {} {} ({}) loses {d:.4} mean Dice",
-                        row.family, row.layer, row.kind, row.node
+                        "--max-delta {max}: {} {} {} ({}) loses {d:.4} {}",
+                        row.family,
+                        row.layer,
+                        row.kind,
+                        row.node,
+                        r.metric().score_name()
                     ));
                 }
             }

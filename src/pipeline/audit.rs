@@ -7,14 +7,17 @@ use anyhow::Result;
 
 use super::{data_free_report, load_pair_of, name_the_model, probe, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
+use crate::data::standardize::MeanStd;
 use crate::data::{self, Fit, LayoutHint, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
 use crate::error::UserError;
+use crate::metrics::score::Metric;
 use crate::model::head::Head;
 use crate::model::layout::{Layout, LayoutChoice};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 use scaling::Probe;
 
+mod metric;
 mod scaling;
 
 use crate::model::quantized::CONV_OPS;
@@ -71,6 +74,8 @@ pub struct Audit {
     min_baseline: f64,
     layout: LayoutChoice,
     size: Option<(usize, usize)>,
+    metric: Metric,
+    mean_std: Option<MeanStd>,
 }
 
 impl Audit {
@@ -94,6 +99,8 @@ impl Audit {
             min_baseline: 0.5,
             layout: LayoutChoice::Auto,
             size: None,
+            metric: Metric::Dice,
+            mean_std: None,
         }
     }
 
@@ -122,7 +129,8 @@ impl Audit {
             Labels::File(p) => Some(p.as_path()),
             _ => None,
         };
-        let label_free = self.labels == Labels::Baseline;
+        self.check_metric_flags()?;
+        let label_free = self.labels == Labels::Baseline || self.metric.label_free();
         let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
         warn(&ctx.warnings, o.quiet);
         let (mut report, values) = data_free_report(&ctx, o, "audit")?;
@@ -156,13 +164,19 @@ impl Audit {
         // The probe batch: the output's meaning, the scaling that fits, a baseline check.
         let probe_samples = probe::probe_samples(&loaded.samples);
         let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
-        let probe_data = data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(layout_hint)?;
+        let mut probe_data =
+            data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(layout_hint)?;
+        if let Some(ms) = &self.mean_std {
+            probe_data.standardize(ms)?;
+        }
         if io.free_size {
             let flag = self.size.map(|(h, w)| format!("{h}x{w}"));
             probe::check_size(engine.get()?, &ctx.target, &probe_data, input, output, flag.as_deref())?;
         }
         let head = Head::of(&ctx.target);
-        let channels = probe::output_channels(engine.get()?, &ctx.target, &probe_data, input, output)?;
+        let kind = super::output::output_kind(engine.get()?, &ctx.target, &probe_data, input, output)?;
+        self.check_metric_output(&kind, &probe_data, label_free)?;
+        let channels = kind.channels;
         let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {
             Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
             _ => UserError::BadFile { path: self.target.clone(), reason: why },
@@ -171,12 +185,15 @@ impl Audit {
         let (normalize, scores) = self.choose_scaling(
             engine.get()?,
             &ctx.target,
-            Probe { samples: &probe_samples, data: &probe_data, input, output },
+            Probe { samples: &probe_samples, data: &probe_data, input, output, per_image: kind.per_image },
             &rule,
             label_free,
             &mut report.warnings,
         )?;
-        let dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
+        let mut dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
+        if let Some(ms) = &self.mean_std {
+            dataset.standardize(ms)?;
+        }
         if self.dynamic_batch {
             ctx.target = super::dynamic_batch::verified(engine.get()?, &ctx.target, input, &dataset)?;
         }
@@ -208,6 +225,8 @@ impl Audit {
             quiet: o.quiet,
             cache_mb: self.cache_mb,
             threshold,
+            per_image: kind.per_image,
+            metric: self.metric,
         };
         let engine = engine.get()?;
         let (outcome, strategy) = audit::run(engine, &job)?;
@@ -228,6 +247,7 @@ impl Audit {
         let bn = std::mem::take(&mut report.summary.bn);
         report.summary = crate::verdict::decide(&mut report.rows, o.tolerance, o.rn_threshold);
         report.summary.bn = bn;
+        report.settings.metric = Some(self.metric);
         // The RN verdict is a share of the conv layers: over the audited ones only it would
         // speak for layers never swapped (quantized, unmatched, computed weights).
         let conv_total = ctx.target.proto.graph.node.iter().filter(|n| CONV_OPS.contains(&n.op_type.as_str())).count();
@@ -261,8 +281,12 @@ impl Audit {
             normalize: format!("{normalize:?}").to_lowercase(),
             normalize_scores: scores,
             fit: format!("{:?}", self.fit).to_lowercase(),
-            prediction: rule.describe(),
+            prediction: match kind.per_image {
+                true => format!("one class per image (classifier output {}): {}", kind.describe(), rule.describe()),
+                false => rule.describe(),
+            },
             layout: io.name(),
+            mean_std: self.mean_std.clone(),
         });
         Ok(report)
     }

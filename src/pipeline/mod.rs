@@ -8,6 +8,7 @@ mod audit;
 mod dynamic_batch;
 pub mod layout;
 mod options;
+pub mod output;
 pub mod probe;
 
 use std::path::Path;
@@ -183,6 +184,7 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
             tolerance: o.tolerance,
             rn_threshold: o.rn_threshold,
             match_method: ctx.pairing.method.into(),
+            metric: None,
         },
         baseline: None,
         rows,

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use super::dual_axis::{DualAxisChart, Series};
 use super::svg::{esc, BarChart};
 use super::Report;
+use crate::metrics::score::Metric;
 
 /// A named figure (file stem, section, SVG).
 pub struct Figure {
@@ -55,16 +56,21 @@ fn has_linear(r: &Report) -> bool {
 /// Every figure of a report, in page order.
 pub fn figures(r: &Report) -> Vec<Figure> {
     let mut out = Vec::new();
+    let metric = r.metric();
     if let Some(b) = &r.baseline {
         for (fam, k, family) in GROUPS {
             let rows = rows_of(r, fam, k);
             if rows.is_empty() || rows.iter().all(|x| x.swapped_dice.is_none()) {
                 continue;
             }
-            let title = format!("Mean Dice after swapping {k} of each {family} layer");
+            let title = match metric {
+                Metric::Dice => format!("Mean Dice after swapping {k} of each {family} layer"),
+                Metric::Accuracy => format!("Accuracy after swapping {k} of each {family} layer"),
+                Metric::Agreement => format!("Agreement with the target after swapping {k} of each {family} layer"),
+            };
             let chart = BarChart {
                 title: &title,
-                y_label: "mean Dice",
+                y_label: metric.score_name(),
                 labels: rows.iter().map(|x| x.layer.to_string()).collect(),
                 values: rows.iter().map(|x| x.swapped_dice).collect(),
                 marked: rows.iter().map(|x| x.reusable == Some(false)).collect(),
@@ -180,24 +186,33 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         Some(rn) => {
             let _ = write!(
                 s,
-                "<div class=\"verdict {}\" id=\"verdict\"><b>{}</b>: conv W reusable in {:.0}% of layers (RN threshold {:.0}%); reuse share {:.1}% of (layer, kind) groups, {:.1}% of scalars; tolerance {} mean Dice.</div>",
+                "<div class=\"verdict {}\" id=\"verdict\"><b>{}</b>: conv W reusable in {:.0}% of layers (RN threshold {:.0}%); reuse share {:.1}% of (layer, kind) groups, {:.1}% of scalars; tolerance {} {}.</div>",
                 if rn { "rn" } else { "notrn" },
                 if rn { "Reusable network (RN)" } else { "Not a reusable network" },
                 100.0 * sm.conv_w_reusable_share.unwrap_or(0.0),
                 100.0 * r.settings.rn_threshold,
                 100.0 * sm.reuse_share_groups.unwrap_or(0.0),
                 100.0 * sm.reuse_share_scalars.unwrap_or(0.0),
-                r.settings.tolerance
+                r.settings.tolerance,
+                r.metric().score_name()
             );
         }
         None => s.push_str("<div class=\"verdict\" id=\"verdict\">Data-free comparison (no swap audit).</div>"),
     }
     if let Some(b) = &r.baseline {
-        s.push_str("<h2>Baseline Dice</h2><table id=\"baseline\"><tr>");
+        let (heading, mean) = match r.metric() {
+            Metric::Dice => ("<h2>Baseline Dice</h2>", "mean"),
+            Metric::Accuracy => ("<h2>Baseline accuracy</h2><p>Per class and foreground: Dice (F1).</p>", "accuracy"),
+            Metric::Agreement => (
+                "<h2>Baseline</h2><p>Label-free: each swap is scored by its agreement with the unswapped target's predictions (delta = 1 - agreement); per class and foreground: Dice against those predictions.</p>",
+                "agreement",
+            ),
+        };
+        let _ = write!(s, "{heading}<table id=\"baseline\"><tr>");
         for k in 0..b.per_class.len() {
             let _ = write!(s, "<th>class {k}</th>");
         }
-        s.push_str("<th>mean</th><th>foreground</th></tr><tr>");
+        let _ = write!(s, "<th>{mean}</th><th>foreground</th></tr><tr>");
         for d in &b.per_class {
             let _ = write!(s, "<td>{d:.4}</td>");
         }
@@ -218,8 +233,9 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
     } else {
         ("RMSE and nRMSE of conv W and B", "Spectral distance and subspace overlap of conv W")
     };
+    let swap_title = format!("{} after swapping, per layer (red: not reusable)", r.metric().title());
     for (section, title) in [
-        ("swap", "Dice after swapping, per layer (red: not reusable)"),
+        ("swap", swap_title.as_str()),
         ("bn", "BN shift and scale: MRM, MRV, MRW, MRB"),
         ("rmse", rmse_title),
         ("subspace", subspace_title),
@@ -235,8 +251,9 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         s.push_str("</div>");
     }
     s.push_str("<h2>All rows</h2><table class=\"sortable\" id=\"rows\"><thead><tr>");
+    let swapped = format!("swapped {}", r.metric().label());
     for h in
-        ["family", "layer", "kind", "node", "shape", "rmse", "nrmse", "cosine", "swapped Dice", "delta", "reusable"]
+        ["family", "layer", "kind", "node", "shape", "rmse", "nrmse", "cosine", swapped.as_str(), "delta", "reusable"]
     {
         let _ = write!(
             s,

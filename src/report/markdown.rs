@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::table::reuse_lists;
 use super::Report;
+use crate::metrics::score::Metric;
 
 /// Render the Markdown summary.
 pub fn render(r: &Report) -> String {
@@ -26,7 +27,14 @@ pub fn render(r: &Report) -> String {
     }
     s.push_str("\n\n");
     if let Some(b) = &r.baseline {
-        let _ = writeln!(s, "Baseline Dice: mean {:.4}, foreground {:.4}\n", b.mean, b.mean_fg);
+        let _ = match r.metric() {
+            Metric::Dice => writeln!(s, "Baseline Dice: mean {:.4}, foreground {:.4}\n", b.mean, b.mean_fg),
+            Metric::Accuracy => writeln!(s, "Baseline accuracy (top-1): {:.4}\n", b.mean),
+            Metric::Agreement => writeln!(
+                s,
+                "Metric: agreement (label-free: the share of predictions each swap leaves as the unswapped target makes them; delta = 1 - agreement)\n"
+            ),
+        };
     }
     if let Some(q) = r.target.quantized_line() {
         let _ = writeln!(s, "Quantized target: {q}\n");
@@ -40,7 +48,7 @@ pub fn render(r: &Report) -> String {
     }
     let bad: Vec<_> = r.rows.iter().filter(|row| row.reusable == Some(false)).collect();
     if !bad.is_empty() {
-        let _ = writeln!(s, "<details><summary>{} non-reusable swaps</summary>\n\n| family | layer | kind | node | delta Dice |\n|---|---|---|---|---|", bad.len());
+        let _ = writeln!(s, "<details><summary>{} non-reusable swaps</summary>\n\n| family | layer | kind | node | delta {} |\n|---|---|---|---|---|", bad.len(), r.metric().label());
         for row in bad {
             let _ = writeln!(
                 s,

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::metrics::dice::Dice;
+use crate::metrics::score::Metric;
 use crate::pair::Unmatched;
 
 /// Version of the JSON report layout (`schemas/report.schema.json`).
@@ -38,7 +39,8 @@ pub struct Report {
     pub dataset: Option<DatasetInfo>,
     /// Settings that decide the verdicts.
     pub settings: Settings,
-    /// Dice of the unswapped target (audit only).
+    /// Score of the unswapped target (audit only): `mean` is the metric (`settings.metric`:
+    /// mean Dice, accuracy or agreement), `per_class` and `mean_fg` are Dice.
     pub baseline: Option<Dice>,
     /// One row per matched (layer, kind).
     pub rows: Vec<Row>,
@@ -48,6 +50,13 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Verdicts and BN statistics.
     pub summary: Summary,
+}
+
+impl Report {
+    /// What swaps were scored by (Dice for data-free reports).
+    pub fn metric(&self) -> Metric {
+        self.settings.metric.unwrap_or_default()
+    }
 }
 
 /// Tool identity.
@@ -158,6 +167,9 @@ pub struct DatasetInfo {
     /// both agree, else `input/output` (e.g. `nchw/nhwc`). Detected from the graph unless
     /// `--layout` forced it.
     pub layout: String,
+    /// `--mean`/`--std`: per-channel standardization applied after `normalize` (null when
+    /// not given).
+    pub mean_std: Option<crate::data::standardize::MeanStd>,
 }
 
 /// Settings that decide the verdicts.
@@ -168,12 +180,16 @@ pub struct Settings {
     /// Layer families paired and audited (`--families`); absent when all four were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub families: Option<Vec<String>>,
-    /// A swap is reusable when baseline mean Dice - swapped mean Dice <= tolerance.
+    /// A swap is reusable when baseline - swapped score (mean Dice, or the metric's) <= tolerance.
     pub tolerance: f64,
     /// The network is reusable when at least this share of conv W swaps is reusable.
     pub rn_threshold: f64,
     /// Pairing method used: name, position or file.
     pub match_method: String,
+    /// What swaps were scored by (`--metric`; null for data-free reports): `dice`,
+    /// `accuracy` or `agreement`. `baseline`, `baseline_dice`, `swapped_dice`, `delta_dice`,
+    /// `tolerance` and `max_delta` are in this metric; per-class columns stay Dice.
+    pub metric: Option<Metric>,
 }
 
 /// One matched (layer, kind): a CSV row.
@@ -203,13 +219,14 @@ pub struct Row {
     pub nrmse: Option<f64>,
     /// Cosine similarity of t and s.
     pub cosine: f64,
-    /// Baseline mean Dice over all classes (audit only).
+    /// Baseline mean Dice over all classes (audit only; with `--metric accuracy|agreement`,
+    /// the baseline's accuracy or agreement).
     pub baseline_dice: Option<f64>,
-    /// Mean Dice over all classes after this swap (audit only).
+    /// Mean Dice over all classes after this swap (audit only; or the metric's score).
     pub swapped_dice: Option<f64>,
     /// baseline_dice - swapped_dice (audit only).
     pub delta_dice: Option<f64>,
-    /// Mean foreground Dice after this swap (audit only).
+    /// Mean foreground Dice after this swap (audit only; Dice under every metric).
     pub dice_fg: Option<f64>,
     /// delta_dice <= tolerance (audit only).
     pub reusable: Option<bool>,
@@ -217,7 +234,8 @@ pub struct Row {
     pub spectral_rel: Option<f64>,
     /// Mean squared cosine of the principal angles between the filter banks' top singular subspaces (conv and linear W only).
     pub subspace_overlap: Option<f64>,
-    /// Dice per class after this swap (audit only; empty otherwise).
+    /// Dice per class after this swap (audit only; empty otherwise; Dice under every
+    /// metric: F1 per class for a classifier).
     pub dice_class: Vec<f64>,
 }
 

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::Report;
+use crate::metrics::score::Metric;
 
 fn opt(v: Option<f64>, prec: usize) -> String {
     v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
@@ -48,7 +49,12 @@ fn render_rows(r: &Report) -> String {
         "fam", "layer", "kind", "node", "rmse", "nrmse", "cosine"
     );
     if audit {
-        let _ = write!(s, " {:>8} {:>8} {:>8}", "dice", "delta", "reusable");
+        let score = match r.metric() {
+            Metric::Dice => "dice",
+            Metric::Accuracy => "accuracy",
+            Metric::Agreement => "agree",
+        };
+        let _ = write!(s, " {:>8} {:>8} {:>8}", score, "delta", "reusable");
     }
     s.push('\n');
     for row in &r.rows {
@@ -107,11 +113,12 @@ pub fn verdict_lines(r: &Report) -> String {
     if let Some(rn) = sm.rn {
         let _ = writeln!(
             s,
-            "\nverdict: {} (conv W reusable in {:.0}% of layers; RN threshold {:.0}%, tolerance {} mean Dice)",
+            "\nverdict: {} (conv W reusable in {:.0}% of layers; RN threshold {:.0}%, tolerance {} {})",
             if rn { "REUSABLE NETWORK (RN)" } else { "NOT a reusable network" },
             100.0 * sm.conv_w_reusable_share.unwrap_or(0.0),
             100.0 * r.settings.rn_threshold,
-            r.settings.tolerance
+            r.settings.tolerance,
+            r.metric().score_name()
         );
     }
     if let (Some(g), Some(sc)) = (sm.reuse_share_groups, sm.reuse_share_scalars) {
@@ -125,7 +132,7 @@ pub fn verdict_lines(r: &Report) -> String {
     s
 }
 
-/// The baseline Dice and how it was scored (input scaling, with what each scaling tried
+/// The baseline score and how it was scored (input scaling, with what each scaling tried
 /// scored on the probe batch; the output rule). Empty for data-free reports.
 pub fn baseline_lines(r: &Report) -> String {
     let mut s = String::new();
@@ -133,15 +140,32 @@ pub fn baseline_lines(r: &Report) -> String {
         return s;
     };
     let per: Vec<String> = b.per_class.iter().map(|d| format!("{d:.4}")).collect();
-    let _ =
-        writeln!(s, "baseline Dice: mean {:.4}, foreground {:.4}, per class [{}]", b.mean, b.mean_fg, per.join(", "));
+    let _ = match r.metric() {
+        Metric::Dice => writeln!(
+            s,
+            "baseline Dice: mean {:.4}, foreground {:.4}, per class [{}]",
+            b.mean,
+            b.mean_fg,
+            per.join(", ")
+        ),
+        Metric::Accuracy => {
+            writeln!(s, "baseline accuracy (top-1): {:.4}; Dice (F1) per class [{}]", b.mean, per.join(", "))
+        }
+        Metric::Agreement => writeln!(
+            s,
+            "metric: agreement with the unswapped target's predictions (label-free; a swap's delta is 1 - agreement)"
+        ),
+    };
     if let Some(d) = &r.dataset {
         let tried: Vec<String> = d
             .normalize_scores
             .iter()
             .map(|t| format!("{:?} {:.3}", t.normalize, t.probe_dice).to_lowercase())
             .collect();
-        let tried = if tried.len() > 1 { format!(" (probe Dice: {})", tried.join(", ")) } else { String::new() };
+        let tried = match tried.len() > 1 {
+            true => format!(" (probe {}: {})", r.metric().label(), tried.join(", ")),
+            false => String::new(),
+        };
         let layout = if d.layout == "nchw" { String::new() } else { format!("; layout: {}", d.layout) };
         let _ = writeln!(s, "input scaling: {}{tried}; prediction: {}{layout}", d.normalize, d.prediction);
     }

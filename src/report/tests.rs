@@ -84,6 +84,7 @@ pub fn fixed_report() -> Report {
             fit: "none".into(),
             prediction: "argmax over 2 channels (ends with Conv)".into(),
             layout: "nchw".into(),
+            mean_std: None,
         }),
         settings: Settings {
             kinds: vec!["W".into(), "B".into(), "RM".into()],
@@ -91,6 +92,7 @@ pub fn fixed_report() -> Report {
             tolerance: 0.02,
             rn_threshold: 0.5,
             match_method: "name".into(),
+            metric: Some(crate::metrics::score::Metric::Dice),
         },
         baseline: Some(Dice { per_class: vec![0.95, 0.85], mean: 0.9, mean_fg: 0.85 }),
         rows,
@@ -232,4 +234,26 @@ fn quantized_target_gets_a_line_in_markdown_and_html() {
         page.contains("<p id=\"quantized\">Quantized target: 2 quantized conv layer(s) (QDQ): 1 audited"),
         "{page}"
     );
+}
+
+#[test]
+fn accuracy_and_agreement_reports_name_their_metric_and_keep_the_csv_header() {
+    use crate::metrics::score::Metric;
+    let dice = fixed_report();
+    let header = |r: &Report| String::from_utf8(csv::render(r).unwrap()).unwrap().lines().next().unwrap().to_string();
+    for (metric, baseline_line) in [
+        (Metric::Accuracy, "baseline accuracy (top-1): 0.9000"),
+        (Metric::Agreement, "metric: agreement with the unswapped target's predictions"),
+    ] {
+        let mut r = fixed_report();
+        r.settings.metric = Some(metric);
+        let (table, md, html) = (table::render(&r), markdown::render(&r), html::render(&r, &html::figures(&r)));
+        assert!(table.contains(baseline_line), "{table}");
+        assert!(!table.contains("baseline Dice") && !md.contains("Baseline Dice"), "{table}\n{md}");
+        assert!(table.contains(&format!("tolerance 0.02 {})", metric.label())), "{table}");
+        assert!(md.contains(&format!("delta {}", metric.label())), "{md}");
+        assert!(html.contains(&format!("swapped {}", metric.label())) && !html.contains("Mean Dice after"), "{html}");
+        assert_eq!(header(&r), header(&dice), "CSV columns keep their names");
+        assert!(String::from_utf8(json(&r).unwrap()).unwrap().contains(&format!("\"metric\": \"{}\"", metric.name())));
+    }
 }

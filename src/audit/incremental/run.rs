@@ -12,7 +12,7 @@ use crate::audit::forward::{class_maps, Feed};
 use crate::audit::strategy::param_f32;
 use crate::audit::{AuditJob, AuditOutcome, Truth};
 use crate::engine::View;
-use crate::metrics::dice::{Dice, DiceCounts};
+use crate::metrics::dice::DiceCounts;
 
 impl Plan {
     /// Run the baseline and every swap, a chunk of images at a time.
@@ -63,7 +63,8 @@ impl Plan {
                 let logits = logits
                     .try_extract_array::<f32>()
                     .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
-                let (pred, c) = class_maps(logits, feed.output, count, data.h(), data.w(), feed.threshold)?;
+                let (h, w) = feed.map_size();
+                let (pred, c) = class_maps(logits, feed.output, count, h, w, feed.threshold)?;
                 Ok((pred, c, outs))
             })?;
             let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
@@ -96,10 +97,10 @@ impl Plan {
                 swap_counts.entry(p).or_insert_with(|| DiceCounts::new(classes)).merge(&c);
             }
         }
-        let baseline = Dice::from_counts(&base_counts.ok_or_else(|| anyhow::anyhow!("no data"))?);
+        let baseline = job.metric.score(&base_counts.ok_or_else(|| anyhow::anyhow!("no data"))?);
         let mut swaps_out = vec![None; job.pairing.pairs.len()];
         for (p, c) in swap_counts {
-            swaps_out[p] = Some(Dice::from_counts(&c));
+            swaps_out[p] = Some(job.metric.score(&c));
         }
         Ok(AuditOutcome { classes, baseline, swaps: swaps_out })
     }
@@ -148,7 +149,7 @@ impl Plan {
                 if let Some((name, values)) = swap {
                     feeds.push((name, View::F32(values.view())));
                 }
-                let (h, w, at, layout) = (feed.data.h(), feed.data.w(), feed.threshold, feed.output);
+                let ((h, w), at, layout) = (feed.map_size(), feed.threshold, feed.output);
                 let pred =
                     runner.run_views_first(&feeds, |output| Ok(class_maps(output, layout, count, h, w, at)?.0))?;
                 if swap.is_some() {
