@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use ndarray::{s, Array3, ArrayD};
 
 use super::{schedule, Plan, Region};
-use crate::audit::forward::{class_maps, Feed};
+use crate::audit::forward::{check_finite, class_maps, Feed};
 use crate::audit::strategy::param_f32;
 use crate::audit::{AuditJob, AuditOutcome, Truth};
 use crate::engine::View;
@@ -63,6 +63,7 @@ impl Plan {
                 let logits = logits
                     .try_extract_array::<f32>()
                     .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
+                check_finite(&logits, feed, start, count)?;
                 let (pred, c) = class_maps(logits, feed.output, count, data.h(), data.w(), feed.threshold)?;
                 Ok((pred, c, outs))
             })?;
