@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use reuse_audit::model::folding;
 use reuse_audit::model::layers::scan;
+use reuse_audit::model::{control_flow, folding};
 use reuse_audit::model::{Family, Model};
 
 /// One layer in `inspect --json`.
@@ -71,6 +71,9 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     warnings.extend(reuse_audit::model::quantized::summary(&sc.quantized));
     warnings
         .extend(sc.quantized.iter().map(|q| format!("not audited: {} ({}, {}): {}", q.node, q.op, q.format, q.reason)));
+    let nested = control_flow::nested_layers(&m);
+    warnings.extend(control_flow::summary(&nested));
+    warnings.extend(nested.iter().map(|n| format!("not audited: {} ({}, in the {})", n.node, n.op, n.inside)));
     let out = InspectOut {
         path: m.display_name(),
         sha256: m.sha256.clone(),

@@ -231,12 +231,15 @@ impl Audit {
         report.summary.bn = bn;
         // The RN verdict is a share of the conv layers: over the audited ones only it would
         // speak for layers never swapped (quantized, unmatched, computed weights).
-        let conv_total = ctx.target.proto.graph.node.iter().filter(|n| CONV_OPS.contains(&n.op_type.as_str())).count();
+        let nested = crate::model::control_flow::nested_layers(&ctx.target);
+        let nested_convs = nested.iter().filter(|n| n.is_conv()).count();
+        let conv_total = ctx.target.proto.graph.node.iter().filter(|n| CONV_OPS.contains(&n.op_type.as_str())).count()
+            + nested_convs;
         let w_audited = report.rows.iter().filter(|r| r.kind == "W" && r.delta_dice.is_some()).count();
         if report.summary.rn.is_some() && w_audited < conv_total {
             report.summary.rn = None;
             let w = format!(
-                "no RN verdict: conv W was swapped in {w_audited} of the target's {conv_total} conv layers ({} quantized, the rest unmatched or with computed weights); the reusable share of those {w_audited} is {:.0}%",
+                "no RN verdict: conv W was swapped in {w_audited} of the target's {conv_total} conv layers ({} quantized, {nested_convs} inside control flow, the rest unmatched or with computed weights); the reusable share of those {w_audited} is {:.0}%",
                 ctx.target_layers.quantized.len(),
                 100.0 * report.summary.conv_w_reusable_share.unwrap_or(0.0)
             );

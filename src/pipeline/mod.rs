@@ -99,6 +99,9 @@ pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
     if let Some(q) = crate::model::quantized::summary(&sc.quantized) {
         out.push(format!("{}: {q}", m.display_name()));
     }
+    if let Some(n) = crate::model::control_flow::summary(&crate::model::control_flow::nested_layers(m)) {
+        out.push(format!("{}: {n}", m.display_name()));
+    }
     if let Some(first) = sc.skipped.first() {
         out.push(format!(
             "{}: {} Conv/BN parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",

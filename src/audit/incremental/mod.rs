@@ -88,6 +88,15 @@ impl Plan {
                 q.name
             );
         }
+        // A region holding a node with subgraphs would need the tensors they read from
+        // outside as inputs too; not supported yet.
+        if let Some(n) = g.node.iter().find(|n| crate::model::control_flow::subgraphs(n).next().is_some()) {
+            bail!(
+                "the graph has control flow ({} '{}'); regions with subgraphs are not supported yet",
+                n.op_type,
+                n.name
+            );
+        }
         let mut by_layer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, p) in job.pairing.pairs.iter().enumerate() {
             if !job.runs(i) {
