@@ -101,8 +101,13 @@ fn conv_inside_if_or_loop_was_silently_not_audited() {
                     .any(|w| w.contains("t.onnx: 1 Conv/BN layer(s) inside control flow not audited: 'conv2'")),
                 "{warnings:?}"
             );
-            assert!(warnings.iter().any(|w| w.contains("no RN verdict") && w.contains("1 inside control flow")));
+            let rn = format!("no RN verdict: conv W was swapped in 2 of the target's 3 conv layers (1 not audited: conv W (conv2): inside the {place}");
+            assert!(warnings.iter().any(|w| w.starts_with(&rn)), "{warnings:?}");
             assert_eq!(r["summary"]["rn"], Value::Null, "{op} {strategy}: no RN verdict");
+            let missing = &r["not_audited"];
+            assert_eq!(missing.as_array().unwrap().len(), 2, "conv2's W and B: {missing}");
+            assert_eq!((missing[0]["layer"].clone(), missing[0]["node"].as_str()), (Value::Null, Some("conv2")));
+            assert!(r["summary"]["reuse_share_groups"].is_null());
             // The main graph's layers (conv1, the head, both BNs) are audited, numbered as before.
             let layers: Vec<(String, u64)> = r["rows"]
                 .as_array()

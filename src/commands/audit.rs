@@ -10,7 +10,7 @@ use crate::config::Settings;
 use reuse_audit::error::{GateFailed, UserError};
 use reuse_audit::model::Kind;
 use reuse_audit::pipeline::{Audit, Labels};
-use reuse_audit::report::Report;
+use reuse_audit::report::{NotAudited, Report};
 
 /// Run `audit`.
 pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs) -> Result<()> {
@@ -21,8 +21,17 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
             );
         }
     }
+    // Refuse a bad spec, or a gate on kinds not audited, before any work.
+    let audited = |k: Kind| s.options.kinds.contains(&k);
     if let Some(spec) = &g.require_reusable {
-        parse_requirement(spec)?; // refuse a bad spec before any work
+        for (kind, _) in parse_requirement(spec)? {
+            if !audited(kind) {
+                return Err(nothing_to_check("--require-reusable", format!("{kind} is not among the audited --kinds")));
+            }
+        }
+    }
+    if g.fail_if_not_reusable && !audited(Kind::W) {
+        return Err(nothing_to_check("--fail-if-not-reusable", "the RN verdict needs conv W in --kinds".into()));
     }
     let audit = audit_of(target, source, s, a);
     let report = audit.run()?;
@@ -58,6 +67,12 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
 /// Apply the CI gates; a failure lists the failing rows.
 pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     let mut failures = Vec::new();
+    if g.fail_if_not_reusable && r.summary.rn.is_none() {
+        return Err(partly_unchecked(
+            "--fail-if-not-reusable",
+            "there is no RN verdict (not every conv layer could be audited; see the warnings)".into(),
+        ));
+    }
     if g.fail_if_not_reusable && r.summary.rn != Some(true) {
         failures.push(format!(
             "--fail-if-not-reusable: the network is not an RN (conv W reusable share {:.2} < {})",
@@ -79,6 +94,7 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     }
     if let Some(spec) = &g.require_reusable {
         for (kind, layers) in parse_requirement(spec)? {
+            unchecked(r, kind, layers.as_deref())?;
             for row in r.rows.iter().filter(|row| row.kind == kind.to_string()) {
                 let wanted = layers.as_ref().is_none_or(|l| l.contains(&row.layer));
                 if wanted && row.reusable != Some(true) {
@@ -99,6 +115,66 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     } else {
         Err(GateFailed(failures.join("\n  ")).into())
     }
+}
+
+/// A gate that would pass without checking anything: exit 2.
+fn nothing_to_check(flag: &'static str, why: String) -> anyhow::Error {
+    UserError::BadFlag { flag, reason: format!("{why}: the gate would check nothing") }.into()
+}
+
+/// A gate that could check only part of what it asks for: exit 2.
+fn partly_unchecked(flag: &'static str, why: String) -> anyhow::Error {
+    UserError::BadFlag { flag, reason: format!("{why}: the gate cannot check what it asks for") }.into()
+}
+
+/// Refuse a `--require-reusable` entry that names groups without a swap result: layers the
+/// target does not have, or groups not audited (`*` covers every group of the kind).
+fn unchecked(r: &Report, kind: Kind, layers: Option<&[usize]>) -> Result<()> {
+    let k = kind.to_string();
+    let family = kind.family();
+    let flag = "--require-reusable";
+    let missing: Vec<&NotAudited> = r.not_audited.iter().filter(|n| n.kind == k).collect();
+    let has_row = |l: usize| r.rows.iter().any(|row| row.kind == k && row.layer == l && row.delta_dice.is_some());
+    let Some(layers) = layers else {
+        if let Some(n) = missing.first() {
+            let at = n.layer.map(|l| format!("{family} {l}")).unwrap_or_else(|| family.to_string());
+            return Err(partly_unchecked(
+                flag,
+                format!(
+                    "{k}:* covers {} {k} group(s) that were not audited, e.g. {at} ({}): {}",
+                    missing.len(),
+                    n.node,
+                    n.reason
+                ),
+            ));
+        }
+        if !r.rows.iter().any(|row| row.kind == k && row.delta_dice.is_some()) {
+            return Err(nothing_to_check(flag, format!("no {k} group was audited")));
+        }
+        return Ok(());
+    };
+    for &l in layers.iter().filter(|&&l| !has_row(l)) {
+        if let Some(n) = missing.iter().find(|n| n.layer == Some(l)) {
+            return Err(partly_unchecked(
+                flag,
+                format!("{k}:{l}: {family} {l} ({}) was not audited: {}", n.node, n.reason),
+            ));
+        }
+        let mut known: Vec<usize> = r
+            .rows
+            .iter()
+            .filter(|row| row.kind == k)
+            .map(|row| row.layer)
+            .chain(missing.iter().filter_map(|n| n.layer))
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        return Err(nothing_to_check(
+            flag,
+            format!("{k}:{l}: the target has no {family} layer {l} with {k} (its {family} layers with {k}: {known:?})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parse `W:1-5,7,B:*`: per kind, the layers required (None = every layer).

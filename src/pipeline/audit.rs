@@ -17,8 +17,7 @@ use scaling::Probe;
 
 mod scaling;
 
-/// Ops that make a conv layer, float or quantized.
-const CONV_OPS: [&str; 4] = ["Conv", "ConvTranspose", "QLinearConv", "ConvInteger"];
+mod coverage;
 mod setters;
 
 /// Where the ground truth of the validation set comes from.
@@ -229,20 +228,9 @@ impl Audit {
         let bn = std::mem::take(&mut report.summary.bn);
         report.summary = crate::verdict::decide(&mut report.rows, o.tolerance, o.rn_threshold);
         report.summary.bn = bn;
-        // The RN verdict is a share of the conv layers: over the audited ones only it would
-        // speak for layers never swapped (quantized, unmatched, computed weights).
-        let nested = crate::model::control_flow::nested_layers(&ctx.target);
-        let nested_convs = nested.iter().filter(|n| n.is_conv()).count();
-        let conv_total = ctx.target.proto.graph.node.iter().filter(|n| CONV_OPS.contains(&n.op_type.as_str())).count()
-            + nested_convs;
-        let w_audited = report.rows.iter().filter(|r| r.kind == "W" && r.delta_dice.is_some()).count();
-        if report.summary.rn.is_some() && w_audited < conv_total {
-            report.summary.rn = None;
-            let w = format!(
-                "no RN verdict: conv W was swapped in {w_audited} of the target's {conv_total} conv layers ({} quantized, {nested_convs} inside control flow, the rest unmatched or with computed weights); the reusable share of those {w_audited} is {:.0}%",
-                ctx.target_layers.quantized.len(),
-                100.0 * report.summary.conv_w_reusable_share.unwrap_or(0.0)
-            );
+        // Verdicts over the audited groups only would speak for groups never swapped.
+        report.not_audited = coverage::not_audited(&ctx, &o.kinds, &report);
+        for w in coverage::withhold(&mut report) {
             warn(std::slice::from_ref(&w), o.quiet);
             report.warnings.push(w);
         }

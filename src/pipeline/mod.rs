@@ -174,6 +174,7 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
         baseline: None,
         rows,
         unmatched: ctx.pairing.unmatched.clone(),
+        not_audited: vec![],
         warnings: ctx.warnings.clone(),
         summary: Summary { bn: compare::bn_stats(&ctx.pairing, &values), ..Default::default() },
     };

@@ -44,10 +44,28 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Parameters that could not be paired.
     pub unmatched: Vec<Unmatched>,
+    /// Target (layer, kind) groups of the audited kinds without a swap result, and why
+    /// (audit only; unmatched, quantized, inside control flow).
+    pub not_audited: Vec<NotAudited>,
     /// Warnings (e.g. BN probably folded at export).
     pub warnings: Vec<String>,
     /// Verdicts and BN statistics.
     pub summary: Summary,
+}
+
+/// A target (layer, kind) group the audit has no swap result for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotAudited {
+    /// `conv` or `bn`.
+    pub family: String,
+    /// The layer's number in its family (null inside a subgraph: not numbered).
+    pub layer: Option<usize>,
+    /// Node name.
+    pub node: String,
+    /// Parameter kind.
+    pub kind: String,
+    /// Why it was not swapped.
+    pub reason: String,
 }
 
 /// Tool identity.
@@ -214,9 +232,10 @@ pub struct Summary {
     pub reusable: BTreeMap<String, Vec<usize>>,
     /// Non-reusable layer indices per kind.
     pub not_reusable: BTreeMap<String, Vec<usize>>,
-    /// Share of audited (layer, kind) groups that are reusable.
+    /// Share of (layer, kind) groups that are reusable (null when some group of the
+    /// audited kinds was not audited: see `not_audited`).
     pub reuse_share_groups: Option<f64>,
-    /// Share of audited scalar parameters that are reusable.
+    /// Share of scalar parameters that are reusable (null as `reuse_share_groups`).
     pub reuse_share_scalars: Option<f64>,
     /// Largest delta_dice of any swap.
     pub max_delta: Option<f64>,
