@@ -153,7 +153,7 @@ fn unchecked(r: &Report, kind: Kind, layers: Option<&[usize]>) -> Result<()> {
         }
         return Ok(());
     };
-    for &l in layers.iter().filter(|&&l| !has_row(l)) {
+    if let Some(&l) = layers.iter().find(|&&l| !has_row(l)) {
         if let Some(n) = missing.iter().find(|n| n.layer == Some(l)) {
             return Err(partly_unchecked(
                 flag,
@@ -169,10 +169,13 @@ fn unchecked(r: &Report, kind: Kind, layers: Option<&[usize]>) -> Result<()> {
             .collect();
         known.sort_unstable();
         known.dedup();
-        return Err(nothing_to_check(
-            flag,
-            format!("{k}:{l}: the target has no {family} layer {l} with {k} (its {family} layers with {k}: {known:?})"),
-        ));
+        let why =
+            format!("{k}:{l}: the target has no {family} layer {l} with {k} (its {family} layers with {k}: {known:?})");
+        return Err(if layers.iter().any(|&l| has_row(l)) {
+            partly_unchecked(flag, why)
+        } else {
+            nothing_to_check(flag, why)
+        });
     }
     Ok(())
 }
