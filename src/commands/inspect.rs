@@ -187,6 +187,9 @@ fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<
         },
     };
     let c = spec.channels.unwrap_or(1);
+    reuse_audit::pipeline::layout::check_image_size(c, h, w).map_err(|why| {
+        reuse_audit::error::bad_file(&m.path, format!("the input '{}' to feed for --flops is {why}", spec.name))
+    })?;
     let engine = reuse_audit::engine::Engine::new(reuse_audit::engine::Device::Cpu, 0, true)?;
     let probe = probe_shapes(&engine, m, &spec.name, spec.layout, [c, h, w])
         .map_err(|e| reuse_audit::error::bad_file(&m.path, format!("{e:#}")))?;
