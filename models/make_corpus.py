@@ -16,8 +16,9 @@ Cases (each a target/source pair of one architecture; see tests/corpus/README.md
            BN-folded (tf2onnx's default optimizers).
   sigmoid  PyTorch binary UNet whose last node is Sigmoid (1 channel of probabilities).
   raw      PyTorch 4-class UNet trained on raw uint8 intensities 0..255 (no normalization).
-  quant    QDQ (quantize_static), QOperator (QLinearConv) and dynamic (ConvInteger) copies
-           of the bundled models/unet-acdc-seg.onnx (target) and -ae.onnx (source).
+  quant    QDQ (quantize_static; per-tensor and per-channel), QOperator (QLinearConv) and
+           dynamic (ConvInteger) copies of the bundled models/unet-acdc-seg.onnx (target) and
+           -ae.onnx (source).
   const    A tiny PyTorch 4-class UNet pair rewritten so that every Conv/BN parameter is the
            output of a Constant node (some behind Identity or Cast), as Paddle exports.
   cos      The same tiny pair with an int64 ConstantOfShape -> Expand in the graph.
@@ -258,6 +259,48 @@ def quant_conv1_swap(target, source):
             ti[n].CopyFrom(si[n])
             done.append(n)
     return m, {"conv_op": conv.op_type, "replaced_initializers": done}
+
+
+def dequantized(model, name):
+    """numpy's dequantized values of a DequantizeLinear output of stored tensors:
+    (q - zero_point) in int32, as float32, times the float32 scale (one, or one per channel
+    along the node's axis, default 1), as ONNX Runtime's kernel computes them."""
+    n = producers(model)[name]
+    assert n.op_type == "DequantizeLinear", n.op_type
+    q = get_array(*resolve(model, n.input[0])[:2]).astype(np.int32)
+    scale = get_array(*resolve(model, n.input[1])[:2]).astype(np.float32)
+    zp = (get_array(*resolve(model, n.input[2])[:2]).astype(np.int32) if len(n.input) > 2 and n.input[2]
+          else np.zeros_like(scale, dtype=np.int32))
+    if scale.size > 1:
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    else:
+        scale, zp = scale.reshape(()), zp.reshape(())
+    return (q - zp).astype(np.float32) * scale
+
+
+def qdq_weight_metrics(target, source):
+    """RMSE, nRMSE (rmse / population std of the target) and cosine, in float64, of every
+    conv W and B stored behind DequantizeLinear in both models, on the dequantized values."""
+    t_prod, s_prod = producers(target), producers(source)
+    t_slots = [x for x in param_slots(target) if x[0] == "conv"]
+    s_slots = {x[:3]: x[3] for x in param_slots(source) if x[0] == "conv"}
+    out = []
+    for fam, layer, kind, tname in t_slots:
+        sname = s_slots.get((fam, layer, kind))
+        if sname is None or getattr(t_prod.get(tname), "op_type", "") != "DequantizeLinear" \
+                or getattr(s_prod.get(sname), "op_type", "") != "DequantizeLinear":
+            continue
+        t = dequantized(target, tname).astype(np.float64).ravel()
+        s = dequantized(source, sname).astype(np.float64).ravel()
+        rmse = float(np.sqrt(np.mean((t - s) ** 2)))
+        std = float(np.std(t))
+        cos = float(t @ s / (np.linalg.norm(t) * np.linalg.norm(s)))
+        out.append({"family": fam, "layer": layer, "kind": kind, "numel": int(t.size), "rmse": rmse,
+                    "nrmse": rmse / std if std > 0 else None, "cosine": cos})
+    return out
 
 
 def describe_io(model):
@@ -630,14 +673,14 @@ def case_quant():
 
     src = {"target": os.path.join(HERE, "unet-acdc-seg.onnx"), "source": os.path.join(HERE, "unet-acdc-ae.onnx")}
     out = {}
-    for fmt in ("qdq", "qoperator", "dynamic"):
+    for fmt in ("qdq", "qdq-pc", "qoperator", "dynamic"):
         for role, p in src.items():
             dst = os.path.join(OUT, f"quant-{fmt}-unet-{role}.onnx")
             if fmt == "dynamic":
                 quantize_dynamic(p, dst, op_types_to_quantize=["Conv"], weight_type=QuantType.QUInt8)
             else:
-                quantize_static(p, dst, Reader(), quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False,
+                quantize_static(p, dst, Reader(), quant_format=QuantFormat.QOperator if fmt == "qoperator" else QuantFormat.QDQ,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=fmt == "qdq-pc",
                                 op_types_to_quantize=["Conv", "ConvTranspose"])
             out[(fmt, role)] = dst
     for f in os.listdir(OUT):  # the quantizer leaves augmented-model temp files in some versions
@@ -659,8 +702,20 @@ def case_quant():
              "NCHW", common + "QDQ format: conv weights are int8 initializers '<W>_quantized' feeding "
              "DequantizeLinear (with '<W>_scale', '<W>_zero_point'); conv biases int32 behind DequantizeLinear. "
              "Swap = the quantized tensor, scale and zero point of the DequantizeLinear that feeds the conv's W "
-             "all replaced by the source's (the dequantized weight becomes the source's).", extra=ref,
+             "all replaced by the source's (the dequantized weight becomes the source's). 'qdq_weights': RMSE, "
+             "nRMSE and cosine of every QDQ conv W and B on the dequantized values (numpy).",
+             extra={**ref, "qdq_weights": qdq_weight_metrics(*(onnx.load(out[("qdq", r)]) for r in ("target", "source")))},
              target_desc="QDQ copy of models/unet-acdc-seg.onnx", source_desc="QDQ copy of models/unet-acdc-ae.onnx")
+    pc = [onnx.load(out[("qdq-pc", r)]) for r in ("target", "source")]
+    expected("quant-qdq-pc-unet", out[("qdq-pc", "target")], out[("qdq-pc", "source")], data, "zscore_nchw",
+             "argmax_c1", 4, "NCHW", common.replace("per-tensor", "per-channel") + "QDQ format, per-channel: conv "
+             "weights int8 with one scale and zero point per output channel (axis 0; ConvTranspose axis 1), biases "
+             "int32 per channel. Swaps: conv 1 W, conv 1 B, conv 9 (ConvTranspose) W, each the whole (quantized "
+             "tensor, scale, zero point) triple of its DequantizeLinear replaced by the source's. 'qdq_weights': "
+             "RMSE, nRMSE and cosine of every QDQ conv W and B on the dequantized values (numpy).",
+             swaps=(("conv", 1, "W"), ("conv", 1, "B"), ("conv", 9, "W")), extra={"qdq_weights": qdq_weight_metrics(*pc)},
+             target_desc="per-channel QDQ copy of models/unet-acdc-seg.onnx",
+             source_desc="per-channel QDQ copy of models/unet-acdc-ae.onnx")
     expected("quant-qoperator-unet", out[("qoperator", "target")], out[("qoperator", "source")], data, "zscore_nchw",
              "argmax_c1", 4, "NCHW", common + "QOperator format: every Conv becomes QLinearConv (int8 weight, int32 bias); "
              "ConvTranspose and BatchNormalization stay float, with QuantizeLinear/DequantizeLinear around them. Swap = '<W>_quantized', '<W>_scale', '<W>_zero_point' of the first QLinearConv replaced by the "

@@ -124,9 +124,14 @@ pub struct CommonArgs {
     /// Print the JSON report on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Parameter kinds to audit: W,B,RM,RV,RW,RB.
+    /// Parameter kinds to audit: W,B,RM,RV,RW,RB (in every family that has them).
     #[arg(long, value_delimiter = ',', default_value = "W,B,RM,RV,RW,RB")]
     pub kinds: Vec<String>,
+    /// Layer families to pair and audit: conv (Conv/ConvTranspose: W, B), bn
+    /// (BatchNormalization: RM, RV, RW, RB), linear (Gemm, MatMul+Add: W, B), norm
+    /// (Instance/Group/LayerNormalization: RW, RB).
+    #[arg(long, value_delimiter = ',', default_value = "conv,bn,linear,norm")]
+    pub families: Vec<String>,
     /// A swap is reusable when baseline mean Dice - swapped mean Dice <= tolerance.
     #[arg(long, default_value_t = 0.02)]
     pub tolerance: f64,
@@ -202,7 +207,8 @@ pub struct GateArgs {
     /// Fail when any audited swap loses more than this mean Dice.
     #[arg(long)]
     pub max_delta: Option<f64>,
-    /// Fail unless these (kind, layers) are reusable, e.g. `W:1-5,7,B:*` (`*` = every layer).
+    /// Fail unless these (kind, layers) are reusable, e.g. `W:1-5,7,B:*` (`*` = every layer);
+    /// a bare kind is conv (W, B) or BN (RM..RB); prefix the others: `linear.W:1-2,norm.RW:*`.
     #[arg(long)]
     pub require_reusable: Option<String>,
 }

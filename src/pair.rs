@@ -112,7 +112,9 @@ pub fn pair(target: &LayerScan, source: &LayerScan, mode: &MatchMode) -> Result<
             p.unmatched
                 .first()
                 .map(|u| format!("first: {} {} '{}': {}", u.layer, u.kind, u.initializer, u.reason))
-                .unwrap_or_else(|| "the models have no Conv/BatchNormalization parameters".into())
+                .unwrap_or_else(
+                    || "the models have no Conv, BatchNormalization, linear or normalization parameters".into()
+                )
         ))
         .into());
     }
@@ -162,7 +164,7 @@ fn describe(l: &Layer) -> String {
 
 fn by_position(target: &LayerScan, source: &LayerScan) -> Result<Pairing> {
     let mut out = Pairing { method: "position", pairs: vec![], unmatched: vec![] };
-    for family in [Family::Conv, Family::Bn] {
+    for family in Family::ALL {
         let t: Vec<&Layer> = target.of(family).collect();
         let s: Vec<&Layer> = source.of(family).collect();
         if t.len() != s.len() {
@@ -228,13 +230,16 @@ fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pai
     for row in mapping::parse(&text, path)? {
         let (n, t, s) = (row.line, row.target.as_str(), row.source.as_str());
         let Some((tl, tp)) = t_index.get(t) else {
-            return Err(bad_file(path, format!("line {n}: target has no Conv/BN parameter '{t}'")));
+            return Err(bad_file(path, format!("line {n}: target has no layer parameter '{t}'")));
         };
         let Some((sl, sp)) = s_index.get(s) else {
-            return Err(bad_file(path, format!("line {n}: source has no Conv/BN parameter '{s}'")));
+            return Err(bad_file(path, format!("line {n}: source has no layer parameter '{s}'")));
         };
-        if tp.kind != sp.kind {
-            return Err(bad_file(path, format!("line {n}: '{t}' is {} but '{s}' is {}", tp.kind, sp.kind)));
+        if (tl.family, tp.kind) != (sl.family, sp.kind) {
+            return Err(bad_file(
+                path,
+                format!("line {n}: '{t}' is {} {} but '{s}' is {} {}", tl.family, tp.kind, sl.family, sp.kind),
+            ));
         }
         if let Some(first) = mapped.get(t) {
             return Err(bad_file(path, format!("line {n}: target '{t}' is already mapped on line {first}")));
@@ -258,4 +263,34 @@ fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pai
     }
     out.pairs.sort_by_key(|p| (p.layer.node_index, p.target.kind));
     Ok(out)
+}
+
+impl Pairing {
+    /// Move to `unmatched` the pairs whose quantized (QDQ) parameters cannot be swapped one
+    /// for the other: a quantized triple against a float tensor, or triples whose types,
+    /// shapes, axis or zero point differ (a swap must leave the dequantized target equal to
+    /// the source's dequantized tensor).
+    pub fn drop_mismatched_triples(&mut self, target: &crate::model::Model, source: &crate::model::Model) {
+        use crate::model::quantized::qdq;
+        use crate::model::ParamSource::Dequantized;
+        let why = |p: &ParamPair| -> Option<String> {
+            match (p.target.source, p.source.source) {
+                (Dequantized(t), Dequantized(s)) => match (qdq::at(target, t), qdq::at(source, s)) {
+                    (Ok(t), Ok(s)) => qdq::mismatch(target, &t, source, &s),
+                    (Err(e), _) | (_, Err(e)) => Some(format!("{e:#}")),
+                },
+                (Dequantized(_), _) => Some("the target's is quantized (QDQ), the source's is not".into()),
+                (_, Dequantized(_)) => Some("the source's is quantized (QDQ), the target's is not".into()),
+                _ => None,
+            }
+        };
+        let mut kept = Vec::with_capacity(self.pairs.len());
+        for p in std::mem::take(&mut self.pairs) {
+            match why(&p) {
+                Some(reason) => self.unmatched.push(unmatched("target", &p.layer, &p.target, reason)),
+                None => kept.push(p),
+            }
+        }
+        self.pairs = kept;
+    }
 }

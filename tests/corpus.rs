@@ -121,27 +121,124 @@ fn weights_in_constant_identity_and_cast_nodes() {
 }
 
 #[test]
-fn quantized_exports_leave_quantized_convs_out_and_give_no_rn_verdict() {
+fn qoperator_export_leaves_quantized_convs_out_and_gives_no_rn_verdict() {
     // (quant-dynamic-unet's expected numbers were computed in batches, which its dynamic
     // activation quantization makes batch-dependent: it has its own test below.)
-    for case in ["quant-qdq-unet", "quant-qoperator-unet"] {
-        // Quantized conv layers are not audited (so only BN rows compare) but keep their
-        // numbers: conv k is the graph's k-th conv in every export of the network.
-        let r = check_rows(case, &[], |s| s["family"] == "bn");
-        assert!(r["summary"]["rn"].is_null(), "{case}: no RN verdict");
-        let w = r["warnings"].as_array().unwrap();
-        assert!(w.iter().any(|w| w.as_str().unwrap().contains("not audited")), "{case}: {w:?}");
-        let conv: Vec<u64> = r["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|x| x["family"] == "conv")
-            .map(|x| x["layer"].as_u64().unwrap())
-            .collect();
-        assert!(
-            conv.iter().all(|&l| [9, 12, 15].contains(&l)),
-            "{case}: float ConvTranspose layers keep graph numbers: {conv:?}"
-        );
+    let case = "quant-qoperator-unet";
+    // QLinearConv layers are not audited (so only BN rows compare) but keep their numbers:
+    // conv k is the graph's k-th conv in every export of the network.
+    let r = check_rows(case, &[], |s| s["family"] == "bn");
+    assert!(r["summary"]["rn"].is_null(), "{case}: no RN verdict");
+    let w = r["warnings"].as_array().unwrap();
+    assert!(w.iter().any(|w| w.as_str().unwrap().contains("not audited")), "{case}: {w:?}");
+    let conv: Vec<u64> = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["family"] == "conv")
+        .map(|x| x["layer"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !conv.is_empty() && conv.iter().all(|&l| [9, 12, 15].contains(&l)),
+        "{case}: float ConvTranspose layers keep graph numbers: {conv:?}"
+    );
+    let q = r["target"]["quantized"].as_array().unwrap();
+    assert_eq!(q.len(), 15, "{case}: every QLinearConv listed");
+    assert!(q.iter().all(|l| l["audited"] == false && l["format"] == "QOperator"));
+    // Its QuantizeLinear/DequantizeLinear pairs no longer stop the incremental strategy
+    // (it fell back to shared), and its numbers are naive's.
+    assert_eq!(r["engine"]["strategy"], "incremental");
+    same_rows(
+        &r,
+        &check_rows(case, &["--strategy", "naive"], |s| s["family"] == "bn"),
+        "qoperator: incremental vs naive",
+    );
+}
+
+/// Every row of two reports of the same pair: equal Dice per class (<= 1e-12).
+fn same_rows(a: &Value, b: &Value, what: &str) {
+    let (ra, rb) = (a["rows"].as_array().unwrap(), b["rows"].as_array().unwrap());
+    assert_eq!(ra.len(), rb.len(), "{what}");
+    assert_eq!(a["baseline"], b["baseline"], "{what}: baseline");
+    for (x, y) in ra.iter().zip(rb) {
+        for (u, v) in x["dice_class"].as_array().unwrap().iter().zip(y["dice_class"].as_array().unwrap()) {
+            let (u, v) = (u.as_f64().unwrap(), v.as_f64().unwrap());
+            assert!((u - v).abs() <= 1e-12, "{what}: {} {} {}: {u} vs {v}", x["family"], x["layer"], x["kind"]);
+        }
+    }
+}
+
+#[test]
+fn qdq_exports_swap_the_quantized_triple_in_every_strategy() {
+    // The expected swaps replace the (quantized tensor, scale, zero point) of the
+    // DequantizeLinear feeding the conv (onnxruntime + numpy). Regression: the incremental
+    // strategy fell back on QDQ graphs (ORT "Shape mismatch attempting to re-use buffer":
+    // dequantized weights entered its regions as batch-sized activations).
+    for case in ["quant-qdq-unet", "quant-qdq-pc-unet"] {
+        let e = expected(case);
+        let mut reports = Vec::new();
+        for strategy in ["incremental", "shared", "naive"] {
+            let r = check(case, &["--strategy", strategy]);
+            assert_eq!(r["engine"]["strategy"], strategy, "{case}: {strategy} ran, no fallback");
+            for s in e["swaps"].as_array().unwrap().iter().filter(|s| s["family"] == "conv") {
+                let row = r["rows"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["family"] == "conv" && x["layer"] == s["layer"] && x["kind"] == s["kind"])
+                    .unwrap_or_else(|| panic!("{case} {strategy}: no conv {} {} row", s["layer"], s["kind"]));
+                assert!(row["target_initializer"].as_str().unwrap().ends_with("_quantized"));
+                let want = s["swapped"]["per_class"].as_array().unwrap();
+                for (k, (got, want)) in row["dice_class"].as_array().unwrap().iter().zip(want).enumerate() {
+                    let (got, want) = (got.as_f64().unwrap(), want.as_f64().unwrap());
+                    assert!(
+                        (got - want).abs() <= 1e-6,
+                        "{case} {strategy}: conv {} {} class {k}: tool {got} vs expected {want}",
+                        s["layer"],
+                        s["kind"]
+                    );
+                }
+            }
+            // W swapped in all 18 conv layers: the RN verdict is given.
+            assert!(r["summary"]["rn"].is_boolean(), "{case} {strategy}: a verdict");
+            let w = r["rows"].as_array().unwrap().iter().filter(|x| x["kind"] == "W" && x["delta_dice"].is_number());
+            assert_eq!(w.count(), 18, "{case} {strategy}");
+            let q = r["target"]["quantized"].as_array().unwrap();
+            assert!(q.len() == 18 && q.iter().all(|l| l["audited"] == true && l["format"] == "QDQ"), "{case}: {q:?}");
+            reports.push(r);
+        }
+        same_rows(&reports[0], &reports[2], &format!("{case}: incremental vs naive"));
+        same_rows(&reports[1], &reports[2], &format!("{case}: shared vs naive"));
+    }
+}
+
+#[test]
+fn qdq_weight_metrics_equal_numpy_on_dequantized_values() {
+    for case in ["quant-qdq-unet", "quant-qdq-pc-unet"] {
+        let e = expected(case);
+        let p = |k: &str| root().join(e[k].as_str().unwrap());
+        let out = bin().args(["rmse", "--json", "-q"]).arg(p("target")).arg(p("source")).assert().success();
+        let r: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        let want = e["qdq_weights"].as_array().unwrap();
+        assert_eq!(want.len(), 36, "{case}: W and B of 18 convs");
+        for w in want {
+            let row = r["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["family"] == w["family"] && x["layer"] == w["layer"] && x["kind"] == w["kind"])
+                .unwrap_or_else(|| panic!("{case}: no row for conv {} {}", w["layer"], w["kind"]));
+            assert_eq!(row["numel"], w["numel"]);
+            let rel = |k: &str| {
+                let (got, want) = (row[k].as_f64().unwrap(), w[k].as_f64().unwrap());
+                ((got - want) / want.abs().max(1e-300)).abs()
+            };
+            let what = format!("{case}: conv {} {}", w["layer"], w["kind"]);
+            assert!(rel("rmse") <= 1e-12, "{what}: rmse {} vs numpy {}", row["rmse"], w["rmse"]);
+            assert!(rel("nrmse") <= 1e-12, "{what}: nrmse {} vs numpy {}", row["nrmse"], w["nrmse"]);
+            let dc = (row["cosine"].as_f64().unwrap() - w["cosine"].as_f64().unwrap()).abs();
+            assert!(dc <= 1e-12, "{what}: cosine {} vs numpy {}", row["cosine"], w["cosine"]);
+        }
     }
 }
 

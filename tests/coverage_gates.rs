@@ -96,11 +96,11 @@ fn require_reusable_on_a_kind_not_audited_passed() {
     let (code, _, e) =
         run(audit_cmd(&t, &t, &data).args(["-q", "--kinds", "B", "--require-reusable", "W:*", "--out"]).arg(&out));
     assert_eq!(code, Some(2), "{e}");
-    assert!(e.contains("W is not among the audited --kinds: the gate would check nothing"), "{e}");
+    assert!(e.contains("W: W is not among the audited --kinds: the gate would check nothing"), "{e}");
     assert!(!out.exists(), "refused before any work");
     let (code, _, e) = run(audit_cmd(&t, &t, &data).args(["-q", "--kinds", "B", "--fail-if-not-reusable"]));
     assert_eq!(code, Some(2), "{e}");
-    assert!(e.contains("--fail-if-not-reusable") && e.contains("needs conv W in --kinds"), "{e}");
+    assert!(e.contains("--fail-if-not-reusable") && e.contains("needs conv W (--kinds, --families)"), "{e}");
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn gates_on_groups_not_audited_passed_vacuously() {
     let dir = tempfile::tempdir().unwrap();
     let (t, s, data) = setup(dir.path(), &wide_conv2(2));
     for (gate, needle) in [
-        (vec!["--require-reusable", "W:*"], "W:* covers 2 W group(s) that were not audited, e.g. conv 2 (conv2)"),
+        (vec!["--require-reusable", "W:*"], "W:* covers 2 conv W group(s) that were not audited, e.g. conv 2 (conv2)"),
         (vec!["--require-reusable", "RM:2"], "RM:2: bn 2 (bn2) was not audited: unmatched: shape [4] vs source [8]"),
         (vec!["--fail-if-not-reusable"], "there is no RN verdict"),
     ] {

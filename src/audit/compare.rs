@@ -1,16 +1,17 @@
 //! The data-free part of a report: per-pair RMSE/nRMSE/cosine rows (plus the spectral
-//! metrics of conv W) and per-BN-layer MRM/MRV/MRW/MRB, with every parameter checked for
-//! NaN/inf first.
+//! metrics of conv and linear W) and per-BN-layer MRM/MRV/MRW/MRB, with every parameter
+//! checked for NaN/inf first.
 
 use std::collections::HashMap;
 
 use anyhow::Result;
-use ndarray::{ArrayD, ArrayView1};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD};
 
 use crate::error::UserError;
 use crate::metrics::spectral::{compare_filters, FilterComparison};
 use crate::metrics::weights::{bn_shift_scale, compare, BnParams};
-use crate::model::{Family, Kind, Model, Param};
+use crate::model::quantized::qdq::{self, Triple};
+use crate::model::{Family, Kind, Model, Param, ParamSource};
 use crate::pair::Pairing;
 use crate::report::{BnStats, Row};
 
@@ -20,6 +21,19 @@ pub struct PairValues {
     pub target: Vec<ArrayD<f64>>,
     /// Source values per pair.
     pub source: Vec<ArrayD<f64>>,
+    /// Per pair, for QDQ parameters: the target's and the source's stored (quantized
+    /// tensor, scale, zero point) triples. A swap writes the source's triple (`values`
+    /// hold the dequantized values, which the weight metrics compare).
+    pub triples: Vec<Option<(Triple, Triple)>>,
+}
+
+/// A QDQ parameter's stored triple (`None` for float parameters).
+fn stored_triple(model: &Model, p: &Param) -> Result<Option<Triple>> {
+    let ParamSource::Dequantized(n) = p.source else {
+        return Ok(None);
+    };
+    let d = qdq::at(model, n).map_err(|e| crate::error::bad_file(&model.path, format!("{e:#}")))?;
+    Ok(Some(qdq::triple(model, &d)))
 }
 
 fn checked(model: &Model, p: &Param, layer: &str) -> Result<ArrayD<f64>> {
@@ -46,17 +60,36 @@ fn checked(model: &Model, p: &Param, layer: &str) -> Result<ArrayD<f64>> {
 
 /// Read and check every paired parameter of both models.
 pub fn pair_values(target: &Model, source: &Model, pairing: &Pairing) -> Result<PairValues> {
-    let mut out = PairValues { target: vec![], source: vec![] };
+    let mut out = PairValues { target: vec![], source: vec![], triples: vec![] };
     for p in &pairing.pairs {
         out.target.push(checked(target, &p.target, &p.layer.label())?);
         out.source.push(checked(source, &p.source, &p.source_layer.label())?);
+        let triples = match (stored_triple(target, &p.target)?, stored_triple(source, &p.source)?) {
+            (Some(t), Some(s)) => Some((t, s)),
+            _ => None,
+        };
+        out.triples.push(triples);
     }
     Ok(out)
 }
 
+/// The spectral metrics of a W pair: a conv filter bank as it is (one filter per row), a
+/// linear weight as an outputs x inputs matrix (a MatMul's or `transB = 0` Gemm's weight is
+/// stored inputs x outputs: read transposed). Other kinds and non-matrix linear weights: none.
+fn spectral_of(p: &crate::pair::ParamPair, t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> FilterComparison {
+    match (p.layer.family, p.kind()) {
+        (Family::Conv, Kind::W) => compare_filters(t, s),
+        (Family::Linear, Kind::W) if t.ndim() == 2 && p.layer.w_in_out => {
+            compare_filters(t.reversed_axes(), s.reversed_axes())
+        }
+        (Family::Linear, Kind::W) if t.ndim() == 2 => compare_filters(t, s),
+        _ => FilterComparison { spectral_rel: None, subspace_overlap: None },
+    }
+}
+
 /// One row per pair of the given kinds with the weight metrics (Dice columns empty). With
-/// `spectral`, conv W rows also get `spectral_rel` and `subspace_overlap` (SVDs: the
-/// costly part, so callers that do not report them leave it off).
+/// `spectral`, conv and linear W rows also get `spectral_rel` and `subspace_overlap` (SVDs:
+/// the costly part, so callers that do not report them leave it off).
 pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bool) -> Vec<Row> {
     pairing
         .pairs
@@ -66,7 +99,7 @@ pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bo
         .map(|(i, p)| {
             let (t, s) = (values.target[i].view(), values.source[i].view());
             let c = compare(t.view(), s.view());
-            let f = (spectral && p.kind() == Kind::W).then(|| compare_filters(t, s));
+            let f = spectral.then(|| spectral_of(p, t.view(), s.view()));
             let FilterComparison { spectral_rel, subspace_overlap } =
                 f.unwrap_or(FilterComparison { spectral_rel: None, subspace_overlap: None });
             Row {

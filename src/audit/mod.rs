@@ -74,7 +74,10 @@ impl AuditJob<'_> {
     /// the target as it is, so its Dice is the baseline's by construction.
     pub fn unchanged(&self, i: usize) -> bool {
         let (t, s) = (&self.values.target[i], &self.values.source[i]);
-        t.len() == s.len() && t.iter().zip(s).all(|(a, b)| a.to_bits() == b.to_bits())
+        // A QDQ swap writes the whole triple: equal dequantized values from different
+        // triples still change what a fused quantized kernel computes.
+        let same_triple = self.values.triples[i].as_ref().is_none_or(|(t, s)| t == s);
+        same_triple && t.len() == s.len() && t.iter().zip(s).all(|(a, b)| a.to_bits() == b.to_bits())
     }
 
     /// Whether pair `i` is run: audited, and (except by the naive reference) changed.

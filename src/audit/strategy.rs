@@ -60,7 +60,9 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Class maps with pair `i`'s target parameter replaced by the source's.
+    /// Class maps with pair `i`'s target parameter replaced by the source's. A QDQ
+    /// parameter (its whole triple) is written into a new model: fed at run time, the
+    /// triple would stop ONNX Runtime's fusion into integer kernels and change the numbers.
     pub fn swap(&mut self, i: usize) -> Result<Array3<u8>> {
         let pair = &self.job.pairing.pairs[i];
         let values = &self.job.values.source[i];
@@ -69,7 +71,10 @@ impl<'a> Evaluator<'a> {
             return Ok(predictions(r, self.feed, &[(pair.target.name.clone(), v)])?.0);
         }
         let mut m = self.job.target.clone();
-        m.set_values(&pair.target, values)?;
+        match &self.job.values.triples[i] {
+            Some((_, source)) => m.set_triple(&pair.target, source)?,
+            None => m.set_values(&pair.target, values)?,
+        }
         Ok(predictions(&mut self.engine.session(&m.to_bytes()?)?, self.feed, &[])?.0)
     }
 }

@@ -8,7 +8,8 @@ use super::emit;
 use crate::cli::{GateArgs, RunArgs};
 use crate::config::Settings;
 use reuse_audit::error::{GateFailed, UserError};
-use reuse_audit::model::Kind;
+use reuse_audit::model::layers::{group_name, parse_group};
+use reuse_audit::model::{Family, Kind};
 use reuse_audit::pipeline::{Audit, Labels};
 use reuse_audit::report::{NotAudited, Report};
 
@@ -21,17 +22,30 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
             );
         }
     }
-    // Refuse a bad spec, or a gate on kinds not audited, before any work.
-    let audited = |k: Kind| s.options.kinds.contains(&k);
+    // Refuse a bad spec, or a gate on kinds or families not audited, before any work.
+    let o = &s.options;
     if let Some(spec) = &g.require_reusable {
-        for (kind, _) in parse_requirement(spec)? {
-            if !audited(kind) {
-                return Err(nothing_to_check("--require-reusable", format!("{kind} is not among the audited --kinds")));
+        for ((family, kind), _) in parse_requirement(spec)? {
+            let group = group_name(family, kind);
+            if !o.kinds.contains(&kind) {
+                return Err(nothing_to_check(
+                    "--require-reusable",
+                    format!("{group}: {kind} is not among the audited --kinds"),
+                ));
+            }
+            if !o.families.contains(&family) {
+                return Err(nothing_to_check(
+                    "--require-reusable",
+                    format!("{group}: {family} is not among the audited --families"),
+                ));
             }
         }
     }
-    if g.fail_if_not_reusable && !audited(Kind::W) {
-        return Err(nothing_to_check("--fail-if-not-reusable", "the RN verdict needs conv W in --kinds".into()));
+    if g.fail_if_not_reusable && !(o.kinds.contains(&Kind::W) && o.families.contains(&Family::Conv)) {
+        return Err(nothing_to_check(
+            "--fail-if-not-reusable",
+            "the RN verdict needs conv W (--kinds, --families)".into(),
+        ));
     }
     let audit = audit_of(target, source, s, a);
     let report = audit.run()?;
@@ -93,9 +107,10 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
         }
     }
     if let Some(spec) = &g.require_reusable {
-        for (kind, layers) in parse_requirement(spec)? {
-            unchecked(r, kind, layers.as_deref())?;
-            for row in r.rows.iter().filter(|row| row.kind == kind.to_string()) {
+        for ((family, kind), layers) in parse_requirement(spec)? {
+            unchecked(r, family, kind, layers.as_deref())?;
+            let rows = r.rows.iter().filter(|row| row.family == family.to_string() && row.kind == kind.to_string());
+            for row in rows {
                 let wanted = layers.as_ref().is_none_or(|l| l.contains(&row.layer));
                 if wanted && row.reusable != Some(true) {
                     failures.push(format!(
@@ -129,27 +144,28 @@ fn partly_unchecked(flag: &'static str, why: String) -> anyhow::Error {
 
 /// Refuse a `--require-reusable` entry that names groups without a swap result: layers the
 /// target does not have, or groups not audited (`*` covers every group of the kind).
-fn unchecked(r: &Report, kind: Kind, layers: Option<&[usize]>) -> Result<()> {
-    let k = kind.to_string();
-    let family = kind.family();
+fn unchecked(r: &Report, family: Family, kind: Kind, layers: Option<&[usize]>) -> Result<()> {
+    let (f, k) = (family.to_string(), kind.to_string());
+    let group = group_name(family, kind);
     let flag = "--require-reusable";
-    let missing: Vec<&NotAudited> = r.not_audited.iter().filter(|n| n.kind == k).collect();
-    let has_row = |l: usize| r.rows.iter().any(|row| row.kind == k && row.layer == l && row.delta_dice.is_some());
+    let missing: Vec<&NotAudited> = r.not_audited.iter().filter(|n| n.family == f && n.kind == k).collect();
+    let of_group = |row: &&reuse_audit::report::Row| row.family == f && row.kind == k;
+    let has_row = |l: usize| r.rows.iter().filter(of_group).any(|row| row.layer == l && row.delta_dice.is_some());
     let Some(layers) = layers else {
         if let Some(n) = missing.first() {
-            let at = n.layer.map(|l| format!("{family} {l}")).unwrap_or_else(|| family.to_string());
+            let at = n.layer.map(|l| format!("{f} {l}")).unwrap_or_else(|| f.clone());
             return Err(partly_unchecked(
                 flag,
                 format!(
-                    "{k}:* covers {} {k} group(s) that were not audited, e.g. {at} ({}): {}",
+                    "{group}:* covers {} {f} {k} group(s) that were not audited, e.g. {at} ({}): {}",
                     missing.len(),
                     n.node,
                     n.reason
                 ),
             ));
         }
-        if !r.rows.iter().any(|row| row.kind == k && row.delta_dice.is_some()) {
-            return Err(nothing_to_check(flag, format!("no {k} group was audited")));
+        if !r.rows.iter().filter(of_group).any(|row| row.delta_dice.is_some()) {
+            return Err(nothing_to_check(flag, format!("{group}:* matches no audited {f} {k} group")));
         }
         return Ok(());
     };
@@ -157,20 +173,14 @@ fn unchecked(r: &Report, kind: Kind, layers: Option<&[usize]>) -> Result<()> {
         if let Some(n) = missing.iter().find(|n| n.layer == Some(l)) {
             return Err(partly_unchecked(
                 flag,
-                format!("{k}:{l}: {family} {l} ({}) was not audited: {}", n.node, n.reason),
+                format!("{group}:{l}: {f} {l} ({}) was not audited: {}", n.node, n.reason),
             ));
         }
-        let mut known: Vec<usize> = r
-            .rows
-            .iter()
-            .filter(|row| row.kind == k)
-            .map(|row| row.layer)
-            .chain(missing.iter().filter_map(|n| n.layer))
-            .collect();
+        let mut known: Vec<usize> =
+            r.rows.iter().filter(of_group).map(|row| row.layer).chain(missing.iter().filter_map(|n| n.layer)).collect();
         known.sort_unstable();
         known.dedup();
-        let why =
-            format!("{k}:{l}: the target has no {family} layer {l} with {k} (its {family} layers with {k}: {known:?})");
+        let why = format!("{group}:{l}: the target has no {f} layer {l} with {k} (its {f} layers with {k}: {known:?})");
         return Err(if layers.iter().any(|&l| has_row(l)) {
             partly_unchecked(flag, why)
         } else {
@@ -180,15 +190,23 @@ fn unchecked(r: &Report, kind: Kind, layers: Option<&[usize]>) -> Result<()> {
     Ok(())
 }
 
-/// Parse `W:1-5,7,B:*`: per kind, the layers required (None = every layer).
-pub fn parse_requirement(spec: &str) -> Result<Vec<(Kind, Option<Vec<usize>>)>> {
+/// One `--require-reusable` entry: a (family, kind) group and its layers (None = every layer).
+pub type Requirement = ((Family, Kind), Option<Vec<usize>>);
+
+/// Parse `W:1-5,7,B:*,linear.W:1`: per group, the layers required (None = every layer). A
+/// bare kind is the conv (W, B) or BN (RM, RV, RW, RB) one; `family.kind` names any family.
+pub fn parse_requirement(spec: &str) -> Result<Vec<Requirement>> {
     let bad = |why: String| -> anyhow::Error { UserError::BadFlag { flag: "--require-reusable", reason: why }.into() };
-    let mut out: Vec<(Kind, Option<Vec<usize>>)> = Vec::new();
+    let mut out: Vec<Requirement> = Vec::new();
     for token in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let range = match token.split_once(':') {
             Some((k, range)) => {
-                let kind = Kind::parse(k).ok_or_else(|| bad(format!("'{k}' is not one of W, B, RM, RV, RW, RB")))?;
-                out.push((kind, Some(Vec::new())));
+                let group = parse_group(k).ok_or_else(|| {
+                    bad(format!(
+                        "'{k}' is not one of W, B, RM, RV, RW, RB, or family.kind (conv.W, conv.B, bn.RM, bn.RV, bn.RW, bn.RB, linear.W, linear.B, norm.RW, norm.RB)"
+                    ))
+                })?;
+                out.push((group, Some(Vec::new())));
                 range
             }
             None if !out.is_empty() => token,
@@ -221,9 +239,22 @@ mod tests {
     #[test]
     fn requirement_spec() {
         let r = parse_requirement("W:1-3,5,B:*").unwrap();
-        assert_eq!(r, vec![(Kind::W, Some(vec![1, 2, 3, 5])), (Kind::B, None)]);
+        assert_eq!(r, vec![((Family::Conv, Kind::W), Some(vec![1, 2, 3, 5])), ((Family::Conv, Kind::B), None)]);
+        let r = parse_requirement("RM:2,linear.W:1-2,norm.RB:*,conv.B:1").unwrap();
+        assert_eq!(
+            r,
+            vec![
+                ((Family::Bn, Kind::RM), Some(vec![2])),
+                ((Family::Linear, Kind::W), Some(vec![1, 2])),
+                ((Family::Norm, Kind::RB), None),
+                ((Family::Conv, Kind::B), Some(vec![1])),
+            ]
+        );
         assert!(parse_requirement("5").is_err());
         assert!(parse_requirement("Q:1").is_err());
         assert!(parse_requirement("W:3-1").is_err());
+        // Families without that kind.
+        assert!(parse_requirement("norm.W:1").is_err());
+        assert!(parse_requirement("linear.RM:1").is_err());
     }
 }

@@ -34,6 +34,10 @@ pub enum ParamSource {
     Initializer(usize),
     /// The `value` attribute of `graph.node[i]`, a `Constant` node.
     Constant(usize),
+    /// The output of `graph.node[i]`, a `DequantizeLinear` of stored tensors: a QDQ
+    /// parameter, whose values are dequantized and whose swap replaces its whole
+    /// (quantized tensor, scale, zero point) triple (see [`quantized::qdq`]).
+    Dequantized(usize),
 }
 
 /// A loaded ONNX model with every tensor's data held in memory.
@@ -147,18 +151,27 @@ impl Model {
         None
     }
 
-    /// The tensor proto of a parameter.
+    /// The tensor proto of a parameter (of a QDQ parameter: its quantized tensor).
     pub fn tensor(&self, src: ParamSource) -> &TensorProto {
         let g = &self.proto.graph;
         match src {
             ParamSource::Initializer(i) => &g.initializer[i],
             ParamSource::Constant(n) => constant_tensor(&g.node[n]),
+            ParamSource::Dequantized(n) => match g.node[n].input.first().and_then(|q| self.resolve(q)) {
+                Some((_, s)) if !matches!(s, ParamSource::Dequantized(_)) => self.tensor(s),
+                _ => TensorProto::default_instance(),
+            },
         }
     }
 
-    /// The values of a parameter as an f64 array of its ONNX dims, with the file and
-    /// tensor named on error.
+    /// The values of a parameter as an f64 array of its ONNX dims (a QDQ parameter's
+    /// dequantized values), with the file and tensor named on error.
     pub fn values(&self, p: &Param) -> Result<ArrayD<f64>> {
+        if let ParamSource::Dequantized(n) = p.source {
+            return quantized::qdq::at(self, n)
+                .and_then(|d| quantized::qdq::dequantize(self, &d))
+                .map_err(|e| bad_file(&self.path, format!("{e:#}")));
+        }
         tensor::decode(self.tensor(p.source)).map_err(|e| match self.lifted_from(&p.name) {
             Some(node) => bad_file(&self.path, format!("{e:#} (held by {node})")),
             None => bad_file(&self.path, format!("{e:#}")),
@@ -166,19 +179,48 @@ impl Model {
     }
 
     /// Replace a parameter's values (same number, row-major: a slice, a `Vec` or an
-    /// ndarray array/view), keeping its shape and element type.
+    /// ndarray array/view), keeping its shape and element type. A QDQ parameter is
+    /// replaced as a triple instead ([`Model::set_triple`]).
     pub fn set_values<'a>(&mut self, p: &Param, values: impl IntoIterator<Item = &'a f64>) -> Result<()> {
+        if let ParamSource::Dequantized(_) = p.source {
+            anyhow::bail!("'{}' is quantized (QDQ): it is replaced as a (q, scale, zero point) triple", p.name);
+        }
+        tensor::set_values(self.tensor_mut(p.source)?, values)
+    }
+
+    /// Replace a QDQ parameter's quantized tensor, scale and zero point with `triple`'s
+    /// (their names stay the target's).
+    pub fn set_triple(&mut self, p: &Param, triple: &quantized::qdq::Triple) -> Result<()> {
+        let ParamSource::Dequantized(n) = p.source else {
+            anyhow::bail!("'{}' is not a QDQ parameter", p.name);
+        };
+        let d = quantized::qdq::at(self, n)?;
+        let zero_point = match (&d.zero_point, &triple.zero_point) {
+            (Some(z), Some(t)) => Some((z.1, t)),
+            (None, None) => None,
+            _ => anyhow::bail!("'{}': one triple has a zero point, the other not", p.name),
+        };
+        for (src, with) in [(d.q.1, &triple.q), (d.scale.1, &triple.scale)].into_iter().chain(zero_point) {
+            let t = self.tensor_mut(src)?;
+            let name = std::mem::take(&mut t.name);
+            *t = with.clone();
+            t.name = name;
+        }
+        Ok(())
+    }
+
+    fn tensor_mut(&mut self, src: ParamSource) -> Result<&mut TensorProto> {
         let g = self.proto.graph.mut_or_insert_default();
-        let t = match p.source {
-            ParamSource::Initializer(i) => &mut g.initializer[i],
+        match src {
+            ParamSource::Initializer(i) => Ok(&mut g.initializer[i]),
             ParamSource::Constant(n) => g.node[n]
                 .attribute
                 .iter_mut()
                 .find(|a| a.name == "value")
                 .and_then(|a| a.t.as_mut())
-                .context("Constant node lost its value")?,
-        };
-        tensor::set_values(t, values)
+                .context("Constant node lost its value"),
+            ParamSource::Dequantized(_) => anyhow::bail!("a QDQ parameter has no single tensor"),
+        }
     }
 
     /// Serialize the (possibly modified) model to bytes, all data inline.

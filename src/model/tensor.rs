@@ -60,6 +60,7 @@ pub fn onnx_type_name(code: i32) -> &'static str {
         1 => "float32",
         2 => "uint8",
         3 => "int8",
+        4 => "uint16",
         5 => "int16",
         6 => "int32",
         7 => "int64",
@@ -67,6 +68,9 @@ pub fn onnx_type_name(code: i32) -> &'static str {
         10 => "float16",
         11 => "float64",
         16 => "bfloat16",
+        17..=20 => "float8",
+        21 => "uint4",
+        22 => "int4",
         _ => "unsupported type",
     }
 }
@@ -208,9 +212,15 @@ pub fn internalize(t: &mut TensorProto, dir: &Path) -> Result<()> {
             bail!("tensor '{}': external data {} resolves outside the model's folder", t.name, path.display());
         }
     }
-    let dtype = DType::from_onnx(t.data_type);
+    // Fixed-size numeric types (floats, and the integers of quantized weights) know their
+    // length; others read to the end of the file.
+    let fixed = matches!(t.data_type, 1..=7 | 9..=13 | 16);
     let want = length.unwrap_or_else(|| {
-        dtype.map(|d| (numel(&t.dims) * d.size()) as u64).unwrap_or(bytes.len() as u64 - offset.min(bytes.len() as u64))
+        if fixed {
+            (numel(&t.dims) * onnx_type_size(t.data_type)) as u64
+        } else {
+            bytes.len() as u64 - offset.min(bytes.len() as u64)
+        }
     });
     let end = offset.checked_add(want).filter(|&e| e <= bytes.len() as u64);
     let Some(end) = end else {

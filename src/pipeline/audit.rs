@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::{data_free_report, load_pair, name_the_model, probe, warn, Options};
+use super::{data_free_report, load_pair_of, name_the_model, probe, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
 use crate::data::{self, Fit, LayoutHint, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
@@ -123,7 +123,7 @@ impl Audit {
             _ => None,
         };
         let label_free = self.labels == Labels::Baseline;
-        let mut ctx = load_pair(&self.target, &self.source, &o.match_mode)?;
+        let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
         warn(&ctx.warnings, o.quiet);
         let (mut report, values) = data_free_report(&ctx, o, "audit")?;
         let io = super::layout::resolve(&ctx.target, self.layout, self.size)?;
@@ -229,7 +229,7 @@ impl Audit {
         report.summary = crate::verdict::decide(&mut report.rows, o.tolerance, o.rn_threshold);
         report.summary.bn = bn;
         // Verdicts over the audited groups only would speak for groups never swapped.
-        report.not_audited = coverage::not_audited(&ctx, &o.kinds, &report);
+        report.not_audited = coverage::not_audited(&ctx, &o.families, &o.kinds, &report);
         for w in coverage::withhold(&mut report) {
             warn(std::slice::from_ref(&w), o.quiet);
             report.warnings.push(w);

@@ -18,21 +18,49 @@ pub struct Figure {
     pub svg: String,
 }
 
-fn rows_of<'a>(r: &'a Report, kind: &str) -> Vec<&'a super::Row> {
-    r.rows.iter().filter(|row| row.kind == kind).collect()
+/// The (family, kind) groups with per-layer figures, in page order, and the family's name in
+/// titles.
+const GROUPS: [(&str, &str, &str); 10] = [
+    ("conv", "W", "conv"),
+    ("conv", "B", "conv"),
+    ("bn", "RM", "BN"),
+    ("bn", "RV", "BN"),
+    ("bn", "RW", "BN"),
+    ("bn", "RB", "BN"),
+    ("linear", "W", "linear"),
+    ("linear", "B", "linear"),
+    ("norm", "RW", "norm"),
+    ("norm", "RB", "norm"),
+];
+
+fn rows_of<'a>(r: &'a Report, family: &str, kind: &str) -> Vec<&'a super::Row> {
+    r.rows.iter().filter(|row| row.family == family && row.kind == kind).collect()
+}
+
+/// A group's part of figure file names: the kind for conv and BN (`dice-W.svg`), with the
+/// family for the others (`dice-linear-W.svg`).
+fn stem(family: &str, kind: &str) -> String {
+    if matches!(family, "conv" | "bn") {
+        kind.to_string()
+    } else {
+        format!("{family}-{kind}")
+    }
+}
+
+/// Whether a report has rows of linear layers (their figures join the conv ones).
+fn has_linear(r: &Report) -> bool {
+    r.rows.iter().any(|x| x.family == "linear")
 }
 
 /// Every figure of a report, in page order.
 pub fn figures(r: &Report) -> Vec<Figure> {
     let mut out = Vec::new();
-    let kinds = ["W", "B", "RM", "RV", "RW", "RB"];
     if let Some(b) = &r.baseline {
-        for k in kinds {
-            let rows = rows_of(r, k);
+        for (fam, k, family) in GROUPS {
+            let rows = rows_of(r, fam, k);
             if rows.is_empty() || rows.iter().all(|x| x.swapped_dice.is_none()) {
                 continue;
             }
-            let family = if k == "W" || k == "B" { "conv" } else { "BN" };
             let title = format!("Mean Dice after swapping {k} of each {family} layer");
             let chart = BarChart {
                 title: &title,
@@ -43,7 +71,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
                 reference: Some((b.mean, "baseline")),
                 include: vec![0.0, 1.0],
             };
-            out.push(Figure { file: format!("dice-{k}.svg"), section: "swap", svg: chart.render() });
+            out.push(Figure { file: format!("dice-{}.svg", stem(fam, k)), section: "swap", svg: chart.render() });
         }
     }
     let bn = &r.summary.bn;
@@ -69,8 +97,8 @@ pub fn figures(r: &Report) -> Vec<Figure> {
             out.push(Figure { file: format!("bn-{}.svg", name.to_lowercase()), section: "bn", svg: chart.render() });
         }
     }
-    for k in ["W", "B"] {
-        let rows = rows_of(r, k);
+    for (fam, k) in [("conv", "W"), ("conv", "B"), ("linear", "W"), ("linear", "B")] {
+        let rows = rows_of(r, fam, k);
         if rows.is_empty() {
             continue;
         }
@@ -78,7 +106,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
             ("RMSE", (|x: &super::Row| Some(x.rmse)) as fn(&super::Row) -> Option<f64>),
             ("nRMSE", |x: &super::Row| x.nrmse),
         ] {
-            let title = format!("{metric} of conv {k} per layer");
+            let title = format!("{metric} of {fam} {k} per layer");
             let chart = BarChart {
                 title: &title,
                 y_label: metric,
@@ -89,30 +117,35 @@ pub fn figures(r: &Report) -> Vec<Figure> {
                 include: vec![0.0],
             };
             out.push(Figure {
-                file: format!("{}-{}.svg", metric.to_lowercase(), k.to_lowercase()),
+                file: format!("{}-{}.svg", metric.to_lowercase(), stem(fam, k).to_lowercase()),
                 section: "rmse",
                 svg: chart.render(),
             });
         }
     }
-    out.extend(subspace_figure(r));
+    out.extend(subspace_figure(r, "conv"));
+    out.extend(subspace_figure(r, "linear"));
     out
 }
 
-/// Per conv layer, `spectral_rel` and `subspace_overlap` of W; None when no W row has either.
-fn subspace_figure(r: &Report) -> Option<Figure> {
-    let rows: Vec<&super::Row> =
-        rows_of(r, "W").into_iter().filter(|x| x.spectral_rel.is_some() || x.subspace_overlap.is_some()).collect();
+/// Per conv (linear) layer, `spectral_rel` and `subspace_overlap` of W; None when no W row
+/// of the family has either.
+fn subspace_figure(r: &Report, family: &str) -> Option<Figure> {
+    let rows: Vec<&super::Row> = rows_of(r, family, "W")
+        .into_iter()
+        .filter(|x| x.spectral_rel.is_some() || x.subspace_overlap.is_some())
+        .collect();
     if rows.is_empty() {
         return None;
     }
+    let title = format!("Spectral distance and subspace overlap of {family} W per layer");
     let chart = DualAxisChart {
-        title: "Spectral distance and subspace overlap of conv W per layer",
+        title: &title,
         labels: rows.iter().map(|x| x.layer.to_string()).collect(),
         left: Series { name: "spectral_rel", values: rows.iter().map(|x| x.spectral_rel).collect() },
         right: Series { name: "subspace_overlap", values: rows.iter().map(|x| x.subspace_overlap).collect() },
     };
-    Some(Figure { file: "subspace-w.svg".into(), section: "subspace", svg: chart.render() })
+    Some(Figure { file: format!("subspace-{}.svg", stem(family, "w")), section: "subspace", svg: chart.render() })
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}h1{font-size:22px}\
@@ -178,6 +211,9 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         }
         let _ = write!(s, "<td>{:.4}</td><td>{:.4}</td></tr></table>", b.mean, b.mean_fg);
     }
+    if let Some(q) = r.target.quantized_line() {
+        let _ = write!(s, "<p id=\"quantized\">Quantized target: {}</p>", esc(&q));
+    }
     if !sm.reusable.is_empty() {
         s.push_str("<h2>Reusable layers</h2><table><tr><th class=\"l\">kind</th><th class=\"l\">reusable</th><th class=\"l\">not reusable</th></tr>");
         for (k, yes, no) in super::table::reuse_lists(sm) {
@@ -185,11 +221,16 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         }
         s.push_str("</table>");
     }
+    let (rmse_title, subspace_title) = if has_linear(r) {
+        ("RMSE and nRMSE of conv and linear W and B", "Spectral distance and subspace overlap of conv and linear W")
+    } else {
+        ("RMSE and nRMSE of conv W and B", "Spectral distance and subspace overlap of conv W")
+    };
     for (section, title) in [
         ("swap", "Dice after swapping, per layer (red: not reusable)"),
         ("bn", "BN shift and scale: MRM, MRV, MRW, MRB"),
-        ("rmse", "RMSE and nRMSE of conv W and B"),
-        ("subspace", "Spectral distance and subspace overlap of conv W"),
+        ("rmse", rmse_title),
+        ("subspace", subspace_title),
     ] {
         let in_section: Vec<&Figure> = figs.iter().filter(|f| f.section == section).collect();
         if in_section.is_empty() {

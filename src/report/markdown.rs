@@ -30,6 +30,9 @@ pub fn render(r: &Report) -> String {
     if let Some(b) = &r.baseline {
         let _ = writeln!(s, "Baseline Dice: mean {:.4}, foreground {:.4}\n", b.mean, b.mean_fg);
     }
+    if let Some(q) = r.target.quantized_line() {
+        let _ = writeln!(s, "Quantized target: {q}\n");
+    }
     if !sm.reusable.is_empty() {
         s.push_str("| kind | reusable layers | not reusable |\n|---|---|---|\n");
         for (k, yes, no) in reuse_lists(sm) {

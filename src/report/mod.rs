@@ -94,8 +94,40 @@ pub struct ModelInfo {
     pub conv_layers: usize,
     /// Number of BatchNormalization layers.
     pub bn_layers: usize,
+    /// Number of linear layers (Gemm, MatMul with a stored weight); absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub linear_layers: usize,
+    /// Number of Instance/Group/LayerNormalization layers; absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub norm_layers: usize,
     /// True when it has conv layers and no BN (BN probably folded at export).
     pub bn_probably_folded: bool,
+    /// Its quantized conv layers (QDQ, QOperator, dynamic), each with whether it is audited
+    /// and why (not); empty for a float model.
+    pub quantized: Vec<crate::model::quantized::QuantizedLayer>,
+}
+
+impl ModelInfo {
+    /// One sentence on the quantized conv layers for the Markdown and HTML reports, when
+    /// there are any: how many of each format, how many audited, and the first left out.
+    pub fn quantized_line(&self) -> Option<String> {
+        let q = &self.quantized;
+        if q.is_empty() {
+            return None;
+        }
+        let audited = q.iter().filter(|l| l.audited).count();
+        let mut formats: Vec<&str> = q.iter().map(|l| l.format).collect();
+        formats.dedup();
+        let mut line = format!("{} quantized conv layer(s) ({}): {audited} audited", q.len(), formats.join(", "));
+        if audited > 0 {
+            line.push_str(", W (and a quantized B) swapped as (quantized tensor, scale, zero point) triples, RMSE on dequantized values");
+        }
+        if let Some(l) = q.iter().find(|l| !l.audited) {
+            let left = q.len() - audited;
+            line.push_str(&format!("; {left} not audited (first: conv {} `{}`: {})", l.layer, l.node, l.reason));
+        }
+        Some(line)
+    }
 }
 
 /// The engine that ran the audit.
@@ -151,6 +183,9 @@ pub struct DatasetInfo {
 pub struct Settings {
     /// Kinds audited.
     pub kinds: Vec<String>,
+    /// Layer families paired and audited (`--families`); absent when all four were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub families: Option<Vec<String>>,
     /// A swap is reusable when baseline mean Dice - swapped mean Dice <= tolerance.
     pub tolerance: f64,
     /// The network is reusable when at least this share of conv W swaps is reusable.
@@ -162,7 +197,7 @@ pub struct Settings {
 /// One matched (layer, kind): a CSV row.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// conv or bn.
+    /// conv, bn, linear or norm.
     pub family: String,
     /// 1-based layer index within the family (topological order).
     pub layer: usize,
@@ -196,9 +231,9 @@ pub struct Row {
     pub dice_fg: Option<f64>,
     /// delta_dice <= tolerance (audit only).
     pub reusable: Option<bool>,
-    /// ‖W_t − W_s‖₂ / ‖W_t‖₂ (conv W only).
+    /// ‖W_t − W_s‖₂ / ‖W_t‖₂ (conv and linear W only).
     pub spectral_rel: Option<f64>,
-    /// Mean squared cosine of the principal angles between the filter banks' top singular subspaces (conv W only).
+    /// Mean squared cosine of the principal angles between the filter banks' top singular subspaces (conv and linear W only).
     pub subspace_overlap: Option<f64>,
     /// Dice per class after this swap (audit only; empty otherwise).
     pub dice_class: Vec<f64>,
@@ -226,11 +261,12 @@ pub struct BnStats {
 pub struct Summary {
     /// Reusable network verdict (null without an audit of conv W).
     pub rn: Option<bool>,
-    /// Share of conv layers whose W swap is reusable.
+    /// Share of conv layers whose W swap is reusable (conv only: linear W does not count).
     pub conv_w_reusable_share: Option<f64>,
-    /// Reusable layer indices per kind.
+    /// Reusable layer indices per group: `W`..`RB` for conv and BN, `linear.W`,
+    /// `linear.B`, `norm.RW`, `norm.RB` for the other families.
     pub reusable: BTreeMap<String, Vec<usize>>,
-    /// Non-reusable layer indices per kind.
+    /// Non-reusable layer indices per group (as `reusable`).
     pub not_reusable: BTreeMap<String, Vec<usize>>,
     /// Share of (layer, kind) groups that are reusable (null when some group of the
     /// audited kinds was not audited: see `not_audited`).
@@ -292,6 +328,10 @@ pub fn files(r: &Report, formats: &[Format]) -> anyhow::Result<Vec<(String, Vec<
         }
     }
     Ok(out)
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Pretty JSON with a trailing newline.

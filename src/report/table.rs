@@ -40,9 +40,11 @@ fn render_rows(r: &Report) -> String {
         r.rows.len()
     );
     s.push_str(&baseline_lines(r));
+    // "linear" is wider than the 5 columns conv/bn tables always had.
+    let fam = r.rows.iter().map(|row| row.family.len()).max().unwrap_or(0).max(5);
     let _ = write!(
         s,
-        "\n{:<5} {:>5} {:<4} {:<34} {:>10} {:>9} {:>8}",
+        "\n{:<fam$} {:>5} {:<4} {:<34} {:>10} {:>9} {:>8}",
         "fam", "layer", "kind", "node", "rmse", "nrmse", "cosine"
     );
     if audit {
@@ -53,7 +55,7 @@ fn render_rows(r: &Report) -> String {
         let node: String = row.node.chars().take(34).collect();
         let _ = write!(
             s,
-            "{:<5} {:>5} {:<4} {:<34} {:>10.3e} {:>9} {:>8.4}",
+            "{:<fam$} {:>5} {:<4} {:<34} {:>10.3e} {:>9} {:>8.4}",
             row.family,
             row.layer,
             row.kind,
@@ -135,8 +137,10 @@ pub fn verdict_lines(r: &Report) -> String {
             r.not_audited.len()
         );
     }
-    for (kind, yes, no) in reuse_lists(sm) {
-        let _ = writeln!(s, "  {kind:<2} reusable: {yes:<40} not reusable: {no}");
+    let lists = reuse_lists(sm);
+    let width = lists.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0).max(2);
+    for (kind, yes, no) in lists {
+        let _ = writeln!(s, "  {kind:<width$} reusable: {yes:<40} not reusable: {no}");
     }
     s
 }
@@ -164,7 +168,8 @@ pub fn baseline_lines(r: &Report) -> String {
     s
 }
 
-/// Per audited kind: (kind, reusable layers, non-reusable layers) as compact lists.
+/// Per audited group (`W`, ..., `linear.W`, `norm.RB`): (group, reusable layers,
+/// non-reusable layers) as compact lists.
 pub fn reuse_lists(sm: &super::Summary) -> Vec<(String, String, String)> {
     sm.reusable
         .iter()

@@ -49,14 +49,20 @@ pub fn fixed_report() -> Report {
             sha256: "0".repeat(64),
             conv_layers: 2,
             bn_layers: 1,
+            linear_layers: 0,
+            norm_layers: 0,
             bn_probably_folded: false,
+            quantized: vec![],
         },
         source: ModelInfo {
             path: "s.onnx".into(),
             sha256: "1".repeat(64),
             conv_layers: 2,
             bn_layers: 1,
+            linear_layers: 0,
+            norm_layers: 0,
             bn_probably_folded: false,
+            quantized: vec![],
         },
         engine: Some(EngineInfo {
             runtime: "onnxruntime".into(),
@@ -81,6 +87,7 @@ pub fn fixed_report() -> Report {
         }),
         settings: Settings {
             kinds: vec!["W".into(), "B".into(), "RM".into()],
+            families: None,
             tolerance: 0.02,
             rn_threshold: 0.5,
             match_method: "name".into(),
@@ -200,4 +207,30 @@ fn no_subspace_figure_without_values() {
     let figs = html::figures(&r);
     assert!(figs.iter().all(|f| f.file != "subspace-w.svg"));
     assert!(!html::render(&r, &figs).contains("figs-subspace"));
+}
+
+#[test]
+fn quantized_target_gets_a_line_in_markdown_and_html() {
+    use crate::model::quantized::QuantizedLayer;
+    let mut r = fixed_report();
+    assert!(!markdown::render(&r).contains("Quantized target"), "a float model has no line");
+    let layer = |layer: usize, format: &'static str, audited: bool, reason: &str| QuantizedLayer {
+        layer,
+        node: format!("c{layer}"),
+        op: "Conv".into(),
+        format,
+        audited,
+        reason: reason.into(),
+    };
+    r.target.quantized = vec![layer(1, "QDQ", true, "W is swapped as its triple"), layer(2, "QDQ", false, "blocked")];
+    let md = markdown::render(&r);
+    assert!(
+        md.contains("Quantized target: 2 quantized conv layer(s) (QDQ): 1 audited, W (and a quantized B) swapped as (quantized tensor, scale, zero point) triples, RMSE on dequantized values; 1 not audited (first: conv 2 `c2`: blocked)"),
+        "{md}"
+    );
+    let page = html::render(&r, &[]);
+    assert!(
+        page.contains("<p id=\"quantized\">Quantized target: 2 quantized conv layer(s) (QDQ): 1 audited"),
+        "{page}"
+    );
 }

@@ -3,19 +3,22 @@
 //! layer's downstream region (skip connections that cross it included); each swap then runs
 //! only its region's subgraph, one session per layer shared by all kinds of that layer, with
 //! the layer's own parameters as overridable inputs and everything else constant (so ONNX
-//! Runtime still fuses it). Dice counts add up over chunks, so `--cache-mb` bounds memory.
+//! Runtime still fuses it); a QDQ parameter's swap gets a session of its own with the
+//! source's triple baked in (see `region`). Dice counts add up over chunks, so `--cache-mb`
+//! bounds memory.
 //! The regions run side by side on the engine's workers, the costliest first.
 
+mod region;
 mod run;
 pub mod schedule;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use anyhow::{bail, Result};
-use onnx_protobuf::{GraphProto, Message, ModelProto};
+use onnx_protobuf::{Message, ModelProto};
 
-use super::cost::{shaped_value, typed_value, CostModel, Probe};
+use super::cost::{typed_value, CostModel, Probe};
 use super::AuditJob;
 use crate::engine::{Device, Engine, Runner};
 use crate::model::graph::Topology;
@@ -76,18 +79,9 @@ impl Plan {
         let topo = Topology::of(model);
         let shapes = &probe.shapes;
         let types = probe.elem_types(model);
-        let inits: HashMap<&str, usize> = g.initializer.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
         let graph_inputs: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
         let output = g.output.first().map(|o| o.name.clone()).unwrap_or_default();
         let dynamic_batch = job.input.batch.is_none();
-        // Region sessions of QDQ graphs fail at run time in ONNX Runtime's buffer reuse
-        // ("Shape mismatch attempting to re-use buffer" on a QuantizeLinear): not yet understood.
-        if let Some(q) = g.node.iter().find(|n| n.op_type == "QuantizeLinear") {
-            bail!(
-                "the graph quantizes activations (QuantizeLinear '{}'); regions of QDQ graphs are not supported yet",
-                q.name
-            );
-        }
         // A region holding a node with subgraphs would need the tensors they read from
         // outside as inputs too; not supported yet.
         if let Some(n) = g.node.iter().find(|n| crate::model::control_flow::subgraphs(n).next().is_some()) {
@@ -102,81 +96,57 @@ impl Plan {
             if !job.runs(i) {
                 continue;
             }
-            if !matches!(p.target.source, ParamSource::Initializer(_)) || p.target.dtype != DType::Float32 {
+            let qdq = matches!(p.target.source, ParamSource::Dequantized(_));
+            if !qdq && (!matches!(p.target.source, ParamSource::Initializer(_)) || p.target.dtype != DType::Float32) {
                 bail!("parameter '{}' is not a float32 initializer", p.target.name);
             }
             by_layer.entry(p.layer.node_index).or_default().push(i);
         }
         let cost = CostModel::new(model, shapes);
+        let cx = region::Context { model, topo: &topo, shapes, types: &types, dynamic_batch };
         let mut built: Vec<RegionModel> = Vec::new();
         let mut cached: Vec<String> = Vec::new();
         for (&node, pairs) in &by_layer {
-            let mut inside = topo.downstream(model, node);
-            // Constant nodes feeding the region travel with it.
-            for (i, n) in g.node.iter().enumerate() {
-                if n.op_type == "Constant"
-                    && n.output.iter().any(|o| topo.consumers.get(o).is_some_and(|c| c.iter().any(|&c| inside[c])))
-                {
-                    inside[i] = true;
+            let region::RegionGraph { graph: sub, frontier, inside } = region::build(&cx, node, &output)?;
+            for x in &frontier {
+                if !graph_inputs.contains(x.as_str()) && !cached.contains(x) {
+                    cached.push(x.clone());
                 }
             }
-            let nodes: Vec<usize> = (0..g.node.len()).filter(|&i| inside[i]).collect();
-            let produced: HashSet<&str> =
-                nodes.iter().flat_map(|&i| g.node[i].output.iter().map(String::as_str)).collect();
-            if !produced.contains(output.as_str()) {
-                bail!("layer node {} does not reach the model output", g.node[node].name);
-            }
-            let mut sub = GraphProto::new();
-            sub.name = format!("region_{node}");
-            let mut frontier = Vec::new();
-            let mut seen = HashSet::new();
-            for &i in &nodes {
-                sub.node.push(g.node[i].clone());
-                for x in g.node[i].input.iter().filter(|x| !x.is_empty() && !produced.contains(x.as_str())) {
-                    if !seen.insert(x.clone()) {
-                        continue;
-                    }
-                    if let Some(&t) = inits.get(x.as_str()) {
-                        sub.initializer.push(g.initializer[t].clone());
-                    } else {
-                        let ty = *types.get(x).ok_or_else(|| {
-                            anyhow::anyhow!("ONNX Runtime did not report the type of tensor '{x}' entering the region")
-                        })?;
-                        // float tensors are activations: probed with batch 1, their dim 0 is the
-                        // batch. int64 tensors (shapes, sizes) keep their probed shape; other
-                        // types (quantized activations, masks) are declared without a shape.
-                        let batch_dim = |i: usize| i == 0 && ty == 1 && dynamic_batch;
-                        let dims: Option<Vec<Option<usize>>> = shapes
-                            .get(x)
-                            .filter(|_| ty == 1 || ty == 7 || !dynamic_batch)
-                            .map(|s| s.iter().enumerate().map(|(i, &d)| (!batch_dim(i)).then_some(d)).collect());
-                        sub.input.push(shaped_value(x, ty, dims.as_deref()));
-                        frontier.push(x.clone());
-                        if !graph_inputs.contains(x.as_str()) && !cached.contains(x) {
-                            cached.push(x.clone());
-                        }
-                    }
-                }
-            }
-            // The layer's swapped parameters become overridable inputs (initializer + input).
+            // A parameter shared with a layer outside the region (weight tying) would change
+            // results the cache already holds. Shape/Size only read its shape, which a swap
+            // keeps (exporters make zero biases that way).
+            let reads_values = |n: usize| !matches!(g.node[n].op_type.as_str(), "Shape" | "Size");
             for &p in pairs {
-                let name = &job.pairing.pairs[p].target.name;
-                // A parameter shared with a layer outside the region (weight tying) would
-                // change results the cache already holds. Shape/Size only read its shape,
-                // which a swap keeps (exporters make zero biases that way).
-                let reads_values = |n: usize| !matches!(g.node[n].op_type.as_str(), "Shape" | "Size");
-                if topo.consumers.get(name).is_some_and(|c| c.iter().any(|&n| !inside[n] && reads_values(n))) {
-                    bail!("parameter '{name}' is also used outside the downstream region of its layer");
-                }
-                if !sub.input.iter().any(|i| &i.name == name) {
-                    sub.input.push(typed_value(name, 1));
+                for name in region::written(model, &job.pairing.pairs[p].target)? {
+                    if topo.consumers.get(&name).is_some_and(|c| c.iter().any(|&n| !inside[n] && reads_values(n))) {
+                        bail!("parameter '{name}' is also used outside the downstream region of its layer");
+                    }
                 }
             }
-            sub.output.push(g.output[0].clone());
-            let mut m = header(model);
-            m.graph = Some(sub).into();
-            let flops = cost.downstream(&topo, model, node) * pairs.len() as f64;
-            built.push(RegionModel { frontier, pairs: pairs.clone(), flops, bytes: m.write_to_bytes()? });
+            // Float parameters share one session per layer, as overridable inputs
+            // (initializer + input); each QDQ swap gets a session with its triple baked in.
+            let (float, quantized): (Vec<usize>, Vec<usize>) =
+                pairs.iter().partition(|&&p| job.values.triples[p].is_none());
+            let groups = std::iter::once(float).filter(|f| !f.is_empty()).chain(quantized.into_iter().map(|p| vec![p]));
+            for group in groups {
+                let mut sub = sub.clone();
+                for &p in &group {
+                    let target = &job.pairing.pairs[p].target;
+                    match &job.values.triples[p] {
+                        Some((_, source)) => region::bake(&mut sub, model, target, source)?,
+                        None if !sub.input.iter().any(|i| i.name == target.name) => {
+                            sub.input.push(typed_value(&target.name, 1))
+                        }
+                        None => {}
+                    }
+                }
+                sub.output.push(g.output[0].clone());
+                let mut m = header(model);
+                m.graph = Some(sub).into();
+                let flops = cost.downstream(&topo, model, node) * group.len() as f64;
+                built.push(RegionModel { frontier: frontier.clone(), pairs: group, flops, bytes: m.write_to_bytes()? });
+            }
         }
         let mut full = model.clone();
         let fg = full.proto.graph.mut_or_insert_default();

@@ -123,12 +123,13 @@ impl Plan {
         let needs_image = region.frontier.iter().any(|n| n == input);
         // Batches outside, swaps inside: a batch's cached tensors stay in the core's cache
         // while every kind of this layer is tried on it.
-        let swapped: Vec<(&str, ArrayD<f32>)> = region
+        // (A QDQ swap is baked into its region: nothing to feed.)
+        let swapped: Vec<Option<(&str, ArrayD<f32>)>> = region
             .pairs
             .iter()
             .map(|&p| {
                 let t = &job.pairing.pairs[p].target;
-                (t.name.as_str(), param_f32(&job.values.source[p]))
+                job.values.triples[p].is_none().then(|| (t.name.as_str(), param_f32(&job.values.source[p])))
             })
             .collect();
         let mut counts = vec![DiceCounts::new(classes); region.pairs.len()];
@@ -144,12 +145,16 @@ impl Plan {
                 let t = cache[b].get(name).ok_or_else(|| anyhow::anyhow!("tensor '{name}' missing from the cache"))?;
                 feeds.push((name.as_str(), View::Value(t)));
             }
-            for ((name, values), c) in swapped.iter().zip(&mut counts) {
-                feeds.push((name, View::F32(values.view())));
+            for (swap, c) in swapped.iter().zip(&mut counts) {
+                if let Some((name, values)) = swap {
+                    feeds.push((name, View::F32(values.view())));
+                }
                 let (h, w, at, layout) = (feed.data.h(), feed.data.w(), feed.threshold, feed.output);
                 let pred =
                     runner.run_views_first(&feeds, |output| Ok(class_maps(output, layout, count, h, w, at)?.0))?;
-                feeds.pop();
+                if swap.is_some() {
+                    feeds.pop();
+                }
                 c.add(pred.view(), truth[b].view());
             }
         }

@@ -9,22 +9,24 @@ use std::collections::HashSet;
 
 use super::super::PairContext;
 use crate::model::control_flow;
+use crate::model::quantized::CONV_OPS;
 use crate::model::{Family, Kind};
 use crate::report::{NotAudited, Report};
 
-/// The target's (layer, kind) groups of `kinds` with no swap result in `report.rows`.
-pub fn not_audited(ctx: &PairContext, kinds: &[Kind], report: &Report) -> Vec<NotAudited> {
+/// The target's (layer, kind) groups of `families` and `kinds` with no swap result in
+/// `report.rows`.
+pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], report: &Report) -> Vec<NotAudited> {
     let audited: HashSet<(String, usize, String)> = report
         .rows
         .iter()
         .filter(|r| r.delta_dice.is_some())
         .map(|r| (r.family.clone(), r.layer, r.kind.clone()))
         .collect();
-    let wanted = |k: Kind| kinds.contains(&k);
+    let wanted = |f: Family, k: Kind| families.contains(&f) && kinds.contains(&k);
     let mut out = Vec::new();
     let mut push = |family: Family, layer: Option<usize>, node: &str, kind: Kind, reason: String| {
         let key = (family.to_string(), layer.unwrap_or(0), kind.to_string());
-        if wanted(kind) && !audited.contains(&key) {
+        if wanted(family, kind) && !audited.contains(&key) {
             out.push(NotAudited {
                 family: family.to_string(),
                 layer,
@@ -47,17 +49,24 @@ pub fn not_audited(ctx: &PairContext, kinds: &[Kind], report: &Report) -> Vec<No
             push(l.family, Some(l.index), &l.node, p.kind, unmatched_reason(&l.label(), p.kind));
         }
     }
-    // Quantized convs keep their place in the conv numbering: count it again here.
+    // Every conv node's W counts, stored or not (the RN verdict is a share of all of them):
+    // quantized ones and weights computed in the graph have no parameter in the scan.
     let mut conv = 0;
     for (i, n) in ctx.target.proto.graph.node.iter().enumerate() {
-        if !["Conv", "ConvTranspose", "QLinearConv", "ConvInteger"].contains(&n.op_type.as_str()) {
+        if !CONV_OPS.contains(&n.op_type.as_str()) {
             continue;
         }
         conv += 1;
-        let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
-        if let Some(q) = ctx.target_layers.quantized.iter().find(|q| q.node == node) {
-            push(Family::Conv, Some(conv), &node, Kind::W, format!("quantized ({}): {}", q.format, q.reason));
+        let scanned = ctx.target_layers.layers.iter().any(|l| l.node_index == i && l.param(Kind::W).is_some());
+        if scanned {
+            continue;
         }
+        let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
+        let reason = match ctx.target_layers.quantized.iter().find(|q| q.layer == conv) {
+            Some(q) => format!("quantized ({}): {}", q.format, q.reason),
+            None => "its weight is computed in the graph, not a stored tensor".into(),
+        };
+        push(Family::Conv, Some(conv), &node, Kind::W, reason);
     }
     for n in control_flow::nested_layers(&ctx.target) {
         let (family, kinds): (Family, &[Kind]) = if n.is_conv() {
@@ -78,15 +87,16 @@ pub fn withhold(report: &mut Report) -> Vec<String> {
     let mut warnings = Vec::new();
     let missing = &report.not_audited;
     let s = &mut report.summary;
-    let w_missing = missing.iter().filter(|n| n.kind == "W").count();
+    let conv_w = |n: &&NotAudited| n.family == "conv" && n.kind == "W";
+    let w_missing = missing.iter().filter(conv_w).count();
     if s.rn.is_some() && w_missing > 0 {
         s.rn = None;
-        let w_audited = report.rows.iter().filter(|r| r.kind == "W" && r.delta_dice.is_some()).count();
+        let w_audited = report.rows.iter().filter(|r| crate::verdict::is_conv_w(r) && r.delta_dice.is_some()).count();
         warnings.push(format!(
             "no RN verdict: conv W was swapped in {w_audited} of the target's {} conv layers ({} not audited: {}); the reusable share of those {w_audited} is {:.0}%",
             w_audited + w_missing,
             w_missing,
-            first_reasons(missing.iter().filter(|n| n.kind == "W")),
+            first_reasons(missing.iter().filter(conv_w)),
             100.0 * s.conv_w_reusable_share.unwrap_or(0.0)
         ));
     }

@@ -1,0 +1,132 @@
+//! One swapped layer's downstream region as an ONNX graph: the nodes a change at the layer
+//! reaches, the constants they read, and as inputs the tensors that enter from outside.
+//!
+//! In a QDQ graph, ONNX Runtime fuses `DequantizeLinear -> op -> QuantizeLinear` groups into
+//! integer kernels. A region must hold whole groups, or its numbers differ from the full
+//! model's: every `DequantizeLinear` feeding the region travels with it (of a stored weight,
+//! or of an activation, whose quantized tensor then enters the region instead of the
+//! dequantized one). A QDQ parameter's swap is baked into its own region's constants
+//! ([`bake`]): fed at run time, the triple would stop the fusion.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{anyhow, bail, Result};
+use onnx_protobuf::GraphProto;
+
+use super::super::cost::shaped_value;
+use crate::model::graph::Topology;
+use crate::model::quantized::qdq::{self, Triple};
+use crate::model::{Model, Param, ParamSource};
+
+/// The region graph of the layer at `node`, before its swapped parameters are added.
+pub struct RegionGraph {
+    /// Inputs, initializers, nodes; no output yet.
+    pub graph: GraphProto,
+    /// Tensors it reads from outside (cached from the baseline run, or the image).
+    pub frontier: Vec<String>,
+    /// Which nodes of the model it holds.
+    pub inside: Vec<bool>,
+}
+
+/// What a region needs to know about the model and the probe.
+pub struct Context<'a> {
+    pub model: &'a Model,
+    pub topo: &'a Topology,
+    pub shapes: &'a HashMap<String, Vec<usize>>,
+    pub types: &'a HashMap<String, i32>,
+    /// Whether the batch dim is free.
+    pub dynamic_batch: bool,
+}
+
+/// Build the region of the layer at `node`; `output` is the model output it must reach.
+pub fn build(cx: &Context, node: usize, output: &str) -> Result<RegionGraph> {
+    let g = &cx.model.proto.graph;
+    let inits: HashMap<&str, usize> = g.initializer.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+    let mut inside = cx.topo.downstream(cx.model, node);
+    let feeds = |i: usize, inside: &[bool]| {
+        g.node[i].output.iter().any(|o| cx.topo.consumers.get(o).is_some_and(|c| c.iter().any(|&c| inside[c])))
+    };
+    // DequantizeLinear nodes feeding the region, then Constant nodes (their scales too).
+    for op in ["DequantizeLinear", "Constant"] {
+        for i in 0..g.node.len() {
+            if !inside[i] && g.node[i].op_type == op && feeds(i, &inside) {
+                inside[i] = true;
+            }
+        }
+    }
+    let nodes: Vec<usize> = (0..g.node.len()).filter(|&i| inside[i]).collect();
+    let produced: HashSet<&str> = nodes.iter().flat_map(|&i| g.node[i].output.iter().map(String::as_str)).collect();
+    if !produced.contains(output) {
+        bail!("layer node {} does not reach the model output", g.node[node].name);
+    }
+    let mut sub = GraphProto::new();
+    sub.name = format!("region_{node}");
+    let mut frontier = Vec::new();
+    let mut seen = HashSet::new();
+    for &i in &nodes {
+        sub.node.push(g.node[i].clone());
+        for x in g.node[i].input.iter().filter(|x| !x.is_empty() && !produced.contains(x.as_str())) {
+            if !seen.insert(x.clone()) {
+                continue;
+            }
+            if let Some(&t) = inits.get(x.as_str()) {
+                sub.initializer.push(g.initializer[t].clone());
+                continue;
+            }
+            let ty = *cx
+                .types
+                .get(x)
+                .ok_or_else(|| anyhow!("ONNX Runtime did not report the type of tensor '{x}' entering the region"))?;
+            // float tensors are activations: probed with batch 1, their dim 0 is the batch.
+            // int64 tensors (shapes, sizes) keep their probed shape; other types (quantized
+            // activations, masks) are declared without a shape.
+            let batch_dim = |i: usize| i == 0 && ty == 1 && cx.dynamic_batch;
+            let dims: Option<Vec<Option<usize>>> = cx
+                .shapes
+                .get(x)
+                .filter(|_| ty == 1 || ty == 7 || !cx.dynamic_batch)
+                .map(|s| s.iter().enumerate().map(|(i, &d)| (!batch_dim(i)).then_some(d)).collect());
+            sub.input.push(shaped_value(x, ty, dims.as_deref()));
+            frontier.push(x.clone());
+        }
+    }
+    Ok(RegionGraph { graph: sub, frontier, inside })
+}
+
+/// The stored tensors a swap of `p` writes, and the value the layer reads: for a float
+/// parameter its initializer; for a QDQ parameter its triple and the dequantized output.
+pub fn written(model: &Model, p: &Param) -> Result<Vec<String>> {
+    match p.source {
+        ParamSource::Dequantized(n) => {
+            let d = qdq::at(model, n)?;
+            let mut v = vec![d.q.0, d.scale.0];
+            v.extend(d.zero_point.map(|z| z.0));
+            v.extend(model.proto.graph.node[n].output.first().cloned());
+            Ok(v)
+        }
+        _ => Ok(vec![p.name.clone()]),
+    }
+}
+
+/// Write the source's triple into the region's copies of the target's QDQ tensors of `p`.
+pub fn bake(sub: &mut GraphProto, model: &Model, p: &Param, triple: &Triple) -> Result<()> {
+    let ParamSource::Dequantized(n) = p.source else {
+        bail!("'{}' is not a QDQ parameter", p.name);
+    };
+    let d = qdq::at(model, n)?;
+    let zero_point = match (d.zero_point, &triple.zero_point) {
+        (Some(z), Some(t)) => Some((z.0, t)),
+        (None, None) => None,
+        _ => bail!("'{}': one triple has a zero point, the other not", p.name),
+    };
+    for (name, with) in [(d.q.0, &triple.q), (d.scale.0, &triple.scale)].into_iter().chain(zero_point) {
+        let t = sub
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == name)
+            .ok_or_else(|| anyhow!("the region of '{}' does not hold '{name}'", p.name))?;
+        *t = with.clone();
+        t.name = name;
+    }
+    Ok(())
+}
