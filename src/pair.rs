@@ -226,6 +226,7 @@ fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pai
     let s_index: HashMap<&str, (&Layer, &Param)> = params(source).map(|(l, p)| (p.name.as_str(), (l, p))).collect();
     let mut out = Pairing { method: "file", pairs: vec![], unmatched: vec![] };
     let mut mapped: HashMap<String, u64> = HashMap::new();
+    let mut sources: HashMap<String, u64> = HashMap::new();
     for row in mapping::parse(&text, path)? {
         let (n, t, s) = (row.line, row.target.as_str(), row.source.as_str());
         let Some((tl, tp)) = t_index.get(t) else {
@@ -243,8 +244,16 @@ fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pai
         if let Some(first) = mapped.get(t) {
             return Err(bad_file(path, format!("line {n}: target '{t}' is already mapped on line {first}")));
         }
+        // One source tensor for two targets would give two rows that are one swap's source.
+        if let Some(first) = sources.get(s) {
+            return Err(bad_file(
+                path,
+                format!("line {n}: source '{s}' is already mapped on line {first}; map each source tensor once"),
+            ));
+        }
         let pp = make_pair(tl, tp, sl, sp).map_err(|why| bad_file(path, format!("line {n}: {t} -> {s}: {why}")))?;
         mapped.insert(t.to_string(), n);
+        sources.insert(s.to_string(), n);
         out.pairs.push(pp);
     }
     for (tl, tp) in params(target) {

@@ -229,15 +229,15 @@ fn require_reusable_names_the_new_families() {
     // Bare W is conv W, as it always was: conv 4 W is reusable, conv 1 W is not.
     gate(&["--require-reusable", "W:4"]).assert().success();
     gate(&["--require-reusable", "W:1"]).assert().code(1).stderr(predicate::str::contains("conv 1 W"));
-    // Layers that were not audited cannot pass.
-    gate(&["--require-reusable", "linear.W:4"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("linear 4 W was not audited"));
+    // Layers or families that were not audited cannot pass: the gate is refused (exit 2).
+    gate(&["--require-reusable", "linear.W:4"]).assert().code(2).stderr(
+        predicate::str::contains("linear.W:4: the target has no linear layer 4 with W")
+            .and(predicate::str::contains("the gate would check nothing")),
+    );
     gate(&["--families", "conv,bn", "--require-reusable", "norm.RW:*"])
         .assert()
-        .code(1)
-        .stderr(predicate::str::contains("norm.RW:* matches no audited norm RW row"));
+        .code(2)
+        .stderr(predicate::str::contains("norm.RW: norm is not among the audited --families"));
     gate(&["--require-reusable", "norm.W:1"]).assert().code(2).stderr(predicate::str::contains("--require-reusable"));
 }
 

@@ -59,9 +59,61 @@ impl Feed<'_> {
     }
 }
 
+/// The unswapped model's output holds NaN or an infinity: it predicts nothing there, so no
+/// swap can be compared with it (reported as an error of the target's file).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the unswapped model's output is {value} at image {origin} (output index {index:?}): no prediction, so no \
+     swap can be compared and there is no verdict; check the model and the input scaling (--normalize)"
+)]
+pub struct NonFiniteOutput {
+    /// The first value that is not finite.
+    pub value: f32,
+    /// The image it belongs to, as the data names it.
+    pub origin: String,
+    /// Its index in the output tensor.
+    pub index: Vec<usize>,
+}
+
+/// Refuse a baseline output (images `start..start + count` of the feed) with a value that
+/// is not finite, naming the first one.
+pub fn check_finite(output: &ArrayViewD<f32>, feed: &Feed, start: usize, count: usize) -> Result<()> {
+    let Some((index, &value)) = output.indexed_iter().find(|(_, v)| !v.is_finite()) else {
+        return Ok(());
+    };
+    let mut index = ndarray::Dimension::slice(&index).to_vec();
+    // Rows past `count` are the zero padding of a fixed batch, not images.
+    if index.first().is_some_and(|&i| i >= count) {
+        let real = output.slice_axis(ndarray::Axis(0), ndarray::Slice::from(..count));
+        return check_finite(&real, feed, start, count);
+    }
+    // The index in the whole set: the batch's first image added.
+    if let Some(i) = index.first_mut() {
+        *i += start;
+    }
+    let image = index.first().copied().unwrap_or(start);
+    let origin = feed.data.origins.get(image).cloned().unwrap_or_else(|| format!("#{image}"));
+    Err(NonFiniteOutput { value, origin, index }.into())
+}
+
 /// Class maps `[n, h, w]` (`[n, 1, 1]` for a classifier) of every image, and the class
 /// count, from one full forward pass.
 pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f32>)]) -> Result<(Array3<u8>, usize)> {
+    run_predictions(runner, feed, extra, false)
+}
+
+/// [`predictions`] of the unswapped model: an output that is not finite is an error
+/// ([`NonFiniteOutput`]), not a prediction.
+pub fn baseline_predictions(runner: &mut Runner, feed: &Feed) -> Result<(Array3<u8>, usize)> {
+    run_predictions(runner, feed, &[], true)
+}
+
+fn run_predictions(
+    runner: &mut Runner,
+    feed: &Feed,
+    extra: &[(String, ArrayD<f32>)],
+    finite: bool,
+) -> Result<(Array3<u8>, usize)> {
     let d = feed.data;
     let (h, w) = feed.map_size();
     let mut out = Array3::zeros((d.n(), h, w));
@@ -70,8 +122,12 @@ pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f3
         let x = feed.tensor(start, count);
         let mut inputs = vec![(feed.input.name.as_str(), View::F32(x.view().into_dyn()))];
         inputs.extend(extra.iter().map(|(name, v)| (name.as_str(), View::F32(v.view()))));
-        let (pred, c) =
-            runner.run_views_first(&inputs, |output| class_maps(output, feed.output, count, h, w, feed.threshold))?;
+        let (pred, c) = runner.run_views_first(&inputs, |output| {
+            if finite {
+                check_finite(&output, feed, start, count)?;
+            }
+            class_maps(output, feed.output, count, h, w, feed.threshold)
+        })?;
         classes = c;
         out.slice_mut(s![start..start + count, .., ..]).assign(&pred);
     }

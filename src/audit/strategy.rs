@@ -3,7 +3,7 @@
 use anyhow::Result;
 use ndarray::{Array3, ArrayD};
 
-use super::forward::{predictions, Feed};
+use super::forward::{baseline_predictions, predictions, Feed};
 use super::AuditJob;
 use crate::engine::{Engine, Runner};
 use crate::model::{DType, Model, ParamSource};
@@ -55,8 +55,8 @@ impl<'a> Evaluator<'a> {
     /// Class maps of the unswapped target, and the class count.
     pub fn baseline(&mut self) -> Result<(Array3<u8>, usize)> {
         match self.shared.as_mut() {
-            Some(r) => predictions(r, self.feed, &[]),
-            None => predictions(&mut self.engine.session(&self.job.target.to_bytes()?)?, self.feed, &[]),
+            Some(r) => baseline_predictions(r, self.feed),
+            None => baseline_predictions(&mut self.engine.session(&self.job.target.to_bytes()?)?, self.feed),
         }
     }
 

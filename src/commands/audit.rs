@@ -12,7 +12,7 @@ use reuse_audit::error::{GateFailed, UserError};
 use reuse_audit::model::layers::{group_name, parse_group};
 use reuse_audit::model::{Family, Kind};
 use reuse_audit::pipeline::{Audit, Labels};
-use reuse_audit::report::Report;
+use reuse_audit::report::{NotAudited, Report};
 
 /// Run `audit`.
 pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs) -> Result<()> {
@@ -23,8 +23,30 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
             );
         }
     }
+    // Refuse a bad spec, or a gate on kinds or families not audited, before any work.
+    let o = &s.options;
     if let Some(spec) = &g.require_reusable {
-        parse_requirement(spec)?; // refuse a bad spec before any work
+        for ((family, kind), _) in parse_requirement(spec)? {
+            let group = group_name(family, kind);
+            if !o.kinds.contains(&kind) {
+                return Err(nothing_to_check(
+                    "--require-reusable",
+                    format!("{group}: {kind} is not among the audited --kinds"),
+                ));
+            }
+            if !o.families.contains(&family) {
+                return Err(nothing_to_check(
+                    "--require-reusable",
+                    format!("{group}: {family} is not among the audited --families"),
+                ));
+            }
+        }
+    }
+    if g.fail_if_not_reusable && !(o.kinds.contains(&Kind::W) && o.families.contains(&Family::Conv)) {
+        return Err(nothing_to_check(
+            "--fail-if-not-reusable",
+            "the RN verdict needs conv W (--kinds, --families)".into(),
+        ));
     }
     let audit = audit_of(target, source, s, a);
     let report = audit.run()?;
@@ -70,6 +92,12 @@ fn mean_std(a: &RunArgs) -> Option<MeanStd> {
 /// Apply the CI gates; a failure lists the failing rows.
 pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     let mut failures = Vec::new();
+    if g.fail_if_not_reusable && r.summary.rn.is_none() {
+        return Err(partly_unchecked(
+            "--fail-if-not-reusable",
+            "there is no RN verdict (not every conv layer could be audited; see the warnings)".into(),
+        ));
+    }
     if g.fail_if_not_reusable && r.summary.rn != Some(true) {
         failures.push(format!(
             "--fail-if-not-reusable: the network is not an RN (conv W reusable share {:.2} < {})",
@@ -95,21 +123,8 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     }
     if let Some(spec) = &g.require_reusable {
         for ((family, kind), layers) in parse_requirement(spec)? {
-            let rows: Vec<_> =
-                r.rows.iter().filter(|row| row.family == family.to_string() && row.kind == kind.to_string()).collect();
-            // A required layer the audit did not score cannot pass.
-            let group = group_name(family, kind);
-            match &layers {
-                None if rows.iter().all(|row| row.reusable.is_none()) => {
-                    failures.push(format!("--require-reusable: {group}:* matches no audited {family} {kind} row"))
-                }
-                Some(l) => {
-                    for n in l.iter().filter(|n| !rows.iter().any(|row| row.layer == **n && row.reusable.is_some())) {
-                        failures.push(format!("--require-reusable: {family} {n} {kind} was not audited"));
-                    }
-                }
-                None => {}
-            }
+            unchecked(r, family, kind, layers.as_deref())?;
+            let rows = r.rows.iter().filter(|row| row.family == family.to_string() && row.kind == kind.to_string());
             for row in rows {
                 let wanted = layers.as_ref().is_none_or(|l| l.contains(&row.layer));
                 if wanted && row.reusable != Some(true) {
@@ -130,6 +145,64 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     } else {
         Err(GateFailed(failures.join("\n  ")).into())
     }
+}
+
+/// A gate that would pass without checking anything: exit 2.
+fn nothing_to_check(flag: &'static str, why: String) -> anyhow::Error {
+    UserError::BadFlag { flag, reason: format!("{why}: the gate would check nothing") }.into()
+}
+
+/// A gate that could check only part of what it asks for: exit 2.
+fn partly_unchecked(flag: &'static str, why: String) -> anyhow::Error {
+    UserError::BadFlag { flag, reason: format!("{why}: the gate cannot check what it asks for") }.into()
+}
+
+/// Refuse a `--require-reusable` entry that names groups without a swap result: layers the
+/// target does not have, or groups not audited (`*` covers every group of the kind).
+fn unchecked(r: &Report, family: Family, kind: Kind, layers: Option<&[usize]>) -> Result<()> {
+    let (f, k) = (family.to_string(), kind.to_string());
+    let group = group_name(family, kind);
+    let flag = "--require-reusable";
+    let missing: Vec<&NotAudited> = r.not_audited.iter().filter(|n| n.family == f && n.kind == k).collect();
+    let of_group = |row: &&reuse_audit::report::Row| row.family == f && row.kind == k;
+    let has_row = |l: usize| r.rows.iter().filter(of_group).any(|row| row.layer == l && row.delta_dice.is_some());
+    let Some(layers) = layers else {
+        if let Some(n) = missing.first() {
+            let at = n.layer.map(|l| format!("{f} {l}")).unwrap_or_else(|| f.clone());
+            return Err(partly_unchecked(
+                flag,
+                format!(
+                    "{group}:* covers {} {f} {k} group(s) that were not audited, e.g. {at} ({}): {}",
+                    missing.len(),
+                    n.node,
+                    n.reason
+                ),
+            ));
+        }
+        if !r.rows.iter().filter(of_group).any(|row| row.delta_dice.is_some()) {
+            return Err(nothing_to_check(flag, format!("{group}:* matches no audited {f} {k} group")));
+        }
+        return Ok(());
+    };
+    if let Some(&l) = layers.iter().find(|&&l| !has_row(l)) {
+        if let Some(n) = missing.iter().find(|n| n.layer == Some(l)) {
+            return Err(partly_unchecked(
+                flag,
+                format!("{group}:{l}: {f} {l} ({}) was not audited: {}", n.node, n.reason),
+            ));
+        }
+        let mut known: Vec<usize> =
+            r.rows.iter().filter(of_group).map(|row| row.layer).chain(missing.iter().filter_map(|n| n.layer)).collect();
+        known.sort_unstable();
+        known.dedup();
+        let why = format!("{group}:{l}: the target has no {f} layer {l} with {k} (its {f} layers with {k}: {known:?})");
+        return Err(if layers.iter().any(|&l| has_row(l)) {
+            partly_unchecked(flag, why)
+        } else {
+            nothing_to_check(flag, why)
+        });
+    }
+    Ok(())
 }
 
 /// One `--require-reusable` entry: a (family, kind) group and its layers (None = every layer).

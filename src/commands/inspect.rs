@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use reuse_audit::model::folding;
 use reuse_audit::model::layers::scan;
+use reuse_audit::model::{control_flow, folding};
 use reuse_audit::model::{Family, Model};
 
 /// One layer in `inspect --json`.
@@ -79,6 +79,9 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
             .filter(|q| !q.audited)
             .map(|q| format!("not audited: {} ({}, {}): {}", q.node, q.op, q.format, q.reason)),
     );
+    let nested = control_flow::nested_layers(&m);
+    warnings.extend(control_flow::summary(&nested));
+    warnings.extend(nested.iter().map(|n| format!("not audited: {} ({}, in the {})", n.node, n.op, n.inside)));
     let out = InspectOut {
         path: m.display_name(),
         sha256: m.sha256.clone(),
@@ -224,6 +227,9 @@ fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<
         },
     };
     let c = spec.channels.unwrap_or(1);
+    reuse_audit::pipeline::layout::check_image_size(c, h, w).map_err(|why| {
+        reuse_audit::error::bad_file(&m.path, format!("the input '{}' to feed for --flops is {why}", spec.name))
+    })?;
     let engine = reuse_audit::engine::Engine::new(reuse_audit::engine::Device::Cpu, 0, true)?;
     let probe = probe_shapes(&engine, m, &spec.name, spec.layout, [c, h, w])
         .map_err(|e| reuse_audit::error::bad_file(&m.path, format!("{e:#}")))?;

@@ -20,7 +20,7 @@ use scaling::Probe;
 mod metric;
 mod scaling;
 
-use crate::model::quantized::CONV_OPS;
+mod coverage;
 mod setters;
 
 /// Where the ground truth of the validation set comes from.
@@ -248,17 +248,9 @@ impl Audit {
         report.summary = crate::verdict::decide(&mut report.rows, o.tolerance, o.rn_threshold);
         report.summary.bn = bn;
         report.settings.metric = Some(self.metric);
-        // The RN verdict is a share of the conv layers: over the audited ones only it would
-        // speak for layers never swapped (quantized, unmatched, computed weights).
-        let conv_total = ctx.target.proto.graph.node.iter().filter(|n| CONV_OPS.contains(&n.op_type.as_str())).count();
-        let w_audited = report.rows.iter().filter(|r| crate::verdict::is_conv_w(r) && r.delta_dice.is_some()).count();
-        if report.summary.rn.is_some() && w_audited < conv_total {
-            report.summary.rn = None;
-            let w = format!(
-                "no RN verdict: conv W was swapped in {w_audited} of the target's {conv_total} conv layers ({} quantized and not audited, the rest unmatched or with computed weights); the reusable share of those {w_audited} is {:.0}%",
-                ctx.target_layers.quantized.iter().filter(|q| !q.audited).count(),
-                100.0 * report.summary.conv_w_reusable_share.unwrap_or(0.0)
-            );
+        // Verdicts over the audited groups only would speak for groups never swapped.
+        report.not_audited = coverage::not_audited(&ctx, &o.families, &o.kinds, &report);
+        for w in coverage::withhold(&mut report) {
             warn(std::slice::from_ref(&w), o.quiet);
             report.warnings.push(w);
         }

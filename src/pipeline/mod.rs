@@ -19,6 +19,7 @@ pub use audit::{Audit, Labels};
 pub use options::Options;
 
 use crate::audit::compare::{self, PairValues};
+use crate::audit::forward::NonFiniteOutput;
 use crate::engine::RuntimeFailure;
 use crate::error::{bad_file, UserError};
 use crate::model::folding;
@@ -111,6 +112,9 @@ pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
     if let Some(q) = crate::model::quantized::summary(&sc.quantized) {
         out.push(format!("{}: {q}", m.display_name()));
     }
+    if let Some(n) = crate::model::control_flow::summary(&crate::model::control_flow::nested_layers(m)) {
+        out.push(format!("{}: {n}", m.display_name()));
+    }
     if let Some(first) = sc.skipped.first() {
         // Only Conv/BN layers: the words this warning always had.
         let cnn = sc.layers.iter().all(|l| matches!(l.family, Family::Conv | Family::Bn));
@@ -146,11 +150,14 @@ pub fn model_info(m: &Model, sc: &LayerScan) -> ModelInfo {
 }
 
 /// An error of ONNX Runtime's about a model built from `path` (the model itself, or with
-/// parameters swapped in), as a user error naming that file, with the whole chain of
-/// messages (ONNX Runtime's text kept as it is); any other error unchanged.
+/// parameters swapped in), or its output not finite, as a user error naming that file, with
+/// the whole chain of messages (ONNX Runtime's text kept as it is); any other error unchanged.
 pub fn name_the_model(err: anyhow::Error, path: &Path) -> anyhow::Error {
     let ours = err.chain().any(|c| c.downcast_ref::<UserError>().is_some());
-    if !ours && err.chain().any(|c| c.downcast_ref::<RuntimeFailure>().is_some()) {
+    let theirs = |c: &(dyn std::error::Error + 'static)| {
+        c.downcast_ref::<RuntimeFailure>().is_some() || c.downcast_ref::<NonFiniteOutput>().is_some()
+    };
+    if !ours && err.chain().any(theirs) {
         return bad_file(path, format!("{err:#}"));
     }
     err
@@ -189,6 +196,7 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
         baseline: None,
         rows,
         unmatched: ctx.pairing.unmatched.clone(),
+        not_audited: vec![],
         warnings: ctx.warnings.clone(),
         summary: Summary { bn: compare::bn_stats(&ctx.pairing, &values), ..Default::default() },
     };

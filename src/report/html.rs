@@ -186,18 +186,26 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         Some(rn) => {
             let _ = write!(
                 s,
-                "<div class=\"verdict {}\" id=\"verdict\"><b>{}</b>: conv W reusable in {:.0}% of layers (RN threshold {:.0}%); reuse share {:.1}% of (layer, kind) groups, {:.1}% of scalars; tolerance {} {}.</div>",
+                "<div class=\"verdict {}\" id=\"verdict\"><b>{}</b>: conv W reusable in {:.0}% of layers (RN threshold {:.0}%); {}; tolerance {} {}.</div>",
                 if rn { "rn" } else { "notrn" },
                 if rn { "Reusable network (RN)" } else { "Not a reusable network" },
                 100.0 * sm.conv_w_reusable_share.unwrap_or(0.0),
                 100.0 * r.settings.rn_threshold,
-                100.0 * sm.reuse_share_groups.unwrap_or(0.0),
-                100.0 * sm.reuse_share_scalars.unwrap_or(0.0),
+                match (sm.reuse_share_groups, sm.reuse_share_scalars) {
+                    (Some(g), Some(sc)) => format!(
+                        "reuse share {:.1}% of (layer, kind) groups, {:.1}% of scalars",
+                        100.0 * g,
+                        100.0 * sc
+                    ),
+                    _ => format!("no reuse share ({} (layer, kind) groups not audited)", r.not_audited.len()),
+                },
                 r.settings.tolerance,
                 r.metric().score_name()
             );
         }
-        None => s.push_str("<div class=\"verdict\" id=\"verdict\">Data-free comparison (no swap audit).</div>"),
+        None => {
+            let _ = write!(s, "<div class=\"verdict\" id=\"verdict\">{}.</div>", super::table::headline(r).1);
+        }
     }
     if let Some(b) = &r.baseline {
         let (heading, mean) = match r.metric() {

@@ -11,10 +11,12 @@ pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## reuse-audit: `{}` ← `{}`\n", r.target.path, r.source.path);
     let sm = &r.summary;
-    match sm.rn {
-        Some(true) => s.push_str("**Verdict: reusable network (RN)**"),
-        Some(false) => s.push_str("**Verdict: not a reusable network**"),
-        None => s.push_str("**Data-free comparison (no swap audit)**"),
+    match super::table::headline(r) {
+        (Some(true), _) => s.push_str("**Verdict: reusable network (RN)**"),
+        (Some(false), _) => s.push_str("**Verdict: not a reusable network**"),
+        (None, why) => {
+            let _ = write!(s, "**{why}**");
+        }
     }
     if let Some(share) = sm.conv_w_reusable_share {
         let _ = write!(

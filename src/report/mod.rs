@@ -46,6 +46,9 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Parameters that could not be paired.
     pub unmatched: Vec<Unmatched>,
+    /// Target (layer, kind) groups of the audited kinds without a swap result, and why
+    /// (audit only; unmatched, quantized, inside control flow).
+    pub not_audited: Vec<NotAudited>,
     /// Warnings (e.g. BN probably folded at export).
     pub warnings: Vec<String>,
     /// Verdicts and BN statistics.
@@ -57,6 +60,21 @@ impl Report {
     pub fn metric(&self) -> Metric {
         self.settings.metric.unwrap_or_default()
     }
+}
+
+/// A target (layer, kind) group the audit has no swap result for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotAudited {
+    /// `conv` or `bn`.
+    pub family: String,
+    /// The layer's number in its family (null inside a subgraph: not numbered).
+    pub layer: Option<usize>,
+    /// Node name.
+    pub node: String,
+    /// Parameter kind.
+    pub kind: String,
+    /// Why it was not swapped.
+    pub reason: String,
 }
 
 /// Tool identity.
@@ -268,9 +286,10 @@ pub struct Summary {
     pub reusable: BTreeMap<String, Vec<usize>>,
     /// Non-reusable layer indices per group (as `reusable`).
     pub not_reusable: BTreeMap<String, Vec<usize>>,
-    /// Share of audited (layer, kind) groups that are reusable.
+    /// Share of (layer, kind) groups that are reusable (null when some group of the
+    /// audited kinds was not audited: see `not_audited`).
     pub reuse_share_groups: Option<f64>,
-    /// Share of audited scalar parameters that are reusable.
+    /// Share of scalar parameters that are reusable (null as `reuse_share_groups`).
     pub reuse_share_scalars: Option<f64>,
     /// Largest delta_dice of any swap.
     pub max_delta: Option<f64>,

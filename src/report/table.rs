@@ -103,6 +103,20 @@ fn render_rows(r: &Report) -> String {
     s
 }
 
+/// The verdict as a headline: `Some(true)` RN, `Some(false)` not, `None` with the reason
+/// there is none (a data-free report, or a verdict withheld).
+pub fn headline(r: &Report) -> (Option<bool>, &'static str) {
+    match (r.summary.rn, &r.baseline) {
+        (Some(true), _) => (Some(true), "Reusable network (RN)"),
+        (Some(false), _) => (Some(false), "Not a reusable network"),
+        (None, None) => (None, "Data-free comparison (no swap audit)"),
+        (None, Some(_)) if r.summary.conv_w_reusable_share.is_some() => {
+            (None, "No RN verdict: not every conv layer could be audited (see the warnings)")
+        }
+        (None, Some(_)) => (None, "No RN verdict: conv W was not audited (--kinds)"),
+    }
+}
+
 /// The verdict in a few lines (also printed by `demo`).
 pub fn verdict_lines(r: &Report) -> String {
     let mut s = baseline_lines(r);
@@ -123,6 +137,12 @@ pub fn verdict_lines(r: &Report) -> String {
     }
     if let (Some(g), Some(sc)) = (sm.reuse_share_groups, sm.reuse_share_scalars) {
         let _ = writeln!(s, "reuse share: {:.1}% of (layer, kind) groups, {:.1}% of scalars", 100.0 * g, 100.0 * sc);
+    } else if r.baseline.is_some() && !r.not_audited.is_empty() {
+        let _ = writeln!(
+            s,
+            "reuse share: none ({} (layer, kind) group(s) not audited; see the warnings)",
+            r.not_audited.len()
+        );
     }
     let lists = reuse_lists(sm);
     let width = lists.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0).max(2);

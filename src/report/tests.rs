@@ -97,6 +97,7 @@ pub fn fixed_report() -> Report {
         baseline: Some(Dice { per_class: vec![0.95, 0.85], mean: 0.9, mean_fg: 0.85 }),
         rows,
         unmatched: vec![],
+        not_audited: vec![],
         warnings: vec!["a warning".into()],
         summary,
     }

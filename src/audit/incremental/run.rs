@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use ndarray::{s, Array3, ArrayD};
 
 use super::{schedule, Plan, Region};
-use crate::audit::forward::{class_maps, Feed};
+use crate::audit::forward::{check_finite, class_maps, Feed};
 use crate::audit::strategy::param_f32;
 use crate::audit::{AuditJob, AuditOutcome, Truth};
 use crate::engine::View;
@@ -64,6 +64,7 @@ impl Plan {
                     .try_extract_array::<f32>()
                     .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
                 let (h, w) = feed.map_size();
+                check_finite(&logits, feed, start, count)?;
                 let (pred, c) = class_maps(logits, feed.output, count, h, w, feed.threshold)?;
                 Ok((pred, c, outs))
             })?;
