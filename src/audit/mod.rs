@@ -8,12 +8,14 @@ pub mod compare;
 pub mod cost;
 pub mod forward;
 pub mod incremental;
+pub mod progress;
 mod strategy;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array3;
 
+pub use progress::{Known, Progress, Sink};
 pub use strategy::{overridable_model, Strategy};
 
 use crate::data::preprocess::{Dataset, InputSpec};
@@ -67,6 +69,8 @@ pub struct AuditJob<'a> {
     pub per_image: bool,
     /// What swaps are scored by.
     pub metric: Metric,
+    /// Results known from a journal, a shard's pairs, where results go (see `progress`).
+    pub progress: Option<&'a Progress<'a>>,
 }
 
 impl AuditJob<'_> {
@@ -91,6 +95,9 @@ impl AuditJob<'_> {
     }
 }
 
+/// One swap's result: what the journal keeps of it (all of it, whatever it holds).
+pub type SwapScore = Dice;
+
 /// The audit's scores ([`Metric::score`]: the metric as `mean`, Dice per class).
 #[derive(Debug, Clone)]
 pub struct AuditOutcome {
@@ -98,8 +105,9 @@ pub struct AuditOutcome {
     pub classes: usize,
     /// Score of the unswapped target.
     pub baseline: Dice,
-    /// Score per pair (same order as `Pairing::pairs`), `None` for kinds not audited.
-    pub swaps: Vec<Option<Dice>>,
+    /// Score per pair (same order as `Pairing::pairs`), `None` for kinds not audited (and,
+    /// in a shard, for the other shards' swaps).
+    pub swaps: Vec<Option<SwapScore>>,
 }
 
 /// Run the baseline and every swap; returns the outcome and the strategy that ran.
@@ -111,14 +119,21 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> 
             skipped.len()
         );
     }
-    let (mut outcome, strategy) = run_swaps(engine, job)?;
+    let (mut outcome, strategy) = match job.from_journal()? {
+        Some(done) => done,
+        None => {
+            let (mut outcome, strategy) = run_swaps(engine, job)?;
+            job.fill_known(&mut outcome.swaps);
+            (outcome, strategy)
+        }
+    };
     for i in skipped {
         outcome.swaps[i] = Some(outcome.baseline.clone());
     }
     Ok((outcome, strategy))
 }
 
-/// The baseline and every swap that [`AuditJob::runs`].
+/// The baseline and every swap that [`AuditJob::computes`].
 fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
     let input = job.input;
     let feed = Feed {
@@ -164,7 +179,7 @@ pub fn labels(data: &Dataset, classes: usize) -> Result<Array3<u8>> {
 
 /// Naive and shared strategies: full forward passes.
 fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<AuditOutcome> {
-    let todo: Vec<usize> = (0..job.pairing.pairs.len()).filter(|&i| job.runs(i)).collect();
+    let todo: Vec<usize> = (0..job.pairing.pairs.len()).filter(|&i| job.computes(i)).collect();
     let bar = progress(todo.len() as u64 + 1, job.quiet);
     let mut eval = strategy::Evaluator::new(engine, job, feed)?;
     let (base_pred, classes) = eval.baseline()?;
@@ -174,12 +189,15 @@ fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<AuditOutcome
         Truth::Baseline => base_pred.clone(),
     };
     let baseline = forward::score(base_pred.view(), truth.view(), classes, job.metric);
+    job.record_baseline(job.strategy, classes, &baseline)?;
     let mut swaps = vec![None; job.pairing.pairs.len()];
     for i in todo {
         let p = &job.pairing.pairs[i];
         bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
         let pred = eval.swap(i)?;
-        swaps[i] = Some(forward::score(pred.view(), truth.view(), classes, job.metric));
+        let score = forward::score(pred.view(), truth.view(), classes, job.metric);
+        job.record_swap(i, &score)?;
+        swaps[i] = Some(score);
         bar.inc(1);
     }
     bar.finish_and_clear();

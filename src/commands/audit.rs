@@ -11,11 +11,24 @@ use reuse_audit::data::standardize::MeanStd;
 use reuse_audit::error::{GateFailed, UserError};
 use reuse_audit::model::layers::{group_name, parse_group};
 use reuse_audit::model::{Family, Kind};
-use reuse_audit::pipeline::{Audit, Labels};
+use reuse_audit::pipeline::{Audit, JournalPlan, JournalSpec, Labels};
 use reuse_audit::report::{NotAudited, Report};
 
 /// Run `audit`.
 pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs) -> Result<()> {
+    let journal = super::journaled::spec(s, a)?;
+    run_journaled(target, source, s, a, g, journal)
+}
+
+/// Run `audit` with this journal (a merge gives the shards' results).
+pub fn run_journaled(
+    target: &Path,
+    source: &Path,
+    s: &Settings,
+    a: &RunArgs,
+    g: &GateArgs,
+    journal: Option<JournalSpec>,
+) -> Result<()> {
     if let Some(m) = g.max_delta {
         if !m.is_finite() {
             return Err(
@@ -48,9 +61,19 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
             "the RN verdict needs conv W (--kinds, --families)".into(),
         ));
     }
-    let audit = audit_of(target, source, s, a);
+    let audit = audit_of(target, source, s, a).journal(journal.clone());
     let report = audit.run()?;
-    emit(&report, s)?;
+    if let Some(JournalSpec { plan: JournalPlan::Fresh(path) | JournalPlan::Resume(path), shard, .. }) = &journal {
+        if let (Some(shard), Some(out)) = (shard, &s.out) {
+            // The gates need every swap: `merge` applies them.
+            return super::journaled::publish_shard(path, out, *shard, s.options.quiet);
+        }
+        emit(&report, s)?;
+        // The report is published: the journal has served.
+        super::journaled::remove(path)?;
+    } else {
+        emit(&report, s)?;
+    }
     gates(&report, g)
 }
 

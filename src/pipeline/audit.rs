@@ -21,7 +21,10 @@ mod metric;
 mod scaling;
 
 mod coverage;
+pub mod journaling;
 mod setters;
+
+pub use journaling::{JournalPlan, JournalSpec};
 
 /// Where the ground truth of the validation set comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -76,6 +79,7 @@ pub struct Audit {
     size: Option<(usize, usize)>,
     metric: Metric,
     mean_std: Option<MeanStd>,
+    journal: Option<JournalSpec>,
 }
 
 impl Audit {
@@ -101,6 +105,7 @@ impl Audit {
             size: None,
             metric: Metric::Dice,
             mean_std: None,
+            journal: None,
         }
     }
 
@@ -211,7 +216,7 @@ impl Audit {
             }
             _ => self.batch,
         };
-        let job = AuditJob {
+        let mut job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
             values: &values,
@@ -227,11 +232,47 @@ impl Audit {
             threshold,
             per_image: kind.per_image,
             metric: self.metric,
+            progress: None,
         };
         let engine = engine.get()?;
+        // The journal: what it already holds is not computed again; each result is appended.
+        let opened = match &self.journal {
+            None => None,
+            Some(spec) => {
+                let resolved = [
+                    ("--normalize", format!("{normalize:?}").to_lowercase()),
+                    ("--threshold", format!("{threshold}")),
+                    ("--layout", io.name()),
+                    ("--batch", batch.to_string()),
+                    ("provider", engine.provider.to_string()),
+                    ("output", format!("{} {}", kind.describe(), rule.describe())),
+                ];
+                let header = self.journal_header(spec, &ctx, data_path, &dataset, &job, engine, &resolved)?;
+                let opened = journaling::open(spec, &header, o.quiet)?;
+                Some((header, opened))
+            }
+        };
+        let sink = opened
+            .as_ref()
+            .and_then(|(h, op)| op.writer.as_ref().map(|w| journaling::JournalSink { writer: w, swaps: &h.swaps }));
+        let progress = opened.as_ref().map(|(_, op)| audit::Progress {
+            known: &op.known,
+            only: op.only.as_deref(),
+            sink: sink.as_ref().map(|s| s as &dyn audit::Sink),
+        });
+        job.progress = progress.as_ref();
+        if let (Some(JournalPlan::Merged(_)), Some(i)) =
+            (self.journal.as_ref().map(|j| &j.plan), (0..ctx.pairing.pairs.len()).find(|&i| job.computes(i)))
+        {
+            anyhow::bail!("merge: swap {i} has no result in the shards");
+        }
         let (outcome, strategy) = audit::run(engine, &job)?;
         if !label_free && outcome.baseline.mean < self.min_baseline {
             return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
+        }
+        // A shard's report would speak for swaps it did not compute: its result is the journal.
+        if self.journal.as_ref().is_some_and(|j| j.shard.is_some()) {
+            return Ok(report);
         }
         let rows_by_pair: Vec<usize> =
             (0..ctx.pairing.pairs.len()).filter(|&i| o.kinds.contains(&ctx.pairing.pairs[i].kind())).collect();

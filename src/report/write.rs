@@ -17,7 +17,7 @@ use crate::error::UserError;
 
 /// Top-level names the tool writes into an output folder (reports and matrices). Those
 /// not rewritten by a run are stale and are not carried over.
-pub const OWNED: [&str; 9] = [
+pub const OWNED: [&str; 10] = [
     "report.json",
     "report.csv",
     "report.html",
@@ -27,6 +27,7 @@ pub const OWNED: [&str; 9] = [
     "summary.csv",
     "matrix.svg",
     "matrix.html",
+    "shard.journal",
 ];
 
 /// Write `(relative path, bytes)` pairs as the new contents of `dir`, published at once.

@@ -10,7 +10,7 @@ use ndarray::{s, Array3, ArrayD};
 use super::{schedule, Plan, Region};
 use crate::audit::forward::{check_finite, class_maps, Feed};
 use crate::audit::strategy::param_f32;
-use crate::audit::{AuditJob, AuditOutcome, Truth};
+use crate::audit::{AuditJob, AuditOutcome, Strategy, Truth};
 use crate::engine::View;
 use crate::metrics::dice::DiceCounts;
 
@@ -48,7 +48,8 @@ impl Plan {
         let mut base_counts: Option<DiceCounts> = None;
         let mut swap_counts: HashMap<usize, DiceCounts> = HashMap::new();
         let input = feed.input.name.as_str();
-        for chunk in chunks {
+        let last = chunks.len().saturating_sub(1);
+        for (ci, chunk) in chunks.into_iter().enumerate() {
             // Baseline over the chunk, keeping the frontier tensors; batches spread over the
             // workers, each with its own baseline session.
             let runs = schedule::parallel_map(self.workers, chunk, |w, &(start, count)| {
@@ -90,9 +91,23 @@ impl Plan {
                 cache.push(outs);
             }
             bar.inc(1);
-            // Every swap on its region only, regions spread over the workers.
+            if ci == last {
+                if let Some(bc) = &base_counts {
+                    job.record_baseline(Strategy::Incremental, classes, &job.metric.score(bc))?;
+                }
+            }
+            // Every swap on its region only, regions spread over the workers; on the last
+            // chunk each result is final as its region ends.
             let per_region = schedule::parallel_map(self.workers, &self.order, |_, &r| {
-                self.swaps_of(&self.regions[r], job, feed, chunk, &cache, &truth, classes, bar)
+                let counts = self.swaps_of(&self.regions[r], job, feed, chunk, &cache, &truth, classes, bar)?;
+                if ci == last {
+                    for (p, c) in &counts {
+                        let mut total = swap_counts.get(p).cloned().unwrap_or_else(|| DiceCounts::new(classes));
+                        total.merge(c);
+                        job.record_swap(*p, &job.metric.score(&total))?;
+                    }
+                }
+                Ok(counts)
             })?;
             for (p, c) in per_region.into_iter().flatten() {
                 swap_counts.entry(p).or_insert_with(|| DiceCounts::new(classes)).merge(&c);

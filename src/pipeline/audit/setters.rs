@@ -126,4 +126,12 @@ impl Audit {
         self.size = size;
         self
     }
+
+    /// Journal every result as it finishes (`--out`'s journal, `--resume`, `--shard`,
+    /// `merge`; see [`crate::journal`]). With a shard, the audit computes only that shard's
+    /// swaps and its report is the data-free one: the journal is its result.
+    pub fn journal(mut self, journal: Option<super::JournalSpec>) -> Audit {
+        self.journal = journal;
+        self
+    }
 }

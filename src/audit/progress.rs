@@ -1,0 +1,96 @@
+//! What an audit takes from a journal and gives to it: results already known (not computed
+//! again), the pairs one shard computes, and a sink told of every result as it finishes.
+//!
+//! Which pairs *run* (`AuditJob::runs`) never depends on this: the sessions, the parameters
+//! exposed as inputs and the tensors cached are those of the whole audit, so a resumed or
+//! sharded run computes every swap with the very graphs a single run uses, and its numbers
+//! are the same bits. Only which of them are *computed* now (`AuditJob::computes`) does.
+
+use anyhow::{bail, Result};
+
+use super::{AuditJob, AuditOutcome, Strategy, SwapScore};
+use crate::metrics::dice::Dice;
+
+/// Results already known: the journal's baseline and swaps.
+pub type Known = crate::journal::Known<Dice, SwapScore>;
+
+/// Told of each result as soon as it is final; called from any worker.
+pub trait Sink: Sync {
+    /// The baseline (before any swap's result).
+    fn baseline(&self, strategy: Strategy, classes: usize, score: &Dice) -> Result<()>;
+    /// One finished swap.
+    fn swap(&self, pair: usize, score: &SwapScore) -> Result<()>;
+}
+
+/// An audit's link to its journal.
+pub struct Progress<'a> {
+    /// What is known already.
+    pub known: &'a Known,
+    /// The only pairs to compute (a shard's, ascending); `None`: every pair that runs.
+    pub only: Option<&'a [usize]>,
+    /// Where finished results go.
+    pub sink: Option<&'a dyn Sink>,
+}
+
+impl AuditJob<'_> {
+    /// Whether pair `i` is computed by this run: it runs, its result is not known yet, and
+    /// it is this shard's.
+    pub fn computes(&self, i: usize) -> bool {
+        self.runs(i)
+            && self
+                .progress
+                .is_none_or(|p| !p.known.swaps.contains_key(&i) && p.only.is_none_or(|o| o.binary_search(&i).is_ok()))
+    }
+
+    /// The baseline is final: journal it, or, when the journal has it already, check that it
+    /// is the same (else the journal's swaps would be compared with another baseline).
+    pub fn record_baseline(&self, strategy: Strategy, classes: usize, score: &Dice) -> Result<()> {
+        let Some(p) = self.progress else { return Ok(()) };
+        match &p.known.baseline {
+            Some(b) if b.result != *score || b.classes != classes || b.strategy != strategy.name() => bail!(
+                "the baseline computed now (mean {}, {classes} classes, {} strategy) is not the journal's (mean {}, {} classes, {} strategy): the results would not be comparable",
+                score.mean,
+                strategy.name(),
+                b.result.mean,
+                b.classes,
+                b.strategy
+            ),
+            Some(_) => Ok(()),
+            None => p.sink.map_or(Ok(()), |s| s.baseline(strategy, classes, score)),
+        }
+    }
+
+    /// Swap `i` is final: journal it.
+    pub fn record_swap(&self, i: usize, score: &SwapScore) -> Result<()> {
+        match self.progress.and_then(|p| p.sink) {
+            Some(s) => s.swap(i, score),
+            None => Ok(()),
+        }
+    }
+
+    /// The outcome from the journal alone, when it holds the baseline and nothing is left
+    /// to compute.
+    pub fn from_journal(&self) -> Result<Option<(AuditOutcome, Strategy)>> {
+        let Some(p) = self.progress else { return Ok(None) };
+        let Some(b) = &p.known.baseline else { return Ok(None) };
+        if (0..self.pairing.pairs.len()).any(|i| self.computes(i)) {
+            return Ok(None);
+        }
+        let Ok(strategy) = <Strategy as clap::ValueEnum>::from_str(&b.strategy, false) else {
+            bail!("the journal names an unknown strategy '{}'", b.strategy)
+        };
+        let mut swaps = vec![None; self.pairing.pairs.len()];
+        self.fill_known(&mut swaps);
+        Ok(Some((AuditOutcome { classes: b.classes, baseline: b.result.clone(), swaps }, strategy)))
+    }
+
+    /// Put the journal's swaps (those this audit runs) into `swaps`.
+    pub fn fill_known(&self, swaps: &mut [Option<SwapScore>]) {
+        let Some(p) = self.progress else { return };
+        for (&i, score) in &p.known.swaps {
+            if i < swaps.len() && self.runs(i) {
+                swaps[i] = Some(score.clone());
+            }
+        }
+    }
+}
