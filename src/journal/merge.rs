@@ -19,7 +19,7 @@ pub struct Part<B, S> {
 }
 
 fn refuse(why: String) -> anyhow::Error {
-    UserError::BadData(format!("cannot merge: {why}")).into()
+    UserError::Merge(why).into()
 }
 
 /// Check that `parts` make one whole audit; returns its header (no shard) and every result.

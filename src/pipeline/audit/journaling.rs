@@ -212,8 +212,8 @@ pub fn open(spec: &JournalSpec, now: &Header, quiet: bool) -> Result<Opened> {
             let (was, known) = &**merged;
             let diff = was.differences(now, Scope::Shards);
             if !diff.is_empty() {
-                return Err(UserError::BadData(format!(
-                    "cannot merge: the shards were computed from other inputs than merge finds now: {}",
+                return Err(UserError::Merge(format!(
+                    "the shards were computed from other inputs than merge finds now (shards vs now: {})",
                     diff.join("; ")
                 ))
                 .into());
