@@ -275,3 +275,53 @@ fn resume_needs_out_and_starts_when_there_is_no_journal() {
     assert!(out.join("report.json").exists());
     assert!(!journal_of(&out).exists());
 }
+
+#[test]
+fn a_failed_audit_keeps_a_journal_only_when_it_holds_swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    // The target's output is NaN on image 19 only (the probe batch does not see it): the
+    // baseline fails after the journal is opened, before any swap.
+    let mut m = tiny_cnn(&Spec::default());
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.push(tensor("shift", &[1], &[1.0], Storage::Raw));
+    g.initializer.push(tensor("zero", &[1], &[0.0], Storage::Raw));
+    g.node.push(node("Add", "shifted", &["x", "shift"], &["xs"], vec![]));
+    g.node.push(node("Sqrt", "root", &["xs"], &["r"], vec![]));
+    g.node.push(node("Mul", "nothing", &["r", "zero"], &["r0"], vec![]));
+    g.node.iter_mut().find(|n| n.name == "conv3").unwrap().output[0] = "y0".into();
+    g.node.push(node("Add", "out", &["y0", "r0"], &["y"], vec![]));
+    let t = save(&m, dir.path(), "t.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let n = 20;
+    let mut images: Vec<f32> = Rng::new(5).vec(n * 64, 1.0).iter().map(|v| v.abs() + 0.1).collect();
+    images[19 * 64 + 2 * 8 + 3] = -5.0;
+    let data = dir.path().join("val.npz");
+    npz_arrays(&data, &[n, 1, 8, 8], &images, None);
+    let out = dir.path().join("out");
+    let args = ["--labels", "baseline", "--normalize", "none"];
+    for _ in 0..2 {
+        // Refused both times for the NaN, never for a journal left behind.
+        audit(&t, &s, &data, &out, &args).assert().code(2).stderr(predicate::str::contains("NaN"));
+        assert!(!journal_of(&out).exists(), "a journal without swaps is removed");
+    }
+    // Publishing fails after every swap (report.json is a folder): the journal stays, and
+    // --resume writes the report from it once the way is clear.
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    let data = dir.path().join("ok.npz");
+    npz(&data, 6, 8, None, 3);
+    let clean = dir.path().join("clean");
+    audit(&t, &s, &data, &clean, &args).assert().success();
+    std::fs::create_dir_all(out.join("report.json")).unwrap();
+    audit(&t, &s, &data, &out, &args)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("every swap's result is kept in").and(predicate::str::contains("--resume")));
+    assert!(journal_of(&out).exists());
+    std::fs::remove_dir_all(&out).unwrap();
+    audit(&t, &s, &data, &out, &args)
+        .arg("--resume")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("resume: 14 of 14 swap(s) kept").and(predicate::str::contains("0 left")));
+    assert_same_files(&clean, &out);
+}

@@ -68,7 +68,13 @@ pub fn run_journaled(
             // The gates need every swap: `merge` applies them.
             return super::journaled::publish_shard(path, out, *shard, s.options.quiet);
         }
-        emit(&report, s)?;
+        if let Err(e) = emit(&report, s) {
+            eprintln!(
+                "note: every swap's result is kept in {}: rerun with --resume to write the report from it",
+                path.display()
+            );
+            return Err(e);
+        }
         // The report is published: the journal has served.
         super::journaled::remove(path)?;
     } else {

@@ -135,6 +135,9 @@ impl Writer {
 
     /// Start a new journal at `path` with `header`; `Ok(None)` when a file is there already.
     pub fn create(path: &Path, header: &Header) -> Result<Option<Writer>> {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating the folder {}", dir.display()))?;
+        }
         let f = match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),

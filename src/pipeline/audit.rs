@@ -252,9 +252,12 @@ impl Audit {
                 Some((header, opened))
             }
         };
-        let sink = opened
-            .as_ref()
-            .and_then(|(h, op)| op.writer.as_ref().map(|w| journaling::JournalSink { writer: w, swaps: &h.swaps }));
+        let sink =
+            opened.as_ref().and_then(|(h, op)| op.writer.as_ref().map(|w| journaling::JournalSink::new(w, &h.swaps)));
+        // Should the audit fail from here on, a journal without any swap goes, one with swaps
+        // stays to be resumed (a kill skips this: its journal stays as it is).
+        let mut guard =
+            journaling::Guard::new(sink.as_ref(), opened.as_ref().map_or(0, |(_, op)| op.known.swaps.len()));
         let progress = opened.as_ref().map(|(_, op)| audit::Progress {
             known: &op.known,
             only: op.only.as_deref(),
@@ -272,6 +275,7 @@ impl Audit {
         }
         // A shard's report would speak for swaps it did not compute: its result is the journal.
         if self.journal.as_ref().is_some_and(|j| j.shard.is_some()) {
+            guard.disarm();
             return Ok(report);
         }
         let rows_by_pair: Vec<usize> =
@@ -321,6 +325,7 @@ impl Audit {
             layout: io.name(),
             mean_std: self.mean_std.clone(),
         });
+        guard.disarm();
         Ok(report)
     }
 }

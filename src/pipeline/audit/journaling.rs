@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
 use sha2::{Digest, Sha256};
@@ -71,8 +72,10 @@ pub fn data_sha256(d: &Dataset) -> String {
     }
     if let Some(l) = &d.labels {
         h.update(format!("labels {:?}\n", l.shape()));
-        for v in l.iter() {
-            h.update(v.to_le_bytes());
+        for chunk in l.as_standard_layout().as_slice().unwrap_or(&[]).chunks(1 << 13) {
+            buf.clear();
+            buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+            h.update(&buf);
         }
     }
     hex(&h.finalize())
@@ -278,10 +281,53 @@ pub fn open(spec: &JournalSpec, now: &Header, quiet: bool) -> Result<Opened> {
 
 /// Appends each finished result to the journal.
 pub struct JournalSink<'a> {
-    /// The journal.
-    pub writer: &'a Writer,
-    /// The swaps, for their keys.
-    pub swaps: &'a [SwapId],
+    writer: &'a Writer,
+    swaps: &'a [SwapId],
+    /// Swaps appended by this run.
+    appended: AtomicUsize,
+}
+
+impl<'a> JournalSink<'a> {
+    /// A sink into `writer` for an audit of `swaps`.
+    pub fn new(writer: &'a Writer, swaps: &'a [SwapId]) -> Self {
+        JournalSink { writer, swaps, appended: AtomicUsize::new(0) }
+    }
+}
+
+/// On a failed audit (dropped armed): removes the journal when it holds no swap (nothing to
+/// resume, so a rerun may simply start), else says how to go on from it.
+pub struct Guard<'a> {
+    sink: Option<&'a JournalSink<'a>>,
+    known: usize,
+    armed: bool,
+}
+
+impl<'a> Guard<'a> {
+    /// Watch the journal `sink` writes to, which held `known` swaps when opened.
+    pub fn new(sink: Option<&'a JournalSink<'a>>, known: usize) -> Self {
+        Guard { sink, known, armed: true }
+    }
+
+    /// The audit succeeded: the journal is for the caller to publish or remove.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let Some(sink) = self.sink.filter(|_| self.armed) else { return };
+        let path = sink.writer.path();
+        let swaps = self.known + sink.appended.load(Ordering::Relaxed);
+        if swaps == 0 {
+            let _ = std::fs::remove_file(path);
+        } else {
+            eprintln!(
+                "note: {swaps} finished swap(s) are kept in {}: rerun with --resume to go on from them",
+                path.display()
+            );
+        }
+    }
 }
 
 impl Sink for JournalSink<'_> {
@@ -297,7 +343,9 @@ impl Sink for JournalSink<'_> {
     fn swap(&self, pair: usize, score: &SwapScore) -> Result<()> {
         let key = self.swaps.iter().find(|s| s.pair == pair).map(|s| s.key.clone()).unwrap_or_default();
         let record: Record<Dice, SwapScore> = Record::Swap(journal::SwapRecord { pair, key, result: score.clone() });
-        self.writer.append(&record)
+        self.writer.append(&record)?;
+        self.appended.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
