@@ -152,7 +152,11 @@ fn journaled_swaps_are_taken_from_the_journal_not_recomputed() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["family"] == family && r["layer"].to_string() == layer && r["kind"] == kind)
+        .find(|r| {
+            r["family"] == family
+                && r["layer"].as_u64().map(|l| l.to_string()).as_deref() == Some(layer)
+                && r["kind"] == kind
+        })
         .unwrap();
     assert_eq!(row["swapped_dice"], 0.123456789, "{row}");
 }

@@ -70,6 +70,31 @@ fn shards(t: &Path, s: &Path, data: &Path, dir: &Path, n: usize, extra: &[&str])
         .collect()
 }
 
+/// Every line of a journal: its checksum is the sha256 of its JSON, and the JSON follows
+/// schemas/journal.schema.json (header first, then baseline and swap records).
+fn journal_lines_are_valid(path: &Path) {
+    use sha2::Digest;
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("schemas/journal.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.ends_with('\n'));
+    for (n, line) in text.lines().enumerate() {
+        let (sum, json) = line.split_once(' ').unwrap();
+        let want: String = sha2::Sha256::digest(json.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(sum, want, "line {}", n + 1);
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "line {}: {errors:#?}", n + 1);
+        let first_key = v.as_object().unwrap().keys().next().unwrap().clone();
+        match n {
+            0 => assert!(v.get("journal").is_some(), "line 1 is the header"),
+            1 => assert_eq!(first_key, "baseline"),
+            _ => assert_eq!(first_key, "swap"),
+        }
+    }
+}
+
 struct Tiny {
     dir: tempfile::TempDir,
     t: PathBuf,
@@ -141,6 +166,9 @@ fn more_shards_than_layers_and_a_killed_shard_resumed() {
     let parts = shards(&f.t, &f.s, &f.data, &f.dir.path().join("seven"), 7, &lf);
     let empty = parts.iter().filter(|p| header(p)["shard"]["pairs"].as_array().unwrap().is_empty()).count();
     assert_eq!(empty, 2);
+    for p in &parts {
+        journal_lines_are_valid(&p.join("shard.journal"));
+    }
     let merged = f.dir.path().join("merged7");
     merge(&parts, &merged).assert().success();
     assert_same_files(&clean, &merged);

@@ -221,9 +221,9 @@ fn shard(index: usize, count: usize, pairs: &[usize], undone: Option<usize>) -> 
     let mut h = header();
     h.swaps = (0..6).map(|p| SwapId { pair: p, key: format!("conv {p} W") }).collect();
     h.shard = Some(ShardPart { index, count, pairs: pairs.to_vec() });
-    let mut known = Known::default();
-    known.baseline =
+    let baseline =
         Some(BaselineRecord { strategy: "naive".into(), classes: 2, result: Score { mean: 0.9, per_image: vec![] } });
+    let mut known = Known { baseline, ..Known::default() };
     for &p in pairs.iter().filter(|&&p| Some(p) != undone) {
         known.swaps.insert(p, Score { mean: p as f64, per_image: vec![] });
     }
