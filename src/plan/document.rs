@@ -230,8 +230,8 @@ pub(super) fn assemble<'r>(
         req.record.rows.iter().position(|r| r.family == d.family && r.layer == d.layer && r.kind == d.kind)
     };
     dropped.sort_by_key(order);
-    let external = files::wants_external(&grafted, raw.had_external);
-    let mut out = files::grafted(&grafted, external)?;
+    let mut out = files::grafted(&grafted, &raw.external)?;
+    let external = out.iter().any(|(name, _)| name == files::GRAFTED_DATA);
     out.push((files::SAFETENSORS.into(), files::safetensors(&entries)?));
     let rec = &req.record;
     let plan = Plan {

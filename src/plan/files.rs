@@ -1,6 +1,8 @@
 //! The bytes of a plan's weight files: `reused.safetensors` (the `safetensors` crate) and
 //! `grafted.onnx`, inline or with its tensor data in `grafted.onnx.data` beside it.
 
+use std::collections::BTreeSet;
+
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
 use onnx_protobuf::{tensor_proto::DataLocation, Message, ModelProto, StringStringEntryProto};
@@ -65,22 +67,20 @@ pub fn safetensors(entries: &[Entry]) -> Result<Vec<u8>> {
     serialize(views, Some(meta)).context("writing reused.safetensors")
 }
 
-/// Whether the grafted model is written with external data: when the target had some, or
-/// when its tensors are too large for one protobuf file.
-pub fn wants_external(m: &ModelProto, target_had_external: bool) -> bool {
-    target_had_external || m.graph.initializer.iter().map(|t| t.raw_data.len()).sum::<usize>() > INLINE_MAX_BYTES
-}
-
-/// The grafted model's files: `grafted.onnx`, and with `external`, `grafted.onnx.data`
-/// holding every initializer of at least 1 KiB (location relative: the same folder).
-pub fn grafted(m: &ModelProto, external: bool) -> Result<Vec<(String, Vec<u8>)>> {
-    if !external {
+/// The grafted model's files: `grafted.onnx` alone when the target kept every tensor inline
+/// (and they fit one protobuf file), else also `grafted.onnx.data` (location relative: the
+/// same folder) holding the initializers the target kept external, and when the tensors are
+/// too large for one file, every initializer of at least 1 KiB.
+pub fn grafted(m: &ModelProto, target_external: &BTreeSet<String>) -> Result<Vec<(String, Vec<u8>)>> {
+    let too_large = m.graph.initializer.iter().map(|t| t.raw_data.len()).sum::<usize>() > INLINE_MAX_BYTES;
+    if target_external.is_empty() && !too_large {
         return Ok(vec![(GRAFTED.into(), m.write_to_bytes().context("serializing grafted.onnx")?)]);
     }
     let mut m = m.clone();
     let mut blob = Vec::new();
     for t in m.graph.mut_or_insert_default().initializer.iter_mut() {
-        if t.raw_data.len() < EXTERNAL_MIN_BYTES {
+        let outside = target_external.contains(&t.name) || (too_large && t.raw_data.len() >= EXTERNAL_MIN_BYTES);
+        if !outside || t.raw_data.is_empty() {
             continue;
         }
         let offset = blob.len();

@@ -140,7 +140,7 @@ pub fn make(req: Request, engine: &LazyEngine) -> Result<Made> {
                 warnings.push(w);
             }
             Some(verify::Verification {
-                data: audit_data(rec),
+                data: scorer.data().display().to_string(),
                 images: scorer.images(),
                 metric: scorer.metric().name().to_string(),
                 labels: if scorer.label_free() { "baseline" } else { "file" }.into(),
@@ -171,10 +171,6 @@ fn record_families(rec: &AuditRecord) -> Result<Vec<Family>> {
             })
             .collect(),
     }
-}
-
-fn audit_data(rec: &AuditRecord) -> String {
-    rec.dataset.as_ref().map(|d| d.path.clone()).unwrap_or_default()
 }
 
 /// Find the pair each report row names; a row the pairing does not have means another

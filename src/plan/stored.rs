@@ -24,8 +24,8 @@ pub struct RawModel {
     pub path: PathBuf,
     /// The parsed model.
     pub proto: ModelProto,
-    /// Some tensor's data was external (the grafted model keeps its data external too).
-    pub had_external: bool,
+    /// The initializers whose data was external (the grafted model keeps them external).
+    pub external: std::collections::BTreeSet<String>,
 }
 
 impl RawModel {
@@ -43,14 +43,18 @@ impl RawModel {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let mut had_external = false;
         let g = proto.graph.mut_or_insert_default();
+        let external = g
+            .initializer
+            .iter()
+            .filter(|t| t.data_location.enum_value_or_default() == DataLocation::EXTERNAL)
+            .map(|t| t.name.clone())
+            .collect();
         let attr_tensors = g.node.iter_mut().flat_map(|n| n.attribute.iter_mut()).filter_map(|a| a.t.as_mut());
         for t in g.initializer.iter_mut().chain(attr_tensors) {
-            had_external |= t.data_location.enum_value_or_default() == DataLocation::EXTERNAL;
             tensor::internalize(t, &dir).map_err(|e| bad_file(path, format!("{e:#}")))?;
         }
-        Ok(RawModel { path: path.to_path_buf(), proto, had_external })
+        Ok(RawModel { path: path.to_path_buf(), proto, external })
     }
 
     /// The graph.

@@ -14,6 +14,11 @@
 - With --data: grafted.onnx run by onnxruntime (z-score per image, argmax, Dice per class
   over the whole set, empty-empty = 1) must give the plan's final score to 1e-6, the
   target the plan's baseline, and the loss must be within the tolerance.
+- With --steps too: every step of the joint check rebuilt here (the final reuse plus the
+  tensors dropped at that step or later, each source tensor written where the target
+  stores it: through Identity/Cast/Transpose, the stored tensor beneath) and scored: each
+  step's score to 1e-6, each drop the largest individual loss left, and every step but the
+  last over the tolerance.
 Prints "N tensors checked, M mismatches"; exit code 1 on any mismatch.
 """
 
@@ -66,6 +71,21 @@ def root(model, name):
     return name
 
 
+def set_stored(model, name, array):
+    """Replace the stored tensor `name` (an initializer or a Constant's value)."""
+    for init in model.graph.initializer:
+        if init.name == name:
+            init.CopyFrom(numpy_helper.from_array(array, name))
+            return
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.output[0] == name:
+            for a in n.attribute:
+                if a.name == "value":
+                    a.t.CopyFrom(numpy_helper.from_array(array, name))
+                    return
+    raise KeyError(name)
+
+
 def dequantized(model, q_name):
     node = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == q_name)
     s = stored(model)
@@ -107,6 +127,7 @@ def main():
     ap.add_argument("source")
     ap.add_argument("plan_dir")
     ap.add_argument("--data")
+    ap.add_argument("--steps", action="store_true")
     a = ap.parse_args()
     plan = json.load(open(os.path.join(a.plan_dir, "plan.json")))
     target, source = onnx.load(a.target), onnx.load(a.source)
@@ -169,6 +190,26 @@ def main():
         expect(abs(base - v["baseline"]) < 1e-6, "baseline")
         expect(abs(score - v["score"]) < 1e-6, "grafted score")
         expect(base - score <= v["tolerance"], f"loss {base - score} > tolerance {v['tolerance']}")
+        if a.steps:
+            for st in v["steps"]:
+                k = st["step"]
+                later = [d for d in plan["dropped"] if d["step"] is not None and d["step"] >= k]
+                rows = [(r["target_initializer"], r["source_initializer"]) for r in plan["reuse"]]
+                rows += [(d["target_initializer"], d["source_initializer"]) for d in later]
+                expect(len(rows) == st["reused"], f"step {k}: {len(rows)} tensors vs {st['reused']}")
+                expect(all(r["quantized"] is None for r in plan["reuse"]), "--steps rebuilds float parameters only")
+                m = onnx.ModelProto()
+                m.CopyFrom(target)
+                for t_name, s_name in rows:
+                    t_root, s_root = root(target, t_name), root(source, s_name)
+                    set_stored(m, t_root, s_stored[s_root].astype(t_stored[t_root].dtype))
+                got = mean_dice(m, images, labels)
+                print(f"step {k}: {st['reused']} tensors, python {got:.6f} plan {st['score']:.6f}")
+                expect(abs(got - st["score"]) < 1e-6, f"step {k} score")
+                expect((base - got > v["tolerance"]) == (st["dropped"] is not None), f"step {k}: over the tolerance iff it dropped one")
+                if st["dropped"] is not None:
+                    losses = [d["loss"] for d in later]
+                    expect(st["dropped_loss"] == max(losses), f"step {k}: dropped {st['dropped_loss']}, largest left {max(losses)}")
     print(f"{checked} tensors checked, {bad} mismatches")
     sys.exit(1 if bad else 0)
 

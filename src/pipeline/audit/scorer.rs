@@ -22,6 +22,7 @@ pub struct Scorer<'e> {
     classes: usize,
     baseline: Dice,
     metric: Metric,
+    data: std::path::PathBuf,
 }
 
 impl Audit {
@@ -41,7 +42,8 @@ impl Audit {
         if !p.label_free && baseline.mean < self.min_baseline {
             return Err(self.no_baseline(baseline.mean, "on the whole set", &p.scores, &p.rule).into());
         }
-        Ok(Scorer { engine, prepared, truth, classes, baseline, metric: self.metric })
+        let data = self.data.clone().unwrap_or_default();
+        Ok(Scorer { engine, prepared, truth, classes, baseline, metric: self.metric, data })
     }
 }
 
@@ -70,6 +72,11 @@ impl Scorer<'_> {
     /// Whether the truth is the target's own predictions (label-free).
     pub fn label_free(&self) -> bool {
         self.prepared.label_free
+    }
+
+    /// The validation data (`--data`).
+    pub fn data(&self) -> &std::path::Path {
+        &self.data
     }
 
     /// Images scored.
