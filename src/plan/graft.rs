@@ -27,7 +27,7 @@ pub enum Write {
     /// New values, in the stored tensor's own element type and shape.
     Values(ArrayD<f64>),
     /// The whole tensor (a member of a QDQ triple), its name kept.
-    Tensor(TensorProto),
+    Tensor(Box<TensorProto>),
 }
 
 /// The names of a reused QDQ parameter's triple in the target.
@@ -91,7 +91,7 @@ pub fn plan_graft(
             if !s.chain.is_empty() {
                 return Err(format!("'{name}' reaches its DequantizeLinear through {}", s.chain.join(" -> ")));
             }
-            writes.push((s.slot, s.name, Write::Tensor(with.clone())));
+            writes.push((s.slot, s.name, Write::Tensor(Box::new(with.clone()))));
         }
         let key = ctx.target.proto.graph.node[n].output.first().cloned().unwrap_or_default();
         return Ok(Graft { pair: i, writes, chain: vec![], triple: Some(names), key });
@@ -139,7 +139,7 @@ pub fn apply(target: &RawModel, grafts: &[&Graft]) -> Result<ModelProto> {
                 Write::Values(v) => tensor::set_values(t, v)?,
                 Write::Tensor(with) => {
                     let keep = std::mem::take(&mut t.name);
-                    *t = with.clone();
+                    *t = (**with).clone();
                     t.name = keep;
                 }
             }

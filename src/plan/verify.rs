@@ -61,6 +61,9 @@ pub struct Verification {
     pub within_tolerance: bool,
 }
 
+/// The steps of a joint check, and the grafts it dropped with the step that dropped each.
+pub type JointOutcome = (Vec<Step>, Vec<(Graft, usize)>);
+
 /// Score the grafts together, dropping the largest individual loss until the loss is within
 /// `tolerance`. Returns the steps and the grafts dropped, each with the step that dropped it.
 pub fn joint(
@@ -70,7 +73,7 @@ pub fn joint(
     tolerance: f64,
     loss_of: &dyn Fn(&Graft) -> f64,
     label_of: &dyn Fn(&Graft) -> String,
-) -> Result<(Vec<Step>, Vec<(Graft, usize)>)> {
+) -> Result<JointOutcome> {
     let baseline = scorer.baseline().mean;
     let mut steps = Vec::new();
     let mut dropped = Vec::new();
