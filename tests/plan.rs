@@ -312,14 +312,16 @@ fn external_data_constant_and_identity_tensors_are_grafted_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let (t, s, d) = tiny_pair(dir.path());
     let plan_dir = dir.path().join("plan");
-    audit_cmd(&t, &s, &d)
-        .args(["-q", "--format", "json", "--normalize", "zscore", "--tolerance", "1", "--out"])
-        .arg(dir.path().join("report"))
-        .arg("--plan")
+    let out = audit_cmd(&t, &s, &d)
+        .args(["-q", "--json", "--normalize", "zscore", "--tolerance", "1", "--plan"])
         .arg(&plan_dir)
         .assert()
-        .success();
+        .success()
+        .stderr(predicate::str::contains("wrote").and(predicate::str::contains("grafted.onnx")));
+    // With --json, stdout is the report's JSON alone; the plan's lines went to stderr.
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).expect("only JSON on stdout");
     let plan = plan_of(&plan_dir);
+    check_against_report(&plan, &report);
     assert_eq!(plan["files"]["grafted_data"], "grafted.onnx.data");
     assert!(plan_dir.join("grafted.onnx.data").is_file());
     let reuse = plan["reuse"].as_array().unwrap();

@@ -61,7 +61,7 @@ pub fn run(a: &Args) -> Result<()> {
         quiet: a.quiet,
     };
     let made = plan::make(req, &engine)?;
-    write(&made, &a.out, a.json)
+    write(&made, &a.out, if a.json { Say::Json } else { Say::Stdout })
 }
 
 /// `audit ... --plan DIR`: the plan of the report just made, checked on the audit's data
@@ -82,11 +82,24 @@ pub fn from_audit(
         origin: Origin::Audit,
         policy: Policy::default(),
         match_mode: s.options.match_mode.clone(),
-        check: Some(audit.clone()),
+        // The audit has said what it had to say about the models and data already.
+        check: Some(audit.clone().quiet(true)),
         quiet: s.options.quiet,
     };
     let made = plan::make(req, engine)?;
-    write(&made, dir, false)
+    // With --json stdout holds the report's JSON only: the plan's lines go to stderr.
+    write(&made, dir, if s.json { Say::Stderr } else { Say::Stdout })
+}
+
+/// Where the plan's summary goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Say {
+    /// The summary and the files written, on stdout.
+    Stdout,
+    /// The same on stderr (stdout carries JSON).
+    Stderr,
+    /// plan.json on stdout.
+    Json,
 }
 
 /// Refuse a plan folder that is a file, or the report's own folder (each folder is
@@ -197,16 +210,19 @@ fn check_audit(a: &Args, rec: &AuditRecord, match_mode: &MatchMode, data: &Path)
 }
 
 /// Write the plan's files and say what it holds.
-fn write(made: &plan::Made, dir: &Path, json: bool) -> Result<()> {
+fn write(made: &plan::Made, dir: &Path, say: Say) -> Result<()> {
     let written = report::write::write_all(dir, &made.files)?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        out.write_all(&report::json(&made.plan)?)?;
+    if say == Say::Json {
+        std::io::stdout().lock().write_all(&report::json(&made.plan)?)?;
         return Ok(());
     }
-    out.write_all(summary(&made.plan).as_bytes())?;
+    let mut text = summary(&made.plan);
     for w in written {
-        writeln!(out, "wrote {}", w.display())?;
+        text.push_str(&format!("wrote {}\n", w.display()));
+    }
+    match say {
+        Say::Stderr => eprint!("{text}"),
+        _ => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(())
 }
