@@ -8,14 +8,18 @@ use super::emit;
 use crate::cli::{GateArgs, RunArgs};
 use crate::config::Settings;
 use reuse_audit::data::standardize::MeanStd;
+use reuse_audit::engine::LazyEngine;
 use reuse_audit::error::{GateFailed, UserError};
 use reuse_audit::model::layers::{group_name, parse_group};
 use reuse_audit::model::{Family, Kind};
 use reuse_audit::pipeline::{Audit, Labels};
 use reuse_audit::report::{NotAudited, Report};
 
-/// Run `audit`.
-pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs) -> Result<()> {
+/// Run `audit` (and with `--plan DIR`, make the plan from its report).
+pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs, plan: Option<&Path>) -> Result<()> {
+    if let Some(dir) = plan {
+        super::plan::check_plan_folder(dir, s.out.as_deref())?;
+    }
     if let Some(m) = g.max_delta {
         if !m.is_finite() {
             return Err(
@@ -49,8 +53,13 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
         ));
     }
     let audit = audit_of(target, source, s, a);
-    let report = audit.run()?;
+    // One ONNX Runtime environment per process: the plan's joint check shares the audit's.
+    let engine = LazyEngine::new(a.device, a.threads, s.options.quiet);
+    let report = audit.run_with(&engine)?;
     emit(&report, s)?;
+    if let Some(dir) = plan {
+        super::plan::from_audit(target, source, &report, &audit, s, dir, &engine)?;
+    }
     gates(&report, g)
 }
 

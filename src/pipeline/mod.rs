@@ -15,6 +15,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+pub use audit::scorer::Scorer;
 pub use audit::{Audit, Labels};
 pub use options::Options;
 
