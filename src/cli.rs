@@ -76,6 +76,35 @@ pub enum Command {
         run: RunArgs,
         #[command(flatten)]
         gates: GateArgs,
+        /// Also make a reuse plan from this audit into this folder (another than --out):
+        /// plan.json, reused.safetensors, grafted.onnx, checked jointly on --data (the
+        /// default policy; `reuse-audit plan` takes the others).
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
+    /// Turn an audit's report into a reuse plan: plan.json (what to load, freeze, and what
+    /// was left out), reused.safetensors and grafted.onnx; with --data, checked jointly.
+    Plan {
+        /// Target model (the report's).
+        target: PathBuf,
+        /// Source model (the report's).
+        source: PathBuf,
+        /// The report.json of `reuse-audit audit TARGET SOURCE`.
+        #[arg(long)]
+        report: PathBuf,
+        /// Folder to write plan.json, reused.safetensors and grafted.onnx into.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        #[command(flatten)]
+        check: CheckArgs,
+        /// Print plan.json on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress or notes on stderr.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Pairwise per-layer RMSE between every pair of models (paper Figs. 11-12).
     Matrix {
@@ -235,6 +264,67 @@ pub struct RunArgs {
     /// result to OUT/shard.journal; `reuse-audit merge` joins the N shards into the report.
     #[arg(long, value_parser = clap::value_parser!(reuse_audit::journal::Shard))]
     pub shard: Option<reuse_audit::journal::Shard>,
+}
+
+/// Which audited tensors a plan reuses.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Reuse only these kinds (W,B,RM,RV,RW,RB; default: every kind the report judged
+    /// reusable).
+    #[arg(long, value_delimiter = ',')]
+    pub kinds: Option<Vec<String>>,
+    /// Reuse only these families (conv,bn,linear,norm).
+    #[arg(long, value_delimiter = ',')]
+    pub families: Option<Vec<String>>,
+    /// Also reuse undecided rows (confidence interval across the tolerance); needs a report
+    /// with a `decision` column.
+    #[arg(long)]
+    pub include_undecided: bool,
+    /// Pairing: the audit's (auto, name, position, or its mapping FILE).
+    #[arg(long = "match", default_value = "auto")]
+    pub match_mode: String,
+}
+
+/// The joint check of a plan: the audit's data and preprocessing, read from the report
+/// unless given.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Validation data to score grafted.onnx on (without it the plan is not checked jointly).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Labels .npy for .npy data, or `baseline` (default: as the report's dataset.labels).
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Input scaling (default: the one the audit used).
+    #[arg(long, value_enum)]
+    pub normalize: Option<Normalize>,
+    /// Fit data to the model's input size (default: the audit's).
+    #[arg(long, value_enum)]
+    pub fit: Option<Fit>,
+    /// Axis order of input and output (default: the audit's).
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutChoice>,
+    /// Height x width fed (default: the audit's).
+    #[arg(long, value_parser = size_arg)]
+    pub size: Option<(usize, usize)>,
+    /// Foreground threshold of a one-channel output (default: from the graph).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Per-channel mean after --normalize (default: the audit's).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel std after --mean (default: the audit's).
+    #[arg(long, value_delimiter = ',')]
+    pub std: Option<Vec<f32>>,
+    /// Images per run when the batch dimension is dynamic.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
+    /// Intra-op threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// CI gates (exit code 1 when one fails).

@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod model;
 pub mod pair;
 pub mod pipeline;
+pub mod plan;
 pub mod report;
 pub mod verdict;

@@ -8,16 +8,17 @@ use super::emit;
 use crate::cli::{GateArgs, RunArgs};
 use crate::config::Settings;
 use reuse_audit::data::standardize::MeanStd;
+use reuse_audit::engine::LazyEngine;
 use reuse_audit::error::{GateFailed, UserError};
 use reuse_audit::model::layers::{group_name, parse_group};
 use reuse_audit::model::{Family, Kind};
 use reuse_audit::pipeline::{Audit, JournalPlan, JournalSpec, Labels};
 use reuse_audit::report::{NotAudited, Report};
 
-/// Run `audit`.
-pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs) -> Result<()> {
+/// Run `audit` (and with `--plan DIR`, make the plan from its report).
+pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs, plan: Option<&Path>) -> Result<()> {
     let journal = super::journaled::spec(s, a)?;
-    run_journaled(target, source, s, a, g, journal)
+    run_journaled(target, source, s, a, g, plan, journal)
 }
 
 /// Run `audit` with this journal (a merge gives the shards' results).
@@ -27,8 +28,19 @@ pub fn run_journaled(
     s: &Settings,
     a: &RunArgs,
     g: &GateArgs,
+    plan: Option<&Path>,
     journal: Option<JournalSpec>,
 ) -> Result<()> {
+    if let Some(dir) = plan {
+        if a.shard.is_some() {
+            return Err(UserError::BadFlag {
+                flag: "--plan",
+                reason: "a shard sees part of the swaps: make the plan from the merged report (`reuse-audit plan TARGET SOURCE --report DIR/report.json --out PLAN`)".into(),
+            }
+            .into());
+        }
+        super::plan::check_plan_folder(dir, s.out.as_deref())?;
+    }
     if let Some(m) = g.max_delta {
         if !m.is_finite() {
             return Err(
@@ -62,7 +74,9 @@ pub fn run_journaled(
         ));
     }
     let audit = audit_of(target, source, s, a).journal(journal.clone());
-    let report = audit.run()?;
+    // One ONNX Runtime environment per process: the plan's joint check shares the audit's.
+    let engine = LazyEngine::new(a.device, a.threads, s.options.quiet);
+    let report = audit.run_with(&engine)?;
     if let Some(JournalSpec { plan: JournalPlan::Fresh(path) | JournalPlan::Resume(path), shard, .. }) = &journal {
         if let (Some(shard), Some(out)) = (shard, &s.out) {
             // The gates need every swap: `merge` applies them.
@@ -79,6 +93,9 @@ pub fn run_journaled(
         super::journaled::remove(path)?;
     } else {
         emit(&report, s)?;
+    }
+    if let Some(dir) = plan {
+        super::plan::from_audit(target, source, &report, &audit, s, dir, &engine)?;
     }
     gates(&report, g)
 }

@@ -44,11 +44,11 @@ pub fn run(shards: &[PathBuf], out: &Path, quiet: bool) -> Result<()> {
             format!("the command line recorded in the shards does not parse: {}", e.render().to_string().trim()),
         )
     })?;
-    let Command::Audit { target, source, common, run, gates } = cli.command else {
+    let Command::Audit { target, source, common, run, gates, plan } = cli.command else {
         return Err(bad_file(&first, "the recorded command line is not an audit"));
     };
     let settings = Settings::from_args(&common)?;
     let args = header.args.clone();
     let spec = JournalSpec { plan: JournalPlan::Merged(Box::new((header, known))), shard: None, args };
-    super::audit::run_journaled(&target, &source, &settings, &run, &gates, Some(spec))
+    super::audit::run_journaled(&target, &source, &settings, &run, &gates, plan.as_deref(), Some(spec))
 }

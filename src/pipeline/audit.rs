@@ -5,20 +5,21 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::{data_free_report, load_pair_of, name_the_model, probe, warn, Options};
+use super::{name_the_model, warn, Options};
 use crate::audit::{self, AuditJob, Strategy, Truth};
 use crate::data::standardize::MeanStd;
-use crate::data::{self, Fit, LayoutHint, Normalize};
+use crate::data::{Fit, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
-use crate::error::UserError;
 use crate::metrics::score::Metric;
-use crate::model::head::Head;
-use crate::model::layout::{Layout, LayoutChoice};
+use crate::model::layout::LayoutChoice;
 use crate::report::{DatasetInfo, EngineInfo, Report};
+use prepare::Prepared;
 use scaling::Probe;
 
 mod metric;
+mod prepare;
 mod scaling;
+pub mod scorer;
 
 mod coverage;
 pub mod journaling;
@@ -123,99 +124,11 @@ impl Audit {
 
     fn run_checked(&self, engine: &LazyEngine) -> Result<Report> {
         let o = &self.options;
-        o.validate()?;
-        if self.batch == 0 {
-            return Err(UserError::BadFlag { flag: "--batch", reason: "must be at least 1".into() }.into());
-        }
-        let Some(data_path) = &self.data else {
-            return Err(UserError::BadFlag { flag: "--data", reason: "an audit needs validation data".into() }.into());
-        };
-        let labels_file = match &self.labels {
-            Labels::File(p) => Some(p.as_path()),
-            _ => None,
-        };
-        self.check_metric_flags()?;
-        let label_free = self.labels == Labels::Baseline || self.metric.label_free();
-        let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
-        warn(&ctx.warnings, o.quiet);
-        let (mut report, values) = data_free_report(&ctx, o, "audit")?;
-        let io = super::layout::resolve(&ctx.target, self.layout, self.size)?;
-        warn(&io.conflicts, o.quiet);
-        report.warnings.extend(io.conflicts.iter().cloned());
-        if !o.quiet && (io.input.layout == Layout::Nhwc || io.output == Layout::Nhwc) {
-            eprintln!("note: {}", io.evidence);
-        }
+        let Prepared { ctx, mut report, values, io, dataset, format, kind, rule, normalize, scores, label_free, batch } =
+            self.prepare(engine)?;
         let (input, output) = (&io.input, io.output);
-        let hint = LayoutHint { channels: input.channels, layout: input.layout };
-        // A forced layout the graph contradicts is the likely cause of data that does not
-        // fit: say so with the error.
-        let layout_hint = |e: anyhow::Error| match io.conflicts.first() {
-            Some(c) => e.context(format!("{c}; the data was read for {}", input.layout.pattern())),
-            None => e,
-        };
-        let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
-        if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
-            return Err(
-                UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
-            );
-        }
-        if !(0.0..=1.0).contains(&self.min_baseline) {
-            return Err(UserError::BadFlag {
-                flag: "--min-baseline",
-                reason: format!("{} is not in [0, 1]", self.min_baseline),
-            }
-            .into());
-        }
-        // The probe batch: the output's meaning, the scaling that fits, a baseline check.
-        let probe_samples = probe::probe_samples(&loaded.samples);
-        let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
-        let mut probe_data =
-            data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(layout_hint)?;
-        if let Some(ms) = &self.mean_std {
-            probe_data.standardize(ms)?;
-        }
-        if io.free_size {
-            let flag = self.size.map(|(h, w)| format!("{h}x{w}"));
-            probe::check_size(engine.get()?, &ctx.target, &probe_data, input, output, flag.as_deref())?;
-        }
-        let head = Head::of(&ctx.target);
-        let kind = super::output::output_kind(engine.get()?, &ctx.target, &probe_data, input, output)?;
-        self.check_metric_output(&kind, &probe_data, label_free)?;
-        let channels = kind.channels;
-        let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {
-            Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
-            _ => UserError::BadFile { path: self.target.clone(), reason: why },
-        })?;
         let threshold = rule.threshold().unwrap_or(0.0);
-        let (normalize, scores) = self.choose_scaling(
-            engine.get()?,
-            &ctx.target,
-            Probe { samples: &probe_samples, data: &probe_data, input, output, per_image: kind.per_image },
-            &rule,
-            label_free,
-            &mut report.warnings,
-        )?;
-        let mut dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
-        if let Some(ms) = &self.mean_std {
-            dataset.standardize(ms)?;
-        }
-        if self.dynamic_batch {
-            ctx.target = super::dynamic_batch::verified(engine.get()?, &ctx.target, input, &dataset)?;
-        }
-        // Dynamic quantization scales activations per run: an image's result would depend on
-        // the images that share its batch, so every image runs alone.
-        let batch = match ctx.target.proto.graph.node.iter().find(|n| n.op_type == "DynamicQuantizeLinear") {
-            Some(n) if self.batch > 1 => {
-                let w = format!(
-                    "the target quantizes activations per run (DynamicQuantizeLinear '{}'): one image per run, so no image's result depends on its batch mates",
-                    n.name
-                );
-                warn(std::slice::from_ref(&w), o.quiet);
-                report.warnings.push(w);
-                1
-            }
-            _ => self.batch,
-        };
+        let data_path = self.data.as_deref().unwrap_or(std::path::Path::new(""));
         let mut job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
@@ -308,7 +221,7 @@ impl Audit {
         });
         report.dataset = Some(DatasetInfo {
             path: data_path.display().to_string(),
-            format: loaded.format.into(),
+            format: format.into(),
             images: dataset.n(),
             channels: dataset.c(),
             height: dataset.h(),

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+pub use audit::scorer::Scorer;
 pub use audit::{journaling, Audit, JournalPlan, JournalSpec, Labels};
 pub use options::Options;
 

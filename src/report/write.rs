@@ -15,9 +15,9 @@ use anyhow::{Context, Result};
 
 use crate::error::UserError;
 
-/// Top-level names the tool writes into an output folder (reports and matrices). Those
-/// not rewritten by a run are stale and are not carried over.
-pub const OWNED: [&str; 10] = [
+/// Top-level names the tool writes into an output folder (reports, matrices, reuse plans,
+/// shard results). Those not rewritten by a run are stale and are not carried over.
+pub const OWNED: [&str; 14] = [
     "report.json",
     "report.csv",
     "report.html",
@@ -27,6 +27,10 @@ pub const OWNED: [&str; 10] = [
     "summary.csv",
     "matrix.svg",
     "matrix.html",
+    "plan.json",
+    "reused.safetensors",
+    "grafted.onnx",
+    "grafted.onnx.data",
     "shard.journal",
 ];
 
