@@ -329,3 +329,38 @@ fn a_failed_audit_keeps_a_journal_only_when_it_holds_swaps() {
         .stderr(predicate::str::contains("resume: 14 of 14 swap(s) kept").and(predicate::str::contains("0 left")));
     assert_same_files(&clean, &out);
 }
+
+#[test]
+fn two_audits_never_write_one_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s, data) = unet();
+    let out = dir.path().join("out");
+    // A slow audit (a new session per swap), left running while a second one tries.
+    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin("reuse-audit"))
+        .arg("audit")
+        .arg(&t)
+        .arg(&s)
+        .arg("--data")
+        .arg(&data)
+        .args(["--kinds", "W,B", "--strategy", "naive", "-q", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = journal_of(&out);
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(start.elapsed().as_secs() < 120, "the first audit wrote no baseline");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for resume in [false, true] {
+        let mut c = audit(&t, &s, &data, &out, &["--kinds", "W,B", "--strategy", "naive"]);
+        if resume {
+            c.arg("--resume");
+        }
+        c.assert().code(2).stderr(predicate::str::contains("another audit is writing this journal"));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+}

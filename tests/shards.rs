@@ -251,4 +251,9 @@ fn shard_flags_are_checked() {
             .stderr(predicate::str::contains("is not K/N"));
     }
     bin().args(["merge", "--out"]).arg(f.dir.path().join("m")).assert().code(2);
+    audit(&f.t, &f.s, &f.data, &f.dir.path().join("o"), &["--shard", "1/2", "--plan"])
+        .arg(f.dir.path().join("plan"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--plan: a shard sees part of the swaps"));
 }

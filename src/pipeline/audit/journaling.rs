@@ -226,6 +226,8 @@ pub fn open(spec: &JournalSpec, now: &Header, quiet: bool) -> Result<Opened> {
         JournalPlan::Fresh(path) => match Writer::create(path, now)? {
             Some(w) => Ok(Opened { known: Known::default(), writer: Some(w), only }),
             None => {
+                // Held by a running audit: say so rather than call it unfinished.
+                drop(Writer::open_locked(path)?);
                 let done = journal::read::<Dice, SwapScore>(path).ok().flatten().map(|l| l.known.swaps.len());
                 Err(bad_file(
                     path,
