@@ -1,5 +1,7 @@
 //! Forward passes over the validation set in batches, scored as Dice against the truth.
 
+use std::ops::Range;
+
 use anyhow::{bail, Result};
 use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, CowArray, Ix4};
 
@@ -26,7 +28,13 @@ pub struct Feed<'a> {
 impl Feed<'_> {
     /// Batches as `(first image, count)`.
     pub fn batches(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        (0..self.data.n()).step_by(self.batch).map(|s| (s, self.batch.min(self.data.n() - s)))
+        self.batches_in(0..self.data.n())
+    }
+
+    /// Batches as `(first image, count)` of the images `range` (an adaptive round).
+    pub fn batches_in(&self, range: Range<usize>) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let end = range.end.min(self.data.n());
+        (range.start..end).step_by(self.batch.max(1)).map(move |s| (s, self.batch.max(1).min(end - s)))
     }
 
     /// The input tensor of one batch, in the model's input layout: a view into the data
@@ -47,17 +55,28 @@ impl Feed<'_> {
 
 /// Class maps `[n, h, w]` of every image, and the class count, from one full forward pass.
 pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f32>)]) -> Result<(Array3<u8>, usize)> {
+    predictions_in(runner, feed, 0..feed.data.n(), extra)
+}
+
+/// Class maps `[images, h, w]` of the images `range`, and the class count.
+pub fn predictions_in(
+    runner: &mut Runner,
+    feed: &Feed,
+    range: Range<usize>,
+    extra: &[(String, ArrayD<f32>)],
+) -> Result<(Array3<u8>, usize)> {
     let d = feed.data;
-    let mut out = Array3::zeros((d.n(), d.h(), d.w()));
+    let first = range.start;
+    let mut out = Array3::zeros((range.len(), d.h(), d.w()));
     let mut classes = 0;
-    for (start, count) in feed.batches() {
+    for (start, count) in feed.batches_in(range) {
         let x = feed.tensor(start, count);
         let mut inputs = vec![(feed.input.name.as_str(), View::F32(x.view().into_dyn()))];
         inputs.extend(extra.iter().map(|(name, v)| (name.as_str(), View::F32(v.view()))));
         let (pred, c) = runner
             .run_views_first(&inputs, |output| class_maps(output, feed.output, count, d.h(), d.w(), feed.threshold))?;
         classes = c;
-        out.slice_mut(s![start..start + count, .., ..]).assign(&pred);
+        out.slice_mut(s![start - first..start - first + count, .., ..]).assign(&pred);
     }
     Ok((out, classes))
 }

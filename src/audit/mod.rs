@@ -8,13 +8,17 @@ pub mod compare;
 pub mod cost;
 pub mod forward;
 pub mod incremental;
+pub mod scoring;
 mod strategy;
+mod tally;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array3;
 
+pub use scoring::Scoring;
 pub use strategy::{overridable_model, Strategy};
+pub use tally::Tally;
 
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::Engine;
@@ -62,6 +66,8 @@ pub struct AuditJob<'a> {
     pub cache_mb: usize,
     /// A one-channel output's foreground threshold (0 for logits, 0.5 for probabilities).
     pub threshold: f32,
+    /// Intervals and rounds (exact or adaptive).
+    pub scoring: Scoring,
 }
 
 impl AuditJob<'_> {
@@ -86,15 +92,38 @@ impl AuditJob<'_> {
     }
 }
 
+/// One swap's result.
+#[derive(Debug, Clone)]
+pub struct SwapResult {
+    /// The baseline's Dice on the images this swap was scored on.
+    pub baseline: Dice,
+    /// Dice with the swap, on those images.
+    pub swapped: Dice,
+    /// Images scored (all of them unless an adaptive audit stopped early).
+    pub images: usize,
+    /// Paired bootstrap interval of `baseline.mean - swapped.mean` at the outcome's `level`.
+    pub interval: (f64, f64),
+}
+
 /// The audit's Dice results.
 #[derive(Debug, Clone)]
 pub struct AuditOutcome {
     /// Classes scored.
     pub classes: usize,
-    /// Dice of the unswapped target.
+    /// Dice of the unswapped target on every image.
     pub baseline: Dice,
-    /// Dice per pair (same order as `Pairing::pairs`), `None` for kinds not audited.
-    pub swaps: Vec<Option<Dice>>,
+    /// Result per pair (same order as `Pairing::pairs`), `None` for kinds not audited.
+    pub swaps: Vec<Option<SwapResult>>,
+    /// Images in the set.
+    pub images: usize,
+    /// Images put through the model: the baseline's plus every swap run's.
+    pub image_forwards: usize,
+    /// What an exact audit puts through: every image for the baseline and every swap run.
+    pub exact_image_forwards: usize,
+    /// Images scored by the end of each round (one round when exact).
+    pub rounds: Vec<usize>,
+    /// Level of every interval (below `--confidence` when adaptive: one look of several).
+    pub level: f64,
 }
 
 /// Run the baseline and every swap; returns the outcome and the strategy that ran.
@@ -106,15 +135,18 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> 
             skipped.len()
         );
     }
-    let (mut outcome, strategy) = run_swaps(engine, job)?;
-    for i in skipped {
-        outcome.swaps[i] = Some(outcome.baseline.clone());
-    }
-    Ok((outcome, strategy))
+    let (tally, strategy) = run_swaps(engine, job)?;
+    let n = job.data.n();
+    Ok((tally.finish(&skipped, job.scoring.rounds(n), job.scoring.level(n)), strategy))
 }
 
-/// The baseline and every swap that [`AuditJob::runs`].
-fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
+/// The pairs that run, in pair order.
+pub fn todo(job: &AuditJob) -> Vec<usize> {
+    (0..job.pairing.pairs.len()).filter(|&i| job.runs(i)).collect()
+}
+
+/// The baseline and every swap that [`AuditJob::runs`], round by round.
+fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
     let input = job.input;
     let feed = Feed {
         data: job.data,
@@ -156,28 +188,45 @@ pub fn labels(data: &Dataset, classes: usize) -> Result<Array3<u8>> {
     })
 }
 
-/// Naive and shared strategies: full forward passes.
-fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<AuditOutcome> {
-    let todo: Vec<usize> = (0..job.pairing.pairs.len()).filter(|&i| job.runs(i)).collect();
-    let bar = progress(todo.len() as u64 + 1, job.quiet);
+/// Naive and shared strategies: full forward passes, round by round (one round when exact).
+fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
+    let mut open = todo(job);
+    let bar = progress(open.len() as u64 + 1, job.quiet);
     let mut eval = strategy::Evaluator::new(engine, job, feed)?;
-    let (base_pred, classes) = eval.baseline()?;
-    bar.inc(1);
-    let truth = match job.truth {
-        Truth::Labels => labels(job.data, classes)?,
-        Truth::Baseline => base_pred.clone(),
-    };
-    let baseline = forward::dice(base_pred.view(), truth.view(), classes);
-    let mut swaps = vec![None; job.pairing.pairs.len()];
-    for i in todo {
-        let p = &job.pairing.pairs[i];
-        bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
-        let pred = eval.swap(i)?;
-        swaps[i] = Some(forward::dice(pred.view(), truth.view(), classes));
-        bar.inc(1);
+    let n = job.data.n();
+    let level = job.scoring.level(n);
+    let mut tally: Option<Tally> = None;
+    let mut labels_all: Option<Array3<u8>> = None;
+    let mut start = 0;
+    for end in job.scoring.rounds(n) {
+        let (base_pred, classes) = eval.baseline(start..end)?;
+        let t = tally.get_or_insert_with(|| Tally::new(classes, n, job.pairing.pairs.len(), &todo(job)));
+        if start == 0 {
+            bar.inc(1);
+        }
+        let truth = match job.truth {
+            Truth::Labels => {
+                if labels_all.is_none() {
+                    labels_all = Some(labels(job.data, classes)?);
+                }
+                labels_all.as_ref().map(|l| l.slice(ndarray::s![start..end, .., ..]).to_owned()).unwrap_or_default()
+            }
+            Truth::Baseline => base_pred.clone(),
+        };
+        t.add_baseline(start, base_pred.view(), truth.view());
+        for &i in &open {
+            let p = &job.pairing.pairs[i];
+            bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
+            let pred = eval.swap(i, start..end)?;
+            t.add_swap(i, start, pred.view(), truth.view());
+        }
+        let before = open.len();
+        open = t.close_round(end, &job.scoring, level, &open);
+        bar.inc((before - open.len()) as u64);
+        start = end;
     }
     bar.finish_and_clear();
-    Ok(AuditOutcome { classes, baseline, swaps })
+    tally.ok_or_else(|| anyhow::anyhow!("no data"))
 }
 
 fn progress(len: u64, quiet: bool) -> ProgressBar {

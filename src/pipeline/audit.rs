@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{data_free_report, load_pair, name_the_model, probe, warn, Options};
-use crate::audit::{self, AuditJob, Strategy, Truth};
+use crate::audit::{self, AuditJob, Scoring, Strategy, Truth};
 use crate::data::{self, Fit, LayoutHint, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
 use crate::error::UserError;
@@ -15,6 +15,7 @@ use crate::model::layout::{Layout, LayoutChoice};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 use scaling::Probe;
 
+mod results;
 mod scaling;
 
 use crate::model::quantized::CONV_OPS;
@@ -71,6 +72,7 @@ pub struct Audit {
     min_baseline: f64,
     layout: LayoutChoice,
     size: Option<(usize, usize)>,
+    adaptive: bool,
 }
 
 impl Audit {
@@ -94,6 +96,7 @@ impl Audit {
             min_baseline: 0.5,
             layout: LayoutChoice::Auto,
             size: None,
+            adaptive: false,
         }
     }
 
@@ -194,6 +197,15 @@ impl Audit {
             }
             _ => self.batch,
         };
+        let scoring = Scoring {
+            tolerance: o.tolerance,
+            confidence: o.confidence,
+            resamples: o.bootstrap,
+            adaptive: self.adaptive,
+        };
+        // Adaptive rounds are prefixes of a seeded shuffle: each a random sample of the set.
+        let dataset =
+            if self.adaptive { dataset.reordered(&audit::scoring::image_order(dataset.n())) } else { dataset };
         let job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
@@ -208,26 +220,14 @@ impl Audit {
             quiet: o.quiet,
             cache_mb: self.cache_mb,
             threshold,
+            scoring,
         };
         let engine = engine.get()?;
         let (outcome, strategy) = audit::run(engine, &job)?;
         if !label_free && outcome.baseline.mean < self.min_baseline {
             return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
         }
-        let rows_by_pair: Vec<usize> =
-            (0..ctx.pairing.pairs.len()).filter(|&i| o.kinds.contains(&ctx.pairing.pairs[i].kind())).collect();
-        for (row, &i) in report.rows.iter_mut().zip(&rows_by_pair) {
-            if let Some(d) = &outcome.swaps[i] {
-                row.baseline_dice = Some(outcome.baseline.mean);
-                row.swapped_dice = Some(d.mean);
-                row.delta_dice = Some(outcome.baseline.mean - d.mean);
-                row.dice_fg = Some(d.mean_fg);
-                row.dice_class = d.per_class.clone();
-            }
-        }
-        let bn = std::mem::take(&mut report.summary.bn);
-        report.summary = crate::verdict::decide(&mut report.rows, o.tolerance, o.rn_threshold);
-        report.summary.bn = bn;
+        results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
         // The RN verdict is a share of the conv layers: over the audited ones only it would
         // speak for layers never swapped (quantized, unmatched, computed weights).
         let conv_total = ctx.target.proto.graph.node.iter().filter(|n| CONV_OPS.contains(&n.op_type.as_str())).count();

@@ -166,12 +166,17 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
             tolerance: o.tolerance,
             rn_threshold: o.rn_threshold,
             match_method: ctx.pairing.method.into(),
+            confidence: o.confidence,
+            bootstrap: o.bootstrap,
+            adaptive: false,
         },
         baseline: None,
         rows,
         unmatched: ctx.pairing.unmatched.clone(),
         warnings: ctx.warnings.clone(),
         summary: Summary { bn: compare::bn_stats(&ctx.pairing, &values), ..Default::default() },
+        predictors: vec![],
+        adaptive: None,
     };
     Ok((report, values))
 }

@@ -1,0 +1,119 @@
+//! Per-image Dice counts of the baseline and of every swap, filled round by round by any
+//! strategy, and what they decide: each swap's Dice, paired bootstrap interval and the
+//! images it used. Only counts are kept, never predictions.
+
+use ndarray::{s, Array3, ArrayView3};
+
+use super::scoring::{decided, Scoring};
+use super::{AuditOutcome, SwapResult};
+use crate::metrics::bootstrap::{delta_intervals, image_counts, totals};
+use crate::metrics::dice::Dice;
+
+/// The counts so far.
+pub struct Tally {
+    classes: usize,
+    n: usize,
+    baseline: Array3<u32>,
+    /// Per pair: `[n, classes, 3]` for the swaps that run (rows past `used` are not filled).
+    swaps: Vec<Option<Array3<u32>>>,
+    /// Per pair: images scored when it stopped, and its interval then.
+    stopped: Vec<Option<(usize, (f64, f64))>>,
+}
+
+impl Tally {
+    /// Empty counts for `n` images, `pairs` pairs of which `runs` are scored.
+    pub fn new(classes: usize, n: usize, pairs: usize, runs: &[usize]) -> Tally {
+        let mut swaps: Vec<Option<Array3<u32>>> = vec![None; pairs];
+        for &i in runs {
+            swaps[i] = Some(Array3::zeros((n, classes, 3)));
+        }
+        Tally { classes, n, baseline: Array3::zeros((n, classes, 3)), swaps, stopped: vec![None; pairs] }
+    }
+
+    /// Classes scored.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Score the baseline's class maps of images `start..` against their truth.
+    pub fn add_baseline(&mut self, start: usize, pred: ArrayView3<u8>, truth: ArrayView3<u8>) {
+        let c = image_counts(pred, truth, self.classes);
+        self.add_counts(None, start, c.view());
+    }
+
+    /// Score pair `i`'s class maps of images `start..` against their truth.
+    pub fn add_swap(&mut self, i: usize, start: usize, pred: ArrayView3<u8>, truth: ArrayView3<u8>) {
+        let c = image_counts(pred, truth, self.classes);
+        self.add_counts(Some(i), start, c.view());
+    }
+
+    /// Per-image counts of images `start..` for the baseline (`None`) or pair `i`.
+    pub fn add_counts(&mut self, i: Option<usize>, start: usize, counts: ArrayView3<u32>) {
+        let dst = match i {
+            None => Some(&mut self.baseline),
+            Some(i) => self.swaps[i].as_mut(),
+        };
+        if let Some(dst) = dst {
+            dst.slice_mut(s![start..start + counts.dim().0, .., ..]).assign(&counts);
+        }
+    }
+
+    /// After the images `..end` are scored for the `open` pairs: each one's interval over
+    /// them at `level`; a pair stops when it is decided, or when `end` is the last image.
+    /// Returns the pairs still open.
+    pub fn close_round(&mut self, end: usize, scoring: &Scoring, level: f64, open: &[usize]) -> Vec<usize> {
+        let base = self.baseline.slice(s![..end, .., ..]);
+        let views: Vec<ArrayView3<u32>> =
+            open.iter().filter_map(|&i| self.swaps[i].as_ref().map(|a| a.slice(s![..end, .., ..]))).collect();
+        let intervals = delta_intervals(base, &views, level, scoring.resamples);
+        let mut still = Vec::new();
+        for (&i, iv) in open.iter().zip(intervals) {
+            if end >= self.n || decided(iv, scoring.tolerance) {
+                self.stopped[i] = Some((end, iv));
+            } else {
+                still.push(i);
+            }
+        }
+        still
+    }
+
+    /// The outcome; `skipped` pairs (the source's parameter equals the target's) score the
+    /// baseline on every image, with the interval [0, 0].
+    pub fn finish(self, skipped: &[usize], rounds: Vec<usize>, level: f64) -> AuditOutcome {
+        let baseline = Dice::from_counts(&totals(self.baseline.view()));
+        let mut swaps: Vec<Option<SwapResult>> = vec![None; self.swaps.len()];
+        let mut runs = 0;
+        let mut forwards = self.n;
+        for (i, counts) in self.swaps.iter().enumerate() {
+            let (Some(counts), Some((used, interval))) = (counts, self.stopped[i]) else {
+                continue;
+            };
+            runs += 1;
+            forwards += used;
+            swaps[i] = Some(SwapResult {
+                baseline: Dice::from_counts(&totals(self.baseline.slice(s![..used, .., ..]))),
+                swapped: Dice::from_counts(&totals(counts.slice(s![..used, .., ..]))),
+                images: used,
+                interval,
+            });
+        }
+        for &i in skipped {
+            swaps[i] = Some(SwapResult {
+                baseline: baseline.clone(),
+                swapped: baseline.clone(),
+                images: self.n,
+                interval: (0.0, 0.0),
+            });
+        }
+        AuditOutcome {
+            classes: self.classes,
+            baseline,
+            swaps,
+            images: self.n,
+            image_forwards: forwards,
+            exact_image_forwards: self.n * (runs + 1),
+            rounds,
+            level,
+        }
+    }
+}
