@@ -117,3 +117,6 @@ impl Tally {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
