@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::confidence;
 use super::dual_axis::{DualAxisChart, Series};
-use super::interval_chart::{IntervalBar, IntervalChart};
+use super::interval_chart;
 use super::svg::{esc, BarChart};
 use super::Report;
 
@@ -98,40 +98,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
         }
     }
     out.extend(subspace_figure(r));
-    out.extend(interval_figures(r));
-    out
-}
-
-/// Per kind with intervals: the loss of each layer's swap with its interval, the tolerance
-/// line, bars coloured by decision.
-fn interval_figures(r: &Report) -> Vec<Figure> {
-    let mut out = Vec::new();
-    let mut kinds: Vec<&str> = Vec::new();
-    for row in r.rows.iter().filter(|x| x.delta_dice_lo.is_some()) {
-        if !kinds.contains(&row.kind.as_str()) {
-            kinds.push(&row.kind);
-        }
-    }
-    let conf = 100.0 * r.settings.confidence;
-    for k in kinds {
-        let rows = rows_of(r, k);
-        let title = format!("Dice loss after swapping {k}, with {conf:.0}% intervals");
-        let chart = IntervalChart {
-            title: &title,
-            y_label: "mean Dice loss",
-            bars: rows
-                .iter()
-                .map(|x| IntervalBar {
-                    label: x.layer.to_string(),
-                    value: x.delta_dice,
-                    interval: x.delta_dice_lo.zip(x.delta_dice_hi),
-                    decision: x.decision,
-                })
-                .collect(),
-            tolerance: r.settings.tolerance,
-        };
-        out.push(Figure { file: format!("delta-{k}.svg"), section: "confidence", svg: chart.render() });
-    }
+    out.extend(interval_chart::figures(r));
     out
 }
 

@@ -5,7 +5,9 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::html::Figure;
 use super::svg::{fmt_tick, label_at, render_svg, text, y_range, DrawResult, BLUE, GREEN, RED, TEXT, TITLE};
+use super::Report;
 use crate::verdict::Decision;
 
 /// Bars of undecided swaps.
@@ -109,6 +111,39 @@ impl IntervalChart<'_> {
         root.present()?;
         Ok(())
     }
+}
+
+/// Per kind with intervals: the loss of each layer's swap with its interval, the tolerance
+/// line, bars coloured by decision.
+pub fn figures(r: &Report) -> Vec<Figure> {
+    let mut out = Vec::new();
+    let mut kinds: Vec<&str> = Vec::new();
+    for row in r.rows.iter().filter(|x| x.delta_dice_lo.is_some()) {
+        if !kinds.contains(&row.kind.as_str()) {
+            kinds.push(&row.kind);
+        }
+    }
+    let conf = 100.0 * r.settings.confidence;
+    for k in kinds {
+        let rows: Vec<&crate::report::Row> = r.rows.iter().filter(|x| x.kind == k).collect();
+        let title = format!("Dice loss after swapping {k}, with {conf:.0}% intervals");
+        let chart = IntervalChart {
+            title: &title,
+            y_label: "mean Dice loss",
+            bars: rows
+                .iter()
+                .map(|x| IntervalBar {
+                    label: x.layer.to_string(),
+                    value: x.delta_dice,
+                    interval: x.delta_dice_lo.zip(x.delta_dice_hi),
+                    decision: x.decision,
+                })
+                .collect(),
+            tolerance: r.settings.tolerance,
+        };
+        out.push(Figure { file: format!("delta-{k}.svg"), section: "confidence", svg: chart.render() });
+    }
+    out
 }
 
 #[cfg(test)]
