@@ -1,6 +1,7 @@
 //! A per-layer chart of each swap's Dice loss with its confidence interval as an error bar,
 //! the tolerance as a dashed line, and the bar coloured by the decision the interval makes
 //! (blue reusable, red not reusable, amber undecided), drawn with plotters' SVG backend.
+//! The axis stops at 5 x the tolerance: taller bars are cut and carry their value.
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -14,6 +15,8 @@ use crate::verdict::Decision;
 pub const AMBER: RGBColor = RGBColor(0xff, 0xa5, 0x00);
 /// Error bars.
 const INK: RGBColor = RGBColor(0x33, 0x33, 0x33);
+/// The y axis stops at this many tolerances.
+pub const CUT: f64 = 5.0;
 
 /// One bar: its label, loss, interval and decision.
 pub struct IntervalBar {
@@ -60,7 +63,11 @@ impl IntervalChart<'_> {
         let n = self.bars.len().max(1);
         let ends = self.bars.iter().flat_map(|b| b.interval.map(|(lo, hi)| [lo, hi]).into_iter().flatten());
         let values = self.bars.iter().filter_map(|b| b.value);
-        let ys = y_range(values.chain(ends).chain([self.tolerance]).filter(|v| v.is_finite()));
+        // Losses far above the tolerance would flatten the bars that matter, those near it:
+        // the axis stops at CUT x tolerance and taller bars are cut, their value written.
+        let top = (self.tolerance > 0.0).then_some(CUT * self.tolerance);
+        let clip = |v: f64| top.map_or(v, |t| v.min(t));
+        let ys = y_range(values.chain(ends).chain([self.tolerance]).filter(|v| v.is_finite()).map(clip));
         let mut chart = ChartBuilder::on(&root)
             .caption(self.title, ("sans-serif", TITLE).into_font().style(FontStyle::Bold))
             .margin(6)
@@ -88,13 +95,25 @@ impl IntervalChart<'_> {
         chart.draw_series(self.bars.iter().enumerate().filter_map(|(i, b)| {
             let v = b.value.filter(|v| v.is_finite())?;
             let x = i as f64;
-            Some(Rectangle::new([(x - 0.35, zero), (x + 0.35, v)], color(b.decision).mix(0.75).filled()))
+            Some(Rectangle::new([(x - 0.35, zero), (x + 0.35, clip(v))], color(b.decision).mix(0.75).filled()))
         }))?;
+        for (i, b) in self.bars.iter().enumerate() {
+            let Some(v) = b.value.filter(|v| top.is_some_and(|t| *v > t)) else {
+                continue;
+            };
+            let (px, py) = chart.backend_coord(&(i as f64, clip(v)));
+            let style = text(TEXT * 0.8, BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
+            root.draw(&Text::new(format!("{v:.2}"), (px, py - 2), style))?;
+        }
         // Error bars: a vertical line from lo to hi with short caps.
         for (i, b) in self.bars.iter().enumerate() {
             let Some((lo, hi)) = b.interval.filter(|(lo, hi)| lo.is_finite() && hi.is_finite()) else {
                 continue;
             };
+            let (lo, hi) = (clip(lo), clip(hi));
+            if top.is_some_and(|t| lo >= t) {
+                continue;
+            }
             let x = i as f64;
             let style = INK.stroke_width(1);
             chart.draw_series([
@@ -175,9 +194,11 @@ mod tests {
         assert_eq!(rects(&svg, "#1F77B4"), 1);
         assert_eq!(rects(&svg, "#D62728"), 1);
         assert_eq!(rects(&svg, "#FFA500"), 1);
-        // Three error bars of three strokes each.
-        assert_eq!(svg.matches(r##"<polyline fill="none" opacity="1" stroke="#333333""##).count(), 9, "{svg}");
+        // Two error bars of three strokes each (the cut bar's lies above the axis).
+        assert_eq!(svg.matches(r##"<polyline fill="none" opacity="1" stroke="#333333""##).count(), 6, "{svg}");
         assert!(svg.contains(">\ntolerance\n</text>"));
+        // The 0.3 bar is cut at 5 x tolerance, its value written above it.
+        assert!(svg.contains(">\n0.30\n</text>"), "{svg}");
         assert_eq!(svg, chart.render(), "deterministic");
     }
 }
