@@ -11,7 +11,7 @@
 //! is wrong at most as often as an exact one. The rounds are prefixes of a seeded shuffle
 //! of the images, so every round is a random sample of the set, not its first slices.
 
-use crate::metrics::bootstrap::SplitMix64;
+use crate::metrics::bootstrap::{Score, SplitMix64};
 
 /// Images in the first adaptive round; each next round doubles it, the last takes the rest.
 /// Not 16: on 16 images the percentile bootstrap misses a skewed loss on one side far more
@@ -23,7 +23,7 @@ pub const FIRST_ROUND: usize = 32;
 const ORDER_SEED: u64 = 0x6164_6170_7469_7665;
 
 /// The statistics of a swap audit (`--confidence`, `--bootstrap`, `--adaptive`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Scoring {
     /// A swap is reusable when it loses at most this much mean Dice.
     pub tolerance: f64,
@@ -33,6 +33,8 @@ pub struct Scoring {
     pub resamples: usize,
     /// Score in rounds and stop a swap once it is decided.
     pub adaptive: bool,
+    /// What the loss is a loss of, from pooled counts (mean Dice by default).
+    pub score: Score,
 }
 
 /// Whether an interval decides a swap against the tolerance: entirely at or below it
@@ -82,7 +84,13 @@ mod tests {
     use super::*;
 
     fn scoring(adaptive: bool) -> Scoring {
-        Scoring { tolerance: 0.02, confidence: 0.95, resamples: 100, adaptive }
+        Scoring {
+            tolerance: 0.02,
+            confidence: 0.95,
+            resamples: 100,
+            adaptive,
+            score: crate::metrics::bootstrap::mean_dice,
+        }
     }
 
     #[test]

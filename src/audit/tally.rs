@@ -6,7 +6,7 @@ use ndarray::{s, Array3, ArrayView3};
 
 use super::scoring::{decided, Scoring};
 use super::{AuditOutcome, SwapResult};
-use crate::metrics::bootstrap::{delta_intervals, image_counts, totals};
+use crate::metrics::bootstrap::{delta_intervals_by, image_counts, totals};
 use crate::metrics::dice::Dice;
 
 /// The counts so far.
@@ -65,7 +65,7 @@ impl Tally {
         let base = self.baseline.slice(s![..end, .., ..]);
         let views: Vec<ArrayView3<u32>> =
             open.iter().filter_map(|&i| self.swaps[i].as_ref().map(|a| a.slice(s![..end, .., ..]))).collect();
-        let intervals = delta_intervals(base, &views, level, scoring.resamples);
+        let intervals = delta_intervals_by(base, &views, level, scoring.resamples, scoring.score);
         let mut still = Vec::new();
         for (&i, iv) in open.iter().zip(intervals) {
             if end >= self.n || decided(iv, scoring.tolerance) {

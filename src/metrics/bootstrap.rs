@@ -1,14 +1,15 @@
-//! Paired bootstrap over validation images for the mean-Dice loss of a swap.
+//! Paired bootstrap over validation images for the loss of a swap (mean Dice by default;
+//! any score of the pooled counts, see [`Score`]).
 //!
 //! Dice is pooled over the set (sums of per-image counts), so an image cannot be scored on
 //! its own; what is resampled is the image. Each resample draws `m` image indices with
-//! replacement, sums the per-image counts (|P∩G|, |P|+|G| per class) of the baseline and
+//! replacement, sums the per-image counts (|P∩G|, |P|, |G| per class) of the baseline and
 //! of every swap over the same draw (paired), recomputes the pooled Dice per class, and
 //! takes `delta = mean Dice(baseline) - mean Dice(swap)`. The interval is the percentile
 //! interval of the resampled deltas (numpy's default "linear" quantile).
 //!
 //! Cost: the draws are a multiplicity matrix `W` (resamples x images), the counts a matrix
-//! `C` (images x 2·classes per model), so every sum of a block of resamples is one matrix
+//! `C` (images x 3·classes per model), so every sum of a block of resamples is one matrix
 //! product `W·C`. Every entry is an integer below 2^53, so the f64 product is exact whatever
 //! the summation order: the interval depends only on the counts and the seed.
 
@@ -130,25 +131,34 @@ fn draws(rng: &mut SplitMix64, rows: usize, m: usize) -> Array2<f64> {
     w
 }
 
-/// Mean over classes of the pooled Dice from summed (|P∩G|, |P|+|G|) pairs laid out as
-/// `[i_0, pg_0, i_1, pg_1, ...]`.
-fn mean_dice(sums: &[f64]) -> f64 {
-    let classes = sums.len() / 2;
-    let total: f64 = sums.chunks_exact(2).map(|c| if c[1] == 0.0 { 1.0 } else { 2.0 * c[0] / c[1] }).sum();
+/// A score of pooled counts laid out per class as `[i_0, p_0, g_0, i_1, p_1, g_1, ...]`
+/// (|P∩G|, |P|, |G| summed over the drawn images); the loss is baseline's minus swap's.
+pub type Score = fn(&[f64]) -> f64;
+
+/// Mean over classes of the pooled Dice `2|P∩G| / (|P|+|G|)`, 1 for a class empty in both.
+pub fn mean_dice(sums: &[f64]) -> f64 {
+    let classes = sums.len() / 3;
+    let total: f64 =
+        sums.chunks_exact(3).map(|c| if c[1] + c[2] == 0.0 { 1.0 } else { 2.0 * c[0] / (c[1] + c[2]) }).sum();
     total / classes.max(1) as f64
 }
 
-/// Columns (|P∩G|, |P|+|G|) per class of one model's counts, as f64: `[m, 2·classes]`.
+/// `Σ_k |P_k∩G_k| / Σ_k |G_k|`: the share of items predicted as their truth (accuracy, or
+/// agreement label-free); 1 when there is no item.
+pub fn share_correct(sums: &[f64]) -> f64 {
+    let (hit, truth) = sums.chunks_exact(3).fold((0.0, 0.0), |(h, t), c| (h + c[0], t + c[2]));
+    if truth == 0.0 {
+        1.0
+    } else {
+        hit / truth
+    }
+}
+
+/// Columns (|P∩G|, |P|, |G|) per class of one model's counts, as f64: `[m, 3·classes]`.
 fn columns(counts: ArrayView3<u32>) -> Array2<f64> {
     let (m, classes, _) = counts.dim();
-    let mut c = Array2::zeros((m, 2 * classes));
-    for i in 0..m {
-        for k in 0..classes {
-            c[[i, 2 * k]] = f64::from(counts[[i, k, 0]]);
-            c[[i, 2 * k + 1]] = f64::from(counts[[i, k, 1]]) + f64::from(counts[[i, k, 2]]);
-        }
-    }
-    c
+    let flat: Vec<f64> = counts.iter().map(|&v| f64::from(v)).collect();
+    Array2::from_shape_vec((m, 3 * classes), flat).unwrap_or_else(|_| Array2::zeros((m, 3 * classes)))
 }
 
 /// Percentile intervals at `level` of `delta = mean Dice(baseline) - mean Dice(swap)` for
@@ -160,6 +170,17 @@ pub fn delta_intervals(
     level: f64,
     resamples: usize,
 ) -> Vec<(f64, f64)> {
+    delta_intervals_by(baseline, swaps, level, resamples, mean_dice)
+}
+
+/// [`delta_intervals`] of the loss in another score of the counts.
+pub fn delta_intervals_by(
+    baseline: ArrayView3<u32>,
+    swaps: &[ArrayView3<u32>],
+    level: f64,
+    resamples: usize,
+    score: Score,
+) -> Vec<(f64, f64)> {
     let (m, classes, _) = baseline.dim();
     if swaps.is_empty() {
         return vec![];
@@ -167,7 +188,7 @@ pub fn delta_intervals(
     if m == 0 || resamples == 0 {
         return vec![(f64::NAN, f64::NAN); swaps.len()];
     }
-    let width = 2 * classes;
+    let width = 3 * classes;
     let mut c = Array2::zeros((m, width * (1 + swaps.len())));
     c.slice_mut(s![.., ..width]).assign(&columns(baseline));
     for (j, sw) in swaps.iter().enumerate() {
@@ -180,14 +201,14 @@ pub fn delta_intervals(
     while done < resamples {
         let rows = BLOCK.min(resamples - done);
         let sums = draws(&mut rng, rows, m).dot(&c);
-        collect_deltas(sums.view(), width, &mut deltas);
+        collect_deltas(sums.view(), width, score, &mut deltas);
         done += rows;
     }
     deltas.into_iter().map(|d| percentile_interval(d, level)).collect()
 }
 
 /// Per resample (row of `sums`), the delta of every swap against the baseline columns.
-fn collect_deltas(sums: ArrayView2<f64>, width: usize, deltas: &mut [Vec<f64>]) {
+fn collect_deltas(sums: ArrayView2<f64>, width: usize, score: Score, deltas: &mut [Vec<f64>]) {
     for row in sums.axis_iter(Axis(0)) {
         let owned;
         let row: &[f64] = match row.as_slice() {
@@ -197,9 +218,9 @@ fn collect_deltas(sums: ArrayView2<f64>, width: usize, deltas: &mut [Vec<f64>]) 
                 &owned
             }
         };
-        let base = mean_dice(&row[..width]);
+        let base = score(&row[..width]);
         for (j, d) in deltas.iter_mut().enumerate() {
-            d.push(base - mean_dice(&row[width * (j + 1)..width * (j + 2)]));
+            d.push(base - score(&row[width * (j + 1)..width * (j + 2)]));
         }
     }
 }

@@ -202,6 +202,9 @@ impl Audit {
             confidence: o.confidence,
             resamples: o.bootstrap,
             adaptive: self.adaptive,
+            // The loss the report's delta_dice is: mean Dice (a --metric scoring accuracy or
+            // agreement would pass bootstrap::share_correct).
+            score: crate::metrics::bootstrap::mean_dice,
         };
         // Adaptive rounds are prefixes of a seeded shuffle: each a random sample of the set.
         let dataset =

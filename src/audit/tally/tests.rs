@@ -77,7 +77,13 @@ fn adaptive_decisions_are_wrong_at_most_as_often_as_the_confidence_allows() {
     for (offset, what) in [(0.002, "truth below the tolerance"), (-0.002, "truth above the tolerance")] {
         let tolerance = truth + offset;
         let reusable = truth <= tolerance;
-        let bonferroni = Scoring { tolerance, confidence: 0.9, resamples: 300, adaptive: true };
+        let bonferroni = Scoring {
+            tolerance,
+            confidence: 0.9,
+            resamples: 300,
+            adaptive: true,
+            score: crate::metrics::bootstrap::mean_dice,
+        };
         let (mut wrong, mut wrong_naive, mut early, mut decided) = (0, 0, 0, 0);
         for _ in 0..trials {
             let picks: Vec<usize> = (0..n).map(|_| rng.below(20_000)).collect();
@@ -112,11 +118,23 @@ fn far_from_the_tolerance_swaps_stop_after_the_first_round() {
     // The loss is about 0.017: a tolerance of 0.2 decides reusable, of 0.0001 not reusable,
     // both on the first 32 images; exactly at the truth nothing decides and every image is used.
     for (tolerance, want) in [(0.2, Some(true)), (0.0001, Some(false))] {
-        let sc = Scoring { tolerance, confidence: 0.95, resamples: 400, adaptive: true };
+        let sc = Scoring {
+            tolerance,
+            confidence: 0.95,
+            resamples: 400,
+            adaptive: true,
+            score: crate::metrics::bootstrap::mean_dice,
+        };
         assert_eq!(sequential(&b, &sw, &sc, sc.level(240)), (want, 32), "tolerance {tolerance}");
     }
     let mean = |a: &Array3<u32>| Dice::from_counts(&totals(a.view())).mean;
-    let sc = Scoring { tolerance: mean(&b) - mean(&sw), confidence: 0.95, resamples: 400, adaptive: true };
+    let sc = Scoring {
+        tolerance: mean(&b) - mean(&sw),
+        confidence: 0.95,
+        resamples: 400,
+        adaptive: true,
+        score: crate::metrics::bootstrap::mean_dice,
+    };
     assert_eq!(sequential(&b, &sw, &sc, sc.level(240)), (None, 240));
 }
 
@@ -131,7 +149,13 @@ fn a_first_round_of_16_images_would_break_the_one_sided_bound() {
     let mean = |a: &Array3<u32>| Dice::from_counts(&totals(a.view())).mean;
     let truth = mean(&pb) - mean(&ps);
     let (trials, n) = (300, 128);
-    let sc = Scoring { tolerance: truth - 0.002, confidence: 0.9, resamples: 300, adaptive: true };
+    let sc = Scoring {
+        tolerance: truth - 0.002,
+        confidence: 0.9,
+        resamples: 300,
+        adaptive: true,
+        score: crate::metrics::bootstrap::mean_dice,
+    };
     let plans: [(&[usize], f64); 3] =
         [(&[128], 0.9), (&[16, 32, 64, 128], 1.0 - 0.1 / 4.0), (&[32, 64, 128], 1.0 - 0.1 / 3.0)];
     let mut wrong = [0usize; 3];

@@ -160,3 +160,17 @@ fn intervals_cover_the_known_loss_at_about_the_nominal_rate() {
     let rate = half as f64 / trials as f64;
     assert!((0.42..=0.58).contains(&rate), "50% coverage {rate}");
 }
+
+#[test]
+fn scores_of_pooled_sums_by_hand() {
+    // Two classes: (I, P, G) = (1, 2, 2) and (0, 0, 0): Dice 2/4 and 1 (empty): mean 0.75;
+    // share correct = 1 / 2.
+    let sums = [1.0, 2.0, 2.0, 0.0, 0.0, 0.0];
+    assert!((mean_dice(&sums) - 0.75).abs() < 1e-15);
+    assert!((share_correct(&sums) - 0.5).abs() < 1e-15);
+    assert_eq!(share_correct(&[0.0; 6]), 1.0);
+    // The interval of another score: an unchanged swap still has the interval zero.
+    let mut rng = SplitMix64::new(2);
+    let base = random_counts(&mut rng, 12, 3);
+    assert_eq!(delta_intervals_by(base.view(), &[base.view()], 0.9, 200, share_correct), vec![(0.0, 0.0)]);
+}
