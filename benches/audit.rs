@@ -88,7 +88,14 @@ fn forward_time(engine: &Engine, model: &Model, ds: &data::preprocess::Dataset) 
     let mut runner = engine.session(&model.to_bytes().expect("bytes")).expect("session");
     let mut best = (f64::INFINITY, 0);
     for batch in [1, 2, 4, 8, 16, 48] {
-        let feed = Feed { data: ds, input: &input, batch, threshold: 0.0, output: detect(model).output.layout };
+        let feed = Feed {
+            data: ds,
+            input: &input,
+            batch,
+            threshold: 0.0,
+            output: detect(model).output.layout,
+            per_image: false,
+        };
         predictions(&mut runner, &feed, &[]).expect("warm-up");
         for _ in 0..5 {
             let t0 = Instant::now();

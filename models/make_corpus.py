@@ -26,6 +26,8 @@ Cases (each a target/source pair of one architecture; see tests/corpus/README.md
            exported with the dynamo exporter, optimize=False (BN kept), dynamic batch.
   ocr      The PaddleOCR DB text detector from the rapidocr-onnxruntime wheel (third party),
            with synthetic text images (committed) and a planted-perturbation source.
+  classifier  A tiny PyTorch image classifier pair (10 classes, N x 10 logits) on gratings, with
+           one class id per image: expected accuracy and label-free agreement (--metric).
 
 Expected numbers are computed with onnxruntime + numpy only (function `expected`), never with
 reuse-audit code. Training is seeded (torch.manual_seed, tf_keras set_random_seed + op
@@ -883,11 +885,10 @@ def text_images(n, seed, h=64, w=256):
     return np.stack(ims), np.stack(lbs)
 
 
-def case_ocr():
-    tgt = os.path.join(THIRD, "ch_PP-OCRv4_det_infer.onnx")
-    if not os.path.exists(tgt):
-        subprocess.run(["bash", os.path.join(HERE, "fetch_third_party.sh")], check=True)
-    src = os.path.join(THIRD, "ch_PP-OCRv4_det_infer.perturbed.onnx")
+def ocr_source(tgt, src):
+    """Write case 8's source: the target with seeded Gaussian noise planted into every conv W
+    (std 0.5 x the tensor's std) and every BN running mean (std 0.5 x its RMS). numpy + onnx
+    only, so tests/third_party.rs can remake it in the tests' own venv (--ocr-source)."""
     m = onnx.load(tgt)
     rng = np.random.default_rng(seed_of("ocr-perturb"))
     slots = param_slots(m)
@@ -900,6 +901,14 @@ def case_ocr():
             set_array(k, h, a + rng.normal(0, 0.5 * float(np.sqrt(np.mean(a ** 2))) + 1e-8, a.shape))
     m.producer_name = (m.producer_name or "") + " (perturbed by reuse-audit/models/make_corpus.py)"
     onnx.save_model(m, src)
+
+
+def case_ocr():
+    tgt = os.path.join(THIRD, "ch_PP-OCRv4_det_infer.onnx")
+    if not os.path.exists(tgt):
+        subprocess.run(["bash", os.path.join(HERE, "fetch_third_party.sh")], check=True)
+    src = os.path.join(THIRD, "ch_PP-OCRv4_det_infer.perturbed.onnx")
+    ocr_source(tgt, src)
     ims, lbs = text_images(12, seed_of("ocr-images"))
     data = save_npz("ocr-det-text.npz", ims, lbs)
     expected("ocr-det", tgt, src, data, "ocr_db", "prob_gt_0.5", 2, "NCHW",
@@ -923,14 +932,112 @@ def case_ocr():
              source_desc="the target with planted Gaussian noise in every conv W and BN running mean")
 
 
+def gratings(n, seed):
+    """Classification data: 16 x 16 sinusoidal gratings with noise. Class k (0..9) = orientation
+    (k % 5) x 36 degrees at 2 (k < 5) or 4 (k >= 5) cycles per image; random phase, contrast
+    0.5..1 and offset, orientation jitter 0.15 rad, Gaussian noise 0.9. Returns float32 N x 1 x 16 x 16 and int64 labels N."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:16, 0:16] / 16.0
+    labels = rng.integers(0, 10, n)
+    ims = []
+    for k in labels:
+        theta = np.pi * (k % 5) / 5 + rng.normal(0, 0.15)
+        cycles = 2.0 if k < 5 else 4.0
+        u = xx * np.cos(theta) + yy * np.sin(theta)
+        g = rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * cycles * u + rng.uniform(0, 2 * np.pi))
+        ims.append(g + rng.uniform(-0.5, 0.5) + rng.normal(0, 0.9, g.shape))
+    return np.stack(ims)[:, None].astype(np.float32), labels.astype(np.int64)
+
+
+def case_classifier():
+    """A tiny image classifier pair (10 classes) for --metric accuracy / agreement."""
+    import torch
+    import torch.nn as nn
+
+    class TinyClassifier(nn.Module):
+        """conv(1->8) BN ReLU, conv(8->16, stride 2) BN ReLU, global average pool, Linear(16->10)."""
+
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                          nn.Conv2d(8, 16, 3, padding=1, stride=2), nn.BatchNorm2d(16), nn.ReLU())
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.fc(self.features(x).mean(dim=(2, 3)))
+
+    tr_im, tr_lb = gratings(2048, seed_of("classifier", "train"))
+    va_im, va_lb = gratings(32, seed_of("classifier", "val"))
+    x_tr, x_va = zscore_any(tr_im), zscore_any(va_im)
+    paths = {}
+    for role in ("target", "source"):
+        torch.manual_seed(seed_of("classifier", role))
+        net = train_torch(TinyClassifier(), x_tr, tr_lb, "ce", seed_of("classifier", role, "train"), steps=300)
+        paths[role] = os.path.join(OUT, f"classifier-{role}.onnx")
+        export_torch(net, x_va, paths[role])
+    data = save_npz("classifier.npz", va_im, va_lb)
+    target, source = onnx.load(paths["target"]), onnx.load(paths["source"])
+
+    def classes_of(model):
+        return run(model, x_va).argmax(1)
+
+    def scored(pred, truth):
+        per_class = dice(pred, truth, 10)
+        return {"accuracy": float(np.mean(pred == truth)), "dice_per_class": per_class,
+                "mean_fg_dice": float(np.mean(per_class[1:]))}
+
+    base = classes_of(target)
+    swaps = []
+    for fam, layer, kind in (("conv", 1, "W"), ("conv", 2, "W"), ("bn", 1, "RM"), ("bn", 2, "RV")):
+        m, info = swap(target, source, fam, layer, kind)
+        pred = classes_of(m)
+        acc = scored(pred, va_lb)
+        agree = scored(pred, base)
+        swaps.append({"family": fam, "layer": layer, "kind": kind, **info, "labels": acc,
+                      "delta_accuracy": float(np.mean(base == va_lb)) - acc["accuracy"],
+                      "agreement": agree["accuracy"], "agreement_dice_per_class": agree["dice_per_class"],
+                      "delta_agreement": 1.0 - agree["accuracy"]})
+    res = {
+        "case": "classifier",
+        "target": rel(paths["target"]),
+        "source": rel(paths["source"]),
+        "target_is": "TinyClassifier (conv-BN-ReLU x2, global average pool, Linear) trained 300 steps on z-scored gratings",
+        "source_is": "same architecture and data, another seed",
+        "data": rel(data),
+        "data_images": {"shape": list(va_im.shape), "dtype": str(va_im.dtype)},
+        "data_labels": {"shape": list(va_lb.shape), "dtype": str(va_lb.dtype)},
+        "model": describe_io(target),
+        "preprocessing": {"rule": "zscore_nchw", "description": PREPROCESS["zscore_nchw"][1]},
+        "head": {"rule": "argmax_1", "description": "top-1: argmax over axis 1 of the N x 10 logits (ties: lower class)"},
+        "classes": 10,
+        "baseline": scored(base, va_lb),
+        "swaps": swaps,
+        "notes": "accuracy = mean(argmax == label); agreement = mean(argmax(swapped) == argmax(target)); "
+                 "dice_per_class = Dice (F1) of each class over the 32 images, 1.0 when a class is neither "
+                 "true nor predicted; agreement_dice_per_class = the same with the target's predictions as truth.",
+        "computed_with": {"onnxruntime": ort.__version__, "onnx": onnx.__version__, "numpy": np.__version__,
+                          "by": "models/make_corpus.py:case_classifier (onnxruntime + numpy only)"},
+    }
+    with open(os.path.join(OUT, "classifier.expected.json"), "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+    print(f"  classifier: baseline accuracy {res['baseline']['accuracy']:.4f} | conv1 W swapped "
+          f"{swaps[0]['labels']['accuracy']:.4f}, agreement {swaps[0]['agreement']:.4f}", flush=True)
+
+
 CASES = {"keras": case_keras, "sigmoid": case_sigmoid, "raw": case_raw, "quant": case_quant,
-         "const": case_const_and_cos, "pspnet": case_pspnet, "ocr": case_ocr}
+         "const": case_const_and_cos, "pspnet": case_pspnet, "ocr": case_ocr, "classifier": case_classifier}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", choices=list(CASES))
+    ap.add_argument("--ocr-source", nargs=2, metavar=("TARGET", "SOURCE"),
+                    help="only write case 8's planted-perturbation source model (numpy + onnx; no corpus files)")
     a = ap.parse_args()
+    if a.ocr_source:
+        ocr_source(*a.ocr_source)
+        return
     os.makedirs(OUT, exist_ok=True)
     try:
         import torch

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use reuse_audit::audit::Strategy;
 use reuse_audit::data::{Fit, Normalize};
 use reuse_audit::engine::Device;
+use reuse_audit::metrics::score::Metric;
 use reuse_audit::model::layout::LayoutChoice;
 use reuse_audit::report::Format;
 
@@ -22,6 +23,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once at start-up: the size of the `audit` variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List a model's parametrized layers, shapes and opset; check whether BN was folded.
@@ -73,6 +76,35 @@ pub enum Command {
         run: RunArgs,
         #[command(flatten)]
         gates: GateArgs,
+        /// Also make a reuse plan from this audit into this folder (another than --out):
+        /// plan.json, reused.safetensors, grafted.onnx, checked jointly on --data (the
+        /// default policy; `reuse-audit plan` takes the others).
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
+    /// Turn an audit's report into a reuse plan: plan.json (what to load, freeze, and what
+    /// was left out), reused.safetensors and grafted.onnx; with --data, checked jointly.
+    Plan {
+        /// Target model (the report's).
+        target: PathBuf,
+        /// Source model (the report's).
+        source: PathBuf,
+        /// The report.json of `reuse-audit audit TARGET SOURCE`.
+        #[arg(long)]
+        report: PathBuf,
+        /// Folder to write plan.json, reused.safetensors and grafted.onnx into.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        #[command(flatten)]
+        check: CheckArgs,
+        /// Print plan.json on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress or notes on stderr.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Pairwise per-layer RMSE between every pair of models (paper Figs. 11-12).
     Matrix {
@@ -124,9 +156,14 @@ pub struct CommonArgs {
     /// Print the JSON report on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Parameter kinds to audit: W,B,RM,RV,RW,RB.
+    /// Parameter kinds to audit: W,B,RM,RV,RW,RB (in every family that has them).
     #[arg(long, value_delimiter = ',', default_value = "W,B,RM,RV,RW,RB")]
     pub kinds: Vec<String>,
+    /// Layer families to pair and audit: conv (Conv/ConvTranspose: W, B), bn
+    /// (BatchNormalization: RM, RV, RW, RB), linear (Gemm, MatMul+Add: W, B), norm
+    /// (Instance/Group/LayerNormalization: RW, RB).
+    #[arg(long, value_delimiter = ',', default_value = "conv,bn,linear,norm")]
+    pub families: Vec<String>,
     /// A swap is reusable when baseline mean Dice - swapped mean Dice <= tolerance.
     #[arg(long, default_value_t = 0.02)]
     pub tolerance: f64,
@@ -187,8 +224,8 @@ pub struct RunArgs {
     /// after Sigmoid, 0 for logits).
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// With labels: no verdict when the unswapped target's mean Dice is below this (it does
-    /// not segment the data); 0 audits anyway.
+    /// With labels: no verdict when the unswapped target's mean Dice (accuracy) is below
+    /// this (it does not segment or classify the data); 0 audits anyway.
     #[arg(long, default_value_t = 0.5)]
     pub min_baseline: f64,
     /// Two-sided confidence of each swap's loss interval (paired bootstrap over images):
@@ -204,6 +241,79 @@ pub struct RunArgs {
     /// 1 - (1 - confidence) / rounds: a union bound over the rounds).
     #[arg(long)]
     pub adaptive: bool,
+    /// What a swap is scored by: dice (segmentation maps), accuracy (classifiers, labels =
+    /// one class id per image, top-1), agreement (label-free: share of pixels, or images,
+    /// predicted as the unswapped target predicts them; loss = 1 - agreement).
+    #[arg(long, value_enum, default_value = "dice")]
+    pub metric: Metric,
+    /// Per-channel mean subtracted after --normalize (one value, or one per channel), e.g.
+    /// 0.485,0.456,0.406 with --normalize div255.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel std divided by after --mean (one value, or one per channel).
+    #[arg(long, value_delimiter = ',')]
+    pub std: Option<Vec<f32>>,
+}
+
+/// Which audited tensors a plan reuses.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Reuse only these kinds (W,B,RM,RV,RW,RB; default: every kind the report judged
+    /// reusable).
+    #[arg(long, value_delimiter = ',')]
+    pub kinds: Option<Vec<String>>,
+    /// Reuse only these families (conv,bn,linear,norm).
+    #[arg(long, value_delimiter = ',')]
+    pub families: Option<Vec<String>>,
+    /// Also reuse undecided rows (confidence interval across the tolerance); needs a report
+    /// with a `decision` column.
+    #[arg(long)]
+    pub include_undecided: bool,
+    /// Pairing: the audit's (auto, name, position, or its mapping FILE).
+    #[arg(long = "match", default_value = "auto")]
+    pub match_mode: String,
+}
+
+/// The joint check of a plan: the audit's data and preprocessing, read from the report
+/// unless given.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Validation data to score grafted.onnx on (without it the plan is not checked jointly).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Labels .npy for .npy data, or `baseline` (default: as the report's dataset.labels).
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Input scaling (default: the one the audit used).
+    #[arg(long, value_enum)]
+    pub normalize: Option<Normalize>,
+    /// Fit data to the model's input size (default: the audit's).
+    #[arg(long, value_enum)]
+    pub fit: Option<Fit>,
+    /// Axis order of input and output (default: the audit's).
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutChoice>,
+    /// Height x width fed (default: the audit's).
+    #[arg(long, value_parser = size_arg)]
+    pub size: Option<(usize, usize)>,
+    /// Foreground threshold of a one-channel output (default: from the graph).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Per-channel mean after --normalize (default: the audit's).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel std after --mean (default: the audit's).
+    #[arg(long, value_delimiter = ',')]
+    pub std: Option<Vec<f32>>,
+    /// Images per run when the batch dimension is dynamic.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
+    /// Intra-op threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// CI gates (exit code 1 when one fails).
@@ -221,7 +331,8 @@ pub struct GateArgs {
     #[arg(long)]
     pub max_delta: Option<f64>,
     /// Fail when any of these (kind, layers) is decided not reusable (or, with --strict,
-    /// is not decided reusable), e.g. `W:1-5,7,B:*` (`*` = every layer).
+    /// is not decided reusable), e.g. `W:1-5,7,B:*` (`*` = every layer); a bare kind is conv
+    /// (W, B) or BN (RM..RB); prefix the others: `linear.W:1-2,norm.RW:*`.
     #[arg(long)]
     pub require_reusable: Option<String>,
 }

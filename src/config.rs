@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::cli::CommonArgs;
 use reuse_audit::error::UserError;
-use reuse_audit::model::Kind;
+use reuse_audit::model::{Family, Kind};
 use reuse_audit::pair::MatchMode;
 use reuse_audit::pipeline::Options;
 use reuse_audit::report::Format;
@@ -37,9 +37,21 @@ impl Settings {
             }
         }
         kinds.sort();
+        let mut families = Vec::new();
+        for f in &a.families {
+            let family = Family::parse(f).ok_or_else(|| UserError::BadFlag {
+                flag: "--families",
+                reason: format!("'{f}' is not one of conv, bn, linear, norm"),
+            })?;
+            if !families.contains(&family) {
+                families.push(family);
+            }
+        }
+        families.sort();
         let options = Options {
             match_mode: MatchMode::parse(&a.match_mode),
             kinds,
+            families,
             tolerance: a.tolerance,
             rn_threshold: a.rn_threshold,
             quiet: a.quiet,

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod pair;
 pub mod pipeline;
+pub mod plan;
 pub mod predictors;
 pub mod report;
 pub mod verdict;

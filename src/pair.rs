@@ -112,7 +112,9 @@ pub fn pair(target: &LayerScan, source: &LayerScan, mode: &MatchMode) -> Result<
             p.unmatched
                 .first()
                 .map(|u| format!("first: {} {} '{}': {}", u.layer, u.kind, u.initializer, u.reason))
-                .unwrap_or_else(|| "the models have no Conv/BatchNormalization parameters".into())
+                .unwrap_or_else(
+                    || "the models have no Conv, BatchNormalization, linear or normalization parameters".into()
+                )
         ))
         .into());
     }
@@ -162,7 +164,7 @@ fn describe(l: &Layer) -> String {
 
 fn by_position(target: &LayerScan, source: &LayerScan) -> Result<Pairing> {
     let mut out = Pairing { method: "position", pairs: vec![], unmatched: vec![] };
-    for family in [Family::Conv, Family::Bn] {
+    for family in Family::ALL {
         let t: Vec<&Layer> = target.of(family).collect();
         let s: Vec<&Layer> = source.of(family).collect();
         if t.len() != s.len() {
@@ -224,22 +226,34 @@ fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pai
     let s_index: HashMap<&str, (&Layer, &Param)> = params(source).map(|(l, p)| (p.name.as_str(), (l, p))).collect();
     let mut out = Pairing { method: "file", pairs: vec![], unmatched: vec![] };
     let mut mapped: HashMap<String, u64> = HashMap::new();
+    let mut sources: HashMap<String, u64> = HashMap::new();
     for row in mapping::parse(&text, path)? {
         let (n, t, s) = (row.line, row.target.as_str(), row.source.as_str());
         let Some((tl, tp)) = t_index.get(t) else {
-            return Err(bad_file(path, format!("line {n}: target has no Conv/BN parameter '{t}'")));
+            return Err(bad_file(path, format!("line {n}: target has no layer parameter '{t}'")));
         };
         let Some((sl, sp)) = s_index.get(s) else {
-            return Err(bad_file(path, format!("line {n}: source has no Conv/BN parameter '{s}'")));
+            return Err(bad_file(path, format!("line {n}: source has no layer parameter '{s}'")));
         };
-        if tp.kind != sp.kind {
-            return Err(bad_file(path, format!("line {n}: '{t}' is {} but '{s}' is {}", tp.kind, sp.kind)));
+        if (tl.family, tp.kind) != (sl.family, sp.kind) {
+            return Err(bad_file(
+                path,
+                format!("line {n}: '{t}' is {} {} but '{s}' is {} {}", tl.family, tp.kind, sl.family, sp.kind),
+            ));
         }
         if let Some(first) = mapped.get(t) {
             return Err(bad_file(path, format!("line {n}: target '{t}' is already mapped on line {first}")));
         }
+        // One source tensor for two targets would give two rows that are one swap's source.
+        if let Some(first) = sources.get(s) {
+            return Err(bad_file(
+                path,
+                format!("line {n}: source '{s}' is already mapped on line {first}; map each source tensor once"),
+            ));
+        }
         let pp = make_pair(tl, tp, sl, sp).map_err(|why| bad_file(path, format!("line {n}: {t} -> {s}: {why}")))?;
         mapped.insert(t.to_string(), n);
+        sources.insert(s.to_string(), n);
         out.pairs.push(pp);
     }
     for (tl, tp) in params(target) {

@@ -1,8 +1,15 @@
 //! Verdicts from swap results: reusable parameters (point estimate and three-way decision
 //! from the interval), the RN verdict and its range, reuse shares.
+//!
+//! The RN verdict is a share of conv layers (METHOD.md): linear W rows never count in it.
+//! Reuse shares count every audited (layer, kind) of every family. The per-kind lists of
+//! the summary are keyed by group name ([`group`]): `W`..`RB` for conv and BN as always,
+//! `linear.W`, `norm.RW`, ... for the other families.
 
 use std::collections::BTreeMap;
 
+use crate::model::layers::group_name;
+use crate::model::{Family, Kind};
 use crate::report::{Row, Summary};
 
 /// A decision at the stated confidence.
@@ -42,6 +49,20 @@ impl Decision {
     }
 }
 
+/// The group a row belongs to in the summary's lists and `--require-reusable`: its kind
+/// for conv and BN rows, `family.kind` for the other families.
+pub fn group(row: &Row) -> String {
+    match (Family::parse(&row.family), Kind::parse(&row.kind)) {
+        (Some(f), Some(k)) => group_name(f, k),
+        _ => format!("{}.{}", row.family, row.kind),
+    }
+}
+
+/// Whether a row is a conv W swap, the only rows the RN verdict counts.
+pub fn is_conv_w(row: &Row) -> bool {
+    row.family == "conv" && row.kind == "W"
+}
+
 /// Fill reusable flags (`delta <= tolerance`) and decisions (from the interval, where the
 /// row has one) on rows and compute the summary. Rows without a delta (data-free reports)
 /// get no verdict.
@@ -69,7 +90,7 @@ pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
             ok_scalars += row.numel;
         }
         let list = if ok { &mut s.reusable } else { &mut s.not_reusable };
-        list.entry(row.kind.clone()).or_insert_with(Vec::new).push(row.layer);
+        list.entry(group(row)).or_insert_with(Vec::new).push(row.layer);
         s.max_delta = Some(s.max_delta.map_or(delta, |m: f64| m.max(delta)));
     }
     if groups == 0 {
@@ -87,7 +108,7 @@ pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
     }
     s.reuse_share_groups = Some(ok_groups as f64 / groups as f64);
     s.reuse_share_scalars = Some(if scalars == 0 { 0.0 } else { ok_scalars as f64 / scalars as f64 });
-    let w: Vec<bool> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.reusable).collect();
+    let w: Vec<bool> = rows.iter().filter(|r| is_conv_w(r)).filter_map(|r| r.reusable).collect();
     if !w.is_empty() {
         let share = w.iter().filter(|&&b| b).count() as f64 / w.len() as f64;
         s.conv_w_reusable_share = Some(share);
@@ -118,11 +139,11 @@ pub fn rn_decision(lo: f64, hi: f64, rn_threshold: f64) -> Decision {
     }
 }
 
-/// Layers per kind, e.g. for `--require-reusable` checks.
+/// Layers per group ([`group`]), e.g. for `--require-reusable` checks.
 pub fn layers_by_kind(rows: &[Row], reusable: bool) -> BTreeMap<String, Vec<usize>> {
     let mut m: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.reusable == Some(reusable)) {
-        m.entry(r.kind.clone()).or_default().push(r.layer);
+        m.entry(group(r)).or_default().push(r.layer);
     }
     m
 }
@@ -132,8 +153,12 @@ mod tests {
     use super::*;
 
     fn row(kind: &str, layer: usize, delta: f64, numel: usize) -> Row {
+        family_row(if kind == "W" || kind == "B" { "conv" } else { "bn" }, kind, layer, delta, numel)
+    }
+
+    fn family_row(family: &str, kind: &str, layer: usize, delta: f64, numel: usize) -> Row {
         Row {
-            family: if kind == "W" || kind == "B" { "conv" } else { "bn" }.into(),
+            family: family.into(),
             layer,
             node: format!("n{layer}"),
             op: "Conv".into(),
@@ -215,5 +240,37 @@ mod tests {
         assert_eq!(decide(&mut rows, 0.02, 0.25).rn_decision, Some(Reusable));
         assert_eq!(decide(&mut rows, 0.02, 0.8).rn_decision, Some(NotReusable));
         assert_eq!(rn_decision(0.5, 0.5, 0.5), Reusable);
+    }
+
+    #[test]
+    fn linear_and_norm_rows_count_in_shares_not_in_the_rn_verdict() {
+        // conv W: 1 of 4 reusable (25%); linear W: 3 of 3. Counting linear W in the RN share
+        // would give 4/7 = 57% and a wrong RN at 0.5.
+        let mut rows = vec![
+            row("W", 1, 0.5, 10),
+            row("W", 2, 0.5, 10),
+            row("W", 3, 0.5, 10),
+            row("W", 4, 0.0, 10),
+            family_row("linear", "W", 1, 0.0, 20),
+            family_row("linear", "W", 2, 0.0, 20),
+            family_row("linear", "W", 3, 0.01, 20),
+            family_row("linear", "B", 1, 0.3, 5),
+            family_row("norm", "RW", 1, 0.0, 5),
+            row("RW", 1, 0.1, 5),
+        ];
+        let s = decide(&mut rows, 0.02, 0.5);
+        assert_eq!(s.conv_w_reusable_share, Some(0.25));
+        assert_eq!(s.rn, Some(false));
+        // Lists: conv and BN under their bare kinds, the others prefixed.
+        assert_eq!(s.reusable["W"], vec![4]);
+        assert_eq!(s.reusable["linear.W"], vec![1, 2, 3]);
+        assert_eq!(s.not_reusable["linear.B"], vec![1]);
+        assert_eq!(s.reusable["norm.RW"], vec![1]);
+        assert_eq!(s.not_reusable["RW"], vec![1]);
+        let keys: Vec<&str> = s.reusable.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["RW", "W", "linear.B", "linear.W", "norm.RW"]);
+        // Shares: every family counts. Groups 5 of 10 reusable; scalars 10+60+5 of 115.
+        assert_eq!(s.reuse_share_groups, Some(0.5));
+        assert_eq!(s.reuse_share_scalars, Some(75.0 / 115.0));
     }
 }

@@ -187,3 +187,31 @@ fn partly_folded_bn_went_unnoticed() {
     let mut kept = tiny_cnn(&Spec::default());
     assert_eq!(inspect_warnings(&mut kept, "pytorch"), "");
 }
+
+#[test]
+fn ort_refusing_the_target_did_not_name_the_file() {
+    // Opset 99: our loader reads it (layers, pairing), ONNX Runtime refuses it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec { fixed_batch: true, ..Spec::default() });
+    m.opset_import[0].version = 99;
+    let target = save(&m, dir.path(), "opset99.onnx");
+    let source = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "source.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, Some(&[0u8; 4 * 64]), 3);
+    let named = |args: &[&str], out: std::process::Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("opset99.onnx: ONNX Runtime refused the model"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+    for extra in [
+        &["--strategy", "naive"][..],
+        &["--strategy", "shared"],
+        &["--strategy", "incremental"],
+        &["--labels", "baseline"],
+        &["--dynamic-batch"],
+    ] {
+        named(extra, audit_cmd(&target, &source, &data).args(extra).output().unwrap());
+    }
+    named(&["inspect", "--flops"], bin().args(["inspect", "--flops"]).arg(&target).output().unwrap());
+}

@@ -139,10 +139,7 @@ fn mapping_file_with_quoted_names_and_malformed_rows() {
     // Unquoted, the comma splits the name: three fields on line 3.
     fails("target_initializer,source_initializer\n\nnet.conv1.weight,x,y.conv1.weight\n", "line 3: 3 fields");
     fails("net.conv1.weight,\n", "line 1: the source name is empty");
-    fails(
-        "# map\nnet.conv1.weight,\"x,y.conv9.weight\"\n",
-        "line 2: source has no Conv/BN parameter 'x,y.conv9.weight'",
-    );
+    fails("# map\nnet.conv1.weight,\"x,y.conv9.weight\"\n", "line 2: source has no layer parameter 'x,y.conv9.weight'");
 }
 
 #[test]

@@ -26,7 +26,12 @@ fn partial_mapping_gives_no_rn_verdict() {
     let r: Value = serde_json::from_slice(&out).unwrap();
     assert!(r["summary"]["rn"].is_null());
     // The gate does not pass on a verdict that was not given.
-    guarded_audit_cmd(&t, &s, &data).args(["-q", "--fail-if-not-reusable", "--match"]).arg(&map).assert().code(1);
+    guarded_audit_cmd(&t, &s, &data)
+        .args(["-q", "--fail-if-not-reusable", "--match"])
+        .arg(&map)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("there is no RN verdict"));
     // The full pairing still gives the verdict.
     let full = guarded_audit_cmd(&t, &s, &data).args(["--json", "-q", "--kinds", "W"]).assert().success();
     let r: Value = serde_json::from_slice(&full.get_output().stdout).unwrap();

@@ -1,11 +1,11 @@
 //! The data-free part of a report: per-pair RMSE/nRMSE/cosine rows (plus the spectral
-//! metrics of conv W) and per-BN-layer MRM/MRV/MRW/MRB, with every parameter checked for
-//! NaN/inf first.
+//! metrics of conv and linear W) and per-BN-layer MRM/MRV/MRW/MRB, with every parameter
+//! checked for NaN/inf first.
 
 use std::collections::HashMap;
 
 use anyhow::Result;
-use ndarray::{ArrayD, ArrayView1};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD};
 
 use crate::error::UserError;
 use crate::metrics::spectral::{compare_filters, FilterComparison};
@@ -73,9 +73,23 @@ pub fn pair_values(target: &Model, source: &Model, pairing: &Pairing) -> Result<
     Ok(out)
 }
 
+/// The spectral metrics of a W pair: a conv filter bank as it is (one filter per row), a
+/// linear weight as an outputs x inputs matrix (a MatMul's or `transB = 0` Gemm's weight is
+/// stored inputs x outputs: read transposed). Other kinds and non-matrix linear weights: none.
+fn spectral_of(p: &crate::pair::ParamPair, t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> FilterComparison {
+    match (p.layer.family, p.kind()) {
+        (Family::Conv, Kind::W) => compare_filters(t, s),
+        (Family::Linear, Kind::W) if t.ndim() == 2 && p.layer.w_in_out => {
+            compare_filters(t.reversed_axes(), s.reversed_axes())
+        }
+        (Family::Linear, Kind::W) if t.ndim() == 2 => compare_filters(t, s),
+        _ => FilterComparison { spectral_rel: None, subspace_overlap: None },
+    }
+}
+
 /// One row per pair of the given kinds with the weight metrics (Dice columns empty). With
-/// `spectral`, conv W rows also get `spectral_rel` and `subspace_overlap` (SVDs: the
-/// costly part, so callers that do not report them leave it off).
+/// `spectral`, conv and linear W rows also get `spectral_rel` and `subspace_overlap` (SVDs:
+/// the costly part, so callers that do not report them leave it off).
 pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bool) -> Vec<Row> {
     pairing
         .pairs
@@ -85,7 +99,7 @@ pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bo
         .map(|(i, p)| {
             let (t, s) = (values.target[i].view(), values.source[i].view());
             let c = compare(t.view(), s.view());
-            let f = (spectral && p.kind() == Kind::W).then(|| compare_filters(t, s));
+            let f = spectral.then(|| spectral_of(p, t.view(), s.view()));
             let FilterComparison { spectral_rel, subspace_overlap } =
                 f.unwrap_or(FilterComparison { spectral_rel: None, subspace_overlap: None });
             Row {

@@ -1,13 +1,15 @@
-//! Forward passes over the validation set in batches, scored as Dice against the truth.
+//! Forward passes over the validation set in batches: class maps (one class per pixel of a
+//! segmentation output, or per image of a classifier's), scored against the truth.
 
 use std::ops::Range;
 
 use anyhow::{bail, Result};
-use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, CowArray, Ix4};
+use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, Axis, CowArray, Ix4};
 
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::{Runner, View};
 use crate::metrics::dice::{predict, Dice, DiceCounts};
+use crate::metrics::score::Metric;
 use crate::model::layout::Layout;
 
 /// How the validation set is fed.
@@ -23,9 +25,21 @@ pub struct Feed<'a> {
     pub threshold: f32,
     /// How the model's output orders its axes.
     pub output: Layout,
+    /// One prediction per image (a classifier's `N x classes` output) instead of one per
+    /// pixel: class maps are then `N x 1 x 1`.
+    pub per_image: bool,
 }
 
 impl Feed<'_> {
+    /// Height and width of one image's class map: the input's, or 1 x 1 for a classifier.
+    pub fn map_size(&self) -> (usize, usize) {
+        if self.per_image {
+            (1, 1)
+        } else {
+            (self.data.h(), self.data.w())
+        }
+    }
+
     /// Batches as `(first image, count)`.
     pub fn batches(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.batches_in(0..self.data.n())
@@ -53,7 +67,45 @@ impl Feed<'_> {
     }
 }
 
-/// Class maps `[n, h, w]` of every image, and the class count, from one full forward pass.
+/// The unswapped model's output holds NaN or an infinity: it predicts nothing there, so no
+/// swap can be compared with it (reported as an error of the target's file).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the unswapped model's output is {value} at image {origin} (output index {index:?}): no prediction, so no \
+     swap can be compared and there is no verdict; check the model and the input scaling (--normalize)"
+)]
+pub struct NonFiniteOutput {
+    /// The first value that is not finite.
+    pub value: f32,
+    /// The image it belongs to, as the data names it.
+    pub origin: String,
+    /// Its index in the output tensor.
+    pub index: Vec<usize>,
+}
+
+/// Refuse a baseline output (images `start..start + count` of the feed) with a value that
+/// is not finite, naming the first one.
+pub fn check_finite(output: &ArrayViewD<f32>, feed: &Feed, start: usize, count: usize) -> Result<()> {
+    let Some((index, &value)) = output.indexed_iter().find(|(_, v)| !v.is_finite()) else {
+        return Ok(());
+    };
+    let mut index = ndarray::Dimension::slice(&index).to_vec();
+    // Rows past `count` are the zero padding of a fixed batch, not images.
+    if index.first().is_some_and(|&i| i >= count) {
+        let real = output.slice_axis(ndarray::Axis(0), ndarray::Slice::from(..count));
+        return check_finite(&real, feed, start, count);
+    }
+    // The index in the whole set: the batch's first image added.
+    if let Some(i) = index.first_mut() {
+        *i += start;
+    }
+    let image = index.first().copied().unwrap_or(start);
+    let origin = feed.data.origins.get(image).cloned().unwrap_or_else(|| format!("#{image}"));
+    Err(NonFiniteOutput { value, origin, index }.into())
+}
+
+/// Class maps `[n, h, w]` (`[n, 1, 1]` for a classifier) of every image, and the class
+/// count, from one full forward pass.
 pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f32>)]) -> Result<(Array3<u8>, usize)> {
     predictions_in(runner, feed, 0..feed.data.n(), extra)
 }
@@ -65,16 +117,36 @@ pub fn predictions_in(
     range: Range<usize>,
     extra: &[(String, ArrayD<f32>)],
 ) -> Result<(Array3<u8>, usize)> {
-    let d = feed.data;
+    run_predictions(runner, feed, range, extra, false)
+}
+
+/// [`predictions_in`] of the unswapped model: an output that is not finite is an error
+/// ([`NonFiniteOutput`]), not a prediction.
+pub fn baseline_predictions_in(runner: &mut Runner, feed: &Feed, range: Range<usize>) -> Result<(Array3<u8>, usize)> {
+    run_predictions(runner, feed, range, &[], true)
+}
+
+fn run_predictions(
+    runner: &mut Runner,
+    feed: &Feed,
+    range: Range<usize>,
+    extra: &[(String, ArrayD<f32>)],
+    finite: bool,
+) -> Result<(Array3<u8>, usize)> {
     let first = range.start;
-    let mut out = Array3::zeros((range.len(), d.h(), d.w()));
+    let (h, w) = feed.map_size();
+    let mut out = Array3::zeros((range.len(), h, w));
     let mut classes = 0;
     for (start, count) in feed.batches_in(range) {
         let x = feed.tensor(start, count);
         let mut inputs = vec![(feed.input.name.as_str(), View::F32(x.view().into_dyn()))];
         inputs.extend(extra.iter().map(|(name, v)| (name.as_str(), View::F32(v.view()))));
-        let (pred, c) = runner
-            .run_views_first(&inputs, |output| class_maps(output, feed.output, count, d.h(), d.w(), feed.threshold))?;
+        let (pred, c) = runner.run_views_first(&inputs, |output| {
+            if finite {
+                check_finite(&output, feed, start, count)?;
+            }
+            class_maps(output, feed.output, count, h, w, feed.threshold)
+        })?;
         classes = c;
         out.slice_mut(s![start - first..start - first + count, .., ..]).assign(&pred);
     }
@@ -83,7 +155,8 @@ pub fn predictions_in(
 
 /// Class maps of the first `count` images of a segmentation output (`[n, c, h, w]`, or
 /// `[n, h, w, c]` for a channels-last `layout`), and the class count (2 for a one-channel
-/// output, foreground above `threshold`).
+/// output, foreground above `threshold`). A classifier's `[n, c]` output is read as
+/// `[n, c, 1, 1]` (`h = w = 1`).
 pub fn class_maps(
     output: ArrayViewD<f32>,
     layout: Layout,
@@ -93,8 +166,13 @@ pub fn class_maps(
     threshold: f32,
 ) -> Result<(Array3<u8>, usize)> {
     let shape = output.shape().to_vec();
+    let output = match shape.len() {
+        2 => output.insert_axis(Axis(2)).insert_axis(Axis(3)),
+        _ => output,
+    };
     // Viewed as N x C x H x W: `predict` copies a permuted view once.
     let output = match output.into_dimensionality::<Ix4>() {
+        Ok(o) if shape.len() == 2 => o,
         Ok(o) => o.permuted_axes(layout.nchw_axes()),
         Err(_) => bail!(
             "the model's output has shape {shape:?} (rank {}); reuse-audit scores segmentation outputs of shape {} (read as {})",
@@ -139,9 +217,9 @@ fn layout_pattern(layout: Layout, h: usize, w: usize) -> String {
     }
 }
 
-/// Dice of predictions against truth (same shape).
-pub fn dice(pred: ArrayView3<u8>, truth: ArrayView3<u8>, classes: usize) -> Dice {
+/// Predictions scored against truth (same shape) by `metric`.
+pub fn score(pred: ArrayView3<u8>, truth: ArrayView3<u8>, classes: usize, metric: Metric) -> Dice {
     let mut c = DiceCounts::new(classes);
     c.add(pred, truth);
-    Dice::from_counts(&c)
+    metric.score(&c)
 }

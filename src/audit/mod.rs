@@ -1,5 +1,5 @@
 //! The swap audit (METHOD.md protocol): baseline, then one swap per matched (layer, kind),
-//! each scored by Dice on the validation set. Strategies evaluate the same swaps:
+//! each scored on the validation set by the chosen metric (Dice, accuracy or agreement). Strategies evaluate the same swaps:
 //! `naive` (new model and session per swap, the reference), `shared` (one session whose
 //! swappable initializers are graph inputs, fed per run) and `incremental` (each swap runs
 //! only the subgraph downstream of its layer, from cached activations; see `incremental`).
@@ -23,6 +23,7 @@ pub use tally::Tally;
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::Engine;
 use crate::metrics::dice::Dice;
+use crate::metrics::score::Metric;
 use crate::model::layout::Layout;
 use crate::model::{Kind, Model};
 use crate::pair::Pairing;
@@ -68,6 +69,10 @@ pub struct AuditJob<'a> {
     pub threshold: f32,
     /// Intervals and rounds (exact or adaptive).
     pub scoring: Scoring,
+    /// One prediction per image (a classifier) rather than one per pixel.
+    pub per_image: bool,
+    /// What swaps are scored by.
+    pub metric: Metric,
 }
 
 impl AuditJob<'_> {
@@ -137,7 +142,7 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> 
     }
     let (tally, strategy) = run_swaps(engine, job)?;
     let n = job.data.n();
-    Ok((tally.finish(&skipped, job.scoring.rounds(n), job.scoring.level(n)), strategy))
+    Ok((tally.finish(&skipped, job.scoring.rounds(n), job.scoring.level(n), job.metric), strategy))
 }
 
 /// The pairs that run, in pair order.
@@ -154,6 +159,7 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
         batch: input.batch.unwrap_or(job.batch.max(1)),
         threshold: job.threshold,
         output: job.output,
+        per_image: job.per_image,
     };
     if job.strategy == Strategy::Incremental {
         let d = job.data;

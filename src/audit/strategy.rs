@@ -5,7 +5,7 @@ use ndarray::{Array3, ArrayD};
 
 use std::ops::Range;
 
-use super::forward::{predictions_in, Feed};
+use super::forward::{baseline_predictions_in, predictions_in, Feed};
 use super::AuditJob;
 use crate::engine::{Engine, Runner};
 use crate::model::{DType, Model, ParamSource};
@@ -57,8 +57,8 @@ impl<'a> Evaluator<'a> {
     /// Class maps of the unswapped target on the images `range`, and the class count.
     pub fn baseline(&mut self, range: Range<usize>) -> Result<(Array3<u8>, usize)> {
         match self.shared.as_mut() {
-            Some(r) => predictions_in(r, self.feed, range, &[]),
-            None => predictions_in(&mut self.engine.session(&self.job.target.to_bytes()?)?, self.feed, range, &[]),
+            Some(r) => baseline_predictions_in(r, self.feed, range),
+            None => baseline_predictions_in(&mut self.engine.session(&self.job.target.to_bytes()?)?, self.feed, range),
         }
     }
 

@@ -7,7 +7,7 @@ use ndarray::{s, Array3, ArrayView3};
 use super::scoring::{decided, Scoring};
 use super::{AuditOutcome, SwapResult};
 use crate::metrics::bootstrap::{delta_intervals_by, image_counts, totals};
-use crate::metrics::dice::Dice;
+use crate::metrics::score::Metric;
 
 /// The counts so far.
 pub struct Tally {
@@ -79,8 +79,8 @@ impl Tally {
 
     /// The outcome; `skipped` pairs (the source's parameter equals the target's) score the
     /// baseline on every image, with the interval [0, 0].
-    pub fn finish(self, skipped: &[usize], rounds: Vec<usize>, level: f64) -> AuditOutcome {
-        let baseline = Dice::from_counts(&totals(self.baseline.view()));
+    pub fn finish(self, skipped: &[usize], rounds: Vec<usize>, level: f64, metric: Metric) -> AuditOutcome {
+        let baseline = metric.score(&totals(self.baseline.view()));
         let mut swaps: Vec<Option<SwapResult>> = vec![None; self.swaps.len()];
         let mut runs = 0;
         let mut forwards = self.n;
@@ -91,8 +91,8 @@ impl Tally {
             runs += 1;
             forwards += used;
             swaps[i] = Some(SwapResult {
-                baseline: Dice::from_counts(&totals(self.baseline.slice(s![..used, .., ..]))),
-                swapped: Dice::from_counts(&totals(counts.slice(s![..used, .., ..]))),
+                baseline: metric.score(&totals(self.baseline.slice(s![..used, .., ..]))),
+                swapped: metric.score(&totals(counts.slice(s![..used, .., ..]))),
                 images: used,
                 interval,
             });

@@ -7,14 +7,20 @@ use anyhow::Result;
 use super::emit;
 use crate::cli::{GateArgs, RunArgs};
 use crate::config::Settings;
+use reuse_audit::data::standardize::MeanStd;
+use reuse_audit::engine::LazyEngine;
 use reuse_audit::error::{GateFailed, UserError};
-use reuse_audit::model::Kind;
+use reuse_audit::model::layers::{group_name, parse_group};
+use reuse_audit::model::{Family, Kind};
 use reuse_audit::pipeline::{Audit, Labels};
-use reuse_audit::report::Report;
+use reuse_audit::report::{NotAudited, Report};
 use reuse_audit::verdict::Decision;
 
-/// Run `audit`.
-pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs) -> Result<()> {
+/// Run `audit` (and with `--plan DIR`, make the plan from its report).
+pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs, plan: Option<&Path>) -> Result<()> {
+    if let Some(dir) = plan {
+        super::plan::check_plan_folder(dir, s.out.as_deref())?;
+    }
     if let Some(m) = g.max_delta {
         if !m.is_finite() {
             return Err(
@@ -22,12 +28,39 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
             );
         }
     }
+    // Refuse a bad spec, or a gate on kinds or families not audited, before any work.
+    let o = &s.options;
     if let Some(spec) = &g.require_reusable {
-        parse_requirement(spec)?; // refuse a bad spec before any work
+        for ((family, kind), _) in parse_requirement(spec)? {
+            let group = group_name(family, kind);
+            if !o.kinds.contains(&kind) {
+                return Err(nothing_to_check(
+                    "--require-reusable",
+                    format!("{group}: {kind} is not among the audited --kinds"),
+                ));
+            }
+            if !o.families.contains(&family) {
+                return Err(nothing_to_check(
+                    "--require-reusable",
+                    format!("{group}: {family} is not among the audited --families"),
+                ));
+            }
+        }
+    }
+    if g.fail_if_not_reusable && !(o.kinds.contains(&Kind::W) && o.families.contains(&Family::Conv)) {
+        return Err(nothing_to_check(
+            "--fail-if-not-reusable",
+            "the RN verdict needs conv W (--kinds, --families)".into(),
+        ));
     }
     let audit = audit_of(target, source, s, a);
-    let report = audit.run()?;
+    // One ONNX Runtime environment per process: the plan's joint check shares the audit's.
+    let engine = LazyEngine::new(a.device, a.threads, s.options.quiet);
+    let report = audit.run_with(&engine)?;
     emit(&report, s)?;
+    if let Some(dir) = plan {
+        super::plan::from_audit(target, source, &report, &audit, s, dir, &engine)?;
+    }
     gates(&report, g)
 }
 
@@ -58,12 +91,28 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .threads(a.threads)
         .threshold(a.threshold)
         .min_baseline(a.min_baseline)
+        .metric(a.metric)
+        .mean_std(mean_std(a))
+}
+
+/// `--mean`/`--std` (either alone: the other is 0 or 1).
+fn mean_std(a: &RunArgs) -> Option<MeanStd> {
+    if a.mean.is_none() && a.std.is_none() {
+        return None;
+    }
+    Some(MeanStd { mean: a.mean.clone().unwrap_or(vec![0.0]), std: a.std.clone().unwrap_or(vec![1.0]) })
 }
 
 /// Apply the CI gates; a failure lists the failing rows.
 pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     let mut failures = Vec::new();
     let sm = &r.summary;
+    if g.fail_if_not_reusable && sm.rn.is_none() {
+        return Err(partly_unchecked(
+            "--fail-if-not-reusable",
+            "there is no RN verdict (not every conv layer could be audited; see the warnings)".into(),
+        ));
+    }
     let fails = |d: Option<Decision>| match d {
         Some(Decision::Reusable) => false,
         Some(Decision::Undecided) => g.strict,
@@ -96,16 +145,22 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
             if let Some(d) = row.delta_dice {
                 if d.is_nan() || d > max {
                     failures.push(format!(
-                        "--max-delta {max}: {} {} {} ({}) loses {d:.4} mean Dice",
-                        row.family, row.layer, row.kind, row.node
+                        "--max-delta {max}: {} {} {} ({}) loses {d:.4} {}",
+                        row.family,
+                        row.layer,
+                        row.kind,
+                        row.node,
+                        r.metric().score_name()
                     ));
                 }
             }
         }
     }
     if let Some(spec) = &g.require_reusable {
-        for (kind, layers) in parse_requirement(spec)? {
-            for row in r.rows.iter().filter(|row| row.kind == kind.to_string()) {
+        for ((family, kind), layers) in parse_requirement(spec)? {
+            unchecked(r, family, kind, layers.as_deref())?;
+            let rows = r.rows.iter().filter(|row| row.family == family.to_string() && row.kind == kind.to_string());
+            for row in rows {
                 let wanted = layers.as_ref().is_none_or(|l| l.contains(&row.layer));
                 let decision =
                     row.decision.or(row.reusable.map(|ok| if ok { Decision::Reusable } else { Decision::NotReusable }));
@@ -135,15 +190,81 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     }
 }
 
-/// Parse `W:1-5,7,B:*`: per kind, the layers required (None = every layer).
-pub fn parse_requirement(spec: &str) -> Result<Vec<(Kind, Option<Vec<usize>>)>> {
+/// A gate that would pass without checking anything: exit 2.
+fn nothing_to_check(flag: &'static str, why: String) -> anyhow::Error {
+    UserError::BadFlag { flag, reason: format!("{why}: the gate would check nothing") }.into()
+}
+
+/// A gate that could check only part of what it asks for: exit 2.
+fn partly_unchecked(flag: &'static str, why: String) -> anyhow::Error {
+    UserError::BadFlag { flag, reason: format!("{why}: the gate cannot check what it asks for") }.into()
+}
+
+/// Refuse a `--require-reusable` entry that names groups without a swap result: layers the
+/// target does not have, or groups not audited (`*` covers every group of the kind).
+fn unchecked(r: &Report, family: Family, kind: Kind, layers: Option<&[usize]>) -> Result<()> {
+    let (f, k) = (family.to_string(), kind.to_string());
+    let group = group_name(family, kind);
+    let flag = "--require-reusable";
+    let missing: Vec<&NotAudited> = r.not_audited.iter().filter(|n| n.family == f && n.kind == k).collect();
+    let of_group = |row: &&reuse_audit::report::Row| row.family == f && row.kind == k;
+    let has_row = |l: usize| r.rows.iter().filter(of_group).any(|row| row.layer == l && row.delta_dice.is_some());
+    let Some(layers) = layers else {
+        if let Some(n) = missing.first() {
+            let at = n.layer.map(|l| format!("{f} {l}")).unwrap_or_else(|| f.clone());
+            return Err(partly_unchecked(
+                flag,
+                format!(
+                    "{group}:* covers {} {f} {k} group(s) that were not audited, e.g. {at} ({}): {}",
+                    missing.len(),
+                    n.node,
+                    n.reason
+                ),
+            ));
+        }
+        if !r.rows.iter().filter(of_group).any(|row| row.delta_dice.is_some()) {
+            return Err(nothing_to_check(flag, format!("{group}:* matches no audited {f} {k} group")));
+        }
+        return Ok(());
+    };
+    if let Some(&l) = layers.iter().find(|&&l| !has_row(l)) {
+        if let Some(n) = missing.iter().find(|n| n.layer == Some(l)) {
+            return Err(partly_unchecked(
+                flag,
+                format!("{group}:{l}: {f} {l} ({}) was not audited: {}", n.node, n.reason),
+            ));
+        }
+        let mut known: Vec<usize> =
+            r.rows.iter().filter(of_group).map(|row| row.layer).chain(missing.iter().filter_map(|n| n.layer)).collect();
+        known.sort_unstable();
+        known.dedup();
+        let why = format!("{group}:{l}: the target has no {f} layer {l} with {k} (its {f} layers with {k}: {known:?})");
+        return Err(if layers.iter().any(|&l| has_row(l)) {
+            partly_unchecked(flag, why)
+        } else {
+            nothing_to_check(flag, why)
+        });
+    }
+    Ok(())
+}
+
+/// One `--require-reusable` entry: a (family, kind) group and its layers (None = every layer).
+pub type Requirement = ((Family, Kind), Option<Vec<usize>>);
+
+/// Parse `W:1-5,7,B:*,linear.W:1`: per group, the layers required (None = every layer). A
+/// bare kind is the conv (W, B) or BN (RM, RV, RW, RB) one; `family.kind` names any family.
+pub fn parse_requirement(spec: &str) -> Result<Vec<Requirement>> {
     let bad = |why: String| -> anyhow::Error { UserError::BadFlag { flag: "--require-reusable", reason: why }.into() };
-    let mut out: Vec<(Kind, Option<Vec<usize>>)> = Vec::new();
+    let mut out: Vec<Requirement> = Vec::new();
     for token in spec.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let range = match token.split_once(':') {
             Some((k, range)) => {
-                let kind = Kind::parse(k).ok_or_else(|| bad(format!("'{k}' is not one of W, B, RM, RV, RW, RB")))?;
-                out.push((kind, Some(Vec::new())));
+                let group = parse_group(k).ok_or_else(|| {
+                    bad(format!(
+                        "'{k}' is not one of W, B, RM, RV, RW, RB, or family.kind (conv.W, conv.B, bn.RM, bn.RV, bn.RW, bn.RB, linear.W, linear.B, norm.RW, norm.RB)"
+                    ))
+                })?;
+                out.push((group, Some(Vec::new())));
                 range
             }
             None if !out.is_empty() => token,
@@ -176,9 +297,22 @@ mod tests {
     #[test]
     fn requirement_spec() {
         let r = parse_requirement("W:1-3,5,B:*").unwrap();
-        assert_eq!(r, vec![(Kind::W, Some(vec![1, 2, 3, 5])), (Kind::B, None)]);
+        assert_eq!(r, vec![((Family::Conv, Kind::W), Some(vec![1, 2, 3, 5])), ((Family::Conv, Kind::B), None)]);
+        let r = parse_requirement("RM:2,linear.W:1-2,norm.RB:*,conv.B:1").unwrap();
+        assert_eq!(
+            r,
+            vec![
+                ((Family::Bn, Kind::RM), Some(vec![2])),
+                ((Family::Linear, Kind::W), Some(vec![1, 2])),
+                ((Family::Norm, Kind::RB), None),
+                ((Family::Conv, Kind::B), Some(vec![1])),
+            ]
+        );
         assert!(parse_requirement("5").is_err());
         assert!(parse_requirement("Q:1").is_err());
         assert!(parse_requirement("W:3-1").is_err());
+        // Families without that kind.
+        assert!(parse_requirement("norm.W:1").is_err());
+        assert!(parse_requirement("linear.RM:1").is_err());
     }
 }

@@ -7,14 +7,14 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use reuse_audit::model::folding;
 use reuse_audit::model::layers::scan;
+use reuse_audit::model::{control_flow, folding};
 use reuse_audit::model::{Family, Model};
 
 /// One layer in `inspect --json`.
 #[derive(Debug, Serialize)]
 struct LayerOut {
-    /// conv or bn.
+    /// conv, bn, linear or norm.
     family: String,
     /// 1-based index in the family.
     index: usize,
@@ -24,7 +24,7 @@ struct LayerOut {
     node: String,
     /// Op type.
     op: String,
-    /// BN epsilon (bn only).
+    /// BN/norm epsilon (bn and norm only).
     epsilon: Option<f64>,
     /// kind -> [initializer, shape].
     params: Vec<(String, String, Vec<i64>)>,
@@ -41,6 +41,8 @@ struct InspectOut {
     input: Option<reuse_audit::data::InputSpec>,
     conv_layers: usize,
     bn_layers: usize,
+    linear_layers: usize,
+    norm_layers: usize,
     parameters: usize,
     bn_probably_folded: bool,
     warnings: Vec<String>,
@@ -57,9 +59,9 @@ struct FlopsOut {
     input_chw: [usize; 3],
     /// FLOPs of one forward pass of one image.
     total: f64,
-    /// (swaps + 1) / (1 + Σ downstream/total) for an audit of all six kinds.
+    /// (swaps + 1) / (1 + Σ downstream/total) for an audit of every parameter.
     ideal_speedup: f64,
-    /// Swaps of an audit of all six kinds.
+    /// Swaps of an audit of every parameter (all kinds, all families).
     swaps: usize,
 }
 
@@ -77,6 +79,9 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
             .filter(|q| !q.audited)
             .map(|q| format!("not audited: {} ({}, {}): {}", q.node, q.op, q.format, q.reason)),
     );
+    let nested = control_flow::nested_layers(&m);
+    warnings.extend(control_flow::summary(&nested));
+    warnings.extend(nested.iter().map(|n| format!("not audited: {} ({}, in the {})", n.node, n.op, n.inside)));
     let out = InspectOut {
         path: m.display_name(),
         sha256: m.sha256.clone(),
@@ -91,6 +96,8 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
         input: m.input_spec().ok(),
         conv_layers: sc.of(Family::Conv).count(),
         bn_layers: sc.of(Family::Bn).count(),
+        linear_layers: sc.of(Family::Linear).count(),
+        norm_layers: sc.of(Family::Norm).count(),
         parameters: sc.layers.iter().flat_map(|l| &l.params).map(|p| p.numel()).sum(),
         bn_probably_folded: sc.bn_probably_folded(),
         warnings,
@@ -104,7 +111,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
                 downstream_share: cost.as_ref().map(|(_, shares)| shares[l.node_index]),
                 node: l.node.clone(),
                 op: l.op.clone(),
-                epsilon: (l.family == Family::Bn).then_some(l.epsilon),
+                epsilon: matches!(l.family, Family::Bn | Family::Norm).then_some(l.epsilon),
                 params: l.params.iter().map(|p| (p.kind.to_string(), p.name.clone(), p.dims.clone())).collect(),
             })
             .collect(),
@@ -126,16 +133,30 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
         let _ =
             writeln!(s, "  input '{}': {} x {} x {} x {}", i.name, d(i.batch), d(i.channels), d(i.height), d(i.width));
     }
+    // Linear and norm counts only where the model has such layers: CNN output stays as it was.
+    let more: String = [(out.linear_layers, "linear"), (out.norm_layers, "norm")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, f)| format!(", {n} {f} layers"))
+        .collect();
     let _ = writeln!(
         s,
-        "  {} conv layers, {} BN layers, {} parameters in them\n",
+        "  {} conv layers, {} BN layers{more}, {} parameters in them\n",
         out.conv_layers, out.bn_layers, out.parameters
     );
+    let fam = out.layers.iter().map(|l| l.family.len()).max().unwrap_or(0).max(4);
     for l in &out.layers {
         let params: Vec<String> = l.params.iter().map(|(k, n, d)| format!("{k}={n} {d:?}")).collect();
         let share = l.downstream_share.map(|d| format!("{:>5.1}% downstream  ", 100.0 * d)).unwrap_or_default();
-        let _ =
-            writeln!(s, "  {:<4} {:>3}  {:<14} {:<32} {share}{}", l.family, l.index, l.op, l.node, params.join("  "));
+        let _ = writeln!(
+            s,
+            "  {:<fam$} {:>3}  {:<14} {:<32} {share}{}",
+            l.family,
+            l.index,
+            l.op,
+            l.node,
+            params.join("  ")
+        );
     }
     if let Some(line) = quantized_line(&out.quantized) {
         let _ = writeln!(s, "\n  {line}");
@@ -143,7 +164,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     if let Some(f) = &out.flops {
         let _ = writeln!(
             s,
-            "\n  {:.4} GFLOPs per {}x{}x{} image; an audit of all six kinds ({} swaps) costs {:.1} forward-pass equivalents: ideal speedup over naive {:.2}x",
+            "\n  {:.4} GFLOPs per {}x{}x{} image; an audit of every parameter ({} swaps) costs {:.1} forward-pass equivalents: ideal speedup over naive {:.2}x",
             f.total / 1e9,
             f.input_chw[0],
             f.input_chw[1],
@@ -206,6 +227,9 @@ fn flops_of(m: &Model, sc: &reuse_audit::model::layers::LayerScan, size: Option<
         },
     };
     let c = spec.channels.unwrap_or(1);
+    reuse_audit::pipeline::layout::check_image_size(c, h, w).map_err(|why| {
+        reuse_audit::error::bad_file(&m.path, format!("the input '{}' to feed for --flops is {why}", spec.name))
+    })?;
     let engine = reuse_audit::engine::Engine::new(reuse_audit::engine::Device::Cpu, 0, true)?;
     let probe = probe_shapes(&engine, m, &spec.name, spec.layout, [c, h, w])
         .map_err(|e| reuse_audit::error::bad_file(&m.path, format!("{e:#}")))?;

@@ -60,7 +60,8 @@ pub fn compute(models: &[PathBuf], mode: &MatchMode, quiet: bool) -> Result<Matr
             }
             let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
             let rows = compare::rows(&ctx.pairing, &values, &Kind::ALL, false);
-            let w: Vec<f64> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.nrmse).collect();
+            let w: Vec<f64> =
+                rows.iter().filter(|r| reuse_audit::verdict::is_conv_w(r)).filter_map(|r| r.nrmse).collect();
             summary[a][b] = (!w.is_empty()).then(|| w.iter().sum::<f64>() / w.len() as f64);
             long.extend(rows.into_iter().map(|r| (a, b, r.family, r.layer, r.kind, r.rmse, r.nrmse)));
         }

@@ -5,6 +5,7 @@ mod demo;
 mod inspect;
 mod matching;
 mod matrix;
+mod plan;
 mod rmse;
 
 use std::io::Write;
@@ -26,8 +27,11 @@ pub fn dispatch(cmd: Command) -> Result<()> {
             matching::run(&target, &source, &MatchMode::parse(&match_mode), json)
         }
         Command::Rmse { target, source, common } => rmse::run(&target, &source, &Settings::from_args(&common)?),
-        Command::Audit { target, source, common, run, gates } => {
-            audit::run(&target, &source, &Settings::from_args(&common)?, &run, &gates)
+        Command::Audit { target, source, common, run, gates, plan } => {
+            audit::run(&target, &source, &Settings::from_args(&common)?, &run, &gates, plan.as_deref())
+        }
+        Command::Plan { target, source, report, out, policy, check, json, quiet } => {
+            plan::run(&plan::Args { target, source, report, out, policy, check, json, quiet })
         }
         Command::Matrix { models, match_mode, out, quiet } => {
             matrix::run(&models, &MatchMode::parse(&match_mode), out.as_deref(), quiet)

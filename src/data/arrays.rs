@@ -1,13 +1,13 @@
 //! Images and labels stored as arrays (`.npz`, `.npy`): `N x H x W`, `N x C x H x W` or
-//! `N x H x W x C` images, `N x H x W` labels (or with a channel axis of 1 either side),
-//! split into `C x H x W` samples.
+//! `N x H x W x C` images, `N x H x W` labels (or with a channel axis of 1 either side) or
+//! one class id per image (`N`, or `N x 1`), split into `C x H x W` samples.
 
 use std::path::Path;
 
 use anyhow::Result;
 use ndarray::{Array3, Array4, ArrayD, Axis};
 
-use super::Sample;
+use super::{Label, Sample};
 use crate::error::bad_file;
 use crate::model::layout::Layout;
 
@@ -74,8 +74,13 @@ pub fn samples(
     }
     .map_err(|e| bad_file(path, format!("images: {e}")))?;
     let (n, _, h, w) = images.dim();
+    // One class id per image (a classifier's labels), read as N x 1 x 1.
+    let class_ids = labels.as_ref().is_some_and(|l| matches!(*l.shape(), [ln] | [ln, 1] if ln == n));
     let labels: Option<Array3<f64>> = match labels {
         None => None,
+        Some(l) if class_ids => {
+            Some(l.into_shape_with_order((n, 1, 1)).map_err(|e| bad_file(path, format!("labels: {e}")))?)
+        }
         Some(l) => {
             let ok = matches!(*l.shape(), [ln, lh, lw] if (ln, lh, lw) == (n, h, w))
                 || matches!(*l.shape(), [ln, 1, lh, lw] if (ln, lh, lw) == (n, h, w))
@@ -83,7 +88,10 @@ pub fn samples(
             if !ok {
                 return Err(bad_file(
                     path,
-                    format!("labels of shape {:?} do not fit images of {n} x {h} x {w} (need N x H x W)", l.shape()),
+                    format!(
+                        "labels of shape {:?} do not fit images of {n} x {h} x {w} (need N x H x W label maps, or N class ids)",
+                        l.shape()
+                    ),
                 ));
             }
             Some(l.into_shape_with_order((n, h, w)).map_err(|e| bad_file(path, format!("labels: {e}")))?)
@@ -95,7 +103,10 @@ pub fn samples(
         .enumerate()
         .map(|(i, image)| Sample {
             image: image.as_standard_layout().into_owned(),
-            label: labels.as_ref().map(|l| l.index_axis(Axis(0), i).to_owned()),
+            label: labels.as_ref().map(|l| match class_ids {
+                true => Label::Class(l[[i, 0, 0]]),
+                false => Label::Map(l.index_axis(Axis(0), i).to_owned()),
+            }),
             origin: format!("{file}#{i}"),
         })
         .collect())
@@ -133,6 +144,21 @@ mod tests {
         assert_eq!(s[0].image.dim(), (3, 2, 2));
         assert_eq!(s[0].image[[2, 1, 0]], 102.0);
         assert_eq!(s[0].image[[1, 0, 1]], 11.0);
-        assert_eq!(s[0].label.as_ref().unwrap()[[1, 0]], 2.0);
+        assert_eq!(s[0].label, Some(Label::Map(ndarray::array![[0.0, 1.0], [2.0, 3.0]])));
+    }
+
+    #[test]
+    fn one_class_id_per_image() {
+        let images = ArrayD::from_shape_vec(vec![3, 2, 2], vec![0.0; 12]).unwrap();
+        for shape in [vec![3], vec![3, 1]] {
+            let labels = ArrayD::from_shape_vec(shape, vec![7.0, 0.0, 2.0]).unwrap();
+            let s = samples(Path::new("d.npz"), images.clone(), Some(labels), &AUTO).unwrap();
+            let got: Vec<_> = s.iter().map(|s| s.label.clone()).collect();
+            assert_eq!(got, [7.0, 0.0, 2.0].map(|c| Some(Label::Class(c))));
+        }
+        // N x H x W images with 2 x 2 labels of another count are refused, naming both shapes.
+        let wrong = ArrayD::from_shape_vec(vec![4], vec![0.0; 4]).unwrap();
+        let e = samples(Path::new("d.npz"), images, Some(wrong), &AUTO).unwrap_err().to_string();
+        assert!(e.contains("[4]") && e.contains("N class ids"), "{e}");
     }
 }

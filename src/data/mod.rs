@@ -6,6 +6,7 @@ pub mod nifti;
 pub mod npy;
 pub mod png_folder;
 pub mod preprocess;
+pub mod standardize;
 #[cfg(test)]
 mod tests;
 
@@ -19,13 +20,22 @@ pub use preprocess::{Fit, InputSpec, Normalize};
 
 use crate::error::{bad_file, UserError};
 
-/// One loaded image with its optional label map, before preprocessing.
+/// What one image is labelled with (as stored; checked later against the model's classes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Label {
+    /// `height x width` class labels, one per pixel (segmentation).
+    Map(Array2<f64>),
+    /// One class id for the whole image (classification; `.npz`/`.npy` labels of shape N).
+    Class(f64),
+}
+
+/// One loaded image with its optional label, before preprocessing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// `channels x height x width` values as stored.
     pub image: Array3<f64>,
-    /// `height x width` class labels (as stored; checked later against the model's classes).
-    pub label: Option<Array2<f64>>,
+    /// Its label map or class id.
+    pub label: Option<Label>,
     /// Where it came from, for messages (`file#slice`).
     pub origin: String,
 }
@@ -126,7 +136,7 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
         for k in 0..v.dim().2 {
             out.push(Sample {
                 image: v.index_axis(Axis(2), k).insert_axis(Axis(0)).as_standard_layout().into_owned(),
-                label: Some(g.index_axis(Axis(2), k).as_standard_layout().into_owned()),
+                label: Some(Label::Map(g.index_axis(Axis(2), k).as_standard_layout().into_owned())),
                 origin: format!("{}#{k}", img.display()),
             });
         }
@@ -145,7 +155,7 @@ fn load_png(dir: &Path) -> Result<Vec<Sample>> {
                 if l.dim() != (1, h, w) {
                     return Err(bad_file(&m, format!("mask must be a gray {h}x{w} image")));
                 }
-                Some(l.index_axis_move(Axis(0), 0))
+                Some(Label::Map(l.index_axis_move(Axis(0), 0)))
             }
             None => None,
         };

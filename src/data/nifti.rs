@@ -16,9 +16,14 @@ use nifti::{InMemNiftiVolume, IntoNdArray, NiftiError, NiftiObject, NiftiType, R
 
 use crate::error::{bad_file, UserError};
 
+/// The most voxels one volume may declare: 2^27 (e.g. 512 x 512 x 512; 1 GiB as the f64
+/// values the tool holds). Checked from the header before any voxel is inflated.
+pub const MAX_VOXELS: u64 = 1 << 27;
+
 /// Read a `.nii` or `.nii.gz` file (gzip when the name ends with `.gz`) as an `x * y * slices`
 /// array, scaled by `scl_slope`/`scl_inter` when the header sets them.
 pub fn read(path: &Path) -> Result<Array3<f64>> {
+    check_declared(path)?;
     let obj = ReaderOptions::new().read_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
     let h = obj.header().clone();
     let datatype = h.data_type().map_err(|e| bad_file(path, describe(path, &e)))?;
@@ -41,6 +46,42 @@ pub fn read(path: &Path) -> Result<Array3<f64>> {
         .map_err(|e| bad_file(path, format!("volume of shape {shape:?}: {e}")))
 }
 
+/// Read the header alone and refuse a volume that declares more than [`MAX_VOXELS`], or (for
+/// an uncompressed file) more voxel bytes than the file holds, before reading voxels. A gzip
+/// payload is then read through a bounded stream: at most the declared bytes are inflated.
+fn check_declared(path: &Path) -> Result<()> {
+    let h = nifti::NiftiHeader::from_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
+    let rank = usize::from(h.dim[0]);
+    if !(1..=7).contains(&rank) {
+        return Err(bad_file(path, format!("corrupt header: dim[0] = {} (the rank must be 1 to 7)", h.dim[0])));
+    }
+    let dims = &h.dim[1..=rank];
+    let voxels = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(u64::from(d))).unwrap_or(u64::MAX);
+    if voxels > MAX_VOXELS {
+        return Err(bad_file(
+            path,
+            format!(
+                "the header declares a volume of {dims:?} = {voxels} voxels, more than the {MAX_VOXELS} (2^27, e.g. 512^3) the tool reads; refused before reading it"
+            ),
+        ));
+    }
+    let bytes = voxels * (h.bitpix.max(0) as u64).div_ceil(8);
+    let gz = path.to_string_lossy().ends_with(".gz");
+    if !gz {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+        let offset = (h.vox_offset.max(0.0) as u64).max(352);
+        if len < offset.saturating_add(bytes) {
+            return Err(bad_file(
+                path,
+                format!(
+                    "voxel data is truncated: the header declares {dims:?} ({bytes} bytes from offset {offset}), the file has {len} bytes"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A message for a crate error, in the words of someone holding the file.
 fn describe(path: &Path, e: &NiftiError) -> String {
     let gz = path.to_string_lossy().ends_with(".gz");
@@ -61,19 +102,38 @@ fn describe(path: &Path, e: &NiftiError) -> String {
 /// The (image, label) file pairs of an ACDC-style folder, sorted by name.
 pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut pairs = Vec::new();
+    let mut unlabelled = Vec::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| UserError::Unreadable { path: dir.into(), reason: e.to_string() })?;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         for ext in [".nii.gz", ".nii"] {
-            if let Some(stem) = name.strip_suffix(&format!("_gt{ext}")) {
-                let image = dir.join(format!("{stem}{ext}"));
-                if !image.exists() {
-                    return Err(bad_file(dir, format!("{name} has no image {stem}{ext}")));
+            let Some(stem) = name.strip_suffix(ext) else { continue };
+            match stem.strip_suffix("_gt") {
+                Some(stem) => {
+                    let image = dir.join(format!("{stem}{ext}"));
+                    if !image.exists() {
+                        return Err(bad_file(dir, format!("{name} has no image {stem}{ext}")));
+                    }
+                    pairs.push((image, e.path()));
                 }
-                pairs.push((image, e.path()));
+                None if !dir.join(format!("{stem}_gt{ext}")).exists() => unlabelled.push(name.clone()),
+                None => {}
             }
+            break;
         }
+    }
+    // A volume without labels would be dropped without a word; PNG folders refuse the same.
+    unlabelled.sort();
+    if let (Some(first), false) = (unlabelled.first(), pairs.is_empty()) {
+        return Err(bad_file(
+            dir,
+            format!(
+                "{first} has no label volume {} ({} volume(s) without _gt); every volume needs its labels: add them or move the volume out of the folder",
+                first.replacen(".nii", "_gt.nii", 1),
+                unlabelled.len()
+            ),
+        ));
     }
     pairs.sort();
     Ok(pairs)

@@ -58,8 +58,58 @@ fn all<T: Deserialize, R: Read>(npy: NpyFile<R>, widen: impl Fn(T) -> f64) -> io
     reader.map(|v| v.map(&widen)).collect()
 }
 
+/// The most values one array may declare: 2^30 (8 GiB as the f64 values the tool holds).
+pub const MAX_ARRAY_VALUES: u128 = 1 << 30;
+
+/// Read a `.npy` header from the start of `r` (no data) and refuse a shape with a negative
+/// dimension or more than [`MAX_ARRAY_VALUES`] values, before the reader computes its size
+/// (which overflows on shapes like `(2**32, 2**32, 4)`). A stream that is not a `.npy` is
+/// left for the reader to refuse.
+pub fn check_declared_shape(mut r: impl Read) -> Result<()> {
+    let mut pre = [0u8; 10];
+    if r.read_exact(&mut pre).is_err() || &pre[..6] != b"\x93NUMPY" {
+        return Ok(());
+    }
+    let len = match pre[6] {
+        1 => usize::from(u16::from_le_bytes([pre[8], pre[9]])),
+        _ => {
+            let mut more = [0u8; 2];
+            if r.read_exact(&mut more).is_err() {
+                return Ok(());
+            }
+            u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as usize
+        }
+    };
+    let mut header = vec![0u8; len.min(1 << 16)];
+    if r.read_exact(&mut header).is_err() {
+        return Ok(());
+    }
+    let header = String::from_utf8_lossy(&header);
+    let Some(tuple) = header
+        .split_once("'shape'")
+        .and_then(|(_, rest)| rest.split_once('('))
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inside, _)| inside)
+    else {
+        return Ok(());
+    };
+    let mut values: u128 = 1;
+    for d in tuple.split(',').map(|d| d.trim().trim_end_matches('L')).filter(|d| !d.is_empty()) {
+        let Ok(d) = d.parse::<i128>() else { return Ok(()) };
+        if d < 0 {
+            bail!("the header declares shape ({tuple}) with a negative dimension");
+        }
+        values = values.saturating_mul(d as u128);
+    }
+    if values > MAX_ARRAY_VALUES {
+        bail!("the header declares shape ({tuple}) = {values} values, more than the {MAX_ARRAY_VALUES} (2^30) the tool reads");
+    }
+    Ok(())
+}
+
 /// Parse the bytes of a `.npy` file.
 pub fn parse_npy(bytes: &[u8]) -> Result<ArrayD<f64>> {
+    check_declared_shape(bytes)?;
     decode(NpyFile::new(bytes).map_err(|e| anyhow!("not a .npy array: {e}"))?)
 }
 
@@ -94,6 +144,10 @@ impl Npz {
     /// The array `name`, or `None` when the archive has no such array.
     pub fn get(&mut self, name: &str) -> Result<Option<ArrayD<f64>>> {
         let entry = || format!("{name}.npy");
+        // The header first, read alone: its shape is checked before the reader sizes it.
+        if let Ok(header) = self.archive.zip_archive().by_name(&entry()) {
+            check_declared_shape(header).map_err(|e| bad_file(&self.path, format!("{}: {e:#}", entry())))?;
+        }
         let npy = match self.archive.by_name(name) {
             Ok(Some(npy)) => npy,
             Ok(None) => return Ok(None),

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use ndarray::{s, Array2, Array3, Array4, ArrayView2, Axis};
 
-use super::Sample;
+use super::{Label, Sample};
 use crate::error::UserError;
 use crate::model::layout::Layout;
 
@@ -64,8 +64,11 @@ pub struct Dataset {
     pub images: Array4<f32>,
     /// The layout of `images`.
     pub layout: Layout,
-    /// `N x H x W` labels as stored (checked by [`Dataset::checked_labels`]).
+    /// `N x H x W` labels as stored (checked by [`Dataset::checked_labels`]); one class id
+    /// per image is `N x 1 x 1` (see `class_ids`).
     pub labels: Option<Array3<f64>>,
+    /// Whether `labels` are one class id per image (a classifier's) rather than label maps.
+    pub class_ids: bool,
     /// Origin of each image, for messages.
     pub origins: Vec<String>,
 }
@@ -105,30 +108,34 @@ impl Dataset {
             images: self.images.select(axis, order).as_standard_layout().into_owned(),
             layout: self.layout,
             labels: self.labels.as_ref().map(|l| l.select(axis, order)),
+            class_ids: self.class_ids,
             origins: order.iter().map(|&i| self.origins[i].clone()).collect(),
         }
     }
 
-    /// The labels as `N x H x W` class indices, each checked to be an integer in `0..classes`.
+    /// The labels as `N x H x W` class indices (`N x 1 x 1` class ids), each checked to be an
+    /// integer in `0..classes`.
     pub fn checked_labels(&self, classes: usize) -> Result<Option<Array3<u8>>> {
         let Some(labels) = &self.labels else {
             return Ok(None);
         };
         let w = labels.dim().2;
+        // Where a label is: a pixel of a map (a class id is the image's own).
+        let at = |y: usize, x: usize| if self.class_ids { String::new() } else { format!(" at pixel {}", y * w + x) };
         for ((i, y, x), &v) in labels.indexed_iter() {
             if v.fract() != 0.0 || !v.is_finite() {
                 return Err(UserError::BadData(format!(
-                    "labels must be class numbers: {} has label {v} at pixel {} (not an integer)",
+                    "labels must be class numbers: {} has label {v}{} (not an integer)",
                     self.origins[i],
-                    y * w + x
+                    at(y, x)
                 ))
                 .into());
             }
             if !(v >= 0.0 && (v as usize) < classes && v < 256.0) {
                 return Err(UserError::BadData(format!(
-                    "labels out of range: {} has label {v} at pixel {} but the model has {classes} classes (0..{})",
+                    "labels out of range: {} has label {v}{} but the model has {classes} classes (0..{})",
                     self.origins[i],
-                    y * w + x,
+                    at(y, x),
                     classes.saturating_sub(1)
                 ))
                 .into());
@@ -147,8 +154,10 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
     let w = spec.width.unwrap_or(first.width());
     let c = spec.channels.unwrap_or(first.channels());
     let with_labels = first.label.is_some();
+    let class_ids = matches!(first.label, Some(Label::Class(_)));
     let mut images = Array4::<f32>::zeros((samples.len(), c, h, w));
-    let mut labels = with_labels.then(|| Array3::<f64>::zeros((samples.len(), h, w)));
+    let (lh, lw) = if class_ids { (1, 1) } else { (h, w) };
+    let mut labels = with_labels.then(|| Array3::<f64>::zeros((samples.len(), lh, lw)));
     for (i, sample) in samples.iter().enumerate() {
         if sample.label.is_some() != with_labels {
             return Err(UserError::BadData(format!(
@@ -157,6 +166,13 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
                 if with_labels { "no" } else { "a" },
                 first.origin,
                 if with_labels { "one" } else { "none" }
+            ))
+            .into());
+        }
+        if matches!(sample.label, Some(Label::Class(_))) != class_ids {
+            return Err(UserError::BadData(format!(
+                "{} and {} are labelled differently: one has a label map, the other a class id",
+                first.origin, sample.origin
             ))
             .into());
         }
@@ -181,8 +197,12 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
             let fitted = fit_plane(img.index_axis(Axis(0), ch % have), (h, w), fit, false, &sample.origin)?;
             images.slice_mut(s![i, ch, .., ..]).zip_mut_with(&fitted, |d, &v| *d = v as f32);
         }
-        if let (Some(out), Some(l)) = (labels.as_mut(), &sample.label) {
-            out.index_axis_mut(Axis(0), i).assign(&fit_plane(l.view(), (h, w), fit, true, &sample.origin)?);
+        match (labels.as_mut(), &sample.label) {
+            (Some(out), Some(Label::Map(l))) => {
+                out.index_axis_mut(Axis(0), i).assign(&fit_plane(l.view(), (h, w), fit, true, &sample.origin)?);
+            }
+            (Some(out), Some(Label::Class(k))) => out[[i, 0, 0]] = *k,
+            _ => {}
         }
     }
     let images = match spec.layout {
@@ -191,7 +211,7 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
         Layout::Nhwc => images.permuted_axes([0, 2, 3, 1]).as_standard_layout().into_owned(),
     };
     let origins = samples.iter().map(|s| s.origin.clone()).collect();
-    Ok(Dataset { images, layout: spec.layout, labels, origins })
+    Ok(Dataset { images, layout: spec.layout, labels, class_ids, origins })
 }
 
 /// Normalize one image (all its channels together). Sums run in element order, as before
@@ -276,7 +296,7 @@ mod tests {
     use super::*;
 
     fn sample(image: Array2<f64>, label: Array2<f64>) -> Sample {
-        Sample { image: image.insert_axis(Axis(0)), label: Some(label), origin: "t#0".into() }
+        Sample { image: image.insert_axis(Axis(0)), label: Some(Label::Map(label)), origin: "t#0".into() }
     }
 
     fn spec(c: usize, h: usize, w: usize) -> InputSpec {
@@ -346,6 +366,19 @@ mod tests {
         let s = sample(array![[1.0], [2.0], [3.0], [4.0], [5.0]], array![[0.0], [0.0], [0.0], [0.0], [0.0]]);
         let d = prepare(&[s], &spec(1, 2, 1), Normalize::None, Fit::Crop).unwrap();
         assert_eq!(d.images.as_slice().unwrap(), &[2.0, 3.0]);
+    }
+
+    #[test]
+    fn class_id_labels_stay_one_per_image_whatever_the_fit() {
+        let s = |k: f64| Sample { image: Array::zeros((1, 2, 2)), label: Some(Label::Class(k)), origin: "t#0".into() };
+        let d = prepare(&[s(3.0), s(0.0)], &spec(1, 4, 4), Normalize::None, Fit::Pad).unwrap();
+        assert!(d.class_ids);
+        assert_eq!(d.checked_labels(4).unwrap().unwrap(), ndarray::array![[[3u8]], [[0]]]);
+        let e = d.checked_labels(3).unwrap_err().to_string();
+        assert!(e.contains("t#0 has label 3 but the model has 3 classes"), "{e}");
+        let mixed = sample(array![[0.0, 0.0], [0.0, 0.0]], array![[0.0, 0.0], [0.0, 0.0]]);
+        let e = prepare(&[s(1.0), mixed], &spec(1, 2, 2), Normalize::None, Fit::None).unwrap_err().to_string();
+        assert!(e.contains("labelled differently"), "{e}");
     }
 
     #[test]

@@ -45,8 +45,19 @@ impl Engine {
             .into());
         }
         let library = runtime::locate(cuda, quiet)?;
-        let threads =
-            if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+        // More threads than cores only adds sessions and contention (each worker builds its
+        // own sessions): clamp to the cores, and say so.
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = match threads {
+            0 => cores,
+            t if t > cores => {
+                if !quiet {
+                    eprintln!("note: --threads {t} is more than the {cores} core(s) here: using {cores}");
+                }
+                cores
+            }
+            t => t,
+        };
         // No telemetry: Microsoft's builds otherwise keep an event store and a device id
         // under ~/.cache/Microsoft from the moment the environment exists. A user's own
         // setting of the variable is left alone.

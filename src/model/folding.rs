@@ -6,7 +6,9 @@
 //! folded** when it has some BN but fewer than a quarter as many BN as Conv layers
 //! (`0 < bn` and `4 * bn < conv`). CNNs that keep BN have about one BN per conv; heads,
 //! shortcuts and squeeze-excitation convs without BN bring that down to roughly one BN for
-//! two convs (EfficientNet: 3 of 5), never below a quarter.
+//! two convs (EfficientNet: 3 of 5), never below a quarter. A model with Instance-, Group-
+//! or LayerNormalization layers is never flagged: those normalize with statistics of the
+//! data, cannot be folded, and take BN's place in nets built on them.
 
 use super::layers::{Family, LayerScan};
 use super::Model;
@@ -14,7 +16,8 @@ use super::Model;
 /// How much of a model's BatchNormalization seems folded into its convolutions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Folding {
-    /// BN present in proportion to the convolutions (or no convolutions at all).
+    /// BN present in proportion to the convolutions (or no convolutions at all, or other
+    /// normalization layers).
     Kept,
     /// Conv layers and no BatchNormalization.
     Folded,
@@ -32,6 +35,9 @@ impl Folding {
     pub fn of(scan: &LayerScan) -> Folding {
         let conv = scan.of(Family::Conv).count();
         let bn = scan.of(Family::Bn).count();
+        if scan.of(Family::Norm).next().is_some() {
+            return Folding::Kept;
+        }
         match (conv, bn) {
             (0, _) => Folding::Kept,
             (_, 0) => Folding::Folded,
@@ -127,6 +133,10 @@ mod tests {
     use crate::model::layers::Layer;
 
     fn scan_of(conv: usize, bn: usize) -> LayerScan {
+        scan_with(conv, bn, 0)
+    }
+
+    fn scan_with(conv: usize, bn: usize, norm: usize) -> LayerScan {
         let layer = |family, index| Layer {
             family,
             index,
@@ -134,10 +144,12 @@ mod tests {
             node: String::new(),
             op: String::new(),
             epsilon: 0.0,
+            w_in_out: false,
             params: Vec::new(),
         };
         let mut layers: Vec<Layer> = (1..=conv).map(|i| layer(Family::Conv, i)).collect();
         layers.extend((1..=bn).map(|i| layer(Family::Bn, i)));
+        layers.extend((1..=norm).map(|i| layer(Family::Norm, i)));
         LayerScan { layers, skipped: Vec::new(), quantized: Vec::new() }
     }
 
@@ -152,6 +164,9 @@ mod tests {
         assert_eq!(Folding::of(&scan_of(20, 5)), Folding::Kept);
         assert_eq!(Folding::of(&scan_of(20, 4)), Folding::Partial { conv: 20, bn: 4 });
         assert_eq!(Folding::of(&scan_of(53, 1)), Folding::Partial { conv: 53, bn: 1 });
+        // Nets normalized by GroupNorm/LayerNorm (with or without a BN) fold nothing.
+        assert_eq!(Folding::of(&scan_with(12, 0, 6)), Folding::Kept);
+        assert_eq!(Folding::of(&scan_with(20, 1, 3)), Folding::Kept);
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 pub use super::elem_types::elem_types;
 use super::Model;
 
-/// Producers and consumers of every tensor of the main graph.
+/// Producers and consumers of every tensor of the main graph (a node with subgraphs
+/// consumes what they read from outside).
 pub struct Topology {
     /// Tensor name -> index of the node that outputs it.
     pub producer: HashMap<String, usize>,
@@ -25,6 +26,10 @@ impl Topology {
             }
             for x in n.input.iter().filter(|x| !x.is_empty()) {
                 consumers.entry(x.clone()).or_default().push(i);
+            }
+            // A subgraph's reads of outer tensors are inputs of its node too.
+            for x in super::control_flow::captured(n) {
+                consumers.entry(x).or_default().push(i);
             }
         }
         Topology { producer, consumers }

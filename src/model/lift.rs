@@ -3,11 +3,15 @@
 //! Paddle exports keep weights in `Constant` nodes; other exporters put `Identity` or `Cast`
 //! nodes between an initializer and the layer. Every strategy that feeds parameters at run
 //! time needs them as initializers, so the parameter inputs of Conv/ConvTranspose,
-//! BatchNormalization and the quantized conv ops (and DequantizeLinear feeding them) are
-//! rewritten: a `Constant` becomes an initializer of the same name (the node goes), an
-//! `Identity` chain is skipped (the layer reads the initializer), and a `Cast` of a stored
-//! float tensor to float32 becomes an initializer already cast (the node goes). The values
-//! are those ONNX Runtime would compute, so the model's outputs do not change.
+//! BatchNormalization, Gemm, Instance/Group/LayerNormalization, the quantized conv ops (and
+//! DequantizeLinear feeding them), the second input of MatMul and the operand of an Add
+//! beside a MatMul's output (a linear layer's bias) are rewritten: a `Constant` becomes an
+//! initializer of the same name (the node goes), an `Identity` chain is skipped (the layer
+//! reads the initializer), a `Cast` of a stored float tensor to float32 becomes an
+//! initializer already cast, and a `Transpose` of a stored tensor (PyTorch's exporter puts
+//! one between a `Linear` weight and its MatMul) an initializer already transposed (the
+//! node goes). The values are those ONNX Runtime would compute, so the model's outputs do
+//! not change.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,9 +19,33 @@ use onnx_protobuf::{GraphProto, TensorProto};
 
 use super::tensor::{self, DType};
 
-/// Ops whose non-activation inputs are parameters worth lifting.
-const PARAM_OPS: &[&str] =
-    &["Conv", "ConvTranspose", "BatchNormalization", "DequantizeLinear", "QLinearConv", "ConvInteger"];
+/// Ops whose non-activation inputs (all but input 0) are parameters worth lifting.
+const PARAM_OPS: &[&str] = &[
+    "Conv",
+    "ConvTranspose",
+    "BatchNormalization",
+    "DequantizeLinear",
+    "QLinearConv",
+    "ConvInteger",
+    "Gemm",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "LayerNormalization",
+];
+
+/// The input slots of node `i` that may hold parameters: all but the activation for
+/// [`PARAM_OPS`] (every one for DequantizeLinear), the weight of a MatMul, the operand of an
+/// Add that sits beside a MatMul's output.
+fn param_slots(g: &GraphProto, i: usize, matmul_outputs: &HashSet<String>) -> Vec<usize> {
+    let n = &g.node[i];
+    match n.op_type.as_str() {
+        "DequantizeLinear" => (0..n.input.len()).collect(),
+        op if PARAM_OPS.contains(&op) => (1..n.input.len()).collect(),
+        "MatMul" => vec![1],
+        "Add" if n.input.len() == 2 => (0..2).filter(|&k| matmul_outputs.contains(&n.input[1 - k])).collect(),
+        _ => Vec::new(),
+    }
+}
 
 /// Lift the parameter inputs of the graph's layers into initializers. Returns, for every
 /// initializer made or now read directly, where it came from (`Constant node 'n'`), for
@@ -25,13 +53,11 @@ const PARAM_OPS: &[&str] =
 pub fn lift(g: &mut GraphProto) -> HashMap<String, String> {
     let mut origins = HashMap::new();
     let mut dead: HashSet<usize> = HashSet::new();
+    let matmul_outputs: HashSet<String> =
+        g.node.iter().filter(|n| n.op_type == "MatMul").flat_map(|n| n.output.iter().cloned()).collect();
     for i in 0..g.node.len() {
-        if !PARAM_OPS.contains(&g.node[i].op_type.as_str()) {
-            continue;
-        }
         // Input 0 of a layer is its activation; DequantizeLinear's is the quantized tensor.
-        let first = usize::from(g.node[i].op_type != "DequantizeLinear");
-        for slot in first..g.node[i].input.len() {
+        for slot in param_slots(g, i, &matmul_outputs) {
             let name = g.node[i].input[slot].clone();
             if name.is_empty() {
                 continue;
@@ -118,6 +144,32 @@ fn lift_input(
             g.initializer.push(t);
             dead.insert(p);
             origins.insert(name.to_string(), format!("{label} (float32 of {from} '{root}')"));
+            Some(name.to_string())
+        }
+        "Transpose" => {
+            let root = lift_input(g, node.input.first()?, origins, dead)?;
+            let src = g.initializer.iter().find(|t| t.name == root)?;
+            let dtype = DType::from_onnx(src.data_type)?;
+            let values = tensor::decode(src).ok()?;
+            let rank = values.ndim();
+            let perm: Vec<usize> = match node.attribute.iter().find(|a| a.name == "perm") {
+                Some(a) => a.ints.iter().map(|&p| usize::try_from(p).unwrap_or(usize::MAX)).collect(),
+                None => (0..rank).rev().collect(),
+            };
+            let mut sorted = perm.clone();
+            sorted.sort_unstable();
+            if sorted != (0..rank).collect::<Vec<_>>() {
+                return None;
+            }
+            let moved = values.permuted_axes(perm);
+            let mut t = TensorProto::new();
+            t.name = name.to_string();
+            t.data_type = src.data_type;
+            t.dims = moved.shape().iter().map(|&d| d as i64).collect();
+            t.raw_data = tensor::encode_raw(moved.iter(), dtype);
+            g.initializer.push(t);
+            dead.insert(p);
+            origins.insert(name.to_string(), format!("{label} (transposed '{root}')"));
             Some(name.to_string())
         }
         _ => None,

@@ -1,6 +1,7 @@
 //! Loading ONNX models (inline or external data) and reading/replacing their parameters.
 
 pub mod batch;
+pub mod control_flow;
 pub mod elem_types;
 pub mod folding;
 pub mod graph;
@@ -11,6 +12,7 @@ pub mod lift;
 pub mod quantized;
 pub mod stride;
 pub mod tensor;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -68,16 +70,19 @@ impl Model {
         }
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let corrupt = |why: String| bad_file(path, format!("corrupt file: {why}"));
         let graph = proto.graph.mut_or_insert_default();
-        for t in graph.initializer.iter_mut() {
+        validate::unique_names(graph).map_err(corrupt)?;
+        validate::acyclic(graph).map_err(corrupt)?;
+        let tensors = graph
+            .initializer
+            .iter_mut()
+            .chain(graph.node.iter_mut().flat_map(|n| n.attribute.iter_mut().filter_map(|a| a.t.as_mut())));
+        for t in tensors {
+            // Dims first: external data is read by them.
+            validate::dims(t).map_err(corrupt)?;
             tensor::internalize(t, &dir).map_err(|e| bad_file(path, format!("{e:#}")))?;
-        }
-        for node in graph.node.iter_mut() {
-            for attr in node.attribute.iter_mut() {
-                if let Some(t) = attr.t.as_mut() {
-                    tensor::internalize(t, &dir).map_err(|e| bad_file(path, format!("{e:#}")))?;
-                }
-            }
+            validate::data(t).map_err(corrupt)?;
         }
         let sha256 = hex(&Sha256::digest(&bytes));
         Ok(Model::index(path.to_path_buf(), sha256, proto))

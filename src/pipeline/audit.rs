@@ -5,20 +5,24 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::{data_free_report, load_pair, name_the_model, probe, warn, Options};
+use super::{name_the_model, warn, Options};
 use crate::audit::{self, AuditJob, Scoring, Strategy, Truth};
-use crate::data::{self, Fit, LayoutHint, Normalize};
+use crate::data::standardize::MeanStd;
+use crate::data::{Fit, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
-use crate::error::UserError;
-use crate::model::head::Head;
-use crate::model::layout::{Layout, LayoutChoice};
+use crate::metrics::score::Metric;
+use crate::model::layout::LayoutChoice;
 use crate::report::{DatasetInfo, EngineInfo, Report};
+use prepare::Prepared;
 use scaling::Probe;
 
+mod metric;
+mod prepare;
 mod results;
 mod scaling;
+pub mod scorer;
 
-use crate::model::quantized::CONV_OPS;
+mod coverage;
 mod setters;
 
 /// Where the ground truth of the validation set comes from.
@@ -73,6 +77,8 @@ pub struct Audit {
     layout: LayoutChoice,
     size: Option<(usize, usize)>,
     adaptive: bool,
+    metric: Metric,
+    mean_std: Option<MeanStd>,
 }
 
 impl Audit {
@@ -97,6 +103,8 @@ impl Audit {
             layout: LayoutChoice::Auto,
             size: None,
             adaptive: false,
+            metric: Metric::Dice,
+            mean_std: None,
         }
     }
 
@@ -114,97 +122,22 @@ impl Audit {
 
     fn run_checked(&self, engine: &LazyEngine) -> Result<Report> {
         let o = &self.options;
-        o.validate()?;
-        if self.batch == 0 {
-            return Err(UserError::BadFlag { flag: "--batch", reason: "must be at least 1".into() }.into());
-        }
-        let Some(data_path) = &self.data else {
-            return Err(UserError::BadFlag { flag: "--data", reason: "an audit needs validation data".into() }.into());
-        };
-        let labels_file = match &self.labels {
-            Labels::File(p) => Some(p.as_path()),
-            _ => None,
-        };
-        let label_free = self.labels == Labels::Baseline;
-        let mut ctx = load_pair(&self.target, &self.source, &o.match_mode)?;
-        warn(&ctx.warnings, o.quiet);
-        let (mut report, values) = data_free_report(&ctx, o, "audit")?;
-        let io = super::layout::resolve(&ctx.target, self.layout, self.size)?;
-        warn(&io.conflicts, o.quiet);
-        report.warnings.extend(io.conflicts.iter().cloned());
-        if !o.quiet && (io.input.layout == Layout::Nhwc || io.output == Layout::Nhwc) {
-            eprintln!("note: {}", io.evidence);
-        }
+        let Prepared { ctx, mut report, values, io, dataset, format, kind, rule, normalize, scores, label_free, batch } =
+            self.prepare(engine)?;
         let (input, output) = (&io.input, io.output);
-        let hint = LayoutHint { channels: input.channels, layout: input.layout };
-        // A forced layout the graph contradicts is the likely cause of data that does not
-        // fit: say so with the error.
-        let layout_hint = |e: anyhow::Error| match io.conflicts.first() {
-            Some(c) => e.context(format!("{c}; the data was read for {}", input.layout.pattern())),
-            None => e,
-        };
-        let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
-        if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
-            return Err(
-                UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
-            );
-        }
-        if !(0.0..=1.0).contains(&self.min_baseline) {
-            return Err(UserError::BadFlag {
-                flag: "--min-baseline",
-                reason: format!("{} is not in [0, 1]", self.min_baseline),
-            }
-            .into());
-        }
-        // The probe batch: the output's meaning, the scaling that fits, a baseline check.
-        let probe_samples = probe::probe_samples(&loaded.samples);
-        let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
-        let probe_data = data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(layout_hint)?;
-        if io.free_size {
-            let flag = self.size.map(|(h, w)| format!("{h}x{w}"));
-            probe::check_size(engine.get()?, &ctx.target, &probe_data, input, output, flag.as_deref())?;
-        }
-        let head = Head::of(&ctx.target);
-        let channels = probe::output_channels(engine.get()?, &ctx.target, &probe_data, input, output)?;
-        let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {
-            Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
-            _ => UserError::BadFile { path: self.target.clone(), reason: why },
-        })?;
         let threshold = rule.threshold().unwrap_or(0.0);
-        let (normalize, scores) = self.choose_scaling(
-            engine.get()?,
-            &ctx.target,
-            Probe { samples: &probe_samples, data: &probe_data, input, output },
-            &rule,
-            label_free,
-            &mut report.warnings,
-        )?;
-        let dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
-        if self.dynamic_batch {
-            ctx.target = super::dynamic_batch::verified(engine.get()?, &ctx.target, input, &dataset)?;
-        }
-        // Dynamic quantization scales activations per run: an image's result would depend on
-        // the images that share its batch, so every image runs alone.
-        let batch = match ctx.target.proto.graph.node.iter().find(|n| n.op_type == "DynamicQuantizeLinear") {
-            Some(n) if self.batch > 1 => {
-                let w = format!(
-                    "the target quantizes activations per run (DynamicQuantizeLinear '{}'): one image per run, so no image's result depends on its batch mates",
-                    n.name
-                );
-                warn(std::slice::from_ref(&w), o.quiet);
-                report.warnings.push(w);
-                1
-            }
-            _ => self.batch,
-        };
+        let data_path = self.data.as_deref().unwrap_or(std::path::Path::new(""));
         let scoring = Scoring {
             tolerance: o.tolerance,
             confidence: o.confidence,
             resamples: o.bootstrap,
             adaptive: self.adaptive,
-            // The loss the report's delta_dice is: mean Dice (a --metric scoring accuracy or
-            // agreement would pass bootstrap::share_correct).
-            score: crate::metrics::bootstrap::mean_dice,
+            // The loss the report's delta_dice is: mean Dice, or the share of items predicted
+            // as their truth (accuracy; agreement label-free).
+            score: match self.metric {
+                Metric::Dice => crate::metrics::bootstrap::mean_dice,
+                Metric::Accuracy | Metric::Agreement => crate::metrics::bootstrap::share_correct,
+            },
         };
         // Adaptive rounds are prefixes of a seeded shuffle: each a random sample of the set.
         let dataset =
@@ -224,6 +157,8 @@ impl Audit {
             cache_mb: self.cache_mb,
             threshold,
             scoring,
+            per_image: kind.per_image,
+            metric: self.metric,
         };
         let engine = engine.get()?;
         let (outcome, strategy) = audit::run(engine, &job)?;
@@ -231,17 +166,10 @@ impl Audit {
             return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
         }
         results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
-        // The RN verdict is a share of the conv layers: over the audited ones only it would
-        // speak for layers never swapped (quantized, unmatched, computed weights).
-        let conv_total = ctx.target.proto.graph.node.iter().filter(|n| CONV_OPS.contains(&n.op_type.as_str())).count();
-        let w_audited = report.rows.iter().filter(|r| r.kind == "W" && r.delta_dice.is_some()).count();
-        if report.summary.rn.is_some() && w_audited < conv_total {
-            report.summary.rn = None;
-            let w = format!(
-                "no RN verdict: conv W was swapped in {w_audited} of the target's {conv_total} conv layers ({} quantized and not audited, the rest unmatched or with computed weights); the reusable share of those {w_audited} is {:.0}%",
-                ctx.target_layers.quantized.iter().filter(|q| !q.audited).count(),
-                100.0 * report.summary.conv_w_reusable_share.unwrap_or(0.0)
-            );
+        report.settings.metric = Some(self.metric);
+        // Verdicts over the audited groups only would speak for groups never swapped.
+        report.not_audited = coverage::not_audited(&ctx, &o.families, &o.kinds, &report);
+        for w in coverage::withhold(&mut report) {
             warn(std::slice::from_ref(&w), o.quiet);
             report.warnings.push(w);
         }
@@ -254,7 +182,7 @@ impl Audit {
         });
         report.dataset = Some(DatasetInfo {
             path: data_path.display().to_string(),
-            format: loaded.format.into(),
+            format: format.into(),
             images: dataset.n(),
             channels: dataset.c(),
             height: dataset.h(),
@@ -264,8 +192,12 @@ impl Audit {
             normalize: format!("{normalize:?}").to_lowercase(),
             normalize_scores: scores,
             fit: format!("{:?}", self.fit).to_lowercase(),
-            prediction: rule.describe(),
+            prediction: match kind.per_image {
+                true => format!("one class per image (classifier output {}): {}", kind.describe(), rule.describe()),
+                false => rule.describe(),
+            },
             layout: io.name(),
+            mean_std: self.mean_std.clone(),
         });
         Ok(report)
     }

@@ -80,6 +80,11 @@ pub fn resolve(model: &Model, choice: LayoutChoice, size: Option<(usize, usize)>
         input.height = Some(h);
         input.width = Some(w);
     }
+    if let (Some(h), Some(w)) = (input.height, input.width) {
+        check_image_size(input.channels.unwrap_or(1), h, w).map_err(|why| {
+            crate::error::bad_file(&model.path, format!("the input '{}' to feed is {why}", input.name))
+        })?;
+    }
     let evidence = format!(
         "input read as {} ({}), output as {} ({})",
         in_layout.pattern(),
@@ -90,14 +95,33 @@ pub fn resolve(model: &Model, choice: LayoutChoice, size: Option<(usize, usize)>
     Ok(Io { input, output, free_size, conflicts, evidence })
 }
 
-/// Parse `HxW` (e.g. `256x256`) for `flag`.
+/// The most values one image fed to a model may hold (channels x height x width): 2^26,
+/// 256 MiB of float32, e.g. 4 channels of 4096 x 4096. The activations of a CNN are tens of
+/// times that, so larger images would exhaust memory rather than be audited.
+pub const MAX_IMAGE_VALUES: usize = 1 << 26;
+
+/// Refuse an image size beyond [`MAX_IMAGE_VALUES`] (`channels` 1 when not known yet).
+pub fn check_image_size(channels: usize, h: usize, w: usize) -> Result<(), String> {
+    let values = channels.checked_mul(h).and_then(|v| v.checked_mul(w));
+    if values.is_some_and(|v| v <= MAX_IMAGE_VALUES) {
+        return Ok(());
+    }
+    Err(format!(
+        "{channels} x {h} x {w} is more than the {MAX_IMAGE_VALUES} values (2^26, e.g. 4 x 4096 x 4096) one image may hold; \
+         a CNN's activations are tens of times that: audit at a smaller size"
+    ))
+}
+
+/// Parse `HxW` (e.g. `256x256`) for `flag`, within [`MAX_IMAGE_VALUES`] pixels.
 pub fn parse_size(s: &str, flag: &'static str) -> Result<(usize, usize), UserError> {
     let parsed = s
         .split_once(['x', 'X'])
         .and_then(|(a, b)| Some((a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?)));
-    parsed
+    let (h, w) = parsed
         .filter(|(a, b)| *a > 0 && *b > 0)
-        .ok_or_else(|| UserError::BadFlag { flag, reason: format!("'{s}' is not HxW, e.g. 256x256") })
+        .ok_or_else(|| UserError::BadFlag { flag, reason: format!("'{s}' is not HxW, e.g. 256x256") })?;
+    check_image_size(1, h, w).map_err(|why| UserError::BadFlag { flag, reason: format!("{s}: {why}") })?;
+    Ok((h, w))
 }
 
 #[cfg(test)]
@@ -112,5 +136,14 @@ mod tests {
             let e = parse_size(bad, "--size").unwrap_err().to_string();
             assert!(e.contains("--size") && e.contains("HxW"), "{e}");
         }
+        // The limit: 8192 x 8192 is exactly 2^26 pixels; one more row is refused, and sizes
+        // whose product overflows are refused, not wrapped.
+        assert_eq!(parse_size("8192x8192", "--size").unwrap(), (8192, 8192));
+        for big in ["8193x8192", "100000x100000", "18446744073709551615x2"] {
+            let e = parse_size(big, "--size").unwrap_err().to_string();
+            assert!(e.contains("2^26"), "{e}");
+        }
+        assert!(check_image_size(4, 4096, 4096).is_ok());
+        assert!(check_image_size(5, 4096, 4096).is_err());
     }
 }

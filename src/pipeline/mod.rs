@@ -8,16 +8,19 @@ mod audit;
 mod dynamic_batch;
 pub mod layout;
 mod options;
+pub mod output;
 pub mod probe;
 
 use std::path::Path;
 
 use anyhow::Result;
 
+pub use audit::scorer::Scorer;
 pub use audit::{Audit, Labels};
 pub use options::Options;
 
 use crate::audit::compare::{self, PairValues};
+use crate::audit::forward::NonFiniteOutput;
 use crate::engine::RuntimeFailure;
 use crate::error::{bad_file, UserError};
 use crate::model::folding;
@@ -44,13 +47,23 @@ pub struct PairContext {
 
 /// Load both models and pair their parameters.
 pub fn load_pair(target: &Path, source: &Path, mode: &MatchMode) -> Result<PairContext> {
-    pair_models(Model::load(target)?, Model::load(source)?, mode)
+    load_pair_of(target, source, mode, &Family::ALL)
+}
+
+/// Load both models and pair the parameters of the layers of these families.
+pub fn load_pair_of(target: &Path, source: &Path, mode: &MatchMode, families: &[Family]) -> Result<PairContext> {
+    pair_models_of(Model::load(target)?, Model::load(source)?, mode, families)
 }
 
 /// Pair the parameters of two loaded models. A pair that cannot be paired is an error
 /// naming both files; warnings about the models come once each, even for a model paired
 /// with itself.
 pub fn pair_models(t: Model, s: Model, mode: &MatchMode) -> Result<PairContext> {
+    pair_models_of(t, s, mode, &Family::ALL)
+}
+
+/// [`pair_models`] on the layers of these families only (the scans keep every layer).
+pub fn pair_models_of(t: Model, s: Model, mode: &MatchMode, families: &[Family]) -> Result<PairContext> {
     let (ts, ss) = (scan(&t), scan(&s));
     let mut warnings = Vec::new();
     for (m, sc) in [(&t, &ts), (&s, &ss)] {
@@ -58,7 +71,7 @@ pub fn pair_models(t: Model, s: Model, mode: &MatchMode) -> Result<PairContext> 
             push_once(&mut warnings, w);
         }
     }
-    let pairing = pair(&ts, &ss, mode).map_err(|e| match e.downcast::<UserError>() {
+    let pairing = pair(&ts.only(families), &ss.only(families), mode).map_err(|e| match e.downcast::<UserError>() {
         Ok(UserError::Mismatch(why)) => {
             let mut why = format!("{} (target) and {} (source): {why}", t.display_name(), s.display_name());
             for (m, sc) in [(&t, &ts), (&s, &ss)] {
@@ -100,11 +113,17 @@ pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
     if let Some(q) = crate::model::quantized::summary(&sc.quantized) {
         out.push(format!("{}: {q}", m.display_name()));
     }
+    if let Some(n) = crate::model::control_flow::summary(&crate::model::control_flow::nested_layers(m)) {
+        out.push(format!("{}: {n}", m.display_name()));
+    }
     if let Some(first) = sc.skipped.first() {
+        // Only Conv/BN layers: the words this warning always had.
+        let cnn = sc.layers.iter().all(|l| matches!(l.family, Family::Conv | Family::Bn));
         out.push(format!(
-            "{}: {} Conv/BN parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",
+            "{}: {} {} parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",
             m.display_name(),
-            sc.skipped.len()
+            sc.skipped.len(),
+            if cnn { "Conv/BN" } else { "layer" }
         ));
     }
     out
@@ -124,17 +143,22 @@ pub fn model_info(m: &Model, sc: &LayerScan) -> ModelInfo {
         sha256: m.sha256.clone(),
         conv_layers: sc.of(Family::Conv).count(),
         bn_layers: sc.of(Family::Bn).count(),
+        linear_layers: sc.of(Family::Linear).count(),
+        norm_layers: sc.of(Family::Norm).count(),
         bn_probably_folded: sc.bn_probably_folded(),
         quantized: sc.quantized.clone(),
     }
 }
 
 /// An error of ONNX Runtime's about a model built from `path` (the model itself, or with
-/// parameters swapped in), as a user error naming that file, with the whole chain of
-/// messages (ONNX Runtime's text kept as it is); any other error unchanged.
+/// parameters swapped in), or its output not finite, as a user error naming that file, with
+/// the whole chain of messages (ONNX Runtime's text kept as it is); any other error unchanged.
 pub fn name_the_model(err: anyhow::Error, path: &Path) -> anyhow::Error {
     let ours = err.chain().any(|c| c.downcast_ref::<UserError>().is_some());
-    if !ours && err.chain().any(|c| c.downcast_ref::<RuntimeFailure>().is_some()) {
+    let theirs = |c: &(dyn std::error::Error + 'static)| {
+        c.downcast_ref::<RuntimeFailure>().is_some() || c.downcast_ref::<NonFiniteOutput>().is_some()
+    };
+    if !ours && err.chain().any(theirs) {
         return bad_file(path, format!("{err:#}"));
     }
     err
@@ -163,16 +187,20 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
         dataset: None,
         settings: report::Settings {
             kinds: o.kinds.iter().map(|k| k.to_string()).collect(),
+            families: (o.families.len() < Family::ALL.len())
+                .then(|| o.families.iter().map(|f| f.to_string()).collect()),
             tolerance: o.tolerance,
             rn_threshold: o.rn_threshold,
             match_method: ctx.pairing.method.into(),
             confidence: o.confidence,
             bootstrap: o.bootstrap,
             adaptive: false,
+            metric: None,
         },
         baseline: None,
         rows,
         unmatched: ctx.pairing.unmatched.clone(),
+        not_audited: vec![],
         warnings: ctx.warnings.clone(),
         summary: Summary { bn: compare::bn_stats(&ctx.pairing, &values), ..Default::default() },
         predictors: vec![],
@@ -185,7 +213,7 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
 /// report of `reuse-audit rmse`. Warnings are printed on stderr unless `o.quiet`.
 pub fn rmse(target: &Path, source: &Path, o: &Options) -> Result<Report> {
     o.validate()?;
-    let ctx = load_pair(target, source, &o.match_mode)?;
+    let ctx = load_pair_of(target, source, &o.match_mode, &o.families)?;
     warn(&ctx.warnings, o.quiet);
     Ok(data_free_report(&ctx, o, "rmse")?.0)
 }

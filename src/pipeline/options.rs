@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::error::UserError;
-use crate::model::Kind;
+use crate::model::{Family, Kind};
 use crate::pair::MatchMode;
 
 /// Pairing, kinds and decision thresholds (METHOD.md). `Default` is the tool's defaults.
@@ -13,6 +13,9 @@ pub struct Options {
     pub match_mode: MatchMode,
     /// Kinds to audit, in report order (`--kinds`).
     pub kinds: Vec<Kind>,
+    /// Layer families to pair and audit (`--families`; default all). Layers of the others
+    /// are left out before pairing, so their count may differ between the models.
+    pub families: Vec<Family>,
     /// A swap is reusable when it loses at most this much mean Dice (`--tolerance`).
     pub tolerance: f64,
     /// The network is an RN when at least this share of conv W swaps is reusable
@@ -35,6 +38,7 @@ impl Default for Options {
         Options {
             match_mode: MatchMode::Auto,
             kinds: Kind::ALL.to_vec(),
+            families: Family::ALL.to_vec(),
             tolerance: 0.02,
             rn_threshold: 0.5,
             confidence: 0.95,
@@ -49,6 +53,9 @@ impl Options {
     pub fn validate(&self) -> Result<()> {
         if self.kinds.is_empty() {
             return Err(UserError::BadFlag { flag: "--kinds", reason: "no kind given".into() }.into());
+        }
+        if self.families.is_empty() {
+            return Err(UserError::BadFlag { flag: "--families", reason: "no family given".into() }.into());
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return Err(UserError::BadFlag {
@@ -104,5 +111,7 @@ mod tests {
         }
         let bad = Options { bootstrap: 99, ..Default::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("--bootstrap"));
+        let bad = Options { families: vec![], ..Default::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("--families"));
     }
 }

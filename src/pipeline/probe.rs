@@ -1,31 +1,34 @@
-//! Checks on a probe batch before the audit: the output's channel count, the input
-//! scaling that fits the model (`--normalize auto`), and whether the baseline segments the
-//! data at all (`--min-baseline`; label-free: whether it predicts more than one class).
+//! Checks on a probe batch before the audit: the input size of a free-size model, the input
+//! scaling that fits the model (`--normalize auto`), and whether the baseline segments (classifies)
+//! the data at all (`--min-baseline`; label-free: whether it predicts more than one class).
 
 use std::sync::Mutex;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::audit::forward::{dice, predictions, Feed};
+use crate::audit::forward::{predictions, score, Feed};
 use crate::audit::incremental::schedule::parallel_map;
 use crate::data::preprocess::{prepare, Dataset, InputSpec};
+use crate::data::standardize::MeanStd;
 use crate::data::{Fit, Normalize, Sample};
 use crate::engine::{Engine, Runner, View};
 use crate::error::UserError;
+use crate::metrics::score::Metric;
 use crate::model::layout::Layout;
 use crate::model::stride::total_stride;
-use crate::model::{value_dims, Model};
+use crate::model::Model;
 
 /// Images in the probe batch (spread evenly over the data set).
 pub const PROBE_IMAGES: usize = 16;
 
-/// The baseline mean Dice of one input scaling on the probe batch.
+/// The baseline score of one input scaling on the probe batch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScalingScore {
     /// The scaling (`--normalize` value).
     pub normalize: Normalize,
-    /// Mean Dice of the unswapped target on the probe batch with it.
+    /// The unswapped target's score on the probe batch with it, by the audit's metric
+    /// (mean Dice, or accuracy with `--metric accuracy`).
     pub probe_dice: f64,
 }
 
@@ -51,41 +54,6 @@ pub fn candidates(samples: &[Sample]) -> Vec<Normalize> {
     c
 }
 
-/// The number of channels of the model's first output (read in `output` layout): its
-/// declared dim when fixed, else from one run on the first image of `data`.
-pub fn output_channels(
-    engine: &Engine,
-    target: &Model,
-    data: &Dataset,
-    input: &InputSpec,
-    output: Layout,
-) -> Result<usize> {
-    let declared = target.proto.graph.output.first().map(value_dims).unwrap_or_default();
-    if let Ok(d) = <[Option<usize>; 4]>::try_from(declared.as_slice()) {
-        if let Some(c) = output.to_nchw(d)[1] {
-            return Ok(c);
-        }
-    }
-    let feed = Feed { data, input, batch: 1, threshold: 0.0, output };
-    let x = feed.tensor(0, 1);
-    let mut runner = engine.worker_session(&target.to_bytes()?)?;
-    runner.run_views_first(&[(input.name.as_str(), View::F32(x.view().into_dyn()))], |out| {
-        let Ok(shape) = <[usize; 4]>::try_from(out.shape()) else {
-            return Err(UserError::BadFile {
-                path: target.path.clone(),
-                reason: format!(
-                    "the model's output has shape {:?}; reuse-audit scores segmentation outputs of shape {} (read as {}; see --layout)",
-                    out.shape(),
-                    output.pattern().replace(" C", " classes"),
-                    output.name()
-                ),
-            }
-            .into());
-        };
-        Ok(output.to_nchw(shape)[1])
-    })
-}
-
 /// For a model with free spatial dims: one image of `data` (already at the size fed) must
 /// run and come out at its own height and width, else the size is refused (exit 2) naming
 /// the network's total stride. `size_flag` says where the size came from, for the message.
@@ -98,7 +66,7 @@ pub fn check_size(
     size_flag: Option<&str>,
 ) -> Result<()> {
     let (h, w) = (data.h(), data.w());
-    let feed = Feed { data, input, batch: 1, threshold: 0.0, output };
+    let feed = Feed { data, input, batch: 1, threshold: 0.0, output, per_image: false };
     let x = feed.tensor(0, 1);
     let mut runner = engine.worker_session(&target.to_bytes()?)?;
     let ran = runner.run_views_first(&[(input.name.as_str(), View::F32(x.view().into_dyn()))], |out| {
@@ -107,6 +75,8 @@ pub fn check_size(
     let problem = match ran {
         Err(e) => format!("ONNX Runtime cannot run the model at {h}x{w} ({e:#})"),
         Ok(Some([_, _, oh, ow])) if (oh, ow) == (h, w) => return Ok(()),
+        // One score vector per image (a classifier): any size the model runs at will do.
+        Ok(Some([_, _, 1, 1])) => return Ok(()),
         Ok(Some([_, _, oh, ow])) => format!("the model maps a {h}x{w} input to a {oh}x{ow} output"),
         // Not 4-D: the output check that follows names the shape.
         Ok(None) => return Ok(()),
@@ -126,18 +96,33 @@ pub fn check_size(
     .into())
 }
 
+/// How the probe batch is prepared and scored.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeScoring<'a> {
+    /// `--fit`.
+    pub fit: Fit,
+    /// `--mean`/`--std`, applied after each scaling.
+    pub mean_std: Option<&'a MeanStd>,
+    /// A one-channel output's threshold.
+    pub threshold: f32,
+    /// The output's layout.
+    pub output: Layout,
+    /// A classifier's output (one prediction per image).
+    pub per_image: bool,
+    /// What the baseline is scored by.
+    pub metric: Metric,
+}
+
 /// The baseline on the probe batch under each scaling in `tries` (with labels), in order.
-#[allow(clippy::too_many_arguments)]
 pub fn score_scalings(
     engine: &Engine,
     target: &Model,
     probe: &[Sample],
     input: &InputSpec,
-    fit: Fit,
-    threshold: f32,
-    output: Layout,
+    how: ProbeScoring,
     tries: &[Normalize],
 ) -> Result<Vec<ScalingScore>> {
+    let ProbeScoring { fit, mean_std, threshold, output, per_image, metric } = how;
     // The scalings run side by side, one single-threaded session per worker (made by the
     // worker itself at its first item), like the incremental strategy's workers.
     let bytes = target.to_bytes()?;
@@ -149,8 +134,11 @@ pub fn score_scalings(
             *slot = Some(engine.worker_session(&bytes)?);
         }
         let runner = slot.as_mut().ok_or_else(|| anyhow::anyhow!("no probe session"))?;
-        let data = prepare(probe, input, normalize, fit)?;
-        let feed = Feed { data: &data, input, batch: input.batch.unwrap_or(probe.len()), threshold, output };
+        let mut data = prepare(probe, input, normalize, fit)?;
+        if let Some(ms) = mean_std {
+            data.standardize(ms)?;
+        }
+        let feed = Feed { data: &data, input, batch: input.batch.unwrap_or(probe.len()), threshold, output, per_image };
         let (pred, classes) = predictions(runner, &feed, &[])?;
         let Some(labels) = data.checked_labels(classes)? else {
             return Err(UserError::BadData(
@@ -158,7 +146,7 @@ pub fn score_scalings(
             )
             .into());
         };
-        Ok(ScalingScore { normalize, probe_dice: dice(pred.view(), labels.view(), classes).mean })
+        Ok(ScalingScore { normalize, probe_dice: score(pred.view(), labels.view(), classes, metric).mean })
     })
 }
 
@@ -170,7 +158,8 @@ pub fn best(scores: &[ScalingScore]) -> Option<&ScalingScore> {
     })
 }
 
-/// Label-free: the share of probe pixels given the most frequent class by the target.
+/// Label-free: the share of probe pixels (images, for a classifier) given the most frequent
+/// class by the target.
 pub fn dominant_class_share(
     engine: &Engine,
     target: &Model,
@@ -178,9 +167,10 @@ pub fn dominant_class_share(
     input: &InputSpec,
     threshold: f32,
     output: Layout,
+    per_image: bool,
 ) -> Result<(usize, f64)> {
     let mut runner = engine.worker_session(&target.to_bytes()?)?;
-    let feed = Feed { data: probe, input, batch: input.batch.unwrap_or(probe.n()), threshold, output };
+    let feed = Feed { data: probe, input, batch: input.batch.unwrap_or(probe.n()), threshold, output, per_image };
     let (pred, classes) = predictions(&mut runner, &feed, &[])?;
     let mut counts = vec![0usize; classes.max(1)];
     for &p in &pred {

@@ -9,6 +9,7 @@ use super::dual_axis::{DualAxisChart, Series};
 use super::interval_chart;
 use super::svg::{esc, BarChart};
 use super::Report;
+use crate::metrics::score::Metric;
 
 /// A named figure (file stem, section, SVG).
 pub struct Figure {
@@ -20,32 +21,65 @@ pub struct Figure {
     pub svg: String,
 }
 
-fn rows_of<'a>(r: &'a Report, kind: &str) -> Vec<&'a super::Row> {
-    r.rows.iter().filter(|row| row.kind == kind).collect()
+/// The (family, kind) groups with per-layer figures, in page order, and the family's name in
+/// titles.
+const GROUPS: [(&str, &str, &str); 10] = [
+    ("conv", "W", "conv"),
+    ("conv", "B", "conv"),
+    ("bn", "RM", "BN"),
+    ("bn", "RV", "BN"),
+    ("bn", "RW", "BN"),
+    ("bn", "RB", "BN"),
+    ("linear", "W", "linear"),
+    ("linear", "B", "linear"),
+    ("norm", "RW", "norm"),
+    ("norm", "RB", "norm"),
+];
+
+fn rows_of<'a>(r: &'a Report, family: &str, kind: &str) -> Vec<&'a super::Row> {
+    r.rows.iter().filter(|row| row.family == family && row.kind == kind).collect()
+}
+
+/// A group's part of figure file names: the kind for conv and BN (`dice-W.svg`), with the
+/// family for the others (`dice-linear-W.svg`).
+fn stem(family: &str, kind: &str) -> String {
+    if matches!(family, "conv" | "bn") {
+        kind.to_string()
+    } else {
+        format!("{family}-{kind}")
+    }
+}
+
+/// Whether a report has rows of linear layers (their figures join the conv ones).
+fn has_linear(r: &Report) -> bool {
+    r.rows.iter().any(|x| x.family == "linear")
 }
 
 /// Every figure of a report, in page order.
 pub fn figures(r: &Report) -> Vec<Figure> {
     let mut out = Vec::new();
-    let kinds = ["W", "B", "RM", "RV", "RW", "RB"];
+    let metric = r.metric();
     if let Some(b) = &r.baseline {
-        for k in kinds {
-            let rows = rows_of(r, k);
+        for (fam, k, family) in GROUPS {
+            let rows = rows_of(r, fam, k);
             if rows.is_empty() || rows.iter().all(|x| x.swapped_dice.is_none()) {
                 continue;
             }
-            let family = if k == "W" || k == "B" { "conv" } else { "BN" };
-            let title = format!("Mean Dice after swapping {k} of each {family} layer");
+            let title = match metric {
+                Metric::Dice => format!("Mean Dice after swapping {k} of each {family} layer"),
+                Metric::Accuracy => format!("Accuracy after swapping {k} of each {family} layer"),
+                Metric::Agreement => format!("Agreement with the target after swapping {k} of each {family} layer"),
+            };
             let chart = BarChart {
                 title: &title,
-                y_label: "mean Dice",
+                y_label: metric.score_name(),
                 labels: rows.iter().map(|x| x.layer.to_string()).collect(),
                 values: rows.iter().map(|x| x.swapped_dice).collect(),
                 marked: rows.iter().map(|x| x.reusable == Some(false)).collect(),
                 reference: Some((b.mean, "baseline")),
                 include: vec![0.0, 1.0],
             };
-            out.push(Figure { file: format!("dice-{k}.svg"), section: "swap", svg: chart.render() });
+            out.push(Figure { file: format!("dice-{}.svg", stem(fam, k)), section: "swap", svg: chart.render() });
         }
     }
     let bn = &r.summary.bn;
@@ -71,8 +105,8 @@ pub fn figures(r: &Report) -> Vec<Figure> {
             out.push(Figure { file: format!("bn-{}.svg", name.to_lowercase()), section: "bn", svg: chart.render() });
         }
     }
-    for k in ["W", "B"] {
-        let rows = rows_of(r, k);
+    for (fam, k) in [("conv", "W"), ("conv", "B"), ("linear", "W"), ("linear", "B")] {
+        let rows = rows_of(r, fam, k);
         if rows.is_empty() {
             continue;
         }
@@ -80,7 +114,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
             ("RMSE", (|x: &super::Row| Some(x.rmse)) as fn(&super::Row) -> Option<f64>),
             ("nRMSE", |x: &super::Row| x.nrmse),
         ] {
-            let title = format!("{metric} of conv {k} per layer");
+            let title = format!("{metric} of {fam} {k} per layer");
             let chart = BarChart {
                 title: &title,
                 y_label: metric,
@@ -91,31 +125,36 @@ pub fn figures(r: &Report) -> Vec<Figure> {
                 include: vec![0.0],
             };
             out.push(Figure {
-                file: format!("{}-{}.svg", metric.to_lowercase(), k.to_lowercase()),
+                file: format!("{}-{}.svg", metric.to_lowercase(), stem(fam, k).to_lowercase()),
                 section: "rmse",
                 svg: chart.render(),
             });
         }
     }
-    out.extend(subspace_figure(r));
+    out.extend(subspace_figure(r, "conv"));
+    out.extend(subspace_figure(r, "linear"));
     out.extend(interval_chart::figures(r));
     out
 }
 
-/// Per conv layer, `spectral_rel` and `subspace_overlap` of W; None when no W row has either.
-fn subspace_figure(r: &Report) -> Option<Figure> {
-    let rows: Vec<&super::Row> =
-        rows_of(r, "W").into_iter().filter(|x| x.spectral_rel.is_some() || x.subspace_overlap.is_some()).collect();
+/// Per conv (linear) layer, `spectral_rel` and `subspace_overlap` of W; None when no W row
+/// of the family has either.
+fn subspace_figure(r: &Report, family: &str) -> Option<Figure> {
+    let rows: Vec<&super::Row> = rows_of(r, family, "W")
+        .into_iter()
+        .filter(|x| x.spectral_rel.is_some() || x.subspace_overlap.is_some())
+        .collect();
     if rows.is_empty() {
         return None;
     }
+    let title = format!("Spectral distance and subspace overlap of {family} W per layer");
     let chart = DualAxisChart {
-        title: "Spectral distance and subspace overlap of conv W per layer",
+        title: &title,
         labels: rows.iter().map(|x| x.layer.to_string()).collect(),
         left: Series { name: "spectral_rel", values: rows.iter().map(|x| x.spectral_rel).collect() },
         right: Series { name: "subspace_overlap", values: rows.iter().map(|x| x.subspace_overlap).collect() },
     };
-    Some(Figure { file: "subspace-w.svg".into(), section: "subspace", svg: chart.render() })
+    Some(Figure { file: format!("subspace-{}.svg", stem(family, "w")), section: "subspace", svg: chart.render() })
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}h1{font-size:22px}\
@@ -150,17 +189,26 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         Some(rn) => {
             let _ = write!(
                 s,
-                "<div class=\"verdict {}\" id=\"verdict\"><b>{}</b>: conv W reusable in {:.0}% of layers (RN threshold {:.0}%); reuse share {:.1}% of (layer, kind) groups, {:.1}% of scalars; tolerance {} mean Dice.</div>",
+                "<div class=\"verdict {}\" id=\"verdict\"><b>{}</b>: conv W reusable in {:.0}% of layers (RN threshold {:.0}%); {}; tolerance {} {}.</div>",
                 if rn { "rn" } else { "notrn" },
                 if rn { "Reusable network (RN)" } else { "Not a reusable network" },
                 100.0 * sm.conv_w_reusable_share.unwrap_or(0.0),
                 100.0 * r.settings.rn_threshold,
-                100.0 * sm.reuse_share_groups.unwrap_or(0.0),
-                100.0 * sm.reuse_share_scalars.unwrap_or(0.0),
-                r.settings.tolerance
+                match (sm.reuse_share_groups, sm.reuse_share_scalars) {
+                    (Some(g), Some(sc)) => format!(
+                        "reuse share {:.1}% of (layer, kind) groups, {:.1}% of scalars",
+                        100.0 * g,
+                        100.0 * sc
+                    ),
+                    _ => format!("no reuse share ({} (layer, kind) groups not audited)", r.not_audited.len()),
+                },
+                r.settings.tolerance,
+                r.metric().score_name()
             );
         }
-        None => s.push_str("<div class=\"verdict\" id=\"verdict\">Data-free comparison (no swap audit).</div>"),
+        None => {
+            let _ = write!(s, "<div class=\"verdict\" id=\"verdict\">{}.</div>", super::table::headline(r).1);
+        }
     }
     let lines: Vec<String> = [confidence::rn_line(r), confidence::decisions_line(r), confidence::adaptive_line(r)]
         .into_iter()
@@ -170,11 +218,19 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         let _ = write!(s, "<p id=\"confidence\">{}</p>", lines.iter().map(|l| esc(l)).collect::<Vec<_>>().join("<br>"));
     }
     if let Some(b) = &r.baseline {
-        s.push_str("<h2>Baseline Dice</h2><table id=\"baseline\"><tr>");
+        let (heading, mean) = match r.metric() {
+            Metric::Dice => ("<h2>Baseline Dice</h2>", "mean"),
+            Metric::Accuracy => ("<h2>Baseline accuracy</h2><p>Per class and foreground: Dice (F1).</p>", "accuracy"),
+            Metric::Agreement => (
+                "<h2>Baseline</h2><p>Label-free: each swap is scored by its agreement with the unswapped target's predictions (delta = 1 - agreement); per class and foreground: Dice against those predictions.</p>",
+                "agreement",
+            ),
+        };
+        let _ = write!(s, "{heading}<table id=\"baseline\"><tr>");
         for k in 0..b.per_class.len() {
             let _ = write!(s, "<th>class {k}</th>");
         }
-        s.push_str("<th>mean</th><th>foreground</th></tr><tr>");
+        let _ = write!(s, "<th>{mean}</th><th>foreground</th></tr><tr>");
         for d in &b.per_class {
             let _ = write!(s, "<td>{d:.4}</td>");
         }
@@ -198,12 +254,18 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         }
         s.push_str("</table>");
     }
+    let (rmse_title, subspace_title) = if has_linear(r) {
+        ("RMSE and nRMSE of conv and linear W and B", "Spectral distance and subspace overlap of conv and linear W")
+    } else {
+        ("RMSE and nRMSE of conv W and B", "Spectral distance and subspace overlap of conv W")
+    };
+    let swap_title = format!("{} after swapping, per layer (red: not reusable)", r.metric().title());
     for (section, title) in [
-        ("swap", "Dice after swapping, per layer (red: not reusable)"),
+        ("swap", swap_title.as_str()),
         ("bn", "BN shift and scale: MRM, MRV, MRW, MRB"),
-        ("rmse", "RMSE and nRMSE of conv W and B"),
-        ("subspace", "Spectral distance and subspace overlap of conv W"),
-        ("confidence", "Dice loss per layer with its interval (blue reusable, red not reusable, amber undecided)"),
+        ("rmse", rmse_title),
+        ("subspace", subspace_title),
+        ("confidence", "Loss per layer with its interval (blue reusable, red not reusable, amber undecided)"),
     ] {
         let in_section: Vec<&Figure> = figs.iter().filter(|f| f.section == section).collect();
         if in_section.is_empty() {
@@ -217,6 +279,7 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
     }
     predictors_table(&mut s, r);
     s.push_str("<h2>All rows</h2><table class=\"sortable\" id=\"rows\"><thead><tr>");
+    let swapped = format!("swapped {}", r.metric().label());
     for h in [
         "family",
         "layer",
@@ -226,7 +289,7 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         "rmse",
         "nrmse",
         "cosine",
-        "swapped Dice",
+        swapped.as_str(),
         "delta",
         "reusable",
         "delta lo",

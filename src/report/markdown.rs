@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::table::{compact, reuse_lists};
 use super::{confidence, Report, Row};
+use crate::metrics::score::Metric;
 use crate::verdict::Decision;
 
 /// Render the Markdown summary.
@@ -11,10 +12,12 @@ pub fn render(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## reuse-audit: `{}` ← `{}`\n", r.target.path, r.source.path);
     let sm = &r.summary;
-    match sm.rn {
-        Some(true) => s.push_str("**Verdict: reusable network (RN)**"),
-        Some(false) => s.push_str("**Verdict: not a reusable network**"),
-        None => s.push_str("**Data-free comparison (no swap audit)**"),
+    match super::table::headline(r) {
+        (Some(true), _) => s.push_str("**Verdict: reusable network (RN)**"),
+        (Some(false), _) => s.push_str("**Verdict: not a reusable network**"),
+        (None, why) => {
+            let _ = write!(s, "**{why}**");
+        }
     }
     if let Some(share) = sm.conv_w_reusable_share {
         let _ = write!(
@@ -32,7 +35,14 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "{line}\n");
     }
     if let Some(b) = &r.baseline {
-        let _ = writeln!(s, "Baseline Dice: mean {:.4}, foreground {:.4}\n", b.mean, b.mean_fg);
+        let _ = match r.metric() {
+            Metric::Dice => writeln!(s, "Baseline Dice: mean {:.4}, foreground {:.4}\n", b.mean, b.mean_fg),
+            Metric::Accuracy => writeln!(s, "Baseline accuracy (top-1): {:.4}\n", b.mean),
+            Metric::Agreement => writeln!(
+                s,
+                "Metric: agreement (label-free: the share of predictions each swap leaves as the unswapped target makes them; delta = 1 - agreement)\n"
+            ),
+        };
     }
     if let Some(q) = r.target.quantized_line() {
         let _ = writeln!(s, "Quantized target: {q}\n");
@@ -76,8 +86,9 @@ fn swap_list(s: &mut String, r: &Report, rows: &[&Row], what: &str) {
     }
     let _ = writeln!(
         s,
-        "<details><summary>{} {what}</summary>\n\n| family | layer | kind | node | delta Dice | {:.0}% interval |\n|---|---|---|---|---|---|",
+        "<details><summary>{} {what}</summary>\n\n| family | layer | kind | node | delta {} | {:.0}% interval |\n|---|---|---|---|---|---|",
         rows.len(),
+        r.metric().label(),
         100.0 * r.settings.confidence
     );
     for row in rows {

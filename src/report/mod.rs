@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::metrics::dice::Dice;
+use crate::metrics::score::Metric;
 use crate::pair::Unmatched;
 
 /// Version of the JSON report layout (`schemas/report.schema.json`).
@@ -40,12 +41,16 @@ pub struct Report {
     pub dataset: Option<DatasetInfo>,
     /// Settings that decide the verdicts.
     pub settings: Settings,
-    /// Dice of the unswapped target (audit only).
+    /// Score of the unswapped target (audit only): `mean` is the metric (`settings.metric`:
+    /// mean Dice, accuracy or agreement), `per_class` and `mean_fg` are Dice.
     pub baseline: Option<Dice>,
     /// One row per matched (layer, kind).
     pub rows: Vec<Row>,
     /// Parameters that could not be paired.
     pub unmatched: Vec<Unmatched>,
+    /// Target (layer, kind) groups of the audited kinds without a swap result, and why
+    /// (audit only; unmatched, quantized, inside control flow).
+    pub not_audited: Vec<NotAudited>,
     /// Warnings (e.g. BN probably folded at export).
     pub warnings: Vec<String>,
     /// Verdicts and BN statistics.
@@ -70,6 +75,28 @@ pub struct AdaptiveInfo {
     pub image_forwards: usize,
     /// What the exact audit puts through: every image for the baseline and every swap.
     pub exact_image_forwards: usize,
+}
+
+impl Report {
+    /// What swaps were scored by (Dice for data-free reports).
+    pub fn metric(&self) -> Metric {
+        self.settings.metric.unwrap_or_default()
+    }
+}
+
+/// A target (layer, kind) group the audit has no swap result for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotAudited {
+    /// `conv` or `bn`.
+    pub family: String,
+    /// The layer's number in its family (null inside a subgraph: not numbered).
+    pub layer: Option<usize>,
+    /// Node name.
+    pub node: String,
+    /// Parameter kind.
+    pub kind: String,
+    /// Why it was not swapped.
+    pub reason: String,
 }
 
 /// Tool identity.
@@ -98,6 +125,12 @@ pub struct ModelInfo {
     pub conv_layers: usize,
     /// Number of BatchNormalization layers.
     pub bn_layers: usize,
+    /// Number of linear layers (Gemm, MatMul with a stored weight); absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub linear_layers: usize,
+    /// Number of Instance/Group/LayerNormalization layers; absent when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub norm_layers: usize,
     /// True when it has conv layers and no BN (BN probably folded at export).
     pub bn_probably_folded: bool,
     /// Its quantized conv layers (QDQ, QOperator, dynamic), each with whether it is audited
@@ -174,6 +207,9 @@ pub struct DatasetInfo {
     /// both agree, else `input/output` (e.g. `nchw/nhwc`). Detected from the graph unless
     /// `--layout` forced it.
     pub layout: String,
+    /// `--mean`/`--std`: per-channel standardization applied after `normalize` (null when
+    /// not given).
+    pub mean_std: Option<crate::data::standardize::MeanStd>,
 }
 
 /// Settings that decide the verdicts.
@@ -181,7 +217,10 @@ pub struct DatasetInfo {
 pub struct Settings {
     /// Kinds audited.
     pub kinds: Vec<String>,
-    /// A swap is reusable when baseline mean Dice - swapped mean Dice <= tolerance.
+    /// Layer families paired and audited (`--families`); absent when all four were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub families: Option<Vec<String>>,
+    /// A swap is reusable when baseline - swapped score (mean Dice, or the metric's) <= tolerance.
     pub tolerance: f64,
     /// The network is reusable when at least this share of conv W swaps is reusable.
     pub rn_threshold: f64,
@@ -193,12 +232,16 @@ pub struct Settings {
     pub bootstrap: usize,
     /// Whether swaps were scored in rounds and stopped once decided (`--adaptive`).
     pub adaptive: bool,
+    /// What swaps were scored by (`--metric`; null for data-free reports): `dice`,
+    /// `accuracy` or `agreement`. `baseline`, `baseline_dice`, `swapped_dice`, `delta_dice`,
+    /// `tolerance` and `max_delta` are in this metric; per-class columns stay Dice.
+    pub metric: Option<Metric>,
 }
 
 /// One matched (layer, kind): a CSV row.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// conv or bn.
+    /// conv, bn, linear or norm.
     pub family: String,
     /// 1-based layer index within the family (topological order).
     pub layer: usize,
@@ -222,21 +265,23 @@ pub struct Row {
     pub nrmse: Option<f64>,
     /// Cosine similarity of t and s.
     pub cosine: f64,
-    /// Baseline mean Dice over all classes (audit only).
+    /// Baseline mean Dice over all classes (audit only; with `--metric accuracy|agreement`,
+    /// the baseline's accuracy or agreement).
     pub baseline_dice: Option<f64>,
-    /// Mean Dice over all classes after this swap (audit only).
+    /// Mean Dice over all classes after this swap (audit only; or the metric's score).
     pub swapped_dice: Option<f64>,
     /// baseline_dice - swapped_dice (audit only).
     pub delta_dice: Option<f64>,
-    /// Mean foreground Dice after this swap (audit only).
+    /// Mean foreground Dice after this swap (audit only; Dice under every metric).
     pub dice_fg: Option<f64>,
     /// delta_dice <= tolerance (audit only).
     pub reusable: Option<bool>,
-    /// ‖W_t − W_s‖₂ / ‖W_t‖₂ (conv W only).
+    /// ‖W_t − W_s‖₂ / ‖W_t‖₂ (conv and linear W only).
     pub spectral_rel: Option<f64>,
-    /// Mean squared cosine of the principal angles between the filter banks' top singular subspaces (conv W only).
+    /// Mean squared cosine of the principal angles between the filter banks' top singular subspaces (conv and linear W only).
     pub subspace_overlap: Option<f64>,
-    /// Dice per class after this swap (audit only; empty otherwise).
+    /// Dice per class after this swap (audit only; empty otherwise; Dice under every
+    /// metric: F1 per class for a classifier).
     pub dice_class: Vec<f64>,
     /// Lower end of the paired bootstrap interval of delta_dice (audit only).
     pub delta_dice_lo: Option<f64>,
@@ -272,15 +317,17 @@ pub struct BnStats {
 pub struct Summary {
     /// Reusable network verdict (null without an audit of conv W).
     pub rn: Option<bool>,
-    /// Share of conv layers whose W swap is reusable.
+    /// Share of conv layers whose W swap is reusable (conv only: linear W does not count).
     pub conv_w_reusable_share: Option<f64>,
-    /// Reusable layer indices per kind.
+    /// Reusable layer indices per group: `W`..`RB` for conv and BN, `linear.W`,
+    /// `linear.B`, `norm.RW`, `norm.RB` for the other families.
     pub reusable: BTreeMap<String, Vec<usize>>,
-    /// Non-reusable layer indices per kind.
+    /// Non-reusable layer indices per group (as `reusable`).
     pub not_reusable: BTreeMap<String, Vec<usize>>,
-    /// Share of audited (layer, kind) groups that are reusable.
+    /// Share of (layer, kind) groups that are reusable (null when some group of the
+    /// audited kinds was not audited: see `not_audited`).
     pub reuse_share_groups: Option<f64>,
-    /// Share of audited scalar parameters that are reusable.
+    /// Share of scalar parameters that are reusable (null as `reuse_share_groups`).
     pub reuse_share_scalars: Option<f64>,
     /// Largest delta_dice of any swap.
     pub max_delta: Option<f64>,
@@ -347,6 +394,10 @@ pub fn files(r: &Report, formats: &[Format]) -> anyhow::Result<Vec<(String, Vec<
         }
     }
     Ok(out)
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Pretty JSON with a trailing newline.

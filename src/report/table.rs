@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::Report;
+use crate::metrics::score::Metric;
 
 fn opt(v: Option<f64>, prec: usize) -> String {
     v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
@@ -40,20 +41,27 @@ fn render_rows(r: &Report) -> String {
         r.rows.len()
     );
     s.push_str(&baseline_lines(r));
+    // "linear" is wider than the 5 columns conv/bn tables always had.
+    let fam = r.rows.iter().map(|row| row.family.len()).max().unwrap_or(0).max(5);
     let _ = write!(
         s,
-        "\n{:<5} {:>5} {:<4} {:<34} {:>10} {:>9} {:>8}",
+        "\n{:<fam$} {:>5} {:<4} {:<34} {:>10} {:>9} {:>8}",
         "fam", "layer", "kind", "node", "rmse", "nrmse", "cosine"
     );
     if audit {
-        let _ = write!(s, " {:>8} {:>8} {:>8} {:>17} {:>12}", "dice", "delta", "reusable", "interval", "decision");
+        let score = match r.metric() {
+            Metric::Dice => "dice",
+            Metric::Accuracy => "accuracy",
+            Metric::Agreement => "agree",
+        };
+        let _ = write!(s, " {:>8} {:>8} {:>8} {:>17} {:>12}", score, "delta", "reusable", "interval", "decision");
     }
     s.push('\n');
     for row in &r.rows {
         let node: String = row.node.chars().take(34).collect();
         let _ = write!(
             s,
-            "{:<5} {:>5} {:<4} {:<34} {:>10.3e} {:>9} {:>8.4}",
+            "{:<fam$} {:>5} {:<4} {:<34} {:>10.3e} {:>9} {:>8.4}",
             row.family,
             row.layer,
             row.kind,
@@ -100,6 +108,20 @@ fn render_rows(r: &Report) -> String {
     s
 }
 
+/// The verdict as a headline: `Some(true)` RN, `Some(false)` not, `None` with the reason
+/// there is none (a data-free report, or a verdict withheld).
+pub fn headline(r: &Report) -> (Option<bool>, &'static str) {
+    match (r.summary.rn, &r.baseline) {
+        (Some(true), _) => (Some(true), "Reusable network (RN)"),
+        (Some(false), _) => (Some(false), "Not a reusable network"),
+        (None, None) => (None, "Data-free comparison (no swap audit)"),
+        (None, Some(_)) if r.summary.conv_w_reusable_share.is_some() => {
+            (None, "No RN verdict: not every conv layer could be audited (see the warnings)")
+        }
+        (None, Some(_)) => (None, "No RN verdict: conv W was not audited (--kinds)"),
+    }
+}
+
 /// The verdict in a few lines (also printed by `demo`).
 pub fn verdict_lines(r: &Report) -> String {
     let mut s = baseline_lines(r);
@@ -110,11 +132,12 @@ pub fn verdict_lines(r: &Report) -> String {
     if let Some(rn) = sm.rn {
         let _ = writeln!(
             s,
-            "\nverdict: {} (conv W reusable in {:.0}% of layers; RN threshold {:.0}%, tolerance {} mean Dice)",
+            "\nverdict: {} (conv W reusable in {:.0}% of layers; RN threshold {:.0}%, tolerance {} {})",
             if rn { "REUSABLE NETWORK (RN)" } else { "NOT a reusable network" },
             100.0 * sm.conv_w_reusable_share.unwrap_or(0.0),
             100.0 * r.settings.rn_threshold,
-            r.settings.tolerance
+            r.settings.tolerance,
+            r.metric().score_name()
         );
     }
     for line in
@@ -126,9 +149,17 @@ pub fn verdict_lines(r: &Report) -> String {
     }
     if let (Some(g), Some(sc)) = (sm.reuse_share_groups, sm.reuse_share_scalars) {
         let _ = writeln!(s, "reuse share: {:.1}% of (layer, kind) groups, {:.1}% of scalars", 100.0 * g, 100.0 * sc);
+    } else if r.baseline.is_some() && !r.not_audited.is_empty() {
+        let _ = writeln!(
+            s,
+            "reuse share: none ({} (layer, kind) group(s) not audited; see the warnings)",
+            r.not_audited.len()
+        );
     }
-    for (kind, yes, no) in reuse_lists(sm) {
-        let _ = write!(s, "  {kind:<2} reusable: {yes:<40} not reusable: {no}");
+    let lists = reuse_lists(sm);
+    let width = lists.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0).max(2);
+    for (kind, yes, no) in lists {
+        let _ = write!(s, "  {kind:<width$} reusable: {yes:<40} not reusable: {no}");
         match sm.undecided.get(&kind).filter(|v| !v.is_empty()) {
             Some(v) => {
                 let _ = writeln!(s, "  (undecided: {})", compact(v));
@@ -139,7 +170,7 @@ pub fn verdict_lines(r: &Report) -> String {
     s
 }
 
-/// The baseline Dice and how it was scored (input scaling, with what each scaling tried
+/// The baseline score and how it was scored (input scaling, with what each scaling tried
 /// scored on the probe batch; the output rule). Empty for data-free reports.
 pub fn baseline_lines(r: &Report) -> String {
     let mut s = String::new();
@@ -147,22 +178,40 @@ pub fn baseline_lines(r: &Report) -> String {
         return s;
     };
     let per: Vec<String> = b.per_class.iter().map(|d| format!("{d:.4}")).collect();
-    let _ =
-        writeln!(s, "baseline Dice: mean {:.4}, foreground {:.4}, per class [{}]", b.mean, b.mean_fg, per.join(", "));
+    let _ = match r.metric() {
+        Metric::Dice => writeln!(
+            s,
+            "baseline Dice: mean {:.4}, foreground {:.4}, per class [{}]",
+            b.mean,
+            b.mean_fg,
+            per.join(", ")
+        ),
+        Metric::Accuracy => {
+            writeln!(s, "baseline accuracy (top-1): {:.4}; Dice (F1) per class [{}]", b.mean, per.join(", "))
+        }
+        Metric::Agreement => writeln!(
+            s,
+            "metric: agreement with the unswapped target's predictions (label-free; a swap's delta is 1 - agreement)"
+        ),
+    };
     if let Some(d) = &r.dataset {
         let tried: Vec<String> = d
             .normalize_scores
             .iter()
             .map(|t| format!("{:?} {:.3}", t.normalize, t.probe_dice).to_lowercase())
             .collect();
-        let tried = if tried.len() > 1 { format!(" (probe Dice: {})", tried.join(", ")) } else { String::new() };
+        let tried = match tried.len() > 1 {
+            true => format!(" (probe {}: {})", r.metric().label(), tried.join(", ")),
+            false => String::new(),
+        };
         let layout = if d.layout == "nchw" { String::new() } else { format!("; layout: {}", d.layout) };
         let _ = writeln!(s, "input scaling: {}{tried}; prediction: {}{layout}", d.normalize, d.prediction);
     }
     s
 }
 
-/// Per audited kind: (kind, reusable layers, non-reusable layers) as compact lists.
+/// Per audited group (`W`, ..., `linear.W`, `norm.RB`): (group, reusable layers,
+/// non-reusable layers) as compact lists.
 pub fn reuse_lists(sm: &super::Summary) -> Vec<(String, String, String)> {
     sm.reusable
         .iter()

@@ -60,6 +60,8 @@ pub fn fixed_report() -> Report {
             sha256: "0".repeat(64),
             conv_layers: 2,
             bn_layers: 1,
+            linear_layers: 0,
+            norm_layers: 0,
             bn_probably_folded: false,
             quantized: vec![],
         },
@@ -68,6 +70,8 @@ pub fn fixed_report() -> Report {
             sha256: "1".repeat(64),
             conv_layers: 2,
             bn_layers: 1,
+            linear_layers: 0,
+            norm_layers: 0,
             bn_probably_folded: false,
             quantized: vec![],
         },
@@ -91,19 +95,23 @@ pub fn fixed_report() -> Report {
             fit: "none".into(),
             prediction: "argmax over 2 channels (ends with Conv)".into(),
             layout: "nchw".into(),
+            mean_std: None,
         }),
         settings: Settings {
             kinds: vec!["W".into(), "B".into(), "RM".into()],
+            families: None,
             tolerance: 0.02,
             rn_threshold: 0.5,
             match_method: "name".into(),
             confidence: 0.95,
             bootstrap: 2000,
             adaptive: false,
+            metric: Some(crate::metrics::score::Metric::Dice),
         },
         baseline: Some(Dice { per_class: vec![0.95, 0.85], mean: 0.9, mean_fg: 0.85 }),
         rows,
         unmatched: vec![],
+        not_audited: vec![],
         warnings: vec!["a warning".into()],
         predictors: crate::predictors::predictors(&rows_for_predictors, 0.95, 200),
         adaptive: None,
@@ -243,4 +251,26 @@ fn quantized_target_gets_a_line_in_markdown_and_html() {
         page.contains("<p id=\"quantized\">Quantized target: 2 quantized conv layer(s) (QDQ): 1 audited"),
         "{page}"
     );
+}
+
+#[test]
+fn accuracy_and_agreement_reports_name_their_metric_and_keep_the_csv_header() {
+    use crate::metrics::score::Metric;
+    let dice = fixed_report();
+    let header = |r: &Report| String::from_utf8(csv::render(r).unwrap()).unwrap().lines().next().unwrap().to_string();
+    for (metric, baseline_line) in [
+        (Metric::Accuracy, "baseline accuracy (top-1): 0.9000"),
+        (Metric::Agreement, "metric: agreement with the unswapped target's predictions"),
+    ] {
+        let mut r = fixed_report();
+        r.settings.metric = Some(metric);
+        let (table, md, html) = (table::render(&r), markdown::render(&r), html::render(&r, &html::figures(&r)));
+        assert!(table.contains(baseline_line), "{table}");
+        assert!(!table.contains("baseline Dice") && !md.contains("Baseline Dice"), "{table}\n{md}");
+        assert!(table.contains(&format!("tolerance 0.02 {})", metric.label())), "{table}");
+        assert!(md.contains(&format!("delta {}", metric.label())), "{md}");
+        assert!(html.contains(&format!("swapped {}", metric.label())) && !html.contains("Mean Dice after"), "{html}");
+        assert_eq!(header(&r), header(&dice), "CSV columns keep their names");
+        assert!(String::from_utf8(json(&r).unwrap()).unwrap().contains(&format!("\"metric\": \"{}\"", metric.name())));
+    }
 }

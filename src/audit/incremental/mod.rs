@@ -82,6 +82,15 @@ impl Plan {
         let graph_inputs: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
         let output = g.output.first().map(|o| o.name.clone()).unwrap_or_default();
         let dynamic_batch = job.input.batch.is_none();
+        // A region holding a node with subgraphs would need the tensors they read from
+        // outside as inputs too; not supported yet.
+        if let Some(n) = g.node.iter().find(|n| crate::model::control_flow::subgraphs(n).next().is_some()) {
+            bail!(
+                "the graph has control flow ({} '{}'); regions with subgraphs are not supported yet",
+                n.op_type,
+                n.name
+            );
+        }
         let mut by_layer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, p) in job.pairing.pairs.iter().enumerate() {
             if !job.runs(i) {

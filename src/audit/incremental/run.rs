@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use ndarray::{s, Array3, ArrayD};
 
 use super::{schedule, Plan, Region};
-use crate::audit::forward::{class_maps, Feed};
+use crate::audit::forward::{check_finite, class_maps, Feed};
 use crate::audit::strategy::param_f32;
 use crate::audit::{AuditJob, Tally, Truth};
 use crate::engine::View;
@@ -73,7 +73,9 @@ impl Plan {
                     let logits = logits
                         .try_extract_array::<f32>()
                         .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
-                    let (pred, c) = class_maps(logits, feed.output, count, data.h(), data.w(), feed.threshold)?;
+                    let (h, w) = feed.map_size();
+                    check_finite(&logits, feed, start, count)?;
+                    let (pred, c) = class_maps(logits, feed.output, count, h, w, feed.threshold)?;
                     Ok((pred, c, outs))
                 })?;
                 let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
@@ -167,7 +169,7 @@ impl Plan {
                 if let Some((name, values)) = swap {
                     feeds.push((name, View::F32(values.view())));
                 }
-                let (h, w, at, layout) = (feed.data.h(), feed.data.w(), feed.threshold, feed.output);
+                let ((h, w), at, layout) = (feed.map_size(), feed.threshold, feed.output);
                 let pred =
                     runner.run_views_first(&feeds, |output| Ok(class_maps(output, layout, count, h, w, at)?.0))?;
                 if swap.is_some() {

@@ -6,6 +6,7 @@ use ndarray::{s, Array3, Axis};
 
 use super::*;
 use crate::metrics::bootstrap::SplitMix64;
+use crate::metrics::dice::Dice;
 
 /// A population of `n` images of 2 classes whose swap loses foreground on 30% of them.
 fn population(rng: &mut SplitMix64, n: usize) -> (Array3<u32>, Array3<u32>) {

@@ -1,6 +1,7 @@
 //! The input scaling an audit runs with: chosen on the probe batch (`--normalize auto`)
-//! or forced, and the baseline guard (`--min-baseline`) that refuses a verdict on a model
-//! that does not segment the data; label-free, the one-class warning.
+//! or forced, and the baseline guard (`--min-baseline`, Dice or accuracy) that refuses a
+//! verdict on a model that does not segment (classify) the data; label-free, the one-class
+//! warning.
 
 use anyhow::Result;
 
@@ -9,6 +10,7 @@ use crate::data::preprocess::{Dataset, InputSpec};
 use crate::data::{Normalize, Sample};
 use crate::engine::Engine;
 use crate::error::UserError;
+use crate::metrics::score::Metric;
 use crate::model::head::Rule;
 use crate::model::layout::Layout;
 use crate::model::Model;
@@ -24,6 +26,8 @@ pub(super) struct Probe<'a> {
     pub input: &'a InputSpec,
     /// The output's layout.
     pub output: Layout,
+    /// A classifier's output (one prediction per image).
+    pub per_image: bool,
 }
 
 impl Audit {
@@ -42,11 +46,13 @@ impl Audit {
         let threshold = rule.threshold().unwrap_or(0.0);
         let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
         Ok(if label_free {
-            let (class, share) = probe::dominant_class_share(engine, target, p.data, p.input, threshold, p.output)?;
+            let (class, share) =
+                probe::dominant_class_share(engine, target, p.data, p.input, threshold, p.output, p.per_image)?;
             if share >= 0.99 {
                 let w = format!(
-                    "label-free baseline: the target predicts class {class} on {:.1}% of the probe pixels, so agreement with it says little; check the input scaling (--normalize) and the output rule ({})",
+                    "label-free baseline: the target predicts class {class} on {:.1}% of the probe {}, so agreement with it says little; check the input scaling (--normalize) and the output rule ({})",
                     100.0 * share,
+                    if p.per_image { "images" } else { "pixels" },
                     rule.describe()
                 );
                 warn(std::slice::from_ref(&w), o.quiet);
@@ -56,8 +62,15 @@ impl Audit {
         } else {
             let tries =
                 if self.normalize == Normalize::Auto { probe::candidates(p.samples) } else { vec![self.normalize] };
-            let scores =
-                probe::score_scalings(engine, target, p.samples, p.input, self.fit, threshold, p.output, &tries)?;
+            let how = probe::ProbeScoring {
+                fit: self.fit,
+                mean_std: self.mean_std.as_ref(),
+                threshold,
+                output: p.output,
+                per_image: p.per_image,
+                metric: self.metric,
+            };
+            let scores = probe::score_scalings(engine, target, p.samples, p.input, how, &tries)?;
             let best = probe::best(&scores).map(|b| (b.normalize, b.probe_dice)).unwrap_or((first_norm, 0.0));
             if best.1 < self.min_baseline {
                 return Err(self.no_baseline(best.1, "on the probe batch", &scores, rule).into());
@@ -66,20 +79,25 @@ impl Audit {
         })
     }
 
-    /// The refusal when the baseline does not segment the data.
+    /// The refusal when the baseline does not segment (classify) the data.
     pub(super) fn no_baseline(&self, mean: f64, on: &str, scores: &[probe::ScalingScore], rule: &Rule) -> UserError {
         let tried: Vec<String> = scores
             .iter()
             .map(|s| format!("{} {:.3}", format!("{:?}", s.normalize).to_lowercase(), s.probe_dice))
             .collect();
+        let (does, score) = match self.metric {
+            Metric::Accuracy => ("classify", "accuracy"),
+            _ => ("segment", "mean Dice"),
+        };
         UserError::BadData(format!(
-            "the target {} does not segment this data: baseline mean Dice {mean:.3} {on} is below --min-baseline {} \
-             (input scaling tried, probe Dice: {}; output rule: {}). No verdict is given, because every swap of a \
+            "the target {} does not {does} this data: baseline {score} {mean:.3} {on} is below --min-baseline {} \
+             (input scaling tried, probe {}: {}; output rule: {}). No verdict is given, because every swap of a \
              model that fails anyway looks harmless. Check that the labels use the model's class numbers, the input \
              scaling (--normalize), the size and channels fed, and the output rule (--threshold); --min-baseline 0 \
              audits anyway",
             self.target.display(),
             self.min_baseline,
+            self.metric.label(),
             tried.join(", "),
             rule.describe()
         ))

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use super::{Audit, Labels};
 use crate::audit::Strategy;
+use crate::data::standardize::MeanStd;
 use crate::data::{Fit, Normalize};
 use crate::engine::Device;
+use crate::metrics::score::Metric;
 use crate::model::layout::LayoutChoice;
 use crate::pipeline::Options;
 
@@ -100,6 +102,20 @@ impl Audit {
     /// graph, see [`crate::model::layout`]); `nchw`/`nhwc` force both.
     pub fn layout(mut self, layout: LayoutChoice) -> Audit {
         self.layout = layout;
+        self
+    }
+
+    /// What swaps are scored by (default Dice): accuracy for classifiers with class-id
+    /// labels, agreement (label-free) for any pixel or class output.
+    pub fn metric(mut self, metric: Metric) -> Audit {
+        self.metric = metric;
+        self
+    }
+
+    /// Per-channel mean and std to standardize with after the per-image scaling (`--mean`,
+    /// `--std`), in float32; `None` (default) leaves the scaled values as they are.
+    pub fn mean_std(mut self, mean_std: Option<MeanStd>) -> Audit {
+        self.mean_std = mean_std;
         self
     }
 

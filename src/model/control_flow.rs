@@ -1,0 +1,110 @@
+//! Layers inside control flow: Conv/BatchNormalization nodes in the subgraphs of `If`,
+//! `Loop` and `Scan` (or any node with a graph attribute). The audit swaps parameters of
+//! the main graph's layers only, so these are listed as not audited and count against the
+//! RN verdict instead of vanishing from the report.
+
+use std::collections::HashSet;
+
+use onnx_protobuf::{GraphProto, NodeProto};
+use serde::Serialize;
+
+use super::Model;
+
+/// Ops that make a parametrized layer, float or quantized.
+const LAYER_OPS: [&str; 5] = ["Conv", "ConvTranspose", "BatchNormalization", "QLinearConv", "ConvInteger"];
+
+/// A layer inside a subgraph, not audited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NestedLayer {
+    /// Node name (`op_N` when the file leaves it empty).
+    pub node: String,
+    /// Its op type.
+    pub op: String,
+    /// Where it sits: `then_branch of If 'branch'` (outermost last for deeper nesting).
+    pub inside: String,
+}
+
+impl NestedLayer {
+    /// Whether it is a convolution (counts among the conv layers of the RN verdict).
+    pub fn is_conv(&self) -> bool {
+        self.op != "BatchNormalization"
+    }
+}
+
+/// Why nested layers are not audited.
+pub const REASON: &str = "the audit swaps the parameters of the main graph's layers; layers inside \
+If/Loop/Scan subgraphs run only when the control flow takes them and are not swapped";
+
+/// The subgraphs a node holds, with the attribute names.
+pub fn subgraphs(n: &NodeProto) -> impl Iterator<Item = (&str, &GraphProto)> {
+    n.attribute.iter().flat_map(|a| a.g.as_ref().into_iter().chain(a.graphs.iter()).map(move |g| (a.name.as_str(), g)))
+}
+
+/// Every Conv/BatchNormalization layer inside a subgraph of the main graph, in graph order.
+pub fn nested_layers(model: &Model) -> Vec<NestedLayer> {
+    let mut out = Vec::new();
+    for n in &model.proto.graph.node {
+        for (attr, g) in subgraphs(n) {
+            collect(g, &format!("{attr} of {} '{}'", n.op_type, n.name), &mut out);
+        }
+    }
+    out
+}
+
+fn collect(g: &GraphProto, inside: &str, out: &mut Vec<NestedLayer>) {
+    for (i, n) in g.node.iter().enumerate() {
+        if LAYER_OPS.contains(&n.op_type.as_str()) {
+            let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
+            out.push(NestedLayer { node, op: n.op_type.clone(), inside: inside.to_string() });
+        }
+        for (attr, sub) in subgraphs(n) {
+            collect(sub, &format!("{attr} of {} '{}' in {inside}", n.op_type, n.name), out);
+        }
+    }
+}
+
+/// The outer-scope tensors a node's subgraphs read (names used inside and not defined
+/// there): inputs of the node as much as its listed ones.
+pub fn captured(n: &NodeProto) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, g) in subgraphs(n) {
+        captured_by(g, &HashSet::new(), &mut out);
+    }
+    out
+}
+
+fn captured_by(g: &GraphProto, outer_defined: &HashSet<String>, out: &mut Vec<String>) {
+    let mut defined: HashSet<String> = outer_defined.clone();
+    defined.extend(g.input.iter().map(|v| v.name.clone()));
+    defined.extend(g.initializer.iter().map(|t| t.name.clone()));
+    defined.extend(g.node.iter().flat_map(|n| n.output.iter().cloned()));
+    for n in &g.node {
+        for x in n.input.iter().filter(|x| !x.is_empty() && !defined.contains(*x)) {
+            if !out.contains(x) {
+                out.push(x.clone());
+            }
+        }
+        for (_, sub) in subgraphs(n) {
+            let mut inner = Vec::new();
+            captured_by(sub, &defined, &mut inner);
+            for x in inner {
+                if !out.contains(&x) {
+                    out.push(x);
+                }
+            }
+        }
+    }
+}
+
+/// One line for messages: how many layers sit in subgraphs, which, and why not audited.
+pub fn summary(layers: &[NestedLayer]) -> Option<String> {
+    let first = layers.first()?;
+    let more = if layers.len() > 1 { format!(" and {} more", layers.len() - 1) } else { String::new() };
+    Some(format!(
+        "{} Conv/BN layer(s) inside control flow not audited: '{}' ({}, in the {}){more}; {REASON}",
+        layers.len(),
+        first.node,
+        first.op,
+        first.inside
+    ))
+}

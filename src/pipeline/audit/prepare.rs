@@ -1,0 +1,162 @@
+//! What an audit settles before its first swap: both models loaded and paired, the
+//! data-free report, the data loaded and preprocessed with the scaling chosen on the probe
+//! batch, the output's meaning and prediction rule, images per run. [`Audit::run`] goes on
+//! to the swaps; [`Audit::scorer`](super::Audit::scorer) scores whole models with the same
+//! data and truth (the joint check of a reuse plan).
+
+use anyhow::Result;
+
+use super::{Audit, Labels, Probe};
+use crate::audit::compare::PairValues;
+use crate::data::preprocess::Dataset;
+use crate::data::{self, LayoutHint, Normalize};
+use crate::engine::LazyEngine;
+use crate::error::UserError;
+use crate::model::head::{Head, Rule};
+use crate::model::layout::Layout;
+use crate::pipeline::layout::Io;
+use crate::pipeline::output::OutputKind;
+use crate::pipeline::probe::{self, ScalingScore};
+use crate::pipeline::{data_free_report, load_pair_of, warn, PairContext};
+use crate::report::Report;
+
+/// An audit up to its first swap.
+pub(crate) struct Prepared {
+    /// The models and their pairing (the target made batch-dynamic with `--dynamic-batch`).
+    pub ctx: PairContext,
+    /// The data-free report, with the warnings so far.
+    pub report: Report,
+    /// Every paired parameter's values, checked finite.
+    pub values: PairValues,
+    /// The model's input and output as fed and read.
+    pub io: Io,
+    /// The whole validation set, preprocessed.
+    pub dataset: Dataset,
+    /// The data's format (npz, npy, nifti, png).
+    pub format: &'static str,
+    /// What the first output holds.
+    pub kind: OutputKind,
+    /// How output channels become classes.
+    pub rule: Rule,
+    /// The input scaling chosen (or forced).
+    pub normalize: Normalize,
+    /// What each scaling tried scored on the probe batch.
+    pub scores: Vec<ScalingScore>,
+    /// The truth is the unswapped target's predictions.
+    pub label_free: bool,
+    /// Images per run.
+    pub batch: usize,
+}
+
+impl Audit {
+    /// Check the settings, load and pair the models, load and preprocess the data.
+    pub(crate) fn prepare(&self, engine: &LazyEngine) -> Result<Prepared> {
+        let o = &self.options;
+        o.validate()?;
+        if self.batch == 0 {
+            return Err(UserError::BadFlag { flag: "--batch", reason: "must be at least 1".into() }.into());
+        }
+        let Some(data_path) = &self.data else {
+            return Err(UserError::BadFlag { flag: "--data", reason: "an audit needs validation data".into() }.into());
+        };
+        let labels_file = match &self.labels {
+            Labels::File(p) => Some(p.as_path()),
+            _ => None,
+        };
+        self.check_metric_flags()?;
+        let label_free = self.labels == Labels::Baseline || self.metric.label_free();
+        let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
+        warn(&ctx.warnings, o.quiet);
+        let (mut report, values) = data_free_report(&ctx, o, "audit")?;
+        let io = crate::pipeline::layout::resolve(&ctx.target, self.layout, self.size)?;
+        warn(&io.conflicts, o.quiet);
+        report.warnings.extend(io.conflicts.iter().cloned());
+        if !o.quiet && (io.input.layout == Layout::Nhwc || io.output == Layout::Nhwc) {
+            eprintln!("note: {}", io.evidence);
+        }
+        let (input, output) = (&io.input, io.output);
+        let hint = LayoutHint { channels: input.channels, layout: input.layout };
+        // A forced layout the graph contradicts is the likely cause of data that does not
+        // fit: say so with the error.
+        let layout_hint = |e: anyhow::Error| match io.conflicts.first() {
+            Some(c) => e.context(format!("{c}; the data was read for {}", input.layout.pattern())),
+            None => e,
+        };
+        let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
+        if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
+            return Err(
+                UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
+            );
+        }
+        if !(0.0..=1.0).contains(&self.min_baseline) {
+            return Err(UserError::BadFlag {
+                flag: "--min-baseline",
+                reason: format!("{} is not in [0, 1]", self.min_baseline),
+            }
+            .into());
+        }
+        // The probe batch: the output's meaning, the scaling that fits, a baseline check.
+        let probe_samples = probe::probe_samples(&loaded.samples);
+        let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
+        let mut probe_data =
+            data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(layout_hint)?;
+        if let Some(ms) = &self.mean_std {
+            probe_data.standardize(ms)?;
+        }
+        if io.free_size {
+            let flag = self.size.map(|(h, w)| format!("{h}x{w}"));
+            probe::check_size(engine.get()?, &ctx.target, &probe_data, input, output, flag.as_deref())?;
+        }
+        let head = Head::of(&ctx.target);
+        let kind = crate::pipeline::output::output_kind(engine.get()?, &ctx.target, &probe_data, input, output)?;
+        self.check_metric_output(&kind, &probe_data, label_free)?;
+        let channels = kind.channels;
+        let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {
+            Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
+            _ => UserError::BadFile { path: self.target.clone(), reason: why },
+        })?;
+        let (normalize, scores) = self.choose_scaling(
+            engine.get()?,
+            &ctx.target,
+            Probe { samples: &probe_samples, data: &probe_data, input, output, per_image: kind.per_image },
+            &rule,
+            label_free,
+            &mut report.warnings,
+        )?;
+        let mut dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
+        if let Some(ms) = &self.mean_std {
+            dataset.standardize(ms)?;
+        }
+        if self.dynamic_batch {
+            ctx.target = crate::pipeline::dynamic_batch::verified(engine.get()?, &ctx.target, input, &dataset)?;
+        }
+        // Dynamic quantization scales activations per run: an image's result would depend on
+        // the images that share its batch, so every image runs alone.
+        let batch = match ctx.target.proto.graph.node.iter().find(|n| n.op_type == "DynamicQuantizeLinear") {
+            Some(n) if self.batch > 1 => {
+                let w = format!(
+                    "the target quantizes activations per run (DynamicQuantizeLinear '{}'): one image per run, so no image's result depends on its batch mates",
+                    n.name
+                );
+                warn(std::slice::from_ref(&w), o.quiet);
+                report.warnings.push(w);
+                1
+            }
+            _ => self.batch,
+        };
+        Ok(Prepared {
+            ctx,
+            report,
+            values,
+            io,
+            dataset,
+            format: loaded.format,
+            kind,
+            rule,
+            normalize,
+            scores,
+            label_free,
+            batch,
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! Corrupt or ambiguous ONNX files (issue 14): each is refused on load with exit 2, naming
+//! the file and the tensor or node, before any size it declares is allocated.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use onnx_protobuf::ModelProto;
+
+/// Run `args`, expect exit 2 with every needle in stderr and no panic; returns stderr.
+fn refused(args: &[&std::ffi::OsStr], needles: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "'{n}' missing from: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn with_init(m: &mut ModelProto, name: &str, f: impl FnOnce(&mut onnx_protobuf::TensorProto)) {
+    let g = m.graph.as_mut().unwrap();
+    f(g.initializer.iter_mut().find(|t| t.name == name).unwrap());
+}
+
+/// `audit`, `rmse` and `inspect` of a target `bad` (source healthy) all refuse it.
+fn every_command_refuses(dir: &Path, bad: &ModelProto, needles: &[&str]) {
+    let t = save(bad, dir, "bad.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir, "good.onnx");
+    let data = dir.join("val.npz");
+    npz(&data, 2, 8, Some(&[1u8; 2 * 64]), 5);
+    let mut all = vec!["bad.onnx"];
+    all.extend_from_slice(needles);
+    refused(&["inspect".as_ref(), t.as_os_str()], &all);
+    refused(&["rmse".as_ref(), s.as_os_str(), t.as_os_str()], &all);
+    refused(&["audit".as_ref(), t.as_os_str(), s.as_os_str(), "--data".as_ref(), data.as_os_str()], &all);
+}
+
+#[test]
+fn duplicate_initializer_names_gave_rmse_of_one_copy_and_dice_of_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    // A second `net.conv1.weight` with other values: ONNX Runtime runs one, RMSE read the other.
+    let g = m.graph.as_mut().unwrap();
+    let mut copy = g.initializer.iter().find(|t| t.name == "net.conv1.weight").unwrap().clone();
+    copy.raw_data = copy.raw_data.chunks_exact(4).flat_map(|_| 5.0f32.to_le_bytes()).collect();
+    g.initializer.push(copy);
+    every_command_refuses(dir.path(), &m, &["corrupt file", "'net.conv1.weight' is defined twice"]);
+}
+
+#[test]
+fn initializer_named_like_a_node_output_was_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    let g = m.graph.as_mut().unwrap();
+    let mut t = g.initializer[0].clone();
+    t.name = "relu1_out".into();
+    g.initializer.push(t);
+    every_command_refuses(dir.path(), &m, &["'relu1_out' is defined twice", "node 'relu1'"]);
+}
+
+#[test]
+fn dims_of_2_pow_40_read_as_a_shape_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    with_init(&mut m, "net.conv2.weight", |t| t.dims = vec![1 << 40]);
+    let e = refused(
+        &[
+            "rmse".as_ref(),
+            save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx").as_os_str(),
+            save(&m, dir.path(), "s.onnx").as_os_str(),
+        ],
+        &["s.onnx", "corrupt file", "'net.conv2.weight'", "[1099511627776]"],
+    );
+    assert!(!e.contains("vs source"), "not a pairing mismatch: {e}");
+    every_command_refuses(dir.path(), &m, &["corrupt file", "'net.conv2.weight'"]);
+}
+
+#[test]
+fn overflowing_dims_were_a_shape_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    // 2^32 * 2^32 * 4 wraps to 0 in 64 bits.
+    with_init(&mut m, "net.conv2.weight", |t| t.dims = vec![1 << 32, 1 << 32, 4]);
+    every_command_refuses(dir.path(), &m, &["corrupt file", "'net.conv2.weight'", "2^40"]);
+}
+
+#[test]
+fn negative_dims_were_a_shape_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    with_init(&mut m, "net.bn1.running_var", |t| t.dims = vec![-4]);
+    every_command_refuses(dir.path(), &m, &["corrupt file", "'net.bn1.running_var'", "negative"]);
+}
+
+#[test]
+fn data_shorter_than_the_dims_is_a_corrupt_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    with_init(&mut m, "net.conv1.bias", |t| t.raw_data.truncate(8));
+    every_command_refuses(dir.path(), &m, &["corrupt file", "'net.conv1.bias'", "holds 8 bytes", "16 bytes"]);
+}
+
+#[test]
+fn huge_dims_with_external_data_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    externalize(&mut m, dir.path(), "w.data", "w.data");
+    with_init(&mut m, "net.conv1.weight", |t| {
+        t.dims = vec![1 << 20, 1 << 20, 1 << 20];
+        t.external_data.retain(|kv| kv.key != "length");
+    });
+    let p = save(&m, dir.path(), "ext.onnx");
+    refused(&["inspect".as_ref(), p.as_os_str()], &["ext.onnx", "corrupt file", "'net.conv1.weight'", "2^40"]);
+}
+
+#[test]
+fn cyclic_graph_was_accepted_by_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    // relu1 now reads relu2's output: conv2 -> bn2 -> relu2 -> relu1 -> conv2.
+    let g = m.graph.as_mut().unwrap();
+    g.node.iter_mut().find(|n| n.name == "relu1").unwrap().input[0] = "relu2_out".into();
+    let e = refused(&["inspect".as_ref(), save(&m, dir.path(), "cycle.onnx").as_os_str()], &["cycle.onnx", "cycle"]);
+    assert!(["relu1", "conv2", "bn2", "relu2"].iter().any(|n| e.contains(&format!("node '{n}'"))), "{e}");
+    every_command_refuses(dir.path(), &m, &["has a cycle"]);
+}

@@ -1,0 +1,98 @@
+//! Values that are not numbers (issue 14): a target whose output is NaN had a perfect "RN,
+//! 100%" verdict; NaN/Inf pixels must be refused naming the file and the first index.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use onnx_protobuf::ModelProto;
+
+/// The tiny CNN's output plus `0 * Sqrt(x + shift)`: NaN wherever an input pixel is below
+/// `-shift`, the model's own output elsewhere.
+fn nan_where_input_below(shift: f32) -> ModelProto {
+    let mut m = tiny_cnn(&Spec::default());
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.push(tensor("shift", &[1], &[shift], Storage::Raw));
+    g.initializer.push(tensor("zero", &[1], &[0.0], Storage::Raw));
+    g.node.push(node("Add", "shifted", &["x", "shift"], &["xs"], vec![]));
+    g.node.push(node("Sqrt", "root", &["xs"], &["r"], vec![]));
+    g.node.push(node("Mul", "nothing", &["r", "zero"], &["r0"], vec![]));
+    g.node.iter_mut().find(|n| n.name == "conv3").unwrap().output[0] = "y0".into();
+    g.node.push(node("Add", "out", &["y0", "r0"], &["y"], vec![]));
+    m
+}
+
+fn stderr_of(cmd: &mut assert_cmd::Command) -> (Option<i32>, String) {
+    let out = cmd.output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn setup(
+    dir: &Path,
+    target: &ModelProto,
+    images: &[f32],
+    n: usize,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let t = save(target, dir, "nan-target.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir, "source.onnx");
+    let data = dir.join("val.npz");
+    let labels: Vec<u8> = (0..n * 64).map(|i| (i % 3) as u8).collect();
+    npz_arrays(&data, &[n, 1, 8, 8], images, Some((&[n, 8, 8], &labels)));
+    (t, s, data)
+}
+
+#[test]
+fn target_output_nan_gave_reusable_network_100_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    // NaN wherever a pixel is below 1000: everywhere, whatever the scaling.
+    let images: Vec<f32> = Rng::new(4).vec(4 * 64, 2.0);
+    let (t, s, data) = setup(dir.path(), &nan_where_input_below(-1000.0), &images, 4);
+    for strategy in ["naive", "shared", "incremental"] {
+        for labels in [None, Some("baseline")] {
+            let out = dir.path().join(format!("out-{strategy}"));
+            let mut cmd = audit_cmd(&t, &s, &data);
+            cmd.args(["--strategy", strategy, "-q"]).arg("--out").arg(&out);
+            if let Some(l) = labels {
+                cmd.args(["--labels", l]);
+            }
+            let (code, e) = stderr_of(&mut cmd);
+            assert_eq!(code, Some(2), "{strategy} {labels:?}: {e}");
+            assert!(e.contains("nan-target.onnx") && e.contains("output is NaN"), "{e}");
+            assert!(e.contains("no verdict") && !e.contains("panicked"), "{e}");
+            assert!(!out.exists(), "no report");
+        }
+    }
+}
+
+#[test]
+fn target_output_nan_on_one_image_the_probe_does_not_see() {
+    let dir = tempfile::tempdir().unwrap();
+    // 20 positive images, unscaled; image 19 (not among the probe's) has one pixel of -5.
+    let n = 20;
+    let mut images: Vec<f32> = Rng::new(5).vec(n * 64, 1.0).iter().map(|v| v.abs() + 0.1).collect();
+    images[19 * 64 + 2 * 8 + 3] = -5.0;
+    let (t, s, data) = setup(dir.path(), &nan_where_input_below(1.0), &images, n);
+    for strategy in ["naive", "incremental"] {
+        let (code, e) = stderr_of(audit_cmd(&t, &s, &data).args(["--strategy", strategy, "--normalize", "none", "-q"]));
+        assert_eq!(code, Some(2), "{strategy}: {e}");
+        // NaN in every class channel at row 2, column 3 of image 19: the first is channel 0.
+        assert!(e.contains("val.npz#19") && e.contains("[19, 0, 2, 3]"), "{strategy}: {e}");
+    }
+    // Without the bad pixel the same audit runs: the check is not a false alarm.
+    images[19 * 64 + 2 * 8 + 3] = 0.5;
+    let (t, s, data) = setup(dir.path(), &nan_where_input_below(1.0), &images, n);
+    audit_cmd(&t, &s, &data).args(["--normalize", "none", "-q"]).assert().success();
+}
+
+#[test]
+fn inf_pixel_is_refused_naming_the_file_and_first_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut images: Vec<f32> = Rng::new(6).vec(3 * 64, 1.0);
+    images[2 * 64 + 5 * 8 + 1] = f32::INFINITY;
+    images[2 * 64 + 6 * 8 + 7] = f32::NAN;
+    let (t, s, data) = setup(dir.path(), &tiny_cnn(&Spec::default()), &images, 3);
+    let (code, e) = stderr_of(&mut audit_cmd(&t, &s, &data));
+    assert_eq!(code, Some(2), "{e}");
+    assert!(e.contains("val.npz#2") && e.contains("non-finite pixel (inf) at channel 0, row 5, column 1"), "{e}");
+}

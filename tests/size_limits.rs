@@ -1,0 +1,168 @@
+//! Declared sizes checked before allocating (issue 14): `inspect --flops --size 100000x100000`
+//! aborted allocating 40 GB; a small `.nii.gz` declaring 1024^3 voxels was inflated before
+//! failing; `.npy` shapes that overflow crashed the reader; `--threads 10000` built thousands
+//! of sessions; a NIfTI volume without its `_gt` file was dropped without a word.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use common::*;
+
+fn refused(cmd: &mut assert_cmd::Command, needles: &[&str]) {
+    let out = cmd.output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "'{n}' missing from: {e}");
+    }
+    assert!(!e.contains("panicked") && !e.contains("memory allocation"), "{e}");
+}
+
+#[test]
+fn inspect_flops_size_100000x100000_aborted_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    free_spatial(&mut m);
+    let p = save(&m, dir.path(), "free.onnx");
+    let limit = ["100000x100000", "more than the 67108864 values (2^26"];
+    refused(bin().args(["inspect", "--flops", "--size", "100000x100000"]).arg(&p), &limit);
+    // 8192 x 8192 is the most one channel may be; one row more is refused.
+    refused(bin().args(["inspect", "--flops", "--size", "8193x8192"]).arg(&p), &["8193x8192", "2^26"]);
+    let data = dir.path().join("val.npz");
+    npz(&data, 2, 8, Some(&[0u8; 128]), 1);
+    refused(audit_cmd(&p, &p, &data).args(["--size", "100000x100000"]), &limit);
+}
+
+#[test]
+fn model_declaring_a_huge_fixed_input_is_refused_before_feeding() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = tiny_cnn(&Spec { size: 100_000, ..Spec::default() });
+    let p = save(&m, dir.path(), "huge-input.onnx");
+    refused(bin().args(["inspect", "--flops"]).arg(&p), &["huge-input.onnx", "1 x 100000 x 100000", "2^26"]);
+    let data = dir.path().join("val.npz");
+    npz(&data, 2, 8, Some(&[0u8; 128]), 1);
+    refused(audit_cmd(&p, &p, &data).args(["--fit", "resize"]), &["huge-input.onnx", "1 x 100000 x 100000"]);
+}
+
+/// A NIfTI-1 `.nii.gz` whose header declares `dims` (uint8) but holds `payload` voxel bytes.
+fn lying_nii_gz(path: &Path, dims: &[u16], payload: usize) {
+    let bytes = reuse_audit::data::nifti::nii_bytes(dims, 2, 8, (1.0, 0.0), &vec![0u8; payload], false);
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    gz.write_all(&bytes).unwrap();
+    gz.finish().unwrap();
+}
+
+#[test]
+fn small_nii_gz_declaring_1024_cubed_voxels_was_inflated() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("vols");
+    std::fs::create_dir(&data).unwrap();
+    // 2 MiB of zeros (a few KiB compressed) under a header that declares 1 GiB.
+    for name in ["big.nii.gz", "big_gt.nii.gz"] {
+        lying_nii_gz(&data.join(name), &[1024, 1024, 1024], 2 << 20);
+    }
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    let started = std::time::Instant::now();
+    refused(
+        &mut audit_cmd(&m, &m, &data),
+        &["big.nii.gz", "[1024, 1024, 1024] = 1073741824 voxels", "2^27", "refused before reading it"],
+    );
+    assert!(started.elapsed().as_secs() < 30);
+    // Within the limit but longer than the payload: the bounded read says it is truncated.
+    for name in ["big.nii.gz", "big_gt.nii.gz"] {
+        lying_nii_gz(&data.join(name), &[512, 512, 256], 4096);
+    }
+    refused(&mut audit_cmd(&m, &m, &data), &["big.nii.gz", "truncated"]);
+    // An uncompressed file is held against its length before anything is read.
+    let nii = dir.path().join("flat");
+    std::fs::create_dir(&nii).unwrap();
+    for name in ["a.nii", "a_gt.nii"] {
+        let b = reuse_audit::data::nifti::nii_bytes(&[64, 64, 64], 2, 8, (1.0, 0.0), &[0u8; 100], false);
+        std::fs::write(nii.join(name), b).unwrap();
+    }
+    refused(&mut audit_cmd(&m, &m, &nii), &["a.nii", "262144 bytes from offset 352", "the file has 452 bytes"]);
+}
+
+#[test]
+fn nifti_volume_without_its_gt_file_was_dropped_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("vols");
+    std::fs::create_dir(&data).unwrap();
+    let vol = |name: &str| {
+        let b = reuse_audit::data::nifti::nii_bytes(&[8, 8, 2], 2, 8, (1.0, 0.0), &[1u8; 128], false);
+        std::fs::write(data.join(name), b).unwrap();
+    };
+    for name in ["p1.nii", "p1_gt.nii", "p2.nii", "p2_gt.nii", "p3.nii"] {
+        vol(name);
+    }
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    refused(
+        &mut audit_cmd(&m, &m, &data),
+        &["vols", "p3.nii has no label volume p3_gt.nii", "1 volume(s) without _gt"],
+    );
+    // With its labels the folder loads: 3 volumes of 2 slices.
+    vol("p3_gt.nii");
+    let out = audit_cmd(&m, &m, &data).args(["--json", "-q", "--kinds", "B"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["dataset"]["images"], 6);
+}
+
+fn npy_header_only(shape: &str) -> Vec<u8> {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&[0u8; 16]);
+    out
+}
+
+#[test]
+fn npy_shape_that_overflows_crashed_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    let labels = dir.path().join("labels.npy");
+    std::fs::write(&labels, reuse_audit::data::npy::npy_bytes("|u1", &[2, 8, 8], &[0u8; 128])).unwrap();
+    for (shape, needle) in [
+        ("(4294967296, 4294967296, 4)", "73786976294838206464 values, more than the 1073741824 (2^30)"),
+        ("(1099511627776,)", "1099511627776 values"),
+        ("(2, -3)", "negative dimension"),
+    ] {
+        let p = dir.path().join("images.npy");
+        std::fs::write(&p, npy_header_only(shape)).unwrap();
+        refused(audit_cmd(&m, &m, &p).arg("--labels").arg(&labels), &["images.npy", needle]);
+        // The same array inside an .npz.
+        let z = dir.path().join("data.npz");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&z).unwrap());
+        zip.start_file("images.npy", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(&npy_header_only(shape)).unwrap();
+        zip.finish().unwrap();
+        refused(&mut audit_cmd(&m, &m, &z), &["data.npz", "images.npy", needle]);
+    }
+}
+
+#[test]
+fn threads_10000_built_thousands_of_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, Some(&(0..256).map(|i| (i % 3) as u8).collect::<Vec<_>>()), 3);
+    let one = audit_cmd(&t, &s, &data).args(["--json", "-q", "--threads", "1"]).output().unwrap();
+    assert!(one.status.success());
+    let started = std::time::Instant::now();
+    let many = audit_cmd(&t, &s, &data).args(["--json", "--threads", "10000"]).output().unwrap();
+    let e = String::from_utf8_lossy(&many.stderr);
+    assert!(many.status.success(), "{e}");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(e.contains(&format!("note: --threads 10000 is more than the {cores} core(s) here: using {cores}")), "{e}");
+    // Ten thousand sessions took minutes; the clamped run is a tiny audit.
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+    assert_eq!(one.stdout, many.stdout, "the thread count does not change the report");
+}
