@@ -10,6 +10,11 @@
 //! `reuse-audit audit` per strategy as a child process (wall time, peak RSS); the peer.
 //! Medians are reported. efficiency = ideal_time / actual_time, ideal_time = t_forward x
 //! equivalents. Then the incremental audit's peak memory at three cache budgets.
+//!
+//! `unet-240`, `pspnet-240`: the exact audit against `--adaptive` on a held-out set of 240
+//! acdc slices (made by `models/make_heldout.py` under `target/`), taking turns, with the
+//! decided rows compared. `bootstrap`: the intervals of 100 swaps over 500 images, 2000
+//! resamples, in process.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -145,6 +150,81 @@ fn measure_limits(arch: &str) {
     println!("{t_fwd},{best_batch},{t_fwd_exposed},{},{},{ideal},{equivalents}", swap_nodes.len(), ds.n());
 }
 
+/// The adaptive benchmark's pairs: name, target, source (on the 240-slice held-out set).
+const ADAPTIVE_PAIRS: [(&str, &str, &str); 2] = [
+    ("unet-240", "models/unet-acdc-seg.onnx", "models/unet-acdc-ae.onnx"),
+    ("pspnet-240", "models/pspnet-acdc-seg.onnx", "models/pspnet-acdc-ae.onnx"),
+];
+
+/// The exact audit and `--adaptive` on 240 held-out slices, taking turns: median wall
+/// times, image forwards, and decided rows that differ (there should be none).
+fn adaptive(bin: &str, py: &std::path::Path, tmp: &std::path::Path, picked: &dyn Fn(&str) -> bool) {
+    let data = root().join("target/heldout/acdc-heldout-240.npz");
+    for (name, t, s) in ADAPTIVE_PAIRS.into_iter().filter(|p| picked(p.0)) {
+        if !data.exists() {
+            let made = Command::new(py).arg(root().join("models/make_heldout.py")).arg(&data).status();
+            assert!(made.is_ok_and(|s| s.success()), "models/make_heldout.py failed");
+        }
+        let out = |mode: &str| tmp.join(format!("{name}-{mode}"));
+        let audit = |mode: &str| {
+            let mut c = Command::new(bin);
+            c.stdout(std::process::Stdio::null()).arg("audit").arg(root().join(t)).arg(root().join(s));
+            c.arg("--data").arg(&data).args(["-q", "--format", "json", "--out"]).arg(out(mode));
+            if mode == "adaptive" {
+                c.arg("--adaptive");
+            }
+            c
+        };
+        let (mut exact, mut fast) = (Vec::new(), Vec::new());
+        for _ in 0..runs() {
+            exact.push(measure_once(&mut audit("exact")));
+            fast.push(measure_once(&mut audit("adaptive")));
+        }
+        let read = |mode: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(out(mode).join("report.json")).expect("report")).expect("JSON")
+        };
+        let (e, a) = (read("exact"), read("adaptive"));
+        let (rows_e, rows_a) = (e["rows"].as_array().expect("rows"), a["rows"].as_array().expect("rows"));
+        let decided = |r: &serde_json::Value| r["decision"] != "undecided";
+        let both = rows_e.iter().zip(rows_a).filter(|(x, y)| decided(x) && decided(y));
+        let differ = both.clone().filter(|(x, y)| x["decision"] != y["decision"]).count();
+        let undecided = |rows: &[serde_json::Value]| rows.iter().filter(|r| !decided(r)).count();
+        let (te, ta) = (median(&exact).0, median(&fast).0);
+        let info = &a["adaptive"];
+        println!(
+            "\n{name}: {} swaps on 240 held-out slices; exact {te:.2}s, --adaptive {ta:.2}s: {:.1}x faster (median of {}); image forwards {} vs {} ({:.1}x fewer); rows decided by both {}, differing {differ}; undecided exact {}, adaptive {}; rounds {}",
+            rows_e.len(),
+            te / ta,
+            runs(),
+            info["image_forwards"],
+            info["exact_image_forwards"],
+            info["exact_image_forwards"].as_f64().unwrap_or(0.0) / info["image_forwards"].as_f64().unwrap_or(1.0),
+            both.count(),
+            undecided(rows_e),
+            undecided(rows_a),
+            info["rounds"]
+        );
+    }
+}
+
+/// The paired bootstrap alone: 100 swaps over 500 images of 4 classes, 2000 resamples.
+fn bootstrap_time() {
+    use reuse_audit::metrics::bootstrap::{delta_intervals, SplitMix64};
+    let mut rng = SplitMix64::new(1);
+    let mut counts = || ndarray::Array3::from_shape_fn((500, 4, 3), |(_, _, j)| (rng.below(500) + 100 * j) as u32);
+    let base = counts();
+    let swaps: Vec<_> = (0..100).map(|_| counts()).collect();
+    let views: Vec<_> = swaps.iter().map(|a| a.view()).collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let iv = delta_intervals(base.view(), &views, 0.95, 2000);
+        best = best.min(t0.elapsed().as_secs_f64());
+        assert_eq!(iv.len(), 100);
+    }
+    println!("\nbootstrap: 100 swaps x 500 images x 2000 resamples (4 classes): {best:.3}s (best of 3)");
+}
+
 fn main() {
     if let Ok(arch) = std::env::var("REUSE_AUDIT_BENCH_LIMITS") {
         return measure_limits(&arch);
@@ -258,6 +338,18 @@ fn main() {
             println!("python peer: skipped (scripts/pyenv.sh could not make its environment)");
         }
         memory(arch, &audit, &tmp, images, median(&samples[2]).1);
+    }
+    if picked("bootstrap") {
+        bootstrap_time();
+    }
+    match &py {
+        Some(py) => {
+            std::fs::create_dir_all(&tmp).expect("tmp");
+            adaptive(bin, py, &tmp, &picked);
+        }
+        None => {
+            println!("adaptive: skipped (scripts/pyenv.sh could not make the environment that makes the held-out set)")
+        }
     }
     let _ = std::fs::remove_dir_all(&tmp);
     println!("\narch,strategy,wall_s,speedup_vs_naive,ideal_speedup,efficiency,peak_mib");

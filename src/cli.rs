@@ -243,6 +243,19 @@ pub struct RunArgs {
     /// this (it does not segment or classify the data); 0 audits anyway.
     #[arg(long, default_value_t = 0.5)]
     pub min_baseline: f64,
+    /// Two-sided confidence of each swap's loss interval (paired bootstrap over images):
+    /// a swap is decided reusable or not only when its interval lies on one side of the
+    /// tolerance, else undecided.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Bootstrap resamples per interval (at least 100; fixed seed: reruns give the same bytes).
+    #[arg(long, default_value_t = 2000)]
+    pub bootstrap: usize,
+    /// Score swaps on growing rounds of images (16, 32, 64, ..., all) and stop each one as
+    /// soon as its interval lies on one side of the tolerance (each round's interval at
+    /// 1 - (1 - confidence) / rounds: a union bound over the rounds).
+    #[arg(long)]
+    pub adaptive: bool,
     /// What a swap is scored by: dice (segmentation maps), accuracy (classifiers, labels =
     /// one class id per image, top-1), agreement (label-free: share of pixels, or images,
     /// predicted as the unswapped target predicts them; loss = 1 - agreement).
@@ -330,14 +343,20 @@ pub struct CheckArgs {
 /// CI gates (exit code 1 when one fails).
 #[derive(Debug, Args)]
 pub struct GateArgs {
-    /// Fail when the network is not an RN.
+    /// Fail when the network is not an RN at the stated confidence (its RN decision is
+    /// not_reusable, or there is no verdict); an undecided verdict passes unless --strict.
     #[arg(long)]
     pub fail_if_not_reusable: bool,
+    /// Make undecided fail the gates too: --fail-if-not-reusable unless the RN decision is
+    /// reusable, --require-reusable unless each row's decision is reusable.
+    #[arg(long)]
+    pub strict: bool,
     /// Fail when any audited swap loses more than this mean Dice.
     #[arg(long)]
     pub max_delta: Option<f64>,
-    /// Fail unless these (kind, layers) are reusable, e.g. `W:1-5,7,B:*` (`*` = every layer);
-    /// a bare kind is conv (W, B) or BN (RM..RB); prefix the others: `linear.W:1-2,norm.RW:*`.
+    /// Fail when any of these (kind, layers) is decided not reusable (or, with --strict,
+    /// is not decided reusable), e.g. `W:1-5,7,B:*` (`*` = every layer); a bare kind is conv
+    /// (W, B) or BN (RM..RB); prefix the others: `linear.W:1-2,norm.RW:*`.
     #[arg(long)]
     pub require_reusable: Option<String>,
 }

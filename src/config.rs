@@ -55,6 +55,7 @@ impl Settings {
             tolerance: a.tolerance,
             rn_threshold: a.rn_threshold,
             quiet: a.quiet,
+            ..Options::default()
         };
         options.validate()?;
         let mut formats = a.format.clone();

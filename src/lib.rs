@@ -4,7 +4,8 @@
 //! data-free comparison ([`pipeline::rmse`]) or a full swap audit ([`pipeline::Audit`]),
 //! each returning a [`report::Report`]. Underneath: ONNX loading and layer pairing
 //! (`model`, `pair`), weight metrics and Dice (`metrics`), validation data (`data`), ONNX
-//! Runtime (`engine`), the swap audit (`audit`), verdicts (`verdict`) and report writers
+//! Runtime (`engine`), the swap audit (`audit`), verdicts (`verdict`), which data-free
+//! metric predicts the measured loss (`predictors`) and report writers
 //! (`report`).
 
 pub mod audit;
@@ -17,5 +18,6 @@ pub mod model;
 pub mod pair;
 pub mod pipeline;
 pub mod plan;
+pub mod predictors;
 pub mod report;
 pub mod verdict;

@@ -1,4 +1,5 @@
-//! Verdicts from swap results: reusable parameters, the RN verdict, reuse shares.
+//! Verdicts from swap results: reusable parameters (point estimate and three-way decision
+//! from the interval), the RN verdict and its range, reuse shares.
 //!
 //! The RN verdict is a share of conv layers (METHOD.md): linear W rows never count in it.
 //! Reuse shares count every audited (layer, kind) of every family. The per-kind lists of
@@ -10,6 +11,43 @@ use std::collections::BTreeMap;
 use crate::model::layers::group_name;
 use crate::model::{Family, Kind};
 use crate::report::{Row, Summary};
+
+/// A decision at the stated confidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The whole interval is at or below the tolerance (or, for the RN, the share of
+    /// decided-reusable layers reaches the threshold).
+    Reusable,
+    /// The whole interval is above the tolerance (or even counting undecided layers as
+    /// reusable the share stays below the threshold).
+    NotReusable,
+    /// The interval contains the tolerance (or the threshold lies inside the share's range).
+    Undecided,
+}
+
+impl Decision {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Reusable => "reusable",
+            Decision::NotReusable => "not_reusable",
+            Decision::Undecided => "undecided",
+        }
+    }
+
+    /// The decision of an interval `[lo, hi]` of a swap's loss against the tolerance (NaN
+    /// ends decide nothing).
+    pub fn of_interval(lo: f64, hi: f64, tolerance: f64) -> Decision {
+        if hi <= tolerance {
+            Decision::Reusable
+        } else if lo > tolerance {
+            Decision::NotReusable
+        } else {
+            Decision::Undecided
+        }
+    }
+}
 
 /// The group a row belongs to in the summary's lists and `--require-reusable`: its kind
 /// for conv and BN rows, `family.kind` for the other families.
@@ -25,8 +63,9 @@ pub fn is_conv_w(row: &Row) -> bool {
     row.family == "conv" && row.kind == "W"
 }
 
-/// Fill reusable flags on rows (`delta <= tolerance`) and compute the summary.
-/// Rows without a delta (data-free reports) get no verdict.
+/// Fill reusable flags (`delta <= tolerance`) and decisions (from the interval, where the
+/// row has one) on rows and compute the summary. Rows without a delta (data-free reports)
+/// get no verdict.
 pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
     let mut s = Summary::default();
     let (mut groups, mut ok_groups, mut scalars, mut ok_scalars) = (0usize, 0usize, 0usize, 0usize);
@@ -37,6 +76,13 @@ pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
         // A NaN delta (a swap that produced NaN outputs) is never reusable.
         let ok = delta <= tolerance;
         row.reusable = Some(ok);
+        if let (Some(lo), Some(hi)) = (row.delta_dice_lo, row.delta_dice_hi) {
+            let d = Decision::of_interval(lo, hi, tolerance);
+            row.decision = Some(d);
+            if d == Decision::Undecided {
+                s.undecided.entry(row.kind.clone()).or_default().push(row.layer);
+            }
+        }
         groups += 1;
         scalars += row.numel;
         if ok {
@@ -52,8 +98,12 @@ pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
     }
     // Every audited kind appears in both maps, so "nothing reusable" is explicit.
     let kinds: Vec<String> = s.reusable.keys().chain(s.not_reusable.keys()).cloned().collect();
+    let with_intervals = rows.iter().any(|r| r.decision.is_some());
     for k in kinds {
         s.reusable.entry(k.clone()).or_default();
+        if with_intervals {
+            s.undecided.entry(k.clone()).or_default();
+        }
         s.not_reusable.entry(k).or_default();
     }
     s.reuse_share_groups = Some(ok_groups as f64 / groups as f64);
@@ -63,8 +113,30 @@ pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
         let share = w.iter().filter(|&&b| b).count() as f64 / w.len() as f64;
         s.conv_w_reusable_share = Some(share);
         s.rn = Some(share >= rn_threshold);
+        let decisions: Vec<Decision> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.decision).collect();
+        if decisions.len() == w.len() {
+            let count = |keep: fn(Decision) -> bool| decisions.iter().filter(|&&d| keep(d)).count() as f64;
+            let lo = count(|d| d == Decision::Reusable) / w.len() as f64;
+            let hi = count(|d| d != Decision::NotReusable) / w.len() as f64;
+            s.conv_w_reusable_share_lo = Some(lo);
+            s.conv_w_reusable_share_hi = Some(hi);
+            s.rn_decision = Some(rn_decision(lo, hi, rn_threshold));
+        }
     }
     s
+}
+
+/// The RN decision from the range of the W-reusable share: reusable when even the
+/// decided-only share reaches the threshold, not reusable when even counting undecided
+/// layers as reusable it stays below, else undecided.
+pub fn rn_decision(lo: f64, hi: f64, rn_threshold: f64) -> Decision {
+    if lo >= rn_threshold {
+        Decision::Reusable
+    } else if hi < rn_threshold {
+        Decision::NotReusable
+    } else {
+        Decision::Undecided
+    }
 }
 
 /// Layers per group ([`group`]), e.g. for `--require-reusable` checks.
@@ -106,6 +178,10 @@ mod tests {
             spectral_rel: None,
             subspace_overlap: None,
             dice_class: vec![],
+            delta_dice_lo: None,
+            delta_dice_hi: None,
+            decision: None,
+            images_used: None,
         }
     }
 
@@ -124,6 +200,46 @@ mod tests {
         assert_eq!(s.reuse_share_scalars, Some(100.0 / 210.0));
         let s = decide(&mut rows, 0.02, 0.7);
         assert_eq!(s.rn, Some(false));
+        // No intervals: no decisions, no range.
+        assert!(rows.iter().all(|r| r.decision.is_none()));
+        assert_eq!((s.conv_w_reusable_share_lo, s.rn_decision), (None, None));
+        assert!(s.undecided.is_empty());
+    }
+
+    fn with_interval(mut r: Row, lo: f64, hi: f64) -> Row {
+        (r.delta_dice_lo, r.delta_dice_hi) = (Some(lo), Some(hi));
+        r
+    }
+
+    #[test]
+    fn three_way_decisions_and_the_rn_range_by_hand() {
+        // W 1: clearly bad; W 2: clearly fine; W 3: point 0.018 (reusable) but its interval
+        // [0.012, 0.025] holds the tolerance; W 4: point 0.022 (not reusable), interval
+        // [0.019, 0.03] holds it too; B 1: interval at the tolerance exactly -> reusable.
+        let mut rows = vec![
+            with_interval(row("W", 1, 0.3, 10), 0.25, 0.35),
+            with_interval(row("W", 2, 0.001, 10), 0.0, 0.004),
+            with_interval(row("W", 3, 0.018, 10), 0.012, 0.025),
+            with_interval(row("W", 4, 0.022, 10), 0.019, 0.03),
+            with_interval(row("B", 1, 0.01, 10), 0.0, 0.02),
+        ];
+        let s = decide(&mut rows, 0.02, 0.5);
+        let got: Vec<Decision> = rows.iter().map(|r| r.decision.unwrap()).collect();
+        use Decision::*;
+        assert_eq!(got, [NotReusable, Reusable, Undecided, Undecided, Reusable]);
+        // The point meaning of `reusable` is kept.
+        let points: Vec<bool> = rows.iter().map(|r| r.reusable.unwrap()).collect();
+        assert_eq!(points, [false, true, true, false, true]);
+        assert_eq!(s.undecided["W"], vec![3, 4]);
+        assert_eq!(s.undecided["B"], Vec::<usize>::new());
+        // Point share 2/4 = 0.5 -> RN by point; range [1/4, 3/4] holds 0.5 -> undecided.
+        assert_eq!(s.rn, Some(true));
+        assert_eq!((s.conv_w_reusable_share_lo, s.conv_w_reusable_share_hi), (Some(0.25), Some(0.75)));
+        assert_eq!(s.rn_decision, Some(Undecided));
+        // Threshold 0.25: even decided-only reaches it; 0.8: even counting undecided misses.
+        assert_eq!(decide(&mut rows, 0.02, 0.25).rn_decision, Some(Reusable));
+        assert_eq!(decide(&mut rows, 0.02, 0.8).rn_decision, Some(NotReusable));
+        assert_eq!(rn_decision(0.5, 0.5, 0.5), Reusable);
     }
 
     #[test]

@@ -391,8 +391,15 @@ fn decision_column_rules_and_undecided_rows_need_the_flag() {
     plan_cmd(&t, &s, &edited, &dir.path().join("q")).arg("--include-undecided").assert().success();
     let plan = plan_of(&dir.path().join("q"));
     assert_eq!(plan["reuse"].as_array().unwrap().len(), n.div_ceil(3) + (n + 1) / 3);
-    // Without intervals, --include-undecided has nothing to include: refused.
-    plan_cmd(&t, &s, &report, &dir.path().join("r"))
+    // Without intervals (a report from before them: no decisions), --include-undecided has
+    // nothing to include: refused.
+    let mut r = read_json(&report);
+    for row in r["rows"].as_array_mut().unwrap() {
+        row["decision"] = Value::Null;
+    }
+    let old = dir.path().join("old.json");
+    std::fs::write(&old, serde_json::to_vec(&r).unwrap()).unwrap();
+    plan_cmd(&t, &s, &old, &dir.path().join("r"))
         .arg("--include-undecided")
         .assert()
         .code(2)

@@ -141,7 +141,7 @@ fn journaled_swaps_are_taken_from_the_journal_not_recomputed() {
     let mut lines = journal_lines(&out);
     let mut rec = json_of(&lines[3]);
     let key = rec["swap"]["key"].as_str().unwrap().to_string();
-    rec["swap"]["result"]["mean"] = serde_json::json!(0.123456789);
+    rec["swap"]["result"]["swapped"]["mean"] = serde_json::json!(0.123456789);
     lines[3] = resigned(&rec);
     std::fs::write(journal_of(&out), lines.join("\n") + "\n").unwrap();
     audit(&t, &s, &data, &out, &UNET_KINDS).arg("--resume").assert().success();
@@ -363,4 +363,27 @@ fn two_audits_never_write_one_journal() {
     }
     first.kill().unwrap();
     first.wait().unwrap();
+}
+
+#[test]
+fn an_adaptive_audit_resumes_to_the_same_bytes() {
+    // Adaptive rounds (32 images, then all 48): swaps decided on the first round are
+    // journaled before the baseline, which is final only after the last round.
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s, data) = unet();
+    let extra = ["--kinds", "W,B", "--adaptive"];
+    let clean = dir.path().join("clean");
+    audit(&t, &s, &data, &clean, &extra).assert().success();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(clean.join("report.json")).unwrap()).unwrap();
+    assert!(report.to_string().contains("\"images_used\":32"), "swaps stop after the first round");
+    let out = dir.path().join("resumed");
+    killed(&t, &s, &data, &out, &extra, 6, false);
+    let lines = journal_lines(&out);
+    assert!(lines[1..].iter().all(|l| json_of(l).get("swap").is_some()), "six swaps, no baseline yet");
+    audit(&t, &s, &data, &out, &extra)
+        .arg("--resume")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("resume: 6 of 36 swap(s) kept"));
+    assert_same_files(&clean, &out);
 }

@@ -149,6 +149,14 @@ fn three_shards_of_the_bundled_unet_merge_into_one_run() {
     let merged = dir.path().join("merged");
     merge(&parts, &merged).assert().success();
     assert_same_files(&clean, &merged);
+    // Adaptive rounds too: each swap stops where it would in one run.
+    let adaptive = ["--kinds", "W,B", "--adaptive"];
+    let clean_adaptive = dir.path().join("clean-adaptive");
+    audit(&t, &s, &data, &clean_adaptive, &adaptive).assert().success();
+    let parts_adaptive = shards(&t, &s, &data, &dir.path().join("adaptive"), 2, &adaptive);
+    let merged_adaptive = dir.path().join("merged-adaptive");
+    merge(&parts_adaptive, &merged_adaptive).assert().success();
+    assert_same_files(&clean_adaptive, &merged_adaptive);
     // The order the shards are given in does not matter.
     let reversed: Vec<PathBuf> = parts.iter().rev().cloned().collect();
     let merged2 = dir.path().join("merged2");

@@ -123,6 +123,10 @@ pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bo
                 spectral_rel,
                 subspace_overlap,
                 dice_class: vec![],
+                delta_dice_lo: None,
+                delta_dice_hi: None,
+                decision: None,
+                images_used: None,
             }
         })
         .collect()

@@ -1,6 +1,8 @@
 //! Forward passes over the validation set in batches: class maps (one class per pixel of a
 //! segmentation output, or per image of a classifier's), scored against the truth.
 
+use std::ops::Range;
+
 use anyhow::{bail, Result};
 use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, Axis, CowArray, Ix4};
 
@@ -40,7 +42,13 @@ impl Feed<'_> {
 
     /// Batches as `(first image, count)`.
     pub fn batches(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        (0..self.data.n()).step_by(self.batch).map(|s| (s, self.batch.min(self.data.n() - s)))
+        self.batches_in(0..self.data.n())
+    }
+
+    /// Batches as `(first image, count)` of the images `range` (an adaptive round).
+    pub fn batches_in(&self, range: Range<usize>) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let end = range.end.min(self.data.n());
+        (range.start..end).step_by(self.batch.max(1)).map(move |s| (s, self.batch.max(1).min(end - s)))
     }
 
     /// The input tensor of one batch, in the model's input layout: a view into the data
@@ -99,26 +107,37 @@ pub fn check_finite(output: &ArrayViewD<f32>, feed: &Feed, start: usize, count: 
 /// Class maps `[n, h, w]` (`[n, 1, 1]` for a classifier) of every image, and the class
 /// count, from one full forward pass.
 pub fn predictions(runner: &mut Runner, feed: &Feed, extra: &[(String, ArrayD<f32>)]) -> Result<(Array3<u8>, usize)> {
-    run_predictions(runner, feed, extra, false)
+    predictions_in(runner, feed, 0..feed.data.n(), extra)
 }
 
-/// [`predictions`] of the unswapped model: an output that is not finite is an error
+/// Class maps `[images, h, w]` of the images `range`, and the class count.
+pub fn predictions_in(
+    runner: &mut Runner,
+    feed: &Feed,
+    range: Range<usize>,
+    extra: &[(String, ArrayD<f32>)],
+) -> Result<(Array3<u8>, usize)> {
+    run_predictions(runner, feed, range, extra, false)
+}
+
+/// [`predictions_in`] of the unswapped model: an output that is not finite is an error
 /// ([`NonFiniteOutput`]), not a prediction.
-pub fn baseline_predictions(runner: &mut Runner, feed: &Feed) -> Result<(Array3<u8>, usize)> {
-    run_predictions(runner, feed, &[], true)
+pub fn baseline_predictions_in(runner: &mut Runner, feed: &Feed, range: Range<usize>) -> Result<(Array3<u8>, usize)> {
+    run_predictions(runner, feed, range, &[], true)
 }
 
 fn run_predictions(
     runner: &mut Runner,
     feed: &Feed,
+    range: Range<usize>,
     extra: &[(String, ArrayD<f32>)],
     finite: bool,
 ) -> Result<(Array3<u8>, usize)> {
-    let d = feed.data;
+    let first = range.start;
     let (h, w) = feed.map_size();
-    let mut out = Array3::zeros((d.n(), h, w));
+    let mut out = Array3::zeros((range.len(), h, w));
     let mut classes = 0;
-    for (start, count) in feed.batches() {
+    for (start, count) in feed.batches_in(range) {
         let x = feed.tensor(start, count);
         let mut inputs = vec![(feed.input.name.as_str(), View::F32(x.view().into_dyn()))];
         inputs.extend(extra.iter().map(|(name, v)| (name.as_str(), View::F32(v.view()))));
@@ -129,7 +148,7 @@ fn run_predictions(
             class_maps(output, feed.output, count, h, w, feed.threshold)
         })?;
         classes = c;
-        out.slice_mut(s![start..start + count, .., ..]).assign(&pred);
+        out.slice_mut(s![start - first..start - first + count, .., ..]).assign(&pred);
     }
     Ok((out, classes))
 }

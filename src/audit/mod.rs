@@ -9,14 +9,18 @@ pub mod cost;
 pub mod forward;
 pub mod incremental;
 pub mod progress;
+pub mod scoring;
 mod strategy;
+mod tally;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array3;
 
 pub use progress::{Known, Progress, Sink};
+pub use scoring::Scoring;
 pub use strategy::{overridable_model, Strategy};
+pub use tally::Tally;
 
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::Engine;
@@ -65,6 +69,8 @@ pub struct AuditJob<'a> {
     pub cache_mb: usize,
     /// A one-channel output's foreground threshold (0 for logits, 0.5 for probabilities).
     pub threshold: f32,
+    /// Intervals and rounds (exact or adaptive).
+    pub scoring: Scoring,
     /// One prediction per image (a classifier) rather than one per pixel.
     pub per_image: bool,
     /// What swaps are scored by.
@@ -95,19 +101,41 @@ impl AuditJob<'_> {
     }
 }
 
-/// One swap's result: what the journal keeps of it (all of it, whatever it holds).
-pub type SwapScore = Dice;
+/// One swap's result: all of it is what the journal keeps of the swap.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SwapResult {
+    /// The baseline's Dice on the images this swap was scored on.
+    pub baseline: Dice,
+    /// Dice with the swap, on those images.
+    pub swapped: Dice,
+    /// Images scored (all of them unless an adaptive audit stopped early).
+    pub images: usize,
+    /// Paired bootstrap interval of `baseline.mean - swapped.mean` at the outcome's `level`
+    /// (NaN without resamples; journaled as null).
+    #[serde(with = "progress::nan_as_null")]
+    pub interval: (f64, f64),
+}
 
-/// The audit's scores ([`Metric::score`]: the metric as `mean`, Dice per class).
+/// The audit's Dice results.
 #[derive(Debug, Clone)]
 pub struct AuditOutcome {
     /// Classes scored.
     pub classes: usize,
-    /// Score of the unswapped target.
+    /// Dice of the unswapped target on every image.
     pub baseline: Dice,
-    /// Score per pair (same order as `Pairing::pairs`), `None` for kinds not audited (and,
+    /// Result per pair (same order as `Pairing::pairs`), `None` for kinds not audited (and,
     /// in a shard, for the other shards' swaps).
-    pub swaps: Vec<Option<SwapScore>>,
+    pub swaps: Vec<Option<SwapResult>>,
+    /// Images in the set.
+    pub images: usize,
+    /// Images put through the model: the baseline's plus every swap run's.
+    pub image_forwards: usize,
+    /// What an exact audit puts through: every image for the baseline and every swap run.
+    pub exact_image_forwards: usize,
+    /// Images scored by the end of each round (one round when exact).
+    pub rounds: Vec<usize>,
+    /// Level of every interval (below `--confidence` when adaptive: one look of several).
+    pub level: f64,
 }
 
 /// Run the baseline and every swap; returns the outcome and the strategy that ran.
@@ -119,22 +147,23 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> 
             skipped.len()
         );
     }
-    let (mut outcome, strategy) = match job.from_journal()? {
-        Some(done) => done,
-        None => {
-            let (mut outcome, strategy) = run_swaps(engine, job)?;
-            job.fill_known(&mut outcome.swaps);
-            (outcome, strategy)
-        }
-    };
-    for i in skipped {
-        outcome.swaps[i] = Some(outcome.baseline.clone());
+    if let Some(done) = job.from_journal(&skipped)? {
+        return Ok(done);
     }
+    let (tally, strategy) = run_swaps(engine, job)?;
+    let n = job.data.n();
+    let mut outcome = tally.finish(&skipped, job.scoring.rounds(n), job.scoring.level(n), job.metric);
+    job.absorb_known(&mut outcome);
     Ok((outcome, strategy))
 }
 
-/// The baseline and every swap that [`AuditJob::computes`].
-fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> {
+/// The pairs this run computes ([`AuditJob::computes`]), in pair order.
+pub fn todo(job: &AuditJob) -> Vec<usize> {
+    (0..job.pairing.pairs.len()).filter(|&i| job.computes(i)).collect()
+}
+
+/// The baseline and every swap that [`AuditJob::computes`], round by round.
+fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
     let input = job.input;
     let feed = Feed {
         data: job.data,
@@ -177,31 +206,53 @@ pub fn labels(data: &Dataset, classes: usize) -> Result<Array3<u8>> {
     })
 }
 
-/// Naive and shared strategies: full forward passes.
-fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<AuditOutcome> {
-    let todo: Vec<usize> = (0..job.pairing.pairs.len()).filter(|&i| job.computes(i)).collect();
-    let bar = progress(todo.len() as u64 + 1, job.quiet);
+/// Naive and shared strategies: full forward passes, round by round (one round when exact).
+fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
+    let mut open = todo(job);
+    let bar = progress(open.len() as u64 + 1, job.quiet);
     let mut eval = strategy::Evaluator::new(engine, job, feed)?;
-    let (base_pred, classes) = eval.baseline()?;
-    bar.inc(1);
-    let truth = match job.truth {
-        Truth::Labels => labels(job.data, classes)?,
-        Truth::Baseline => base_pred.clone(),
-    };
-    let baseline = forward::score(base_pred.view(), truth.view(), classes, job.metric);
-    job.record_baseline(job.strategy, classes, &baseline)?;
-    let mut swaps = vec![None; job.pairing.pairs.len()];
-    for i in todo {
-        let p = &job.pairing.pairs[i];
-        bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
-        let pred = eval.swap(i)?;
-        let score = forward::score(pred.view(), truth.view(), classes, job.metric);
-        job.record_swap(i, &score)?;
-        swaps[i] = Some(score);
-        bar.inc(1);
+    let n = job.data.n();
+    let level = job.scoring.level(n);
+    let mut tally: Option<Tally> = None;
+    let mut labels_all: Option<Array3<u8>> = None;
+    let mut start = 0;
+    let rounds = job.scoring.rounds(n);
+    for (r, &end) in rounds.iter().enumerate() {
+        let (base_pred, classes) = eval.baseline(start..end)?;
+        let t = tally.get_or_insert_with(|| Tally::new(classes, n, job.pairing.pairs.len(), &todo(job)));
+        if start == 0 {
+            bar.inc(1);
+        }
+        let truth = match job.truth {
+            Truth::Labels => {
+                if labels_all.is_none() {
+                    labels_all = Some(labels(job.data, classes)?);
+                }
+                labels_all.as_ref().map(|l| l.slice(ndarray::s![start..end, .., ..]).to_owned()).unwrap_or_default()
+            }
+            Truth::Baseline => base_pred.clone(),
+        };
+        t.add_baseline(start, base_pred.view(), truth.view());
+        if r + 1 == rounds.len() {
+            job.record_baseline(job.strategy, classes, &t.baseline_score(job.metric))?;
+        }
+        for &i in &open {
+            let p = &job.pairing.pairs[i];
+            bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
+            let pred = eval.swap(i, start..end)?;
+            t.add_swap(i, start, pred.view(), truth.view());
+            // Journaled as soon as it is final (as `close_round` will find it).
+            if let Some(result) = t.settled(i, end, None, &job.scoring, level, job.metric) {
+                job.record_swap(i, &result)?;
+            }
+        }
+        let before = open.len();
+        open = t.close_round(end, &job.scoring, level, &open);
+        bar.inc((before - open.len()) as u64);
+        start = end;
     }
     bar.finish_and_clear();
-    Ok(AuditOutcome { classes, baseline, swaps })
+    tally.ok_or_else(|| anyhow::anyhow!("no data"))
 }
 
 fn progress(len: u64, quiet: bool) -> ProgressBar {

@@ -1,5 +1,5 @@
 //! What an audit takes from a journal and gives to it: results already known (not computed
-//! again), the pairs one shard computes, and a sink told of every result as it finishes.
+//! again), the pairs one shard computes, and a sink told of every result as it is final.
 //!
 //! Which pairs *run* (`AuditJob::runs`) never depends on this: the sessions, the parameters
 //! exposed as inputs and the tensors cached are those of the whole audit, so a resumed or
@@ -8,18 +8,18 @@
 
 use anyhow::{bail, Result};
 
-use super::{AuditJob, AuditOutcome, Strategy, SwapScore};
+use super::{AuditJob, AuditOutcome, Strategy, SwapResult};
 use crate::metrics::dice::Dice;
 
 /// Results already known: the journal's baseline and swaps.
-pub type Known = crate::journal::Known<Dice, SwapScore>;
+pub type Known = crate::journal::Known<Dice, SwapResult>;
 
 /// Told of each result as soon as it is final; called from any worker.
 pub trait Sink: Sync {
-    /// The baseline (before any swap's result).
+    /// The baseline on every image.
     fn baseline(&self, strategy: Strategy, classes: usize, score: &Dice) -> Result<()>;
     /// One finished swap.
-    fn swap(&self, pair: usize, score: &SwapScore) -> Result<()>;
+    fn swap(&self, pair: usize, result: &SwapResult) -> Result<()>;
 }
 
 /// An audit's link to its journal.
@@ -61,16 +61,16 @@ impl AuditJob<'_> {
     }
 
     /// Swap `i` is final: journal it.
-    pub fn record_swap(&self, i: usize, score: &SwapScore) -> Result<()> {
+    pub fn record_swap(&self, i: usize, result: &SwapResult) -> Result<()> {
         match self.progress.and_then(|p| p.sink) {
-            Some(s) => s.swap(i, score),
+            Some(s) => s.swap(i, result),
             None => Ok(()),
         }
     }
 
     /// The outcome from the journal alone, when it holds the baseline and nothing is left
-    /// to compute.
-    pub fn from_journal(&self) -> Result<Option<(AuditOutcome, Strategy)>> {
+    /// to compute; `skipped` pairs (source equal to target) score the baseline.
+    pub fn from_journal(&self, skipped: &[usize]) -> Result<Option<(AuditOutcome, Strategy)>> {
         let Some(p) = self.progress else { return Ok(None) };
         let Some(b) = &p.known.baseline else { return Ok(None) };
         if (0..self.pairing.pairs.len()).any(|i| self.computes(i)) {
@@ -79,18 +79,58 @@ impl AuditJob<'_> {
         let Ok(strategy) = <Strategy as clap::ValueEnum>::from_str(&b.strategy, false) else {
             bail!("the journal names an unknown strategy '{}'", b.strategy)
         };
+        let n = self.data.n();
         let mut swaps = vec![None; self.pairing.pairs.len()];
-        self.fill_known(&mut swaps);
-        Ok(Some((AuditOutcome { classes: b.classes, baseline: b.result.clone(), swaps }, strategy)))
+        for &i in skipped {
+            let base = b.result.clone();
+            swaps[i] = Some(SwapResult { baseline: base.clone(), swapped: base, images: n, interval: (0.0, 0.0) });
+        }
+        let mut outcome = AuditOutcome {
+            classes: b.classes,
+            baseline: b.result.clone(),
+            swaps,
+            images: n,
+            image_forwards: n,
+            exact_image_forwards: n,
+            rounds: self.scoring.rounds(n),
+            level: self.scoring.level(n),
+        };
+        self.absorb_known(&mut outcome);
+        Ok(Some((outcome, strategy)))
     }
 
-    /// Put the journal's swaps (those this audit runs) into `swaps`.
-    pub fn fill_known(&self, swaps: &mut [Option<SwapScore>]) {
+    /// Put the journal's swaps (those this audit runs) into the outcome, counted as run.
+    pub fn absorb_known(&self, outcome: &mut AuditOutcome) {
         let Some(p) = self.progress else { return };
-        for (&i, score) in &p.known.swaps {
-            if i < swaps.len() && self.runs(i) {
-                swaps[i] = Some(score.clone());
+        let mut known: Vec<(&usize, &SwapResult)> = p.known.swaps.iter().collect();
+        known.sort_by_key(|(i, _)| **i);
+        for (&i, result) in known {
+            if i < outcome.swaps.len() && self.runs(i) {
+                outcome.swaps[i] = Some(result.clone());
+                outcome.image_forwards += result.images;
+                outcome.exact_image_forwards += outcome.images;
             }
         }
+    }
+}
+
+/// Serde for a pair of numbers that may be NaN (an interval without resamples): JSON has no
+/// NaN, so it is written as null and read back as NaN.
+pub mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    fn to(x: f64) -> Option<f64> {
+        (!x.is_nan()).then_some(x)
+    }
+
+    /// Write each NaN as null.
+    pub fn serialize<S: Serializer>(v: &(f64, f64), s: S) -> Result<S::Ok, S::Error> {
+        (to(v.0), to(v.1)).serialize(s)
+    }
+
+    /// Read each null as NaN.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(f64, f64), D::Error> {
+        let (a, b) = <(Option<f64>, Option<f64>)>::deserialize(d)?;
+        Ok((a.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN)))
     }
 }

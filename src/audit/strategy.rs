@@ -3,7 +3,9 @@
 use anyhow::Result;
 use ndarray::{Array3, ArrayD};
 
-use super::forward::{baseline_predictions, predictions, Feed};
+use std::ops::Range;
+
+use super::forward::{baseline_predictions_in, predictions_in, Feed};
 use super::AuditJob;
 use crate::engine::{Engine, Runner};
 use crate::model::{DType, Model, ParamSource};
@@ -52,30 +54,31 @@ impl<'a> Evaluator<'a> {
         Ok(Evaluator { engine, job, feed, shared })
     }
 
-    /// Class maps of the unswapped target, and the class count.
-    pub fn baseline(&mut self) -> Result<(Array3<u8>, usize)> {
+    /// Class maps of the unswapped target on the images `range`, and the class count.
+    pub fn baseline(&mut self, range: Range<usize>) -> Result<(Array3<u8>, usize)> {
         match self.shared.as_mut() {
-            Some(r) => baseline_predictions(r, self.feed),
-            None => baseline_predictions(&mut self.engine.session(&self.job.target.to_bytes()?)?, self.feed),
+            Some(r) => baseline_predictions_in(r, self.feed, range),
+            None => baseline_predictions_in(&mut self.engine.session(&self.job.target.to_bytes()?)?, self.feed, range),
         }
     }
 
-    /// Class maps with pair `i`'s target parameter replaced by the source's. A QDQ
+    /// Class maps of the images `range` with pair `i`'s target parameter replaced by the
+    /// source's. A QDQ
     /// parameter (its whole triple) is written into a new model: fed at run time, the
     /// triple would stop ONNX Runtime's fusion into integer kernels and change the numbers.
-    pub fn swap(&mut self, i: usize) -> Result<Array3<u8>> {
+    pub fn swap(&mut self, i: usize, range: Range<usize>) -> Result<Array3<u8>> {
         let pair = &self.job.pairing.pairs[i];
         let values = &self.job.values.source[i];
         if let (Some(r), true) = (self.shared.as_mut(), feedable(&pair.target)) {
             let v = param_f32(values);
-            return Ok(predictions(r, self.feed, &[(pair.target.name.clone(), v)])?.0);
+            return Ok(predictions_in(r, self.feed, range, &[(pair.target.name.clone(), v)])?.0);
         }
         let mut m = self.job.target.clone();
         match &self.job.values.triples[i] {
             Some((_, source)) => m.set_triple(&pair.target, source)?,
             None => m.set_values(&pair.target, values)?,
         }
-        Ok(predictions(&mut self.engine.session(&m.to_bytes()?)?, self.feed, &[])?.0)
+        Ok(predictions_in(&mut self.engine.session(&m.to_bytes()?)?, self.feed, range, &[])?.0)
     }
 }
 

@@ -14,6 +14,7 @@ use reuse_audit::model::layers::{group_name, parse_group};
 use reuse_audit::model::{Family, Kind};
 use reuse_audit::pipeline::{Audit, JournalPlan, JournalSpec, Labels};
 use reuse_audit::report::{NotAudited, Report};
+use reuse_audit::verdict::Decision;
 
 /// Run `audit` (and with `--plan DIR`, make the plan from its report).
 pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs, plan: Option<&Path>) -> Result<()> {
@@ -107,10 +108,14 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         Some("baseline") => Labels::Baseline,
         Some(file) => Labels::File(file.into()),
     };
+    let mut options = s.options.clone();
+    options.confidence = a.confidence;
+    options.bootstrap = a.bootstrap;
     Audit::new(target, source)
         .data(&a.data)
         .labels(labels)
-        .options(s.options.clone())
+        .options(options)
+        .adaptive(a.adaptive)
         .normalize(a.normalize)
         .fit(a.fit)
         .layout(a.layout)
@@ -138,18 +143,39 @@ fn mean_std(a: &RunArgs) -> Option<MeanStd> {
 /// Apply the CI gates; a failure lists the failing rows.
 pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
     let mut failures = Vec::new();
-    if g.fail_if_not_reusable && r.summary.rn.is_none() {
+    let sm = &r.summary;
+    if g.fail_if_not_reusable && sm.rn.is_none() {
         return Err(partly_unchecked(
             "--fail-if-not-reusable",
             "there is no RN verdict (not every conv layer could be audited; see the warnings)".into(),
         ));
     }
-    if g.fail_if_not_reusable && r.summary.rn != Some(true) {
-        failures.push(format!(
-            "--fail-if-not-reusable: the network is not an RN (conv W reusable share {:.2} < {})",
-            r.summary.conv_w_reusable_share.unwrap_or(0.0),
-            r.settings.rn_threshold
-        ));
+    let fails = |d: Option<Decision>| match d {
+        Some(Decision::Reusable) => false,
+        Some(Decision::Undecided) => g.strict,
+        Some(Decision::NotReusable) | None => true,
+    };
+    // Without intervals (none were computed) the point verdict decides.
+    let rn = sm.rn_decision.or(sm.rn.map(|rn| if rn { Decision::Reusable } else { Decision::NotReusable }));
+    if g.fail_if_not_reusable && fails(rn) {
+        let why = match (rn, sm.conv_w_reusable_share_lo, sm.conv_w_reusable_share_hi) {
+            (None, ..) => "there is no RN verdict (see the warnings)".to_string(),
+            (Some(d), Some(lo), Some(hi)) => format!(
+                "the RN verdict is {} at {:.0}% confidence (conv W reusable share {:.2}-{:.2}, threshold {}){}",
+                d.name(),
+                100.0 * r.settings.confidence,
+                lo,
+                hi,
+                r.settings.rn_threshold,
+                if d == Decision::Undecided { "; undecided fails under --strict" } else { "" }
+            ),
+            (Some(_), ..) => format!(
+                "the network is not an RN (conv W reusable share {:.2} < {})",
+                sm.conv_w_reusable_share.unwrap_or(0.0),
+                r.settings.rn_threshold
+            ),
+        };
+        failures.push(format!("--fail-if-not-reusable: {why}"));
     }
     if let Some(max) = g.max_delta {
         for row in &r.rows {
@@ -173,14 +199,22 @@ pub fn gates(r: &Report, g: &GateArgs) -> Result<()> {
             let rows = r.rows.iter().filter(|row| row.family == family.to_string() && row.kind == kind.to_string());
             for row in rows {
                 let wanted = layers.as_ref().is_none_or(|l| l.contains(&row.layer));
-                if wanted && row.reusable != Some(true) {
+                let decision =
+                    row.decision.or(row.reusable.map(|ok| if ok { Decision::Reusable } else { Decision::NotReusable }));
+                if wanted && fails(decision) {
                     failures.push(format!(
-                        "--require-reusable: {} {} {} ({}) is not reusable (delta {:.4})",
+                        "--require-reusable: {} {} {} ({}) is {} (delta {:.4}, interval {:.4} to {:.4})",
                         row.family,
                         row.layer,
                         row.kind,
                         row.node,
-                        row.delta_dice.unwrap_or(f64::NAN)
+                        decision.map_or("not audited", |d| match d {
+                            Decision::Undecided => "undecided (--strict)",
+                            _ => "not reusable",
+                        }),
+                        row.delta_dice.unwrap_or(f64::NAN),
+                        row.delta_dice_lo.unwrap_or(f64::NAN),
+                        row.delta_dice_hi.unwrap_or(f64::NAN)
                     ));
                 }
             }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::RunArgs;
 use crate::config::Settings;
-use reuse_audit::audit::SwapScore;
+use reuse_audit::audit::SwapResult;
 use reuse_audit::error::{bad_file, UserError};
 use reuse_audit::journal::{self, Shard};
 use reuse_audit::metrics::dice::Dice;
@@ -86,7 +86,7 @@ pub fn remove(path: &Path) -> Result<()> {
 /// reports are), then remove the working journal.
 pub fn publish_shard(path: &Path, out: &Path, shard: Shard, quiet: bool) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading the journal {}", path.display()))?;
-    let loaded = journal::file::parse::<Dice, SwapScore>(&bytes, path)?
+    let loaded = journal::file::parse::<Dice, SwapResult>(&bytes, path)?
         .ok_or_else(|| bad_file(path, "the journal has no header"))?;
     let pairs = loaded.header.shard.as_ref().map_or(0, |p| p.pairs.len());
     let complete = loaded.torn.is_none()

@@ -12,7 +12,7 @@ use clap::Parser;
 use super::journaled::SHARD_FILE;
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
-use reuse_audit::audit::SwapScore;
+use reuse_audit::audit::SwapResult;
 use reuse_audit::error::{bad_file, UserError};
 use reuse_audit::journal::{self, merge::Part};
 use reuse_audit::metrics::dice::Dice;
@@ -23,7 +23,7 @@ pub fn run(shards: &[PathBuf], out: &Path, quiet: bool) -> Result<()> {
     let mut parts = Vec::with_capacity(shards.len());
     for origin in shards {
         let file = if origin.is_dir() { origin.join(SHARD_FILE) } else { origin.clone() };
-        let loaded = journal::read::<Dice, SwapScore>(&file)?.ok_or_else(|| UserError::Unreadable {
+        let loaded = journal::read::<Dice, SwapResult>(&file)?.ok_or_else(|| UserError::Unreadable {
             path: file.clone(),
             reason: format!("no shard result here (an `audit --shard K/N --out DIR` run writes DIR/{SHARD_FILE})"),
         })?;

@@ -100,6 +100,19 @@ impl Dataset {
         self.nchw()[3]
     }
 
+    /// The same images (and labels, origins) taken in `order` (a permutation of `0..n`):
+    /// an adaptive audit's rounds are prefixes of a shuffle.
+    pub fn reordered(&self, order: &[usize]) -> Dataset {
+        let axis = ndarray::Axis(0);
+        Dataset {
+            images: self.images.select(axis, order).as_standard_layout().into_owned(),
+            layout: self.layout,
+            labels: self.labels.as_ref().map(|l| l.select(axis, order)),
+            class_ids: self.class_ids,
+            origins: order.iter().map(|&i| self.origins[i].clone()).collect(),
+        }
+    }
+
     /// The labels as `N x H x W` class indices (`N x 1 x 1` class ids), each checked to be an
     /// integer in `0..classes`.
     pub fn checked_labels(&self, classes: usize) -> Result<Option<Array3<u8>>> {

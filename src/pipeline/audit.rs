@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{name_the_model, warn, Options};
-use crate::audit::{self, AuditJob, Strategy, Truth};
+use crate::audit::{self, AuditJob, Scoring, Strategy, Truth};
 use crate::data::standardize::MeanStd;
 use crate::data::{Fit, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
@@ -18,6 +18,7 @@ use scaling::Probe;
 
 mod metric;
 mod prepare;
+mod results;
 mod scaling;
 pub mod scorer;
 
@@ -78,6 +79,7 @@ pub struct Audit {
     min_baseline: f64,
     layout: LayoutChoice,
     size: Option<(usize, usize)>,
+    adaptive: bool,
     metric: Metric,
     mean_std: Option<MeanStd>,
     journal: Option<JournalSpec>,
@@ -104,6 +106,7 @@ impl Audit {
             min_baseline: 0.5,
             layout: LayoutChoice::Auto,
             size: None,
+            adaptive: false,
             metric: Metric::Dice,
             mean_std: None,
             journal: None,
@@ -129,6 +132,21 @@ impl Audit {
         let (input, output) = (&io.input, io.output);
         let threshold = rule.threshold().unwrap_or(0.0);
         let data_path = self.data.as_deref().unwrap_or(std::path::Path::new(""));
+        let scoring = Scoring {
+            tolerance: o.tolerance,
+            confidence: o.confidence,
+            resamples: o.bootstrap,
+            adaptive: self.adaptive,
+            // The loss the report's delta_dice is: mean Dice, or the share of items predicted
+            // as their truth (accuracy; agreement label-free).
+            score: match self.metric {
+                Metric::Dice => crate::metrics::bootstrap::mean_dice,
+                Metric::Accuracy | Metric::Agreement => crate::metrics::bootstrap::share_correct,
+            },
+        };
+        // Adaptive rounds are prefixes of a seeded shuffle: each a random sample of the set.
+        let dataset =
+            if self.adaptive { dataset.reordered(&audit::scoring::image_order(dataset.n())) } else { dataset };
         let mut job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
@@ -143,6 +161,7 @@ impl Audit {
             quiet: o.quiet,
             cache_mb: self.cache_mb,
             threshold,
+            scoring,
             per_image: kind.per_image,
             metric: self.metric,
             progress: None,
@@ -191,20 +210,7 @@ impl Audit {
             guard.disarm();
             return Ok(report);
         }
-        let rows_by_pair: Vec<usize> =
-            (0..ctx.pairing.pairs.len()).filter(|&i| o.kinds.contains(&ctx.pairing.pairs[i].kind())).collect();
-        for (row, &i) in report.rows.iter_mut().zip(&rows_by_pair) {
-            if let Some(d) = &outcome.swaps[i] {
-                row.baseline_dice = Some(outcome.baseline.mean);
-                row.swapped_dice = Some(d.mean);
-                row.delta_dice = Some(outcome.baseline.mean - d.mean);
-                row.dice_fg = Some(d.mean_fg);
-                row.dice_class = d.per_class.clone();
-            }
-        }
-        let bn = std::mem::take(&mut report.summary.bn);
-        report.summary = crate::verdict::decide(&mut report.rows, o.tolerance, o.rn_threshold);
-        report.summary.bn = bn;
+        results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
         report.settings.metric = Some(self.metric);
         // Verdicts over the audited groups only would speak for groups never swapped.
         report.not_audited = coverage::not_audited(&ctx, &o.families, &o.kinds, &report);

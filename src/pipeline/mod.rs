@@ -192,6 +192,9 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
             tolerance: o.tolerance,
             rn_threshold: o.rn_threshold,
             match_method: ctx.pairing.method.into(),
+            confidence: o.confidence,
+            bootstrap: o.bootstrap,
+            adaptive: false,
             metric: None,
         },
         baseline: None,
@@ -200,6 +203,8 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
         not_audited: vec![],
         warnings: ctx.warnings.clone(),
         summary: Summary { bn: compare::bn_stats(&ctx.pairing, &values), ..Default::default() },
+        predictors: vec![],
+        adaptive: None,
     };
     Ok((report, values))
 }

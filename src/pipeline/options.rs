@@ -21,9 +21,17 @@ pub struct Options {
     /// The network is an RN when at least this share of conv W swaps is reusable
     /// (`--rn-threshold`).
     pub rn_threshold: f64,
+    /// Two-sided confidence of the bootstrap intervals of every swap's loss and of the
+    /// decisions they make (`--confidence`).
+    pub confidence: f64,
+    /// Bootstrap resamples per interval (`--bootstrap`).
+    pub bootstrap: usize,
     /// No warnings or progress on stderr (`--quiet`).
     pub quiet: bool,
 }
+
+/// The fewest bootstrap resamples accepted: fewer cannot place a 95% interval's ends.
+pub const MIN_BOOTSTRAP: usize = 100;
 
 impl Default for Options {
     fn default() -> Self {
@@ -33,6 +41,8 @@ impl Default for Options {
             families: Family::ALL.to_vec(),
             tolerance: 0.02,
             rn_threshold: 0.5,
+            confidence: 0.95,
+            bootstrap: 2000,
             quiet: false,
         }
     }
@@ -61,6 +71,23 @@ impl Options {
             }
             .into());
         }
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return Err(UserError::BadFlag {
+                flag: "--confidence",
+                reason: format!("{} is not strictly between 0 and 1 (e.g. 0.95)", self.confidence),
+            }
+            .into());
+        }
+        if self.bootstrap < MIN_BOOTSTRAP {
+            return Err(UserError::BadFlag {
+                flag: "--bootstrap",
+                reason: format!(
+                    "{} resamples are too few to place an interval's ends; give at least {MIN_BOOTSTRAP}",
+                    self.bootstrap
+                ),
+            }
+            .into());
+        }
         Ok(())
     }
 }
@@ -78,6 +105,12 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("--rn-threshold"));
         let bad = Options { kinds: vec![], ..Default::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("--kinds"));
+        for c in [0.0, 1.0, f64::NAN, 95.0] {
+            let bad = Options { confidence: c, ..Default::default() };
+            assert!(bad.validate().unwrap_err().to_string().contains("--confidence"), "{c}");
+        }
+        let bad = Options { bootstrap: 99, ..Default::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("--bootstrap"));
         let bad = Options { families: vec![], ..Default::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("--families"));
     }

@@ -28,7 +28,8 @@ pub const COLUMNS: [&str; 17] = [
 ];
 
 /// Columns appended after the `dice_class_K` columns, in order.
-pub const APPENDED: [&str; 2] = ["spectral_rel", "subspace_overlap"];
+pub const APPENDED: [&str; 6] =
+    ["spectral_rel", "subspace_overlap", "delta_dice_lo", "delta_dice_hi", "decision", "images_used"];
 
 /// A number as written in every CSV: Rust's shortest round-trip form; empty for `None`.
 pub fn num(v: Option<f64>) -> String {
@@ -77,7 +78,14 @@ pub fn render(r: &Report) -> Result<Vec<u8>> {
             row.reusable.map(|b| b.to_string()).unwrap_or_default(),
         ];
         cols.extend((0..classes).map(|k| num(row.dice_class.get(k).copied())));
-        cols.extend([num(row.spectral_rel), num(row.subspace_overlap)]);
+        cols.extend([
+            num(row.spectral_rel),
+            num(row.subspace_overlap),
+            num(row.delta_dice_lo),
+            num(row.delta_dice_hi),
+            row.decision.map(|d| d.name().to_string()).unwrap_or_default(),
+            row.images_used.map(|n| n.to_string()).unwrap_or_default(),
+        ]);
         cols
     });
     to_bytes(std::iter::once(header).chain(rows))

@@ -4,7 +4,9 @@
 
 use std::fmt::Write;
 
+use super::confidence;
 use super::dual_axis::{DualAxisChart, Series};
+use super::interval_chart;
 use super::svg::{esc, BarChart};
 use super::Report;
 use crate::metrics::score::Metric;
@@ -131,6 +133,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
     }
     out.extend(subspace_figure(r, "conv"));
     out.extend(subspace_figure(r, "linear"));
+    out.extend(interval_chart::figures(r));
     out
 }
 
@@ -207,6 +210,13 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
             let _ = write!(s, "<div class=\"verdict\" id=\"verdict\">{}.</div>", super::table::headline(r).1);
         }
     }
+    let lines: Vec<String> = [confidence::rn_line(r), confidence::decisions_line(r), confidence::adaptive_line(r)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !lines.is_empty() {
+        let _ = write!(s, "<p id=\"confidence\">{}</p>", lines.iter().map(|l| esc(l)).collect::<Vec<_>>().join("<br>"));
+    }
     if let Some(b) = &r.baseline {
         let (heading, mean) = match r.metric() {
             Metric::Dice => ("<h2>Baseline Dice</h2>", "mean"),
@@ -230,9 +240,17 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         let _ = write!(s, "<p id=\"quantized\">Quantized target: {}</p>", esc(&q));
     }
     if !sm.reusable.is_empty() {
-        s.push_str("<h2>Reusable layers</h2><table><tr><th class=\"l\">kind</th><th class=\"l\">reusable</th><th class=\"l\">not reusable</th></tr>");
+        s.push_str("<h2>Reusable layers</h2><table><tr><th class=\"l\">kind</th><th class=\"l\">reusable</th><th class=\"l\">not reusable</th>");
+        if !sm.undecided.is_empty() {
+            let _ = write!(s, "<th class=\"l\">undecided at {:.0}%</th>", 100.0 * r.settings.confidence);
+        }
+        s.push_str("</tr>");
         for (k, yes, no) in super::table::reuse_lists(sm) {
-            let _ = write!(s, "<tr><td class=\"l\">{k}</td><td class=\"l\">{yes}</td><td class=\"l\">{no}</td></tr>");
+            let _ = write!(s, "<tr><td class=\"l\">{k}</td><td class=\"l\">{yes}</td><td class=\"l\">{no}</td>");
+            if let Some(u) = sm.undecided.get(&k) {
+                let _ = write!(s, "<td class=\"l\">{}</td>", super::table::compact(u));
+            }
+            s.push_str("</tr>");
         }
         s.push_str("</table>");
     }
@@ -247,6 +265,7 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         ("bn", "BN shift and scale: MRM, MRV, MRW, MRB"),
         ("rmse", rmse_title),
         ("subspace", subspace_title),
+        ("confidence", "Loss per layer with its interval (blue reusable, red not reusable, amber undecided)"),
     ] {
         let in_section: Vec<&Figure> = figs.iter().filter(|f| f.section == section).collect();
         if in_section.is_empty() {
@@ -258,22 +277,37 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         }
         s.push_str("</div>");
     }
+    predictors_table(&mut s, r);
     s.push_str("<h2>All rows</h2><table class=\"sortable\" id=\"rows\"><thead><tr>");
     let swapped = format!("swapped {}", r.metric().label());
-    for h in
-        ["family", "layer", "kind", "node", "shape", "rmse", "nrmse", "cosine", swapped.as_str(), "delta", "reusable"]
-    {
+    for h in [
+        "family",
+        "layer",
+        "kind",
+        "node",
+        "shape",
+        "rmse",
+        "nrmse",
+        "cosine",
+        swapped.as_str(),
+        "delta",
+        "reusable",
+        "delta lo",
+        "delta hi",
+        "decision",
+        "images",
+    ] {
         let _ = write!(
             s,
             "<th class=\"{}\">{h}</th>",
-            if matches!(h, "family" | "kind" | "node" | "shape" | "reusable") { "l" } else { "" }
+            if matches!(h, "family" | "kind" | "node" | "shape" | "reusable" | "decision") { "l" } else { "" }
         );
     }
     s.push_str("</tr></thead><tbody>");
     for row in &r.rows {
         let _ = write!(
             s,
-            "<tr{}><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td data-v=\"{}\">{:.3e}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            "<tr{}><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td data-v=\"{}\">{:.3e}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td></tr>",
             if row.reusable == Some(false) { " class=\"bad\"" } else { "" },
             row.family,
             row.layer,
@@ -290,7 +324,11 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
                 Some(true) => "yes",
                 Some(false) => "NO",
                 None => "",
-            }
+            },
+            num(row.delta_dice_lo),
+            num(row.delta_dice_hi),
+            row.decision.map_or("", |d| d.name()),
+            row.images_used.map(|n| n.to_string()).unwrap_or_default()
         );
     }
     s.push_str("</tbody></table>");
@@ -303,4 +341,25 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         r.tool.name, r.tool.version, r.target.sha256
     );
     s
+}
+
+/// The predictor table (nothing without predictors).
+fn predictors_table(s: &mut String, r: &Report) {
+    if r.predictors.is_empty() {
+        return;
+    }
+    let conf = 100.0 * r.settings.confidence;
+    let _ = write!(
+        s,
+        "<h2>Which data-free metric predicts the loss</h2><p>Spearman's rank correlation over the audited layers of each kind between the metric and the measured Dice loss, with a {conf:.0}% bootstrap interval (layers resampled). Distances (rmse, nrmse, spectral_rel) should correlate positively, similarities (cosine, subspace_overlap) negatively; an interval across 0 means the metric does not rank these layers.</p><table id=\"predictors\"><tr><th class=\"l\">kind</th><th class=\"l\">metric</th><th>layers</th><th>Spearman rho</th><th class=\"l\">{conf:.0}% interval</th></tr>"
+    );
+    for [k, m, n, rho, iv] in confidence::predictor_cells(r) {
+        let _ = write!(
+            s,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{m}</td><td>{n}</td><td>{rho}</td><td class=\"l\">{}</td></tr>",
+            esc(&k),
+            esc(&iv)
+        );
+    }
+    s.push_str("</table>");
 }

@@ -1,9 +1,11 @@
 //! The report: one serde struct for every command's result, writers that return bytes
 //! (CSV, JSON, Markdown, text table), and one place that writes files atomically.
 
+pub mod confidence;
 pub mod csv;
 pub mod dual_axis;
 pub mod html;
+pub mod interval_chart;
 pub mod markdown;
 pub mod svg;
 pub mod table;
@@ -53,6 +55,26 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Verdicts and BN statistics.
     pub summary: Summary,
+    /// Per kind, how well each data-free metric ranks the layers by measured Dice loss
+    /// (audit only; empty otherwise).
+    pub predictors: Vec<crate::predictors::Predictor>,
+    /// What an adaptive audit (`--adaptive`) saved (null for an exact audit).
+    pub adaptive: Option<AdaptiveInfo>,
+}
+
+/// The cost and rule of an adaptive audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdaptiveInfo {
+    /// Images scored by the end of each round (prefixes of a seeded shuffle of the set).
+    pub rounds: Vec<usize>,
+    /// The stopping rule: `bonferroni` (a union bound over the planned rounds).
+    pub rule: String,
+    /// Level of each round's interval: 1 - (1 - confidence) / rounds.
+    pub level_per_round: f64,
+    /// Images put through the model: the baseline's and every swap's until it stopped.
+    pub image_forwards: usize,
+    /// What the exact audit puts through: every image for the baseline and every swap.
+    pub exact_image_forwards: usize,
 }
 
 impl Report {
@@ -204,6 +226,12 @@ pub struct Settings {
     pub rn_threshold: f64,
     /// Pairing method used: name, position or file.
     pub match_method: String,
+    /// Two-sided confidence of the intervals and of the decisions (audit only).
+    pub confidence: f64,
+    /// Bootstrap resamples per interval (audit only).
+    pub bootstrap: usize,
+    /// Whether swaps were scored in rounds and stopped once decided (`--adaptive`).
+    pub adaptive: bool,
     /// What swaps were scored by (`--metric`; null for data-free reports): `dice`,
     /// `accuracy` or `agreement`. `baseline`, `baseline_dice`, `swapped_dice`, `delta_dice`,
     /// `tolerance` and `max_delta` are in this metric; per-class columns stay Dice.
@@ -255,6 +283,16 @@ pub struct Row {
     /// Dice per class after this swap (audit only; empty otherwise; Dice under every
     /// metric: F1 per class for a classifier).
     pub dice_class: Vec<f64>,
+    /// Lower end of the paired bootstrap interval of delta_dice (audit only).
+    pub delta_dice_lo: Option<f64>,
+    /// Upper end of the paired bootstrap interval of delta_dice (audit only).
+    pub delta_dice_hi: Option<f64>,
+    /// From the interval: reusable (delta_dice_hi <= tolerance), not_reusable
+    /// (delta_dice_lo > tolerance), else undecided (audit only).
+    pub decision: Option<crate::verdict::Decision>,
+    /// Validation images this swap was scored on: all of them, or fewer when an adaptive
+    /// audit stopped it early; baseline_dice is then the baseline's on the same images.
+    pub images_used: Option<usize>,
 }
 
 /// BN shift/scale statistics of one layer.
@@ -293,6 +331,16 @@ pub struct Summary {
     pub reuse_share_scalars: Option<f64>,
     /// Largest delta_dice of any swap.
     pub max_delta: Option<f64>,
+    /// Layer indices per kind whose interval contains the tolerance (decision undecided).
+    pub undecided: BTreeMap<String, Vec<usize>>,
+    /// Share of conv layers whose W swap is decided reusable (undecided counted as not).
+    pub conv_w_reusable_share_lo: Option<f64>,
+    /// Share of conv layers whose W swap is reusable or undecided (undecided counted as reusable).
+    pub conv_w_reusable_share_hi: Option<f64>,
+    /// The RN verdict at the stated confidence: reusable when even the low share reaches
+    /// the RN threshold, not_reusable when even the high share stays below it, else
+    /// undecided (null when `rn` is).
+    pub rn_decision: Option<crate::verdict::Decision>,
     /// MRM, MRV, MRW, MRB per BN layer.
     pub bn: Vec<BnStats>,
 }
@@ -360,4 +408,4 @@ pub fn json<T: Serialize>(value: &T) -> anyhow::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

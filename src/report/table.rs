@@ -54,7 +54,7 @@ fn render_rows(r: &Report) -> String {
             Metric::Accuracy => "accuracy",
             Metric::Agreement => "agree",
         };
-        let _ = write!(s, " {:>8} {:>8} {:>8}", score, "delta", "reusable");
+        let _ = write!(s, " {:>8} {:>8} {:>8} {:>17} {:>12}", score, "delta", "reusable", "interval", "decision");
     }
     s.push('\n');
     for row in &r.rows {
@@ -77,6 +77,11 @@ fn render_rows(r: &Report) -> String {
                 None => "-",
             };
             let _ = write!(s, " {:>8} {:>8} {:>8}", opt(row.swapped_dice, 4), opt(row.delta_dice, 4), mark);
+            let iv = match (row.delta_dice_lo, row.delta_dice_hi) {
+                (Some(lo), Some(hi)) => format!("[{lo:.4}, {hi:.4}]"),
+                _ => "-".into(),
+            };
+            let _ = write!(s, " {iv:>17} {:>12}", row.decision.map_or("-", |d| d.name()));
         }
         s.push('\n');
     }
@@ -135,6 +140,13 @@ pub fn verdict_lines(r: &Report) -> String {
             r.metric().score_name()
         );
     }
+    for line in
+        [super::confidence::rn_line(r), super::confidence::decisions_line(r), super::confidence::adaptive_line(r)]
+            .into_iter()
+            .flatten()
+    {
+        let _ = writeln!(s, "{line}");
+    }
     if let (Some(g), Some(sc)) = (sm.reuse_share_groups, sm.reuse_share_scalars) {
         let _ = writeln!(s, "reuse share: {:.1}% of (layer, kind) groups, {:.1}% of scalars", 100.0 * g, 100.0 * sc);
     } else if r.baseline.is_some() && !r.not_audited.is_empty() {
@@ -147,7 +159,13 @@ pub fn verdict_lines(r: &Report) -> String {
     let lists = reuse_lists(sm);
     let width = lists.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0).max(2);
     for (kind, yes, no) in lists {
-        let _ = writeln!(s, "  {kind:<width$} reusable: {yes:<40} not reusable: {no}");
+        let _ = write!(s, "  {kind:<width$} reusable: {yes:<40} not reusable: {no}");
+        match sm.undecided.get(&kind).filter(|v| !v.is_empty()) {
+            Some(v) => {
+                let _ = writeln!(s, "  (undecided: {})", compact(v));
+            }
+            None => s.push('\n'),
+        }
     }
     s
 }

@@ -27,6 +27,11 @@ fn row(family: &str, layer: usize, kind: &str, rmse: f64, swapped: f64) -> Row {
         spectral_rel: (kind == "W").then_some(rmse * 4.0),
         subspace_overlap: (kind == "W").then_some(0.75),
         dice_class: vec![swapped + 0.05, swapped - 0.05],
+        // Set per row in `fixed_report`.
+        delta_dice_lo: None,
+        delta_dice_hi: None,
+        decision: None,
+        images_used: Some(2),
     }
 }
 
@@ -38,7 +43,13 @@ pub fn fixed_report() -> Report {
         row("conv", 2, "W", 0.5, 0.89),
         row("bn", 1, "RM", 1.5, 0.875),
     ];
+    // Intervals: conv 1 W not reusable, conv 1 B and conv 2 W reusable, bn 1 RM (loss
+    // 0.025, interval 0.0125-0.0375) undecided.
+    for (r, (lo, hi)) in rows.iter_mut().zip([(0.375, 0.4375), (-0.0039, 0.0061), (0.0039, 0.0156), (0.0125, 0.0375)]) {
+        (r.delta_dice_lo, r.delta_dice_hi) = (Some(lo), Some(hi));
+    }
     let mut summary = crate::verdict::decide(&mut rows, 0.02, 0.5);
+    let rows_for_predictors = rows.clone();
     summary.bn = vec![BnStats { layer: 1, node: "bn1".into(), mrm: 0.25, mrv: 1.5, mrw: Some(0.75), mrb: -0.125 }];
     Report {
         schema_version: SCHEMA_VERSION,
@@ -92,6 +103,9 @@ pub fn fixed_report() -> Report {
             tolerance: 0.02,
             rn_threshold: 0.5,
             match_method: "name".into(),
+            confidence: 0.95,
+            bootstrap: 2000,
+            adaptive: false,
             metric: Some(crate::metrics::score::Metric::Dice),
         },
         baseline: Some(Dice { per_class: vec![0.95, 0.85], mean: 0.9, mean_fg: 0.85 }),
@@ -99,6 +113,8 @@ pub fn fixed_report() -> Report {
         unmatched: vec![],
         not_audited: vec![],
         warnings: vec!["a warning".into()],
+        predictors: crate::predictors::predictors(&rows_for_predictors, 0.95, 200),
+        adaptive: None,
         summary,
     }
 }

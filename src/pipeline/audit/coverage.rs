@@ -91,6 +91,9 @@ pub fn withhold(report: &mut Report) -> Vec<String> {
     let w_missing = missing.iter().filter(conv_w).count();
     if s.rn.is_some() && w_missing > 0 {
         s.rn = None;
+        s.rn_decision = None;
+        s.conv_w_reusable_share_lo = None;
+        s.conv_w_reusable_share_hi = None;
         let w_audited = report.rows.iter().filter(|r| crate::verdict::is_conv_w(r) && r.delta_dice.is_some()).count();
         warnings.push(format!(
             "no RN verdict: conv W was swapped in {w_audited} of the target's {} conv layers ({} not audited: {}); the reusable share of those {w_audited} is {:.0}%",

@@ -104,6 +104,14 @@ impl Audit {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         settings.extend(resolved.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        // The intervals depend on the level and resamples; an adaptive audit's stops (so the
+        // images each swap is scored on) on the tolerance too.
+        settings.insert("--confidence".into(), o.confidence.to_string());
+        settings.insert("--bootstrap".into(), o.bootstrap.to_string());
+        settings.insert("--adaptive".into(), self.adaptive.to_string());
+        if self.adaptive {
+            settings.insert("--tolerance (adaptive stops)".into(), o.tolerance.to_string());
+        }
         let swaps = swap_ids(job);
         let shard = spec.shard.map(|s| ShardPart {
             index: s.index,

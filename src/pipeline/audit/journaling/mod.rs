@@ -12,7 +12,7 @@ use anyhow::Result;
 pub use header::{data_sha256, model_sha256, swap_ids};
 pub use sink::{Guard, JournalSink};
 
-use crate::audit::{Known, SwapScore};
+use crate::audit::{Known, SwapResult};
 use crate::error::{bad_file, UserError};
 use crate::journal::{self, Header, Scope, Shard, ShardPart, Writer};
 use crate::metrics::dice::Dice;
@@ -76,7 +76,7 @@ pub fn open(spec: &JournalSpec, now: &Header, quiet: bool) -> Result<Opened> {
             None => {
                 // Held by a running audit: say so rather than call it unfinished.
                 drop(Writer::open_locked(path)?);
-                let done = journal::read::<Dice, SwapScore>(path).ok().flatten().map(|l| l.known.swaps.len());
+                let done = journal::read::<Dice, SwapResult>(path).ok().flatten().map(|l| l.known.swaps.len());
                 Err(bad_file(
                     path,
                     format!(
@@ -93,7 +93,7 @@ pub fn open(spec: &JournalSpec, now: &Header, quiet: bool) -> Result<Opened> {
                     .ok_or_else(|| bad_file(path, "appeared while this audit started; is another audit running?"))?;
                 return Ok(Opened { known: Known::default(), writer: Some(w), only });
             };
-            let Some(loaded) = journal::file::parse::<Dice, SwapScore>(&bytes, path)? else {
+            let Some(loaded) = journal::file::parse::<Dice, SwapResult>(&bytes, path)? else {
                 note(format!("resume: the journal {} has no whole header: the audit starts over", path.display()));
                 return Ok(Opened { known: Known::default(), writer: Some(Writer::start(file, path, now)?), only });
             };

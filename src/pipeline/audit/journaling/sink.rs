@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
 
-use crate::audit::{Sink, Strategy, SwapScore};
+use crate::audit::{Sink, Strategy, SwapResult};
 use crate::journal::{self, Record, SwapId, Writer};
 use crate::metrics::dice::Dice;
 
@@ -62,7 +62,7 @@ impl Drop for Guard<'_> {
 
 impl Sink for JournalSink<'_> {
     fn baseline(&self, strategy: Strategy, classes: usize, score: &Dice) -> Result<()> {
-        let record: Record<Dice, SwapScore> = Record::Baseline(journal::BaselineRecord {
+        let record: Record<Dice, SwapResult> = Record::Baseline(journal::BaselineRecord {
             strategy: strategy.name().into(),
             classes,
             result: score.clone(),
@@ -70,9 +70,9 @@ impl Sink for JournalSink<'_> {
         self.writer.append(&record)
     }
 
-    fn swap(&self, pair: usize, score: &SwapScore) -> Result<()> {
+    fn swap(&self, pair: usize, score: &SwapResult) -> Result<()> {
         let key = self.swaps.iter().find(|s| s.pair == pair).map(|s| s.key.clone()).unwrap_or_default();
-        let record: Record<Dice, SwapScore> = Record::Swap(journal::SwapRecord { pair, key, result: score.clone() });
+        let record: Record<Dice, SwapResult> = Record::Swap(journal::SwapRecord { pair, key, result: score.clone() });
         self.writer.append(&record)?;
         self.appended.fetch_add(1, Ordering::Relaxed);
         Ok(())
