@@ -134,3 +134,24 @@ pub mod nan_as_null {
         Ok((a.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_swap_result_reads_back_as_written_nan_interval_included() {
+        let d = Dice { per_class: vec![0.25, 1.0 / 3.0], mean: 0.1 + 0.2, mean_fg: 1.0 / 3.0 };
+        for interval in [(-0.001, 0.0123456789012345), (f64::NAN, f64::NAN)] {
+            let r = SwapResult { baseline: d.clone(), swapped: d.clone(), images: 48, interval };
+            let json = serde_json::to_string(&r).unwrap();
+            let back: SwapResult = serde_json::from_str(&json).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), json);
+            assert_eq!((back.baseline, back.swapped, back.images), (d.clone(), d.clone(), 48));
+            assert_eq!(back.interval.0.to_bits(), interval.0.to_bits(), "{json}");
+            assert_eq!(back.interval.1.to_bits(), interval.1.to_bits(), "{json}");
+        }
+        let json = serde_json::to_string(&(f64::NAN, 1.5)).unwrap();
+        assert_eq!(json, "[null,1.5]", "serde_json has no NaN: why the interval needs nan_as_null");
+    }
+}
