@@ -121,6 +121,21 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Join the results of `audit --shard K/N` runs into the report one run would write
+    /// (byte for byte), after checking that they belong together and are complete. Run it
+    /// where the models and data are at the paths the shards were given (their hashes are
+    /// checked): it loads them and runs the target once on a probe batch, as an audit does.
+    Merge {
+        /// The shards' --out folders (or their shard.journal files), every shard once.
+        #[arg(required = true, num_args = 1..)]
+        shards: Vec<PathBuf>,
+        /// Write the report files into this folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// No notes on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Audit the bundled acdc UNet and PSPNet (seg target, ae source) and write reports/.
     Demo {
         /// Folder with the bundled models and data.
@@ -253,6 +268,15 @@ pub struct RunArgs {
     /// Per-channel std divided by after --mean (one value, or one per channel).
     #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
+    /// Continue the audit a kill interrupted: the swaps in its journal (`OUT.journal`,
+    /// beside --out) are kept, not computed again; a journal of other inputs or settings is
+    /// refused. Without a journal the audit simply starts.
+    #[arg(long)]
+    pub resume: bool,
+    /// Compute only shard K of N (1-based) of the swaps, dealt by cost, and write the
+    /// result to OUT/shard.journal; `reuse-audit merge` joins the N shards into the report.
+    #[arg(long, value_parser = clap::value_parser!(reuse_audit::journal::Shard))]
+    pub shard: Option<reuse_audit::journal::Shard>,
 }
 
 /// Which audited tensors a plan reuses.

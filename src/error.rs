@@ -23,6 +23,9 @@ pub enum UserError {
     /// A requested execution provider or runtime that is not available.
     #[error("{0}")]
     Runtime(String),
+    /// Shard results that do not make one whole audit (`merge`).
+    #[error("cannot merge: {0}")]
+    Merge(String),
 }
 
 /// A gate requested on the command line that did not pass. Exit code 1.

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod cost;
 pub mod forward;
 pub mod incremental;
+pub mod progress;
 pub mod scoring;
 mod strategy;
 mod tally;
@@ -16,6 +17,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array3;
 
+pub use progress::{Known, Progress, Sink};
 pub use scoring::Scoring;
 pub use strategy::{overridable_model, Strategy};
 pub use tally::Tally;
@@ -73,6 +75,8 @@ pub struct AuditJob<'a> {
     pub per_image: bool,
     /// What swaps are scored by.
     pub metric: Metric,
+    /// Results known from a journal, a shard's pairs, where results go (see `progress`).
+    pub progress: Option<&'a Progress<'a>>,
 }
 
 impl AuditJob<'_> {
@@ -97,8 +101,8 @@ impl AuditJob<'_> {
     }
 }
 
-/// One swap's result.
-#[derive(Debug, Clone)]
+/// One swap's result: all of it is what the journal keeps of the swap.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SwapResult {
     /// The baseline's Dice on the images this swap was scored on.
     pub baseline: Dice,
@@ -106,7 +110,9 @@ pub struct SwapResult {
     pub swapped: Dice,
     /// Images scored (all of them unless an adaptive audit stopped early).
     pub images: usize,
-    /// Paired bootstrap interval of `baseline.mean - swapped.mean` at the outcome's `level`.
+    /// Paired bootstrap interval of `baseline.mean - swapped.mean` at the outcome's `level`
+    /// (NaN without resamples; journaled as null).
+    #[serde(with = "progress::nan_as_null")]
     pub interval: (f64, f64),
 }
 
@@ -117,7 +123,8 @@ pub struct AuditOutcome {
     pub classes: usize,
     /// Dice of the unswapped target on every image.
     pub baseline: Dice,
-    /// Result per pair (same order as `Pairing::pairs`), `None` for kinds not audited.
+    /// Result per pair (same order as `Pairing::pairs`), `None` for kinds not audited (and,
+    /// in a shard, for the other shards' swaps).
     pub swaps: Vec<Option<SwapResult>>,
     /// Images in the set.
     pub images: usize,
@@ -140,17 +147,22 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<(AuditOutcome, Strategy)> 
             skipped.len()
         );
     }
+    if let Some(done) = job.from_journal(&skipped)? {
+        return Ok(done);
+    }
     let (tally, strategy) = run_swaps(engine, job)?;
     let n = job.data.n();
-    Ok((tally.finish(&skipped, job.scoring.rounds(n), job.scoring.level(n), job.metric), strategy))
+    let mut outcome = tally.finish(&skipped, job.scoring.rounds(n), job.scoring.level(n), job.metric);
+    job.absorb_known(&mut outcome);
+    Ok((outcome, strategy))
 }
 
-/// The pairs that run, in pair order.
+/// The pairs this run computes ([`AuditJob::computes`]), in pair order.
 pub fn todo(job: &AuditJob) -> Vec<usize> {
-    (0..job.pairing.pairs.len()).filter(|&i| job.runs(i)).collect()
+    (0..job.pairing.pairs.len()).filter(|&i| job.computes(i)).collect()
 }
 
-/// The baseline and every swap that [`AuditJob::runs`], round by round.
+/// The baseline and every swap that [`AuditJob::computes`], round by round.
 fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
     let input = job.input;
     let feed = Feed {
@@ -204,7 +216,8 @@ fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
     let mut tally: Option<Tally> = None;
     let mut labels_all: Option<Array3<u8>> = None;
     let mut start = 0;
-    for end in job.scoring.rounds(n) {
+    let rounds = job.scoring.rounds(n);
+    for (r, &end) in rounds.iter().enumerate() {
         let (base_pred, classes) = eval.baseline(start..end)?;
         let t = tally.get_or_insert_with(|| Tally::new(classes, n, job.pairing.pairs.len(), &todo(job)));
         if start == 0 {
@@ -220,11 +233,18 @@ fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
             Truth::Baseline => base_pred.clone(),
         };
         t.add_baseline(start, base_pred.view(), truth.view());
+        if r + 1 == rounds.len() {
+            job.record_baseline(job.strategy, classes, &t.baseline_score(job.metric))?;
+        }
         for &i in &open {
             let p = &job.pairing.pairs[i];
             bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
             let pred = eval.swap(i, start..end)?;
             t.add_swap(i, start, pred.view(), truth.view());
+            // Journaled as soon as it is final (as `close_round` will find it).
+            if let Some(result) = t.settled(i, end, None, &job.scoring, level, job.metric) {
+                job.record_swap(i, &result)?;
+            }
         }
         let before = open.len();
         open = t.close_round(end, &job.scoring, level, &open);

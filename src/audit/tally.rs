@@ -7,6 +7,7 @@ use ndarray::{s, Array3, ArrayView3};
 use super::scoring::{decided, Scoring};
 use super::{AuditOutcome, SwapResult};
 use crate::metrics::bootstrap::{delta_intervals_by, image_counts, totals};
+use crate::metrics::dice::Dice;
 use crate::metrics::score::Metric;
 
 /// The counts so far.
@@ -77,6 +78,45 @@ impl Tally {
         still
     }
 
+    /// The baseline's score on every image (once every image's baseline counts are in).
+    pub fn baseline_score(&self, metric: Metric) -> Dice {
+        metric.score(&totals(self.baseline.view()))
+    }
+
+    /// Pair `i`'s result if it stops after images `..end` (`end` is the last image, or its
+    /// interval decides it), from its counts so far with `chunk` (counts of images `at..`)
+    /// laid over them: what `close_round` will decide for it, known as soon as its counts
+    /// are (the bootstrap's sums are whole numbers, so the interval does not depend on the
+    /// other swaps scored with it).
+    pub fn settled(
+        &self,
+        i: usize,
+        end: usize,
+        chunk: Option<(usize, ArrayView3<u32>)>,
+        scoring: &Scoring,
+        level: f64,
+        metric: Metric,
+    ) -> Option<SwapResult> {
+        let mut counts = self.swaps[i].as_ref()?.slice(s![..end, .., ..]).to_owned();
+        if let Some((at, c)) = chunk {
+            counts.slice_mut(s![at..at + c.dim().0, .., ..]).assign(&c);
+        }
+        let base = self.baseline.slice(s![..end, .., ..]);
+        let iv = delta_intervals_by(base, &[counts.view()], level, scoring.resamples, scoring.score)[0];
+        (end >= self.n || decided(iv, scoring.tolerance)).then(|| self.result(counts.view(), iv, metric))
+    }
+
+    /// The result of a swap scored on the first `counts.dim().0` images.
+    fn result(&self, counts: ArrayView3<u32>, interval: (f64, f64), metric: Metric) -> SwapResult {
+        let used = counts.dim().0;
+        SwapResult {
+            baseline: metric.score(&totals(self.baseline.slice(s![..used, .., ..]))),
+            swapped: metric.score(&totals(counts)),
+            images: used,
+            interval,
+        }
+    }
+
     /// The outcome; `skipped` pairs (the source's parameter equals the target's) score the
     /// baseline on every image, with the interval [0, 0].
     pub fn finish(self, skipped: &[usize], rounds: Vec<usize>, level: f64, metric: Metric) -> AuditOutcome {
@@ -90,12 +130,7 @@ impl Tally {
             };
             runs += 1;
             forwards += used;
-            swaps[i] = Some(SwapResult {
-                baseline: metric.score(&totals(self.baseline.slice(s![..used, .., ..]))),
-                swapped: metric.score(&totals(counts.slice(s![..used, .., ..]))),
-                images: used,
-                interval,
-            });
+            swaps[i] = Some(self.result(counts.slice(s![..used, .., ..]), interval, metric));
         }
         for &i in skipped {
             swaps[i] = Some(SwapResult {

@@ -12,13 +12,34 @@ use reuse_audit::engine::LazyEngine;
 use reuse_audit::error::{GateFailed, UserError};
 use reuse_audit::model::layers::{group_name, parse_group};
 use reuse_audit::model::{Family, Kind};
-use reuse_audit::pipeline::{Audit, Labels};
+use reuse_audit::pipeline::{Audit, JournalPlan, JournalSpec, Labels};
 use reuse_audit::report::{NotAudited, Report};
 use reuse_audit::verdict::Decision;
 
 /// Run `audit` (and with `--plan DIR`, make the plan from its report).
 pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs, plan: Option<&Path>) -> Result<()> {
+    let journal = super::journaled::spec(s, a)?;
+    run_journaled(target, source, s, a, g, plan, journal)
+}
+
+/// Run `audit` with this journal (a merge gives the shards' results).
+pub fn run_journaled(
+    target: &Path,
+    source: &Path,
+    s: &Settings,
+    a: &RunArgs,
+    g: &GateArgs,
+    plan: Option<&Path>,
+    journal: Option<JournalSpec>,
+) -> Result<()> {
     if let Some(dir) = plan {
+        if a.shard.is_some() {
+            return Err(UserError::BadFlag {
+                flag: "--plan",
+                reason: "a shard sees part of the swaps: make the plan from the merged report (`reuse-audit plan TARGET SOURCE --report DIR/report.json --out PLAN`)".into(),
+            }
+            .into());
+        }
         super::plan::check_plan_folder(dir, s.out.as_deref())?;
     }
     if let Some(m) = g.max_delta {
@@ -53,11 +74,27 @@ pub fn run(target: &Path, source: &Path, s: &Settings, a: &RunArgs, g: &GateArgs
             "the RN verdict needs conv W (--kinds, --families)".into(),
         ));
     }
-    let audit = audit_of(target, source, s, a);
+    let audit = audit_of(target, source, s, a).journal(journal.clone());
     // One ONNX Runtime environment per process: the plan's joint check shares the audit's.
     let engine = LazyEngine::new(a.device, a.threads, s.options.quiet);
     let report = audit.run_with(&engine)?;
-    emit(&report, s)?;
+    if let Some(JournalSpec { plan: JournalPlan::Fresh(path) | JournalPlan::Resume(path), shard, .. }) = &journal {
+        if let (Some(shard), Some(out)) = (shard, &s.out) {
+            // The gates need every swap: `merge` applies them.
+            return super::journaled::publish_shard(path, out, *shard, s.options.quiet);
+        }
+        if let Err(e) = emit(&report, s) {
+            eprintln!(
+                "note: every swap's result is kept in {}: rerun with --resume to write the report from it",
+                path.display()
+            );
+            return Err(e);
+        }
+        // The report is published: the journal has served.
+        super::journaled::remove(path)?;
+    } else {
+        emit(&report, s)?;
+    }
     if let Some(dir) = plan {
         super::plan::from_audit(target, source, &report, &audit, s, dir, &engine)?;
     }

@@ -3,8 +3,10 @@
 mod audit;
 mod demo;
 mod inspect;
+mod journaled;
 mod matching;
 mod matrix;
+mod merge;
 mod plan;
 mod rmse;
 
@@ -36,6 +38,7 @@ pub fn dispatch(cmd: Command) -> Result<()> {
         Command::Matrix { models, match_mode, out, quiet } => {
             matrix::run(&models, &MatchMode::parse(&match_mode), out.as_deref(), quiet)
         }
+        Command::Merge { shards, out, quiet } => merge::run(&shards, &out, quiet),
         Command::Demo { models, out, strategy, threads, quiet } => demo::run(&models, &out, strategy, threads, quiet),
     }
 }

@@ -131,7 +131,7 @@ impl DiceCounts {
 }
 
 /// Dice summary: per class, mean over all classes, mean over foreground (classes 1..).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Dice {
     /// Dice of each class, background (class 0) included.
     pub per_class: Vec<f64>,

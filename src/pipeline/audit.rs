@@ -23,7 +23,10 @@ mod scaling;
 pub mod scorer;
 
 mod coverage;
+pub mod journaling;
 mod setters;
+
+pub use journaling::{JournalPlan, JournalSpec};
 
 /// Where the ground truth of the validation set comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -79,6 +82,7 @@ pub struct Audit {
     adaptive: bool,
     metric: Metric,
     mean_std: Option<MeanStd>,
+    journal: Option<JournalSpec>,
 }
 
 impl Audit {
@@ -105,6 +109,7 @@ impl Audit {
             adaptive: false,
             metric: Metric::Dice,
             mean_std: None,
+            journal: None,
         }
     }
 
@@ -142,7 +147,7 @@ impl Audit {
         // Adaptive rounds are prefixes of a seeded shuffle: each a random sample of the set.
         let dataset =
             if self.adaptive { dataset.reordered(&audit::scoring::image_order(dataset.n())) } else { dataset };
-        let job = AuditJob {
+        let mut job = AuditJob {
             target: &ctx.target,
             pairing: &ctx.pairing,
             values: &values,
@@ -159,11 +164,51 @@ impl Audit {
             scoring,
             per_image: kind.per_image,
             metric: self.metric,
+            progress: None,
         };
         let engine = engine.get()?;
+        // The journal: what it already holds is not computed again; each result is appended.
+        let opened = match &self.journal {
+            None => None,
+            Some(spec) => {
+                let resolved = [
+                    ("--normalize", format!("{normalize:?}").to_lowercase()),
+                    ("--threshold", format!("{threshold}")),
+                    ("--layout", io.name()),
+                    ("--batch", batch.to_string()),
+                    ("provider", engine.provider.to_string()),
+                    ("output", format!("{} {}", kind.describe(), rule.describe())),
+                ];
+                let header = self.journal_header(spec, &ctx, data_path, &dataset, &job, engine, &resolved)?;
+                let opened = journaling::open(spec, &header, o.quiet)?;
+                Some((header, opened))
+            }
+        };
+        let sink =
+            opened.as_ref().and_then(|(h, op)| op.writer.as_ref().map(|w| journaling::JournalSink::new(w, &h.swaps)));
+        // Should the audit fail from here on, a journal without any swap goes, one with swaps
+        // stays to be resumed (a kill skips this: its journal stays as it is).
+        let mut guard =
+            journaling::Guard::new(sink.as_ref(), opened.as_ref().map_or(0, |(_, op)| op.known.swaps.len()));
+        let progress = opened.as_ref().map(|(_, op)| audit::Progress {
+            known: &op.known,
+            only: op.only.as_deref(),
+            sink: sink.as_ref().map(|s| s as &dyn audit::Sink),
+        });
+        job.progress = progress.as_ref();
+        if let (Some(JournalPlan::Merged(_)), Some(i)) =
+            (self.journal.as_ref().map(|j| &j.plan), (0..ctx.pairing.pairs.len()).find(|&i| job.computes(i)))
+        {
+            anyhow::bail!("merge: swap {i} has no result in the shards");
+        }
         let (outcome, strategy) = audit::run(engine, &job)?;
         if !label_free && outcome.baseline.mean < self.min_baseline {
             return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
+        }
+        // A shard's report would speak for swaps it did not compute: its result is the journal.
+        if self.journal.as_ref().is_some_and(|j| j.shard.is_some()) {
+            guard.disarm();
+            return Ok(report);
         }
         results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
         report.settings.metric = Some(self.metric);
@@ -199,6 +244,7 @@ impl Audit {
             layout: io.name(),
             mean_std: self.mean_std.clone(),
         });
+        guard.disarm();
         Ok(report)
     }
 }

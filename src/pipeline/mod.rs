@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::Result;
 
 pub use audit::scorer::Scorer;
-pub use audit::{Audit, Labels};
+pub use audit::{journaling, Audit, JournalPlan, JournalSpec, Labels};
 pub use options::Options;
 
 use crate::audit::compare::{self, PairValues};

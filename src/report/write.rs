@@ -15,9 +15,9 @@ use anyhow::{Context, Result};
 
 use crate::error::UserError;
 
-/// Top-level names the tool writes into an output folder (reports, matrices, reuse plans).
-/// Those not rewritten by a run are stale and are not carried over.
-pub const OWNED: [&str; 13] = [
+/// Top-level names the tool writes into an output folder (reports, matrices, reuse plans,
+/// shard results). Those not rewritten by a run are stale and are not carried over.
+pub const OWNED: [&str; 14] = [
     "report.json",
     "report.csv",
     "report.html",
@@ -31,6 +31,7 @@ pub const OWNED: [&str; 13] = [
     "reused.safetensors",
     "grafted.onnx",
     "grafted.onnx.data",
+    "shard.journal",
 ];
 
 /// Write `(relative path, bytes)` pairs as the new contents of `dir`, published at once.

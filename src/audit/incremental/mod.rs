@@ -130,6 +130,12 @@ impl Plan {
                 pairs.iter().partition(|&&p| job.values.triples[p].is_none());
             let groups = std::iter::once(float).filter(|f| !f.is_empty()).chain(quantized.into_iter().map(|p| vec![p]));
             for group in groups {
+                // Every pair that runs is an input, so the region is the same graph whichever
+                // of them this run computes (a resumed or sharded run: see `audit::progress`).
+                let computed: Vec<usize> = group.iter().copied().filter(|&p| job.computes(p)).collect();
+                if computed.is_empty() {
+                    continue;
+                }
                 let mut sub = sub.clone();
                 for &p in &group {
                     let target = &job.pairing.pairs[p].target;
@@ -144,8 +150,13 @@ impl Plan {
                 sub.output.push(g.output[0].clone());
                 let mut m = header(model);
                 m.graph = Some(sub).into();
-                let flops = cost.downstream(&topo, model, node) * group.len() as f64;
-                built.push(RegionModel { frontier: frontier.clone(), pairs: group, flops, bytes: m.write_to_bytes()? });
+                let flops = cost.downstream(&topo, model, node) * computed.len() as f64;
+                built.push(RegionModel {
+                    frontier: frontier.clone(),
+                    pairs: computed,
+                    flops,
+                    bytes: m.write_to_bytes()?,
+                });
             }
         }
         let mut full = model.clone();

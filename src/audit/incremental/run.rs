@@ -11,7 +11,7 @@ use ndarray::{s, Array3, ArrayD};
 use super::{schedule, Plan, Region};
 use crate::audit::forward::{check_finite, class_maps, Feed};
 use crate::audit::strategy::param_f32;
-use crate::audit::{AuditJob, Tally, Truth};
+use crate::audit::{AuditJob, Strategy, Tally, Truth};
 use crate::engine::View;
 use crate::metrics::bootstrap::{image_counts, ImageCounts};
 
@@ -52,13 +52,17 @@ impl Plan {
         open.sort_unstable();
         let mut start = 0;
         let input = feed.input.name.as_str();
-        for end in rounds {
+        let last_round = rounds.len().saturating_sub(1);
+        for (round, &end) in rounds.iter().enumerate() {
             let batches: Vec<(usize, usize)> = feed.batches_in(start..end).collect();
             let is_open = |p: usize| open.binary_search(&p).is_ok();
             // The regions with a swap still open, costliest first.
             let order: Vec<usize> =
                 self.order.iter().copied().filter(|&r| self.regions[r].pairs.iter().any(|&p| is_open(p))).collect();
-            for chunk in batches.chunks(batches_per_chunk) {
+            let chunks = batches.chunks(batches_per_chunk).count();
+            for (ci, chunk) in batches.chunks(batches_per_chunk).enumerate() {
+                // The last chunk of a round completes each open swap's counts for the round.
+                let completes = ci + 1 == chunks;
                 // Baseline over the chunk, keeping the frontier tensors; batches spread over
                 // the workers, each with its own baseline session.
                 let runs = schedule::parallel_map(self.workers, chunk, |w, &(start, count)| {
@@ -99,9 +103,22 @@ impl Plan {
                     cache.push(outs);
                 }
                 let classes = tally.as_ref().map_or(0, Tally::classes);
-                // Every open swap on its region only, regions spread over the workers.
+                if let (true, true, Some(tl)) = (completes, round == last_round, tally.as_ref()) {
+                    job.record_baseline(Strategy::Incremental, classes, &tl.baseline_score(job.metric))?;
+                }
+                // Every open swap on its region only, regions spread over the workers; a swap
+                // that is final with this chunk is journaled as soon as its region ends.
                 let per_region = schedule::parallel_map(self.workers, &order, |_, &r| {
-                    self.swaps_of(&self.regions[r], &open, job, feed, chunk, &cache, &truth, classes)
+                    let counts = self.swaps_of(&self.regions[r], &open, job, feed, chunk, &cache, &truth, classes)?;
+                    if let (true, Some(tl)) = (completes, tally.as_ref()) {
+                        for (p, c) in &counts {
+                            let laid = Some((chunk[0].0, c.view()));
+                            if let Some(result) = tl.settled(*p, end, laid, &job.scoring, level, job.metric) {
+                                job.record_swap(*p, &result)?;
+                            }
+                        }
+                    }
+                    Ok(counts)
                 })?;
                 if let Some(tl) = tally.as_mut() {
                     for (p, c) in per_region.into_iter().flatten() {

@@ -173,3 +173,56 @@ fn a_first_round_of_16_images_would_break_the_one_sided_bound() {
     assert!(rate[1] > rate[2], "{rate:?}");
     assert_eq!(sc.rounds(n), vec![32, 64, 128]);
 }
+
+/// What the journal records as each swap finishes ([`Tally::settled`], from one swap's own
+/// counts, in the middle of a round's last chunk) is bit for bit what the outcome holds
+/// ([`Tally::close_round`] over all open swaps together, then [`Tally::finish`]), exact and
+/// adaptive: a resumed audit's report equals an uninterrupted one's.
+#[test]
+fn settled_results_are_the_outcomes() {
+    let mut rng = SplitMix64::new(77);
+    let n = 80;
+    let pops: Vec<(Array3<u32>, Array3<u32>)> = (0..4).map(|_| population(&mut rng, n)).collect();
+    let base = pops[0].0.clone();
+    for adaptive in [false, true] {
+        let scoring = Scoring {
+            tolerance: 0.02,
+            confidence: 0.9,
+            resamples: 500,
+            adaptive,
+            score: crate::metrics::bootstrap::mean_dice,
+        };
+        let level = scoring.level(n);
+        let runs = [0, 2, 3, 5];
+        let mut t = Tally::new(2, n, 6, &runs);
+        let mut open = runs.to_vec();
+        let mut settled: Vec<(usize, SwapResult)> = Vec::new();
+        let mut start = 0;
+        for end in scoring.rounds(n) {
+            t.add_counts(None, start, base.slice(s![start..end, .., ..]));
+            // Each swap's round in two chunks; `settled` sees the second one laid over.
+            let mid = (start + end) / 2;
+            for (k, &i) in open.iter().enumerate() {
+                let swap = &pops[k % pops.len()].1;
+                t.add_counts(Some(i), start, swap.slice(s![start..mid, .., ..]));
+                let chunk = swap.slice(s![mid..end, .., ..]);
+                if let Some(r) = t.settled(i, end, Some((mid, chunk)), &scoring, level, Metric::Dice) {
+                    settled.push((i, r));
+                }
+                t.add_counts(Some(i), mid, chunk);
+            }
+            open = t.close_round(end, &scoring, level, &open);
+            start = end;
+        }
+        let outcome = t.finish(&[], scoring.rounds(n), level, Metric::Dice);
+        assert_eq!(settled.len(), runs.len(), "adaptive {adaptive}: every swap settles once");
+        for (i, r) in settled {
+            let got = outcome.swaps[i].as_ref().expect("a result");
+            assert_eq!(got.images, r.images, "adaptive {adaptive}, pair {i}");
+            assert_eq!(got.baseline, r.baseline);
+            assert_eq!(got.swapped, r.swapped);
+            assert_eq!(got.interval.0.to_bits(), r.interval.0.to_bits(), "pair {i}");
+            assert_eq!(got.interval.1.to_bits(), r.interval.1.to_bits(), "pair {i}");
+        }
+    }
+}

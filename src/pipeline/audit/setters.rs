@@ -127,6 +127,14 @@ impl Audit {
         self
     }
 
+    /// Journal every result as it finishes (`--out`'s journal, `--resume`, `--shard`,
+    /// `merge`; see [`crate::journal`]). With a shard, the audit computes only that shard's
+    /// swaps and its report is the data-free one: the journal is its result.
+    pub fn journal(mut self, journal: Option<super::JournalSpec>) -> Audit {
+        self.journal = journal;
+        self
+    }
+
     /// Score swaps in rounds of images (16, 32, 64, ..., the set) and stop each once its
     /// interval lies on one side of the tolerance (see `audit::scoring`). Default off.
     pub fn adaptive(mut self, on: bool) -> Audit {
