@@ -201,7 +201,9 @@ impl Audit {
         {
             anyhow::bail!("merge: swap {i} has no result in the shards");
         }
+        let t = crate::profile::span("audit (all swaps)");
         let (outcome, strategy) = audit::run(engine, &job)?;
+        drop(t);
         if !label_free && outcome.baseline.mean < self.min_baseline {
             return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
         }
@@ -210,6 +212,7 @@ impl Audit {
             guard.disarm();
             return Ok(report);
         }
+        let _verdict = crate::profile::span("verdict");
         results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
         report.settings.metric = Some(self.metric);
         // Verdicts over the audited groups only would speak for groups never swapped.
