@@ -47,6 +47,7 @@ SETTINGS = ("random",) + tuple(f"{s}-{m}" for s in SOURCES for m in ("freeze", "
 BATCH = 8
 LR = 3e-3
 RUN_SECONDS = {}  # key -> seconds its run took (kept in the cache, summed into meta.json)
+CACHED = []  # keys of the runs found finished in the work folder
 
 
 def parse_args():
@@ -181,6 +182,7 @@ def run_cached(args, key, fn):
         rec = json.load(open(path))
         if rec["steps"] == args.steps:
             RUN_SECONDS[key] = rec["seconds"]
+            CACHED.append(key)
             return rec["dice"]
     t0 = time.time()
     dice = fn()
@@ -240,7 +242,8 @@ def main():
                     rows.append((net, n, setting, seed, dice))
                     if setting == "random" and seed < args.practical_seeds:
                         prows += practical_runs(args, net, n, seed, own.get("model"), few, train_set, val_set)
-    reuse_report.write_all(args, rows, prows, SETTINGS, time.time() - t_start, sum(RUN_SECONDS.values()))
+    reuse_report.write_all(args, rows, prows, SETTINGS, time.time() - t_start, sum(RUN_SECONDS.values()),
+                           len(CACHED))
 
 
 def practical_runs(args, net, n, seed, model, few, train_set, val_set):

@@ -33,6 +33,7 @@ PAPER_PSPNET = {
         "rvsc-seg-finetune": (0.99, 0.67, 0.74, 0.82, 0.81),
     },
 }
+FAILED = 0.5  # a class below this Dice in a run counts as not learnt
 NET_TITLE = {"unet": "UNet", "pspnet": "PSPNet"}
 HEADER = "net,samples,setting,seed,dice_class_0,dice_class_1,dice_class_2,dice_class_3,dice_mean"
 
@@ -93,8 +94,13 @@ def plan_summary(args, sources):
         steps = (plan.get("verification") or {}).get("steps") or [{}]
         last = steps[-1]
         text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+        report = json.load(open(os.path.join(os.path.dirname(os.path.dirname(path)), "report", "report.json")))
+        w = [r for r in report["rows"] if r["family"] == "conv" and r["kind"] == "W"]
+        audit = (f"{'yes' if report['summary']['rn'] else 'no'} "
+                 f"({report['summary']['conv_w_reusable_share']:.0%}) | "
+                 f"{np.mean([r['rmse'] for r in w]):.4f} / {np.mean([r['nrmse'] for r in w]):.3f}")
         short[(variant, net, n, seed, src)] = (
-            f"{len(plan['reuse'])} ({text}); joint loss {last.get('loss', float('nan')):.4f} "
+            f"{audit} | {len(plan['reuse'])} ({text}); joint loss {last.get('loss', float('nan')):.4f} "
             f"after {len(steps) - 1} drop(s)")
     write(os.path.join(args.out, "plans.csv"), "\n".join(lines) + "\n")
     return short
@@ -110,13 +116,14 @@ def summary(args, rows, prows, settings, plans):
            f"{args.seeds} seed(s); Dice per class pooled over the 48 slices of "
            "`models/data/acdc-val.npz`; mean = mean of the 4 classes, background included, as "
            "in the paper). ± is the standard deviation of the mean Dice over seeds. "
-           "Δ = setting − random init. The paper's numbers are its PSPNet table (it gives none "
+           "Δ = setting − random init. failed = runs (seeds) in which some class scored Dice "
+           f"< {FAILED} (a class never learnt). The paper's numbers are its PSPNet table (it gives none "
            "for the UNet).", ""]
     for net in args.nets:
         for n in args.samples:
             out += [f"## {NET_TITLE[net]}, {n} training slices", ""]
             paper = PAPER_PSPNET[n] if net == "pspnet" and n in PAPER_PSPNET else None
-            head = "| # | setting | class-0 | class-1 | class-2 | class-3 | mean ± sd | Δ |"
+            head = "| # | setting | class-0 | class-1 | class-2 | class-3 | mean ± sd | Δ | failed |"
             if paper:
                 head += " paper class-0..3 | paper mean | paper Δ |"
             out += [head, "|" + "---|" * (head.count("|") - 1)]
@@ -125,9 +132,10 @@ def summary(args, rows, prows, settings, plans):
                 st = stats(rows, net, n, s)
                 if st is None:
                     continue
-                cls, m, sd, _ = st
+                cls, m, sd, count = st
+                failed = sum(min(r[4]) < FAILED for r in rows if r[:3] == (net, n, s))
                 line = (f"| {i + 1} | {s} | " + " | ".join(fmt(c) for c in cls)
-                        + f" | {fmt(m)} ± {fmt(sd)} | {m - base[1]:+.3f} |")
+                        + f" | {fmt(m)} ± {fmt(sd)} | {m - base[1]:+.3f} | {failed}/{count} |")
                 if paper:
                     p = paper[s]
                     line += (" " + " / ".join(f"{c:.2f}" for c in p[:4]) + f" | {p[4]:.2f} | "
@@ -147,8 +155,10 @@ def summary(args, rows, prows, settings, plans):
             out.append(f"| {NET_TITLE[net]} | {n} | {seed} | {s} | {fmt(a)} | {fmt(b)} | {b - a:+.3f} |")
         out.append("")
     out += ["## Plans (tensors reused; joint check on the audit's data)", "",
-            "| plan made against | net | source | tensors reused (by kind) |",
-            "|---|---|---|---|"]
+            "RN: the audit's verdict (share of conv layers whose W is reusable). RMSE / nRMSE: "
+            "conv W, mean over layers (the paper's predictor: smaller should transfer better).", "",
+            "| plan made against | net | source | RN | conv W RMSE / nRMSE | tensors reused (by kind) |",
+            "|---|---|---|---|---|---|"]
     for (variant, net, n, seed, src), text in plans.items():
         tgt = "bundled ACDC model (480 slices), on acdc-val" if variant == "acdc-480" else \
             f"seed {seed}'s random-init model, on its {n} training slices"
@@ -156,14 +166,14 @@ def summary(args, rows, prows, settings, plans):
     return "\n".join(out) + "\n"
 
 
-def figure(args, rows, settings, path):
+def figure(args, rows, prows, settings, path):
     import matplotlib
 
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "reuse-experiment"
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(args.nets), figsize=(6 * len(args.nets), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(args.nets), figsize=(6 * len(args.nets), 5.2), squeeze=False)
     colors = {10: "tab:orange", 50: "tab:blue"}
     for ax, net in zip(axes[0], args.nets):
         for j, n in enumerate(args.samples):
@@ -174,6 +184,10 @@ def figure(args, rows, settings, path):
                 if pts:
                     ax.hlines(np.mean(pts), i + off - 0.1, i + off + 0.1, color=colors.get(n, "k"), lw=2,
                               label=f"{n} slices (ours)" if i == 0 else None)
+                pp = [float(np.mean(r[4])) for r in prows if r[:3] == (net, n, s)]
+                ax.scatter([i + off + 0.08] * len(pp), pp, s=22, marker="D", facecolors="none",
+                           edgecolors=colors.get(n, "k"),
+                           label=f"{n} slices, plan vs few-shot target" if i == 1 and pp else None)
                 if net == "pspnet" and n in PAPER_PSPNET:
                     ax.scatter([i + off], [PAPER_PSPNET[n][s][4]], marker="x", color=colors[n],
                                label=f"{n} samples (paper)" if i == 0 else None)
@@ -181,13 +195,17 @@ def figure(args, rows, settings, path):
         ax.set_ylabel("mean Dice (4 classes)")
         ax.set_title(f"{NET_TITLE[net]}: ACDC stand-in from few slices")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
+        lo = [min(np.mean(r[4]) for r in rows + prows if r[0] == net)]
+        if net == "pspnet":
+            lo += [PAPER_PSPNET[n][s][4] for n in args.samples if n in PAPER_PSPNET for s in settings]
+        ax.set_ylim(min(lo) - 0.02, 1.0)
     fig.tight_layout()
     fig.savefig(path, metadata={"Date": None, "Creator": None})
     plt.close(fig)
 
 
-def write_all(args, rows, prows, settings, wall_s, run_s):
+def write_all(args, rows, prows, settings, wall_s, run_s, cached):
     import torch
 
     os.makedirs(args.out, exist_ok=True)
@@ -197,12 +215,12 @@ def write_all(args, rows, prows, settings, wall_s, run_s):
     sources = list(dict.fromkeys(s.rsplit("-", 1)[0] for s in settings[1:]))
     plans = plan_summary(args, sources)
     write(os.path.join(args.out, "summary.md"), summary(args, rows, prows, settings, plans))
-    figure(args, rows, settings, os.path.join(args.out, "figure.svg"))
+    figure(args, rows, prows, settings, os.path.join(args.out, "figure.svg"))
     meta = {"steps": args.steps, "batch": 8, "seeds": args.seeds, "practical_seeds": args.practical_seeds,
             "nets": args.nets, "samples": args.samples, "torch": torch.__version__,
             "threads": torch.get_num_threads(), "machine": platform.machine(),
-            "wall_time_s": round(wall_s, 1), "run_seconds_total": round(run_s, 1),
-            "runs": len(rows) + len(prows)}
+            "wall_time_s_this_invocation": round(wall_s, 1), "runs_cached": cached,
+            "run_seconds_total": round(run_s, 1), "runs": len(rows) + len(prows)}
     write(os.path.join(args.out, "meta.json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
     print(f"wrote {args.out}/ (results.csv, summary.md, figure.svg, plans.csv, meta.json) "
           f"in {wall_s:.0f}s", flush=True)
