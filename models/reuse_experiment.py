@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -176,22 +177,23 @@ def train_run(net_name, n, seed, setting, plan_dir, steps, train_set, val_set):
 
 
 def run_cached(args, key, fn):
-    """Run FN unless WORK/runs/KEY.json holds its result under the same step count."""
+    """(model, Dice) of FN(), unless WORK/runs/KEY.json holds its Dice under the same step
+    count: then (None, Dice)."""
     path = os.path.join(args.work, "runs", key + ".json")
     if os.path.exists(path):
         rec = json.load(open(path))
         if rec["steps"] == args.steps:
             RUN_SECONDS[key] = rec["seconds"]
             CACHED.append(key)
-            return rec["dice"]
+            return None, rec["dice"]
     t0 = time.time()
-    dice = fn()
+    model, dice = fn()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     RUN_SECONDS[key] = round(time.time() - t0, 1)
     json.dump({"steps": args.steps, "dice": dice, "seconds": RUN_SECONDS[key]}, open(path, "w"))
     print(f"  {key}: mean {np.mean(dice):.4f} {[round(d, 4) for d in dice]} ({RUN_SECONDS[key]}s)",
           flush=True)
-    return dice
+    return model, dice
 
 
 def main():
@@ -230,18 +232,11 @@ def main():
             for seed in range(args.seeds):
                 for setting in SETTINGS:
                     plan = plans.get(setting.rsplit("-", 1)[0])
-                    key = f"{net}-{n}-{setting}-{seed}"
-                    own = {}
-
-                    def job():
-                        model, dice = train_run(net, n, seed, setting, plan, args.steps, train_set, val_set)
-                        own["model"] = model
-                        return dice
-
-                    dice = run_cached(args, key, job)
+                    job = partial(train_run, net, n, seed, setting, plan, args.steps, train_set, val_set)
+                    model, dice = run_cached(args, f"{net}-{n}-{setting}-{seed}", job)
                     rows.append((net, n, setting, seed, dice))
                     if setting == "random" and seed < args.practical_seeds:
-                        prows += practical_runs(args, net, n, seed, own.get("model"), few, train_set, val_set)
+                        prows += practical_runs(args, net, n, seed, model, few, train_set, val_set)
     reuse_report.write_all(args, rows, prows, SETTINGS, time.time() - t_start, sum(RUN_SECONDS.values()),
                            len(CACHED))
 
@@ -260,8 +255,8 @@ def practical_runs(args, net, n, seed, model, few, train_set, val_set):
                          os.path.join(work, src))
         for mode in ("freeze", "finetune"):
             setting = f"{src}-{mode}"
-            dice = run_cached(args, f"practical-{net}-{n}-{setting}-{seed}",
-                              lambda: train_run(net, n, seed, setting, plan, args.steps, train_set, val_set)[1])
+            job = partial(train_run, net, n, seed, setting, plan, args.steps, train_set, val_set)
+            _, dice = run_cached(args, f"practical-{net}-{n}-{setting}-{seed}", job)
             out.append((net, n, setting, seed, dice))
     return out
 

@@ -94,7 +94,8 @@ def plan_summary(args, sources):
         steps = (plan.get("verification") or {}).get("steps") or [{}]
         last = steps[-1]
         text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-        report = json.load(open(os.path.join(os.path.dirname(os.path.dirname(path)), "report", "report.json")))
+        report_path = os.path.join(os.path.dirname(os.path.dirname(path)), "report", "report.json")
+        report = json.load(open(report_path))
         w = [r for r in report["rows"] if r["family"] == "conv" and r["kind"] == "W"]
         audit = (f"{'yes' if report['summary']['rn'] else 'no'} "
                  f"({report['summary']['conv_w_reusable_share']:.0%}) | "
