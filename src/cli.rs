@@ -256,6 +256,13 @@ pub struct RunArgs {
     /// 1 - (1 - confidence) / rounds: a union bound over the rounds).
     #[arg(long)]
     pub adaptive: bool,
+    /// After the swaps, search each audited (layer, kind)'s noise budget: the largest RMSE
+    /// of Gaussian noise on the target's own tensor that costs at most the tolerance
+    /// (bisection on a geometric grid, 3 seeded draws per probe; about 21 runs of each
+    /// swap's downstream region). Adds rmse_budget, within_budget and their agreement with
+    /// the decisions to the report.
+    #[arg(long)]
+    pub budget: bool,
     /// What a swap is scored by: dice (segmentation maps), accuracy (classifiers, labels =
     /// one class id per image, top-1), agreement (label-free: share of pixels, or images,
     /// predicted as the unswapped target predicts them; loss = 1 - agreement).

@@ -32,7 +32,13 @@ fn row(family: &str, layer: usize, kind: &str, rmse: f64, swapped: f64) -> Row {
         delta_dice_hi: None,
         decision: None,
         images_used: Some(2),
+        budget: None,
     }
+}
+
+/// A conv row of `kind` with no decision.
+pub fn plain_row(kind: &str) -> Row {
+    row("conv", 1, kind, 0.1, 0.9)
 }
 
 /// A fixed report: two conv layers (W, B) and one BN layer (RM); conv 1 W and bn 1 RM are not reusable.
@@ -115,6 +121,7 @@ pub fn fixed_report() -> Report {
         warnings: vec!["a warning".into()],
         predictors: crate::predictors::predictors(&rows_for_predictors, 0.95, 200),
         adaptive: None,
+        budget: None,
         summary,
     }
 }

@@ -141,4 +141,12 @@ impl Audit {
         self.adaptive = on;
         self
     }
+
+    /// Search every audited (layer, kind)'s noise budget after the swaps: the largest RMSE
+    /// of Gaussian noise on the target's tensor within the tolerance (see
+    /// [`crate::audit::budget`]). Default off.
+    pub fn budget(mut self, on: bool) -> Audit {
+        self.budget = on;
+        self
+    }
 }
