@@ -123,7 +123,7 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .labels(labels)
         .options(options)
         .adaptive(a.adaptive)
-        .budget(a.budget)
+        .budget(a.budget.then_some(a.budget_draws as usize))
         .normalize(a.normalize)
         .fit(a.fit)
         .layout(a.layout)

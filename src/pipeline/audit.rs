@@ -84,7 +84,7 @@ pub struct Audit {
     metric: Metric,
     mean_std: Option<MeanStd>,
     journal: Option<JournalSpec>,
-    budget: bool,
+    budget: Option<usize>,
 }
 
 impl Audit {
@@ -112,7 +112,7 @@ impl Audit {
             metric: Metric::Dice,
             mean_std: None,
             journal: None,
-            budget: false,
+            budget: None,
         }
     }
 
@@ -214,8 +214,8 @@ impl Audit {
             return Ok(report);
         }
         results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
-        if self.budget {
-            budget::apply(&mut report, &ctx.pairing, o, &audit::budget::run(engine, &job)?);
+        if let Some(draws) = self.budget {
+            budget::apply(&mut report, &ctx.pairing, o, &audit::budget::run(engine, &job, draws)?);
         }
         report.settings.metric = Some(self.metric);
         // Verdicts over the audited groups only would speak for groups never swapped.

@@ -93,13 +93,16 @@ impl BudgetChart<'_> {
     }
 }
 
-/// One figure per kind with a budget (`budget-W.svg`, ...), in order of first appearance.
+/// One figure per kind with a budget or a bound (`budget-W.svg`, ...), in order of first
+/// appearance.
 pub fn figures(r: &Report) -> Vec<Figure> {
     if r.budget.is_none() {
         return Vec::new();
     }
     let mut kinds: Vec<&str> = Vec::new();
-    for row in r.rows.iter().filter(|x| x.budget.is_some()) {
+    let bracketed =
+        |x: &&Row| x.budget.as_ref().is_some_and(|b| b.rmse_budget.is_some() || b.rmse_budget_next.is_some());
+    for row in r.rows.iter().filter(bracketed) {
         if !kinds.contains(&row.kind.as_str()) {
             kinds.push(&row.kind);
         }

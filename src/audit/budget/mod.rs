@@ -4,8 +4,8 @@
 //! the paper's second condition, "the RMSE between kernels is small enough", into a number
 //! per layer: a swap whose `rmse` is within its layer's budget should be reusable.
 //!
-//! Search: a bisection on a geometric grid of RMSEs ([`grid`]), each probe averaging
-//! [`noise::DRAWS`] seeded draws ([`noise`]). Every probe is a swap like the audit's, with
+//! Search: a bisection on a geometric grid of RMSEs ([`grid`]), each probe averaging a few
+//! seeded draws (`--budget-draws`, default [`noise::DEFAULT_DRAWS`]) ([`noise`]). Every probe is a swap like the audit's, with
 //! the target's tensor plus noise in place of the source's, so it runs the way the swaps
 //! ran: with the incremental strategy, only the layer's downstream region from cached
 //! activations (one plan, its sessions built once for every step); where incremental does
@@ -47,6 +47,8 @@ pub struct BudgetOutcome {
     pub pairs: Vec<Option<std::result::Result<Found, String>>>,
     /// The strategy the probes ran with.
     pub strategy: Strategy,
+    /// Noise draws averaged per probe.
+    pub draws: usize,
     /// Probe runs: steps x draws x groups (each a swap run over every image).
     pub probe_runs: usize,
     /// Unswapped runs over every image: one per step (the baseline and, incremental, the
@@ -68,8 +70,9 @@ fn grid_of(job: &AuditJob, i: usize) -> std::result::Result<Grid, String> {
 }
 
 /// Search the budget of every audited (layer, kind) of `job` (an audit job; its journal, if
-/// any, is not touched).
-pub fn run(engine: &Engine, job: &AuditJob) -> Result<BudgetOutcome> {
+/// any, is not touched), each probe averaging `draws` noise draws (at least 1).
+pub fn run(engine: &Engine, job: &AuditJob, draws: usize) -> Result<BudgetOutcome> {
+    let draws = draws.max(1);
     let pairs = &job.pairing.pairs;
     let mut out: Vec<Option<std::result::Result<Found, String>>> = vec![None; pairs.len()];
     let mut groups: Vec<(usize, Grid)> = Vec::new();
@@ -79,9 +82,8 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<BudgetOutcome> {
             Err(why) => out[i] = Some(Err(why)),
         }
     }
-    let draws = noise::DRAWS;
     if groups.is_empty() {
-        return Ok(BudgetOutcome { pairs: out, strategy: job.strategy, probe_runs: 0, baseline_runs: 0 });
+        return Ok(BudgetOutcome { pairs: out, strategy: job.strategy, draws, probe_runs: 0, baseline_runs: 0 });
     }
     // Every group's pair, once per draw: probe k is group k / DRAWS, draw k % DRAWS.
     let probes = Pairing {
@@ -144,6 +146,7 @@ pub fn run(engine: &Engine, job: &AuditJob) -> Result<BudgetOutcome> {
     Ok(BudgetOutcome {
         pairs: out,
         strategy,
+        draws,
         probe_runs: STEPS as usize * draws * groups.len(),
         baseline_runs: STEPS as usize,
     })

@@ -11,8 +11,8 @@ use ndarray::ArrayD;
 
 use crate::metrics::bootstrap::{SplitMix64, SEED};
 
-/// Draws averaged per probe.
-pub const DRAWS: usize = 3;
+/// Draws averaged per probe unless `--budget-draws` says otherwise.
+pub const DEFAULT_DRAWS: usize = 3;
 
 /// FNV-1a of a name: the same seed for the same initializer in every run.
 fn fnv1a(s: &str) -> u64 {

@@ -2,7 +2,6 @@
 //! `within_budget` with the measured decisions, and the predictor table again (it gains
 //! `rmse/rmse_budget`).
 
-use crate::audit::budget::noise::DRAWS;
 use crate::audit::budget::{BudgetOutcome, Found, HIGH, LOW, POINTS, STEPS};
 use crate::pair::Pairing;
 use crate::pipeline::Options;
@@ -48,7 +47,7 @@ pub fn apply(report: &mut Report, pairing: &Pairing, o: &Options, outcome: &Budg
     }
     report.budget = Some(BudgetInfo {
         noise: "gaussian".into(),
-        draws: DRAWS,
+        draws: outcome.draws,
         grid_points: POINTS,
         grid_low: LOW,
         grid_high: HIGH,

@@ -76,3 +76,21 @@ fn grid_spans_the_tensor_scale_geometrically() {
     assert_eq!(Grid::of(std::iter::empty()), None);
     assert_eq!(Grid::of([f64::NAN]), None);
 }
+
+#[test]
+fn the_budget_grows_with_the_tolerance_and_shrinks_with_a_steeper_loss() {
+    let grid = Grid { r_min: 1e-3, r_max: 10.0, points: POINTS };
+    let budget = |tol: f64, loss: &dyn Fn(f64) -> f64| bisect(POINTS, tol, |j| loss(grid.r(j))).0.within.map(|w| w.0);
+    let gentle = |r: f64| r * r;
+    let steep = |r: f64| 4.0 * r * r;
+    let mut last = None;
+    for tol in [1e-6, 1e-4, 0.01, 0.02, 0.05, 0.5, 5.0, 500.0] {
+        let b = budget(tol, &gentle);
+        assert!(b >= last, "tolerance {tol}: {b:?} after {last:?}");
+        assert!(budget(tol, &steep) <= b, "tolerance {tol}");
+        last = b;
+    }
+    // The ends: below the grid for the tiniest tolerance, above it for the largest.
+    assert_eq!(budget(1e-7, &gentle), None);
+    assert_eq!(budget(500.0, &gentle), Some(POINTS - 1));
+}
