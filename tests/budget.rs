@@ -201,6 +201,37 @@ fn budget_flags_are_refused_where_they_cannot_apply() {
     assert!(!out.exists() && !d.path().join("shard.journal").exists(), "nothing written");
 }
 
+#[test]
+fn running_variance_budgets_say_where_the_noise_turns_variances_negative() {
+    // Gaussian noise on a running variance can make it negative: BN's sqrt(var + eps) is
+    // then NaN. A budget whose next grid step did that for some draw says so, and over it
+    // within_budget is unknown. Which draws go negative is worked out here from the target's
+    // variances and the tool's seeded draws.
+    let (_d, t, s, data) = tiny();
+    let model = tiny_cnn(&Spec::default());
+    let v = json_of(audit_cmd(&t, &s, &data).args(["--budget", "--kinds", "RV", "--families", "bn"]));
+    let mut flagged = 0;
+    for r in rows(&v) {
+        let Some(next) = r["rmse_budget_next"].as_f64() else { continue };
+        let name = r["target_initializer"].as_str().unwrap();
+        let init = model.graph.initializer.iter().find(|i| i.name == name).unwrap();
+        let var: Vec<f64> =
+            init.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect();
+        let negative = (0..3).any(|d| {
+            let z = reuse_audit::audit::budget::noise::direction(name, d, var.len());
+            var.iter().zip(&z).any(|(v, z)| v + next * z < 0.0)
+        });
+        let note = r["budget_note"].as_str().unwrap_or("");
+        assert_eq!(note.contains("makes running variances negative"), negative, "{r}");
+        if negative {
+            flagged += 1;
+            let over = r["rmse"].as_f64().unwrap() > r["rmse_budget"].as_f64().unwrap();
+            assert_eq!(r["within_budget"].is_null(), over, "{r}");
+        }
+    }
+    assert!(flagged > 0, "the tiny CNN's variances (0.6 to 1.4, 4 channels) go negative under the noise");
+}
+
 fn python_env() -> PathBuf {
     let out = Command::new("bash").arg(root().join("scripts/pyenv.sh")).output().expect("run scripts/pyenv.sh");
     assert!(out.status.success(), "scripts/pyenv.sh failed: {}", String::from_utf8_lossy(&out.stderr));

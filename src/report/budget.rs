@@ -21,7 +21,8 @@ pub struct RowBudget {
     pub rmse_budget: Option<f64>,
     /// `rmse <= rmse_budget`. Also true for rmse 0, and false when the budget is below the
     /// grid and rmse is at least the smallest grid RMSE; null when the grid cannot say
-    /// (budget above the grid and rmse beyond it, budget below the grid and rmse under it).
+    /// (budget above the grid and rmse beyond it, budget below the grid and rmse under it)
+    /// and over a running variance's budget whose next step made variances negative.
     pub within_budget: Option<bool>,
     /// The mean loss of noise at `rmse_budget`.
     pub budget_loss: Option<f64>,
@@ -31,7 +32,8 @@ pub struct RowBudget {
     /// The mean loss of noise at `rmse_budget_next`.
     pub budget_next_loss: Option<f64>,
     /// Why the budget is a bound or missing (below or above the grid, a quantized, non-float
-    /// or all-zero tensor); null for an ordinary budget.
+    /// or all-zero tensor), or that one grid step up the noise made running variances
+    /// negative (NaN outputs, not a graded loss); null for an ordinary budget.
     pub budget_note: Option<String>,
 }
 

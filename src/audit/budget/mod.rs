@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::compare::PairValues;
 use super::{AuditJob, Scoring, Strategy};
 use crate::engine::Engine;
-use crate::model::{DType, ParamSource};
+use crate::model::{DType, Kind, ParamSource};
 use crate::pair::Pairing;
 pub use grid::{Bisection, Bracket, Grid, HIGH, LOW, POINTS, STEPS};
 
@@ -37,6 +37,10 @@ pub struct Found {
     /// The next grid RMSE, whose mean loss is over the tolerance, and that loss; None when
     /// even the largest grid RMSE is within it (the budget is above the grid).
     pub next: Option<(f64, f64)>,
+    /// A running variance (RV) that the noise at `next` made negative in some draw: BN's
+    /// `sqrt(var + eps)` then fails (NaN), so `next` marks where variances turn negative, not
+    /// how the loss grows.
+    pub next_negative_variance: bool,
 }
 
 /// What `--budget` found, per pair.
@@ -98,6 +102,8 @@ pub fn run(engine: &Engine, job: &AuditJob, draws: usize) -> Result<BudgetOutcom
     };
     let tolerance = job.scoring.tolerance;
     let mut bisections: Vec<Bisection> = groups.iter().map(|(_, g)| Bisection::new(g.points, tolerance)).collect();
+    // Per group, the grid indices whose noise made a running variance negative.
+    let mut negative: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
     if !job.quiet {
         eprintln!(
             "budget: {} (layer, kind) group(s), {STEPS} bisection steps x {draws} noise draws = {} probe runs",
@@ -127,6 +133,12 @@ pub fn run(engine: &Engine, job: &AuditJob, draws: usize) -> Result<BudgetOutcom
             None => prober.insert(probe::Prober::new(engine, &step, job.quiet)),
         };
         let losses = prober.losses(engine, &step)?;
+        for (g, (i, _)) in groups.iter().enumerate() {
+            let probed = &values.source[g * draws..(g + 1) * draws];
+            if pairs[*i].kind() == Kind::RV && probed.iter().any(|v| v.iter().any(|x| *x < 0.0)) {
+                negative[g].push(mids[g]);
+            }
+        }
         for (g, b) in bisections.iter_mut().enumerate() {
             let mean = losses[g * draws..(g + 1) * draws].iter().sum::<f64>() / draws as f64;
             b.record(mids[g], mean);
@@ -134,12 +146,13 @@ pub fn run(engine: &Engine, job: &AuditJob, draws: usize) -> Result<BudgetOutcom
         bar.inc(1);
     }
     bar.finish_and_clear();
-    for ((i, grid), b) in groups.iter().zip(&bisections) {
+    for (((i, grid), b), negative) in groups.iter().zip(&bisections).zip(&negative) {
         let Bracket { within, over } = b.bracket();
         out[*i] = Some(Ok(Found {
             grid: *grid,
             within: within.map(|(j, loss)| (grid.r(j), loss)),
             next: over.map(|(j, loss)| (grid.r(j), loss)),
+            next_negative_variance: over.is_some_and(|(j, _)| negative.contains(&j)),
         }));
     }
     let strategy = prober.map_or(job.strategy, |p| p.strategy());
