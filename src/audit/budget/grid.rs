@@ -44,7 +44,7 @@ impl Grid {
             n += 1;
         }
         let rms = (sum / n.max(1) as f64).sqrt();
-        (n > 0 && rms.is_finite() && rms > 0.0).then(|| Grid { r_min: LOW * rms, r_max: HIGH * rms, points: POINTS })
+        (n > 0 && rms.is_finite() && rms > 0.0).then_some(Grid { r_min: LOW * rms, r_max: HIGH * rms, points: POINTS })
     }
 
     /// The RMSE at index `j` (`0..points`).
@@ -101,8 +101,8 @@ impl Bisection {
 
     /// The result once [`Bisection::next`] is None: the virtual ends are never reported.
     pub fn bracket(&self) -> Bracket {
-        let within = (self.lo.0 >= 0).then(|| (self.lo.0 as usize, self.lo.1));
-        let over = (self.hi.0 < self.points as isize).then(|| (self.hi.0 as usize, self.hi.1));
+        let within = (self.lo.0 >= 0).then_some((self.lo.0 as usize, self.lo.1));
+        let over = (self.hi.0 < self.points as isize).then_some((self.hi.0 as usize, self.hi.1));
         Bracket { within, over }
     }
 }

@@ -89,7 +89,7 @@ pub fn run(engine: &Engine, job: &AuditJob, draws: usize) -> Result<BudgetOutcom
     if groups.is_empty() {
         return Ok(BudgetOutcome { pairs: out, strategy: job.strategy, draws, probe_runs: 0, baseline_runs: 0 });
     }
-    // Every group's pair, once per draw: probe k is group k / DRAWS, draw k % DRAWS.
+    // Every group's pair, once per draw: probe k is group k / draws, draw k % draws.
     let probes = Pairing {
         method: job.pairing.method,
         pairs: groups.iter().flat_map(|&(i, _)| std::iter::repeat_n(pairs[i].clone(), draws)).collect(),
