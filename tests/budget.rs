@@ -60,8 +60,15 @@ fn check_row(r: &Value, tolerance: f64) {
             assert!((n / b / grid_step() - 1.0).abs() < 1e-9, "one grid step apart: {r}");
             assert!(r["budget_loss"].as_f64().unwrap() <= tolerance, "{r}");
             assert!(r["budget_next_loss"].as_f64().unwrap() > tolerance, "{r}");
-            assert_eq!(r["within_budget"], rmse <= b || rmse == 0.0, "{r}");
-            assert!(r["budget_note"].is_null(), "{r}");
+            match r["budget_note"].as_str() {
+                None => assert_eq!(r["within_budget"], rmse <= b || rmse == 0.0, "{r}"),
+                // A running variance's next step went negative: over the budget is unknown.
+                Some(note) => {
+                    assert!(r["kind"] == "RV" && note.contains("makes running variances negative"), "{r}");
+                    let want = if rmse <= b { Value::Bool(true) } else { Value::Null };
+                    assert_eq!(r["within_budget"], want, "{r}");
+                }
+            }
         }
         (Some(_), None) => assert!(r["budget_note"].as_str().unwrap().starts_with("above the grid"), "{r}"),
         (None, Some(_)) => assert!(r["budget_note"].as_str().unwrap().starts_with("below the grid"), "{r}"),
