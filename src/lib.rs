@@ -19,5 +19,6 @@ pub mod pair;
 pub mod pipeline;
 pub mod plan;
 pub mod predictors;
+pub mod profile;
 pub mod report;
 pub mod verdict;

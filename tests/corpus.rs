@@ -92,6 +92,19 @@ fn smp_pspnet_dynamo_export_runs_the_fast_path() {
     // Its adaptive pooling feeds bool masks into the decoder: regions take any tensor type.
     let r = check("smp-pspnet", &[]);
     assert_eq!(r["engine"]["strategy"], "incremental");
+    // The fast path's fixed costs (region models assembled from encoded initializers, the
+    // spectral metrics side by side) change no number: every Dice equals the naive
+    // reference's bit for bit, per class too.
+    let naive = check("smp-pspnet", &["--strategy", "naive"]);
+    assert_eq!(naive["engine"]["strategy"], "naive");
+    let dice = |r: &Value| -> Vec<(Value, Value, Value)> {
+        let rows = r["rows"].as_array().unwrap().iter();
+        rows.map(|x| (x["target_initializer"].clone(), x["swapped_dice"].clone(), x["dice_class"].clone())).collect()
+    };
+    assert_eq!(dice(&r).len(), 74);
+    assert_eq!(dice(&r), dice(&naive));
+    assert_eq!(r["baseline"], naive["baseline"]);
+    assert_eq!(r["dataset"]["normalize_scores"], naive["dataset"]["normalize_scores"]);
 }
 
 #[test]

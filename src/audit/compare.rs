@@ -87,19 +87,56 @@ fn spectral_of(p: &crate::pair::ParamPair, t: ArrayViewD<f64>, s: ArrayViewD<f64
     }
 }
 
+/// The spectral metrics of the pairs at `chosen`, in that order, computed side by side on
+/// every core (each pair's SVDs are independent, so the numbers are those of one thread);
+/// the largest banks are taken first.
+fn spectral_all(pairing: &Pairing, values: &PairValues, chosen: &[usize]) -> Vec<FilterComparison> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut order: Vec<usize> = (0..chosen.len()).collect();
+    order.sort_by_key(|&k| (std::cmp::Reverse(values.target[chosen[k]].len()), k));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(order.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&k) = order.get(at) else { break done };
+            let i = chosen[k];
+            done.push((k, spectral_of(&pairing.pairs[i], values.target[i].view(), values.source[i].view())));
+        }
+    };
+    let mut out = vec![FilterComparison { spectral_rel: None, subspace_overlap: None }; chosen.len()];
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in helpers {
+            // A panic in an SVD is a bug: let it surface as one.
+            all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        for (k, f) in all {
+            out[k] = f;
+        }
+    });
+    out
+}
+
 /// One row per pair of the given kinds with the weight metrics (Dice columns empty). With
 /// `spectral`, conv and linear W rows also get `spectral_rel` and `subspace_overlap` (SVDs:
 /// the costly part, so callers that do not report them leave it off).
 pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bool) -> Vec<Row> {
-    pairing
-        .pairs
+    let chosen: Vec<usize> = (0..pairing.pairs.len()).filter(|&i| kinds.contains(&pairing.pairs[i].kind())).collect();
+    let mut filters = match spectral {
+        true => spectral_all(pairing, values, &chosen),
+        false => vec![],
+    }
+    .into_iter();
+    chosen
         .iter()
-        .enumerate()
-        .filter(|(_, p)| kinds.contains(&p.kind()))
-        .map(|(i, p)| {
+        .map(|&i| {
+            let p = &pairing.pairs[i];
             let (t, s) = (values.target[i].view(), values.source[i].view());
             let c = compare(t.view(), s.view());
-            let f = spectral.then(|| spectral_of(p, t.view(), s.view()));
+            let f = filters.next();
             let FilterComparison { spectral_rel, subspace_overlap } =
                 f.unwrap_or(FilterComparison { spectral_rel: None, subspace_overlap: None });
             Row {

@@ -176,13 +176,17 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
     };
     if job.strategy == Strategy::Incremental {
         let d = job.data;
-        let plan = cost::probe_shapes(engine, job.target, &input.name, d.layout, [d.c(), d.h(), d.w()])
-            .and_then(|probe| incremental::Plan::new(engine, job, &probe));
+        let t = crate::profile::span("plan: shape probe");
+        let probe = cost::probe_shapes(engine, job.target, &input.name, d.layout, [d.c(), d.h(), d.w()]);
+        drop(t);
+        let plan = probe.and_then(|probe| incremental::Plan::new(engine, job, &probe));
         match plan {
             Ok(plan) => {
                 let bar = progress(1, job.quiet);
                 let out = plan.run(job, &feed, job.cache_mb, &bar)?;
                 bar.finish_and_clear();
+                let _t = crate::profile::span("  teardown (sessions)");
+                plan.close();
                 return Ok((out, Strategy::Incremental));
             }
             Err(why) => {

@@ -81,6 +81,7 @@ pub fn run_journaled(
             "the RN verdict needs conv W (--kinds, --families)".into(),
         ));
     }
+    reuse_audit::profile::enabled(); // starts the profile's clock
     let audit = audit_of(target, source, s, a).journal(journal.clone());
     // One ONNX Runtime environment per process: the plan's joint check shares the audit's.
     let engine = LazyEngine::new(a.device, a.threads, s.options.quiet);
@@ -100,8 +101,10 @@ pub fn run_journaled(
         // The report is published: the journal has served.
         super::journaled::remove(path)?;
     } else {
+        let _t = reuse_audit::profile::span("report (write)");
         emit(&report, s)?;
     }
+    eprint!("{}", reuse_audit::profile::table());
     if let Some(dir) = plan {
         super::plan::from_audit(target, source, &report, &audit, s, dir, &engine)?;
     }

@@ -125,6 +125,7 @@ impl Engine {
     }
 
     fn build(&self, model: &[u8], single_threaded: bool) -> Result<Runner> {
+        let _t = crate::profile::span("session build (each, any thread)");
         let mut b = Session::builder(&self.env)
             .map_err(|e| anyhow!("{e}"))?
             .with_config_entry("session.use_env_allocators", "1")
@@ -195,7 +196,9 @@ impl LazyEngine {
         if let Some(e) = self.cell.get() {
             return Ok(e);
         }
+        let t = crate::profile::span("engine load (ONNX Runtime)");
         let e = Engine::new(self.device, self.threads, self.quiet)?;
+        drop(t);
         Ok(self.cell.get_or_init(|| e))
     }
 }

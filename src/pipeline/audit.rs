@@ -204,7 +204,9 @@ impl Audit {
         {
             anyhow::bail!("merge: swap {i} has no result in the shards");
         }
+        let t = crate::profile::span("audit (all swaps)");
         let (outcome, strategy) = audit::run(engine, &job)?;
+        drop(t);
         if !label_free && outcome.baseline.mean < self.min_baseline {
             return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
         }
@@ -213,6 +215,7 @@ impl Audit {
             guard.disarm();
             return Ok(report);
         }
+        let _verdict = crate::profile::span("verdict");
         results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
         if let Some(draws) = self.budget {
             budget::apply(&mut report, &ctx.pairing, o, &audit::budget::run(engine, &job, draws)?);

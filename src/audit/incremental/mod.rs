@@ -8,6 +8,7 @@
 //! bounds memory.
 //! The regions run side by side on the engine's workers, the costliest first.
 
+mod assemble;
 mod region;
 mod run;
 pub mod schedule;
@@ -15,8 +16,8 @@ pub mod schedule;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
-use anyhow::{bail, Result};
-use onnx_protobuf::{Message, ModelProto};
+use anyhow::{bail, Context, Result};
+use onnx_protobuf::{GraphProto, ModelProto, TensorProto};
 
 use super::cost::{typed_value, CostModel, Probe};
 use super::AuditJob;
@@ -34,14 +35,21 @@ struct Region {
     pairs: Vec<usize>,
 }
 
-/// A region before its session exists.
+/// A region before its session exists. Its model's bytes are assembled by the worker that
+/// builds its session, and dropped once the session holds what it needs.
 struct RegionModel {
     frontier: Vec<String>,
     pairs: Vec<usize>,
     /// FLOPs of all its swaps (downstream FLOPs x swaps), to run the costliest first.
     flops: f64,
-    /// The region's ONNX model.
-    bytes: Vec<u8>,
+    /// Its graph, without initializers.
+    graph: GraphProto,
+    /// The model's initializers it reads.
+    initializers: Vec<usize>,
+    /// Initializers replaced by a QDQ swap's triple.
+    baked: Vec<TensorProto>,
+    /// The swapped layer's node, for messages.
+    node: String,
 }
 
 /// The plan: the baseline model with every frontier tensor as an extra output, and regions.
@@ -104,10 +112,11 @@ impl Plan {
         }
         let cost = CostModel::new(model, shapes);
         let cx = region::Context { model, topo: &topo, shapes, types: &types, dynamic_batch };
+        let regions_span = crate::profile::span("plan: region graphs");
         let mut built: Vec<RegionModel> = Vec::new();
         let mut cached: Vec<String> = Vec::new();
         for (&node, pairs) in &by_layer {
-            let region::RegionGraph { graph: sub, frontier, inside } = region::build(&cx, node, &output)?;
+            let region::RegionGraph { graph: sub, initializers, frontier, inside } = region::build(&cx, node, &output)?;
             for x in &frontier {
                 if !graph_inputs.contains(x.as_str()) && !cached.contains(x) {
                     cached.push(x.clone());
@@ -129,6 +138,7 @@ impl Plan {
             let (float, quantized): (Vec<usize>, Vec<usize>) =
                 pairs.iter().partition(|&&p| job.values.triples[p].is_none());
             let groups = std::iter::once(float).filter(|f| !f.is_empty()).chain(quantized.into_iter().map(|p| vec![p]));
+            let downstream = cost.downstream(&topo, model, node);
             for group in groups {
                 // Every pair that runs is an input, so the region is the same graph whichever
                 // of them this run computes (a resumed or sharded run: see `audit::progress`).
@@ -137,10 +147,11 @@ impl Plan {
                     continue;
                 }
                 let mut sub = sub.clone();
+                let mut baked = Vec::new();
                 for &p in &group {
                     let target = &job.pairing.pairs[p].target;
                     match &job.values.triples[p] {
-                        Some((_, source)) => region::bake(&mut sub, model, target, source)?,
+                        Some((_, source)) => baked.extend(region::baked(model, target, source)?),
                         None if !sub.input.iter().any(|i| i.name == target.name) => {
                             sub.input.push(typed_value(&target.name, 1))
                         }
@@ -148,23 +159,30 @@ impl Plan {
                     }
                 }
                 sub.output.push(g.output[0].clone());
-                let mut m = header(model);
-                m.graph = Some(sub).into();
-                let flops = cost.downstream(&topo, model, node) * computed.len() as f64;
                 built.push(RegionModel {
                     frontier: frontier.clone(),
+                    flops: downstream * computed.len() as f64,
                     pairs: computed,
-                    flops,
-                    bytes: m.write_to_bytes()?,
+                    graph: sub,
+                    initializers: initializers.clone(),
+                    baked,
+                    node: g.node[node].name.clone(),
                 });
             }
         }
+        drop(regions_span);
+        let t = crate::profile::span("plan: baseline model");
         let mut full = model.clone();
         let fg = full.proto.graph.mut_or_insert_default();
         for name in &cached {
             fg.output.push(typed_value(name, types.get(name).copied().unwrap_or(0)));
         }
-        let Sessions { cache_runners, regions, order } = start_sessions(engine, &full.to_bytes()?, built)?;
+        let full = full.to_bytes()?;
+        drop(t);
+        let t = crate::profile::span("plan: sessions (wall)");
+        let Sessions { cache_runners, regions, order } =
+            start_sessions(engine, &full, &assemble::Encoded::of(g)?, &header(model), built)?;
+        drop(t);
         let bytes_per_image = cached
             .iter()
             .map(|n| {
@@ -184,6 +202,19 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Release every session, half of them on another thread (ONNX Runtime frees a session's
+    /// kernels and weights one by one: tens of milliseconds for a few dozen sessions).
+    pub fn close(mut self) {
+        let half = self.regions.len() / 2;
+        let other = self.regions.split_off(half);
+        std::thread::scope(|s| {
+            s.spawn(move || drop(other));
+            drop(self);
+        });
+    }
+}
+
 /// The running parts of a plan.
 struct Sessions {
     cache_runners: Vec<Mutex<Runner>>,
@@ -193,15 +224,33 @@ struct Sessions {
 }
 
 /// Sessions for the baseline (one per worker) and every region, built on the workers since
-/// session set-up (graph optimization, weight packing) is single-threaded. Returns them with
-/// the order the regions run in: costliest first.
-fn start_sessions(engine: &Engine, baseline: &[u8], built: Vec<RegionModel>) -> Result<Sessions> {
+/// session set-up (graph optimization, weight packing) is single-threaded; a region's model
+/// is assembled from `encoded` by the worker that builds its session. Returns them with the
+/// order the regions run in: costliest first.
+fn start_sessions(
+    engine: &Engine,
+    baseline: &[u8],
+    encoded: &assemble::Encoded,
+    head: &ModelProto,
+    built: Vec<RegionModel>,
+) -> Result<Sessions> {
     let mut order: Vec<usize> = (0..built.len()).collect();
     order.sort_by(|&a, &b| built[b].flops.total_cmp(&built[a].flops).then(a.cmp(&b)));
     let workers = engine.workers();
-    let models: Vec<&[u8]> =
-        std::iter::repeat_n(baseline, workers).chain(order.iter().map(|&r| &built[r].bytes[..])).collect();
-    let mut sessions = schedule::parallel_map(workers, &models, |_, m| engine.worker_session(m))?.into_iter();
+    // `None`: a baseline session; `Some(r)`: region r's, assembled in its worker's buffer.
+    let items: Vec<Option<usize>> = std::iter::repeat_n(None, workers).chain(order.iter().map(|&r| Some(r))).collect();
+    let buffers: Vec<Mutex<Vec<u8>>> = (0..workers).map(|_| Mutex::new(Vec::new())).collect();
+    let mut sessions = schedule::parallel_map(workers, &items, |w, item| match *item {
+        None => engine.worker_session(baseline),
+        Some(r) => {
+            let m = &built[r];
+            let mut bytes = buffers[w].lock().map_err(|_| anyhow::anyhow!("a model buffer was poisoned"))?;
+            assemble::model_bytes(head, &m.graph, &m.initializers, &m.baked, encoded, &mut bytes)
+                .with_context(|| format!("the region of layer node '{}'", m.node))?;
+            engine.worker_session(&bytes)
+        }
+    })?
+    .into_iter();
     let cache_runners = sessions.by_ref().take(workers).map(Mutex::new).collect();
     let mut runners: Vec<Option<Runner>> = (0..built.len()).map(|_| None).collect();
     for (&r, runner) in order.iter().zip(sessions) {

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{anyhow, bail, Result};
-use onnx_protobuf::GraphProto;
+use onnx_protobuf::{GraphProto, TensorProto};
 
 use super::super::cost::shaped_value;
 use crate::model::graph::Topology;
@@ -20,8 +20,10 @@ use crate::model::{Model, Param, ParamSource};
 
 /// The region graph of the layer at `node`, before its swapped parameters are added.
 pub struct RegionGraph {
-    /// Inputs, initializers, nodes; no output yet.
+    /// Inputs and nodes; no initializers (see `initializers`) and no output yet.
     pub graph: GraphProto,
+    /// The model's initializers it reads (indices), in order of first use.
+    pub initializers: Vec<usize>,
     /// Tensors it reads from outside (cached from the baseline run, or the image).
     pub frontier: Vec<String>,
     /// Which nodes of the model it holds.
@@ -62,6 +64,7 @@ pub fn build(cx: &Context, node: usize, output: &str) -> Result<RegionGraph> {
     let mut sub = GraphProto::new();
     sub.name = format!("region_{node}");
     let mut frontier = Vec::new();
+    let mut initializers = Vec::new();
     let mut seen = HashSet::new();
     for &i in &nodes {
         sub.node.push(g.node[i].clone());
@@ -70,7 +73,7 @@ pub fn build(cx: &Context, node: usize, output: &str) -> Result<RegionGraph> {
                 continue;
             }
             if let Some(&t) = inits.get(x.as_str()) {
-                sub.initializer.push(g.initializer[t].clone());
+                initializers.push(t);
                 continue;
             }
             let ty = *cx
@@ -90,7 +93,7 @@ pub fn build(cx: &Context, node: usize, output: &str) -> Result<RegionGraph> {
             frontier.push(x.clone());
         }
     }
-    Ok(RegionGraph { graph: sub, frontier, inside })
+    Ok(RegionGraph { graph: sub, initializers, frontier, inside })
 }
 
 /// The stored tensors a swap of `p` writes, and the value the layer reads: for a float
@@ -108,8 +111,9 @@ pub fn written(model: &Model, p: &Param) -> Result<Vec<String>> {
     }
 }
 
-/// Write the source's triple into the region's copies of the target's QDQ tensors of `p`.
-pub fn bake(sub: &mut GraphProto, model: &Model, p: &Param, triple: &Triple) -> Result<()> {
+/// The target's QDQ tensors of `p` holding the source's triple: they replace the region's
+/// copies of them.
+pub fn baked(model: &Model, p: &Param, triple: &Triple) -> Result<Vec<TensorProto>> {
     let ParamSource::Dequantized(n) = p.source else {
         bail!("'{}' is not a QDQ parameter", p.name);
     };
@@ -119,14 +123,11 @@ pub fn bake(sub: &mut GraphProto, model: &Model, p: &Param, triple: &Triple) -> 
         (None, None) => None,
         _ => bail!("'{}': one triple has a zero point, the other not", p.name),
     };
+    let mut out = Vec::new();
     for (name, with) in [(d.q.0, &triple.q), (d.scale.0, &triple.scale)].into_iter().chain(zero_point) {
-        let t = sub
-            .initializer
-            .iter_mut()
-            .find(|t| t.name == name)
-            .ok_or_else(|| anyhow!("the region of '{}' does not hold '{name}'", p.name))?;
-        *t = with.clone();
+        let mut t = with.clone();
         t.name = name;
+        out.push(t);
     }
-    Ok(())
+    Ok(out)
 }

@@ -65,6 +65,7 @@ impl Plan {
                 let completes = ci + 1 == chunks;
                 // Baseline over the chunk, keeping the frontier tensors; batches spread over
                 // the workers, each with its own baseline session.
+                let t = crate::profile::span("  baseline + cache (wall)");
                 let runs = schedule::parallel_map(self.workers, chunk, |w, &(start, count)| {
                     let mut runner =
                         self.cache_runners[w].lock().map_err(|_| anyhow::anyhow!("a baseline session was poisoned"))?;
@@ -102,12 +103,14 @@ impl Plan {
                     truth.push(t);
                     cache.push(outs);
                 }
+                drop(t);
                 let classes = tally.as_ref().map_or(0, Tally::classes);
                 if let (true, true, Some(tl)) = (completes, round == last_round, tally.as_ref()) {
                     job.record_baseline(Strategy::Incremental, classes, &tl.baseline_score(job.metric))?;
                 }
                 // Every open swap on its region only, regions spread over the workers; a swap
                 // that is final with this chunk is journaled as soon as its region ends.
+                let t = crate::profile::span("  swaps (wall)");
                 let per_region = schedule::parallel_map(self.workers, &order, |_, &r| {
                     let counts = self.swaps_of(&self.regions[r], &open, job, feed, chunk, &cache, &truth, classes)?;
                     if let (true, Some(tl)) = (completes, tally.as_ref()) {
@@ -120,6 +123,7 @@ impl Plan {
                     }
                     Ok(counts)
                 })?;
+                drop(t);
                 if let Some(tl) = tally.as_mut() {
                     for (p, c) in per_region.into_iter().flatten() {
                         tl.add_counts(Some(p), chunk[0].0, c.view());
@@ -187,8 +191,10 @@ impl Plan {
                     feeds.push((name, View::F32(values.view())));
                 }
                 let ((h, w), at, layout) = (feed.map_size(), feed.threshold, feed.output);
+                let t = crate::profile::span("  region run (each, any thread)");
                 let pred =
                     runner.run_views_first(&feeds, |output| Ok(class_maps(output, layout, count, h, w, at)?.0))?;
+                drop(t);
                 if swap.is_some() {
                     feeds.pop();
                 }

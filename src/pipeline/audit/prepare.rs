@@ -65,9 +65,13 @@ impl Audit {
         };
         self.check_metric_flags()?;
         let label_free = self.labels == Labels::Baseline || self.metric.label_free();
+        let t = crate::profile::span("load + pair models");
         let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
+        drop(t);
         warn(&ctx.warnings, o.quiet);
+        let t = crate::profile::span("weight + spectral metrics");
         let (mut report, values) = data_free_report(&ctx, o, "audit")?;
+        drop(t);
         let io = crate::pipeline::layout::resolve(&ctx.target, self.layout, self.size)?;
         warn(&io.conflicts, o.quiet);
         report.warnings.extend(io.conflicts.iter().cloned());
@@ -82,7 +86,9 @@ impl Audit {
             Some(c) => e.context(format!("{c}; the data was read for {}", input.layout.pattern())),
             None => e,
         };
+        let t = crate::profile::span("data load");
         let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
+        drop(t);
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
             return Err(
                 UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
@@ -108,13 +114,16 @@ impl Audit {
             probe::check_size(engine.get()?, &ctx.target, &probe_data, input, output, flag.as_deref())?;
         }
         let head = Head::of(&ctx.target);
+        let t = crate::profile::span("probe: output kind");
         let kind = crate::pipeline::output::output_kind(engine.get()?, &ctx.target, &probe_data, input, output)?;
+        drop(t);
         self.check_metric_output(&kind, &probe_data, label_free)?;
         let channels = kind.channels;
         let rule = head.rule(channels, self.threshold).map_err(|why| match self.threshold {
             Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
             _ => UserError::BadFile { path: self.target.clone(), reason: why },
         })?;
+        let t = crate::profile::span("probe: input scaling");
         let (normalize, scores) = self.choose_scaling(
             engine.get()?,
             &ctx.target,
@@ -123,6 +132,7 @@ impl Audit {
             label_free,
             &mut report.warnings,
         )?;
+        drop(t);
         let mut dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
         if let Some(ms) = &self.mean_std {
             dataset.standardize(ms)?;
