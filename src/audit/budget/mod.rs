@@ -77,6 +77,7 @@ fn grid_of(job: &AuditJob, i: usize) -> std::result::Result<Grid, String> {
 /// any, is not touched), each probe averaging `draws` noise draws (at least 1).
 pub fn run(engine: &Engine, job: &AuditJob, draws: usize) -> Result<BudgetOutcome> {
     let draws = draws.max(1);
+    let _span = crate::profile::span("budget (wall)");
     let pairs = &job.pairing.pairs;
     let mut out: Vec<Option<std::result::Result<Found, String>>> = vec![None; pairs.len()];
     let mut groups: Vec<(usize, Grid)> = Vec::new();
@@ -155,7 +156,10 @@ pub fn run(engine: &Engine, job: &AuditJob, draws: usize) -> Result<BudgetOutcom
             next_negative_variance: over.is_some_and(|(j, _)| negative.contains(&j)),
         }));
     }
-    let strategy = prober.map_or(job.strategy, |p| p.strategy());
+    let strategy = prober.as_ref().map_or(job.strategy, |p| p.strategy());
+    if let Some(p) = prober {
+        p.close();
+    }
     Ok(BudgetOutcome {
         pairs: out,
         strategy,

@@ -40,6 +40,13 @@ impl Prober {
         }
     }
 
+    /// Release the plan's sessions (see [`incremental::Plan::close`]).
+    pub fn close(self) {
+        if let Prober::Incremental(plan) = self {
+            plan.close();
+        }
+    }
+
     /// The strategy the probes run with.
     pub fn strategy(&self) -> Strategy {
         match self {
