@@ -256,6 +256,19 @@ pub struct RunArgs {
     /// 1 - (1 - confidence) / rounds: a union bound over the rounds).
     #[arg(long)]
     pub adaptive: bool,
+    /// After the swaps, search each audited (layer, kind)'s noise budget: the largest RMSE
+    /// of Gaussian noise on the target's own tensor that costs at most the tolerance
+    /// (bisection in 7 probes on a geometric grid, each averaging --budget-draws seeded
+    /// draws: 7 x 3 runs of each swap's downstream region by default). Adds rmse_budget,
+    /// within_budget and their agreement with the decisions to the report.
+    #[arg(long)]
+    pub budget: bool,
+    /// Noise draws averaged per --budget probe (fixed seeds). More draws steady the budget
+    /// of layers where a rare noise direction costs far more than a typical one; the cost
+    /// grows in proportion.
+    #[arg(long, requires = "budget", default_value_t = reuse_audit::audit::budget::noise::DEFAULT_DRAWS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub budget_draws: u64,
     /// What a swap is scored by: dice (segmentation maps), accuracy (classifiers, labels =
     /// one class id per image, top-1), agreement (label-free: share of pixels, or images,
     /// predicted as the unswapped target predicts them; loss = 1 - agreement).

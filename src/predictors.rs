@@ -23,6 +23,8 @@ pub const METRICS: &[Metric] = &[
     ("cosine", |r| Some(r.cosine)),
     ("spectral_rel", |r| r.spectral_rel),
     ("subspace_overlap", |r| r.subspace_overlap),
+    // Below 1 within the layer's noise budget (`--budget`; absent without it).
+    ("rmse/rmse_budget", |r| r.budget.as_ref()?.ratio(r.rmse)),
 ];
 
 /// Fewest layers with a rank correlation.

@@ -182,6 +182,7 @@ mod tests {
             delta_dice_hi: None,
             decision: None,
             images_used: None,
+            budget: None,
         }
     }
 

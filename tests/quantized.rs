@@ -204,6 +204,38 @@ fn qdq_tiny_audit_is_the_same_in_every_strategy_and_gets_a_verdict() {
 }
 
 #[test]
+fn qdq_weight_gets_no_noise_budget_and_says_why() {
+    // `--budget` searches every float parameter and names the quantized one it leaves out:
+    // noise on dequantized values is not what the integer kernels compute.
+    let dir = tempfile::tempdir().unwrap();
+    let t_path = save(&qdq_conv2(&Triple::per_channel()), dir.path(), "t.onnx");
+    let other = Triple { q: Triple::per_channel().q.iter().map(|q| -q).collect(), ..Triple::per_channel() };
+    let s_path = save(&qdq_conv2(&other), dir.path(), "s.onnx");
+    let data = dir.path().join("d.npz");
+    let labels: Vec<u8> = (0..6 * 8 * 8).map(|i| (i % 3) as u8).collect();
+    npz(&data, 6, 8, Some(&labels), 3);
+    let r = json(audit_cmd(&t_path, &s_path, &data).args([
+        "--json",
+        "-q",
+        "--budget",
+        "--kinds",
+        "W",
+        "--families",
+        "conv",
+    ]));
+    assert_eq!(r["engine"]["strategy"], "incremental");
+    let q = row(&r, 2, "W").unwrap();
+    assert!(q["rmse_budget"].is_null() && q["rmse_budget_next"].is_null() && q["within_budget"].is_null(), "{q}");
+    assert!(q["budget_note"].as_str().unwrap().starts_with("quantized (QDQ) parameter"), "{q}");
+    for layer in [1, 3] {
+        let f = row(&r, layer, "W").unwrap();
+        assert!(f["rmse_budget"].is_number() || f["rmse_budget_next"].is_number(), "float conv {layer}: searched {f}");
+    }
+    assert_eq!(r["budget"]["searched"], 2);
+    assert_eq!(r["budget"]["strategy"], "incremental", "the float layers' probes run downstream only");
+}
+
+#[test]
 fn qdq_weights_in_external_data_without_length_read_their_own_bytes() {
     // An int8 tensor in external data with no `length` key used to read to the end of the
     // file (its element type was not a float type the reader knew the size of).

@@ -164,6 +164,7 @@ pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bo
                 delta_dice_hi: None,
                 decision: None,
                 images_used: None,
+                budget: None,
             }
         })
         .collect()

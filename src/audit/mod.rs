@@ -4,6 +4,7 @@
 //! swappable initializers are graph inputs, fed per run) and `incremental` (each swap runs
 //! only the subgraph downstream of its layer, from cached activations; see `incremental`).
 
+pub mod budget;
 pub mod compare;
 pub mod cost;
 pub mod forward;

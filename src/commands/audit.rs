@@ -42,6 +42,13 @@ pub fn run_journaled(
         }
         super::plan::check_plan_folder(dir, s.out.as_deref())?;
     }
+    if a.budget && a.shard.is_some() {
+        return Err(UserError::BadFlag {
+            flag: "--budget",
+            reason: "a shard computes part of the swaps and its budget would not be journaled: run --budget on the whole audit (without --shard)".into(),
+        }
+        .into());
+    }
     if let Some(m) = g.max_delta {
         if !m.is_finite() {
             return Err(
@@ -119,6 +126,7 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .labels(labels)
         .options(options)
         .adaptive(a.adaptive)
+        .budget(a.budget.then_some(a.budget_draws as usize))
         .normalize(a.normalize)
         .fit(a.fit)
         .layout(a.layout)

@@ -16,6 +16,7 @@ use crate::report::{DatasetInfo, EngineInfo, Report};
 use prepare::Prepared;
 use scaling::Probe;
 
+mod budget;
 mod metric;
 mod prepare;
 mod results;
@@ -83,6 +84,7 @@ pub struct Audit {
     metric: Metric,
     mean_std: Option<MeanStd>,
     journal: Option<JournalSpec>,
+    budget: Option<usize>,
 }
 
 impl Audit {
@@ -110,6 +112,7 @@ impl Audit {
             metric: Metric::Dice,
             mean_std: None,
             journal: None,
+            budget: None,
         }
     }
 
@@ -214,6 +217,9 @@ impl Audit {
         }
         let _verdict = crate::profile::span("verdict");
         results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
+        if let Some(draws) = self.budget {
+            budget::apply(&mut report, &ctx.pairing, o, &audit::budget::run(engine, &job, draws)?);
+        }
         report.settings.metric = Some(self.metric);
         // Verdicts over the audited groups only would speak for groups never swapped.
         report.not_audited = coverage::not_audited(&ctx, &o.families, &o.kinds, &report);

@@ -1,6 +1,7 @@
 //! report.csv: one row per (layer, kind), fixed columns, then `dice_class_K` columns, then
-//! the columns added later (appended, so every earlier column keeps its position). Every
-//! CSV the tool writes goes through [`to_bytes`] (the `csv` crate).
+//! the columns added later (appended, so every earlier column keeps its position; the noise
+//! budget's only with `--budget`). Every CSV the tool writes goes through [`to_bytes`] (the
+//! `csv` crate).
 
 use anyhow::{Context, Result};
 
@@ -31,6 +32,10 @@ pub const COLUMNS: [&str; 17] = [
 pub const APPENDED: [&str; 6] =
     ["spectral_rel", "subspace_overlap", "delta_dice_lo", "delta_dice_hi", "decision", "images_used"];
 
+/// Columns appended after those when the report has a noise budget (`--budget`), in order.
+pub const BUDGET: [&str; 6] =
+    ["rmse_budget", "within_budget", "budget_loss", "rmse_budget_next", "budget_next_loss", "budget_note"];
+
 /// A number as written in every CSV: Rust's shortest round-trip form; empty for `None`.
 pub fn num(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
@@ -57,6 +62,10 @@ pub fn render(r: &Report) -> Result<Vec<u8>> {
     let mut header: Vec<String> = COLUMNS.iter().map(|s| s.to_string()).collect();
     header.extend((0..classes).map(|k| format!("dice_class_{k}")));
     header.extend(APPENDED.iter().map(|s| s.to_string()));
+    let budget = r.budget.is_some();
+    if budget {
+        header.extend(BUDGET.iter().map(|s| s.to_string()));
+    }
     let rows = r.rows.iter().map(|row| {
         let mut cols = vec![
             row.family.clone(),
@@ -86,6 +95,17 @@ pub fn render(r: &Report) -> Result<Vec<u8>> {
             row.decision.map(|d| d.name().to_string()).unwrap_or_default(),
             row.images_used.map(|n| n.to_string()).unwrap_or_default(),
         ]);
+        if budget {
+            let b = row.budget.clone().unwrap_or_default();
+            cols.extend([
+                num(b.rmse_budget),
+                b.within_budget.map(|w| w.to_string()).unwrap_or_default(),
+                num(b.budget_loss),
+                num(b.rmse_budget_next),
+                num(b.budget_next_loss),
+                b.budget_note.unwrap_or_default(),
+            ]);
+        }
         cols
     });
     to_bytes(std::iter::once(header).chain(rows))

@@ -134,6 +134,7 @@ pub fn figures(r: &Report) -> Vec<Figure> {
     out.extend(subspace_figure(r, "conv"));
     out.extend(subspace_figure(r, "linear"));
     out.extend(interval_chart::figures(r));
+    out.extend(super::budget_chart::figures(r));
     out
 }
 
@@ -278,6 +279,7 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         s.push_str("</div>");
     }
     predictors_table(&mut s, r);
+    s.push_str(&super::budget::html(r, figs));
     s.push_str("<h2>All rows</h2><table class=\"sortable\" id=\"rows\"><thead><tr>");
     let swapped = format!("swapped {}", r.metric().label());
     for h in [
@@ -296,18 +298,25 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
         "delta hi",
         "decision",
         "images",
-    ] {
+    ]
+    .into_iter()
+    .chain(r.budget.as_ref().map(|_| ["rmse budget", "within budget"]).into_iter().flatten())
+    {
         let _ = write!(
             s,
             "<th class=\"{}\">{h}</th>",
-            if matches!(h, "family" | "kind" | "node" | "shape" | "reusable" | "decision") { "l" } else { "" }
+            if matches!(h, "family" | "kind" | "node" | "shape" | "reusable" | "decision" | "within budget") {
+                "l"
+            } else {
+                ""
+            }
         );
     }
     s.push_str("</tr></thead><tbody>");
     for row in &r.rows {
         let _ = write!(
             s,
-            "<tr{}><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td data-v=\"{}\">{:.3e}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td></tr>",
+            "<tr{}><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td data-v=\"{}\">{:.3e}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td>",
             if row.reusable == Some(false) { " class=\"bad\"" } else { "" },
             row.family,
             row.layer,
@@ -330,6 +339,10 @@ pub fn render(r: &Report, figs: &[Figure]) -> String {
             row.decision.map_or("", |d| d.name()),
             row.images_used.map(|n| n.to_string()).unwrap_or_default()
         );
+        if r.budget.is_some() {
+            s.push_str(&super::budget::html_cells(row));
+        }
+        s.push_str("</tr>");
     }
     s.push_str("</tbody></table>");
     for w in &r.warnings {

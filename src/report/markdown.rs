@@ -73,6 +73,7 @@ pub fn render(r: &Report) -> String {
     let undecided: Vec<_> = r.rows.iter().filter(|row| row.decision == Some(Decision::Undecided)).collect();
     swap_list(&mut s, r, &undecided, "undecided swaps (the interval holds the tolerance)");
     s.push_str(&confidence::predictors_markdown(r));
+    s.push_str(&super::budget::markdown(r));
     for w in &r.warnings {
         let _ = writeln!(s, "\n> warning: {w}");
     }

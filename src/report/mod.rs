@@ -1,6 +1,8 @@
 //! The report: one serde struct for every command's result, writers that return bytes
 //! (CSV, JSON, Markdown, text table), and one place that writes files atomically.
 
+pub mod budget;
+pub mod budget_chart;
 pub mod confidence;
 pub mod csv;
 pub mod dual_axis;
@@ -60,6 +62,10 @@ pub struct Report {
     pub predictors: Vec<crate::predictors::Predictor>,
     /// What an adaptive audit (`--adaptive`) saved (null for an exact audit).
     pub adaptive: Option<AdaptiveInfo>,
+    /// How the noise budget was searched and how it agrees with the decisions (`--budget`;
+    /// absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<budget::BudgetInfo>,
 }
 
 /// The cost and rule of an adaptive audit.
@@ -293,6 +299,10 @@ pub struct Row {
     /// Validation images this swap was scored on: all of them, or fewer when an adaptive
     /// audit stopped it early; baseline_dice is then the baseline's on the same images.
     pub images_used: Option<usize>,
+    /// The noise budget's columns (`--budget`; absent without it): `rmse_budget`,
+    /// `within_budget`, `budget_loss`, `rmse_budget_next`, `budget_next_loss`, `budget_note`.
+    #[serde(flatten)]
+    pub budget: Option<budget::RowBudget>,
 }
 
 /// BN shift/scale statistics of one layer.

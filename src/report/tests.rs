@@ -32,7 +32,13 @@ fn row(family: &str, layer: usize, kind: &str, rmse: f64, swapped: f64) -> Row {
         delta_dice_hi: None,
         decision: None,
         images_used: Some(2),
+        budget: None,
     }
+}
+
+/// A conv row of `kind` with no decision.
+pub fn plain_row(kind: &str) -> Row {
+    row("conv", 1, kind, 0.1, 0.9)
 }
 
 /// A fixed report: two conv layers (W, B) and one BN layer (RM); conv 1 W and bn 1 RM are not reusable.
@@ -115,6 +121,7 @@ pub fn fixed_report() -> Report {
         warnings: vec!["a warning".into()],
         predictors: crate::predictors::predictors(&rows_for_predictors, 0.95, 200),
         adaptive: None,
+        budget: None,
         summary,
     }
 }
@@ -273,4 +280,65 @@ fn accuracy_and_agreement_reports_name_their_metric_and_keep_the_csv_header() {
         assert_eq!(header(&r), header(&dice), "CSV columns keep their names");
         assert!(String::from_utf8(json(&r).unwrap()).unwrap().contains(&format!("\"metric\": \"{}\"", metric.name())));
     }
+}
+
+/// The fixed report with a noise budget: one row inside the grid, one above, one below, one
+/// without a budget.
+fn budget_report() -> Report {
+    use super::budget::{agreement, within, BudgetInfo, RowBudget};
+    let mut r = fixed_report();
+    let cases = [
+        (Some((0.5, 0.015)), Some((0.55, 0.03)), None),
+        (Some((1.0, 0.001)), None, Some("above the grid: the budget is at least 1")),
+        (None, Some((0.001, 0.2)), Some("below the grid: 0.001 already loses 0.2")),
+        (None, None, Some("not a float32 initializer")),
+    ];
+    for (row, (b, n, note)) in r.rows.iter_mut().zip(cases) {
+        let known = b.is_some() || n.is_some();
+        row.budget = Some(RowBudget {
+            rmse_budget: b.map(|x: (f64, f64)| x.0),
+            within_budget: if known { within(row.rmse, b.map(|x| x.0), n.map(|x: (f64, f64)| x.0)) } else { None },
+            budget_loss: b.map(|x| x.1),
+            rmse_budget_next: n.map(|x| x.0),
+            budget_next_loss: n.map(|x| x.1),
+            budget_note: note.map(String::from),
+        });
+    }
+    r.budget = Some(BudgetInfo {
+        noise: "gaussian".into(),
+        draws: 3,
+        grid_points: 127,
+        grid_low: 1e-4,
+        grid_high: 10.0,
+        steps: 7,
+        probe_runs: 63,
+        baseline_runs: 7,
+        strategy: "incremental".into(),
+        searched: 3,
+        agreement: agreement(&r.rows),
+    });
+    r
+}
+
+#[test]
+fn budget_csv_and_markdown_snapshot() {
+    let r = budget_report();
+    let csv = String::from_utf8(csv::render(&r).unwrap()).unwrap();
+    insta::assert_snapshot!("budget_csv", csv);
+    insta::assert_snapshot!("budget_markdown", budget::markdown(&r));
+    // conv 1 W (rmse 0.25 <= 0.5) within, conv 1 B (0.125 <= 1, above the grid) within,
+    // conv 2 W (0.5 >= 0.001, below the grid) over, bn 1 RM unknown.
+    let w: Vec<Option<bool>> = r.rows.iter().map(|x| x.budget.as_ref().unwrap().within_budget).collect();
+    assert_eq!(w, [Some(true), Some(true), Some(false), None]);
+    let page = html::render(&r, &html::figures(&r));
+    assert!(
+        page.contains("<td data-v=\"1\" title=\"above the grid: the budget is at least 1\">&gt; 1.000e0</td>"),
+        "{page}"
+    );
+    assert!(page.contains("&lt; 1.000e-3</td><td class=\"l\">no</td>"), "{page}");
+    assert_eq!(
+        html::figures(&r).iter().filter(|f| f.section == "budget").count(),
+        2,
+        "W and B (RM has no bracket but a row)"
+    );
 }

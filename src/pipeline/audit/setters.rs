@@ -141,4 +141,12 @@ impl Audit {
         self.adaptive = on;
         self
     }
+
+    /// Search every audited (layer, kind)'s noise budget after the swaps, averaging this
+    /// many noise draws per probe: the largest RMSE of Gaussian noise on the target's tensor
+    /// within the tolerance (see [`crate::audit::budget`]). Default None: no budget.
+    pub fn budget(mut self, draws: Option<usize>) -> Audit {
+        self.budget = draws;
+        self
+    }
 }
