@@ -127,6 +127,7 @@ pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bo
                 delta_dice_hi: None,
                 decision: None,
                 images_used: None,
+                non_finite_images: None,
             }
         })
         .collect()

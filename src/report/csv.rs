@@ -28,8 +28,15 @@ pub const COLUMNS: [&str; 17] = [
 ];
 
 /// Columns appended after the `dice_class_K` columns, in order.
-pub const APPENDED: [&str; 6] =
-    ["spectral_rel", "subspace_overlap", "delta_dice_lo", "delta_dice_hi", "decision", "images_used"];
+pub const APPENDED: [&str; 7] = [
+    "spectral_rel",
+    "subspace_overlap",
+    "delta_dice_lo",
+    "delta_dice_hi",
+    "decision",
+    "images_used",
+    "non_finite_images",
+];
 
 /// A number as written in every CSV: Rust's shortest round-trip form; empty for `None`.
 pub fn num(v: Option<f64>) -> String {
@@ -85,6 +92,7 @@ pub fn render(r: &Report) -> Result<Vec<u8>> {
             num(row.delta_dice_hi),
             row.decision.map(|d| d.name().to_string()).unwrap_or_default(),
             row.images_used.map(|n| n.to_string()).unwrap_or_default(),
+            row.non_finite_images.map(|n| n.to_string()).unwrap_or_default(),
         ]);
         cols
     });

@@ -293,6 +293,10 @@ pub struct Row {
     /// Validation images this swap was scored on: all of them, or fewer when an adaptive
     /// audit stopped it early; baseline_dice is then the baseline's on the same images.
     pub images_used: Option<usize>,
+    /// Images on which the swapped model's output held NaN or an infinity (audit only):
+    /// those pixels predict no class and count as wrong, and a swap with any is not
+    /// reusable, whatever its delta (a warning names it).
+    pub non_finite_images: Option<usize>,
 }
 
 /// BN shift/scale statistics of one layer.

@@ -32,6 +32,7 @@ fn row(family: &str, layer: usize, kind: &str, rmse: f64, swapped: f64) -> Row {
         delta_dice_hi: None,
         decision: None,
         images_used: Some(2),
+        non_finite_images: Some(0),
     }
 }
 
