@@ -95,11 +95,9 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
             Loaded { samples: load_nifti(data)?, format: "nifti" }
         }
     } else if name.ends_with(".npz") {
-        let mut npz = npy::Npz::open(data)?;
-        let images = npz.require("images")?;
-        let labels = npz.get("labels")?;
-        Loaded { samples: arrays::samples(data, images, labels, hint)?, format: "npz" }
+        Loaded { samples: npz_samples(&mut npy::Npz::open(data)?, data, hint)?, format: "npz" }
     } else if name.ends_with(".npy") {
+        // As `npy_samples` on the files' bytes (each read and parsed in turn).
         let images = npy::read_npy(data)?;
         let labels = labels.map(npy::read_npy).transpose()?;
         Loaded { samples: arrays::samples(data, images, labels, hint)?, format: "npy" }
@@ -113,6 +111,34 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
         return Err(bad_file(data, "the data set is empty"));
     }
     Ok(loaded)
+}
+
+/// The samples of an `.npz` archive: its `images` and, when it has them, `labels` (`path`
+/// names it in messages). [`load`] reads files this way; the fuzz target `npz` passes bytes
+/// ([`npy::Npz::from_bytes`]).
+pub fn npz_samples<R: std::io::Read + std::io::Seek>(
+    npz: &mut npy::Npz<R>,
+    path: &Path,
+    hint: &LayoutHint,
+) -> Result<Vec<Sample>> {
+    let images = npz.require("images")?;
+    let labels = npz.get("labels")?;
+    arrays::samples(path, images, labels, hint)
+}
+
+/// The samples of `.npy` images (`path` names them in messages) and labels, given as the
+/// files' bytes: what [`load`] makes of the files ([`npy::read_npy`] is `std::fs::read`
+/// and [`npy::parse_npy`]); the fuzz target `npy` enters here.
+pub fn npy_samples(
+    images: &[u8],
+    path: &Path,
+    labels: Option<(&[u8], &Path)>,
+    hint: &LayoutHint,
+) -> Result<Vec<Sample>> {
+    let parse = |bytes: &[u8], p: &Path| npy::parse_npy(bytes).map_err(|e| bad_file(p, format!("{e:#}")));
+    let images = parse(images, path)?;
+    let labels = labels.map(|(b, p)| parse(b, p)).transpose()?;
+    arrays::samples(path, images, labels, hint)
 }
 
 fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {

@@ -9,7 +9,7 @@
 //! are decoded by `npyz`; the order flag is ours to apply.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
@@ -119,18 +119,31 @@ pub fn read_npy(path: &Path) -> Result<ArrayD<f64>> {
     parse_npy(&bytes).map_err(|e| bad_file(path, format!("{e:#}")))
 }
 
-/// An open `.npz` archive; arrays are read by name (the entry `NAME.npy`).
-pub struct Npz {
+/// An open `.npz` archive (a file, or bytes in memory); arrays are read by name (the
+/// entry `NAME.npy`).
+pub struct Npz<R: Read + Seek = BufReader<File>> {
     path: PathBuf,
-    archive: NpzArchive<BufReader<File>>,
+    archive: NpzArchive<R>,
 }
 
 impl Npz {
     /// Open an archive (stored or deflated entries).
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
-        let archive = NpzArchive::new(BufReader::new(file))
-            .map_err(|e| bad_file(path, format!("not a valid .npz archive: {e}")))?;
+        Npz::new(BufReader::new(file), path)
+    }
+}
+
+impl<'a> Npz<Cursor<&'a [u8]>> {
+    /// An archive's bytes, read as [`Npz::open`] reads its file; `path` names it in messages.
+    pub fn from_bytes(bytes: &'a [u8], path: &Path) -> Result<Self> {
+        Npz::new(Cursor::new(bytes), path)
+    }
+}
+
+impl<R: Read + Seek> Npz<R> {
+    fn new(reader: R, path: &Path) -> Result<Self> {
+        let archive = NpzArchive::new(reader).map_err(|e| bad_file(path, format!("not a valid .npz archive: {e}")))?;
         Ok(Npz { path: path.into(), archive })
     }
 
