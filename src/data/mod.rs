@@ -57,6 +57,24 @@ impl Sample {
     }
 }
 
+/// The most images one data set may hold: 2^20. Each is a forward pass per swap, and each
+/// costs memory of its own before any pixel: a volume of 1 x 1 x 32767 x 4096 voxels is
+/// 134 million slices (about 40 GB of bookkeeping) from a 130 KB `.nii.gz`.
+pub const MAX_IMAGES: usize = 1 << 20;
+
+/// Refuse `have` images already loaded plus `more` from `path` beyond [`MAX_IMAGES`],
+/// before they are split into samples.
+pub fn check_image_count(have: usize, more: usize, path: &Path) -> Result<()> {
+    let n = have.saturating_add(more);
+    if n > MAX_IMAGES {
+        return Err(bad_file(
+            path,
+            format!("{n} images ({more} here), more than the {MAX_IMAGES} (2^20) a data set may hold: audit a subset"),
+        ));
+    }
+    Ok(())
+}
+
 /// Everything loaded from `--data` (and `--labels` when it is a file).
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -150,8 +168,10 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
         ));
     }
     let mut out = Vec::new();
+    check_image_count(0, pairs.len(), dir)?;
     for (img, gt) in pairs {
         let v = nifti::read(&img)?;
+        check_image_count(out.len(), v.dim().2, &img)?;
         let g = nifti::read(&gt)?;
         if v.shape() != g.shape() {
             return Err(bad_file(
@@ -172,7 +192,9 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
 
 fn load_png(dir: &Path) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
-    for (img, mask) in png_folder::folder_pairs(dir)? {
+    let pairs = png_folder::folder_pairs(dir)?;
+    check_image_count(0, pairs.len(), dir)?;
+    for (img, mask) in pairs {
         let image = png_folder::read(&img)?;
         let label = match mask {
             Some(m) => {
