@@ -1,23 +1,11 @@
-//! `.npy` images (and labels): bytes -> `data::npy_samples` (what `--data X.npy --labels
-//! Y.npy` reads) -> preprocessing. Input: a settings byte, a split point, then the images'
-//! bytes and the labels' bytes (none when the split is 0).
+//! cargo fuzz target `npy`: see `fuzz/harness/npy.rs` (also replayed over the corpus by
+//! `tests/fuzz_corpus.rs`).
 
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
+#[path = "../harness/common.rs"]
 mod common;
+#[path = "../harness/npy.rs"]
+mod harness;
 
-fuzz_target!(|data: &[u8]| {
-    let [settings, split, rest @ ..] = data else { return };
-    let (images, labels) = match usize::from(*split) * 64 {
-        0 => (rest, None),
-        at if at < rest.len() => (&rest[..at], Some(&rest[at..])),
-        _ => (rest, None),
-    };
-    let (path, labels_path) = (common::path("images.npy"), common::path("labels.npy"));
-    let labels = labels.map(|l| (l, labels_path.as_path()));
-    if let Ok(samples) = reuse_audit::data::npy_samples(images, &path, labels, &common::hint(*settings)) {
-        common::preprocess(&samples, settings.rotate_left(3));
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::run(data));

@@ -1,19 +1,11 @@
-//! `.npz` archives: bytes -> `data::npz_samples` (what `--data X.npz` reads: the `images`
-//! and `labels` arrays) -> preprocessing. Input: a settings byte, then the archive.
+//! cargo fuzz target `npz`: see `fuzz/harness/npz.rs` (also replayed over the corpus by
+//! `tests/fuzz_corpus.rs`).
 
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use reuse_audit::data::npy::Npz;
-
+#[path = "../harness/common.rs"]
 mod common;
+#[path = "../harness/npz.rs"]
+mod harness;
 
-fuzz_target!(|data: &[u8]| {
-    let [settings, archive @ ..] = data else { return };
-    let path = common::path("val.npz");
-    let Ok(mut npz) = Npz::from_bytes(archive, &path) else { return };
-    let _ = npz.names();
-    if let Ok(samples) = reuse_audit::data::npz_samples(&mut npz, &path, &common::hint(*settings)) {
-        common::preprocess(&samples, settings.rotate_left(3));
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::run(data));
