@@ -124,6 +124,27 @@ fn npy_header_only(shape: &str) -> Vec<u8> {
 }
 
 #[test]
+fn npy_header_length_of_4_gib_was_allocated() {
+    // Found by `cargo fuzz run npy`: a .npy (version 3) declaring a header of 0xffffffe5
+    // bytes made the reader allocate 4 GiB for a 100-byte file.
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    let mut bytes = b"\x93NUMPY\x03\x00".to_vec();
+    bytes.extend_from_slice(&0xffff_ffe5u32.to_le_bytes());
+    bytes.extend_from_slice(&[0xff; 90]);
+    let p = dir.path().join("images.npy");
+    std::fs::write(&p, &bytes).unwrap();
+    let says = "header of 4294967269 bytes, more than the 65536";
+    refused(&mut audit_cmd(&m, &m, &p), &["images.npy", says]);
+    let z = dir.path().join("data.npz");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&z).unwrap());
+    zip.start_file("images.npy", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(&bytes).unwrap();
+    zip.finish().unwrap();
+    refused(&mut audit_cmd(&m, &m, &z), &["data.npz", "images.npy", says]);
+}
+
+#[test]
 fn npy_shape_that_overflows_crashed_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");

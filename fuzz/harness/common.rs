@@ -1,3 +1,5 @@
+#![allow(dead_code)]
+
 //! What the data targets do with loaded samples: what an audit does next (preprocessing to
 //! a model's input, labels checked against its classes), with the settings one input byte
 //! picks.

@@ -61,10 +61,15 @@ fn all<T: Deserialize, R: Read>(npy: NpyFile<R>, widen: impl Fn(T) -> f64) -> io
 /// The most values one array may declare: 2^30 (8 GiB as the f64 values the tool holds).
 pub const MAX_ARRAY_VALUES: u128 = 1 << 30;
 
-/// Read a `.npy` header from the start of `r` (no data) and refuse a shape with a negative
-/// dimension or more than [`MAX_ARRAY_VALUES`] values, before the reader computes its size
-/// (which overflows on shapes like `(2**32, 2**32, 4)`). A stream that is not a `.npy` is
-/// left for the reader to refuse.
+/// The longest header a `.npy` may declare: 64 KiB. NumPy writes a few hundred bytes and
+/// reads at most 10000 by default; the reader allocates whatever length is declared.
+pub const MAX_HEADER_BYTES: usize = 1 << 16;
+
+/// Read a `.npy` header from the start of `r` (no data) and refuse a header longer than
+/// [`MAX_HEADER_BYTES`] (the reader allocates the declared length: 4 GiB for a 100-byte
+/// file) or a shape with a negative dimension or more than [`MAX_ARRAY_VALUES`] values,
+/// before the reader computes its size (which overflows on shapes like `(2**32, 2**32,
+/// 4)`). A stream that is not a `.npy` is left for the reader to refuse.
 pub fn check_declared_shape(mut r: impl Read) -> Result<()> {
     let mut pre = [0u8; 10];
     if r.read_exact(&mut pre).is_err() || &pre[..6] != b"\x93NUMPY" {
@@ -80,7 +85,10 @@ pub fn check_declared_shape(mut r: impl Read) -> Result<()> {
             u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as usize
         }
     };
-    let mut header = vec![0u8; len.min(1 << 16)];
+    if len > MAX_HEADER_BYTES {
+        bail!("the header declares a header of {len} bytes, more than the {MAX_HEADER_BYTES} (64 KiB) a .npy header may have");
+    }
+    let mut header = vec![0u8; len];
     if r.read_exact(&mut header).is_err() {
         return Ok(());
     }
