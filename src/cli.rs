@@ -288,8 +288,10 @@ pub struct RunArgs {
     pub resume: bool,
     /// Compute only shard K of N (1-based) of the swaps, dealt by cost, and write the
     /// result to OUT/shard.journal; `reuse-audit merge` joins the N shards into the report.
-    #[arg(long, value_parser = clap::value_parser!(reuse_audit::journal::Shard))]
-    pub shard: Option<reuse_audit::journal::Shard>,
+    /// `auto/N` takes K from the scheduler: SLURM_ARRAY_TASK_ID (a Slurm job array, offset
+    /// by its first index) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based).
+    #[arg(long, value_name = "K/N|auto/N", value_parser = clap::value_parser!(reuse_audit::journal::scheduler::ShardArg))]
+    pub shard: Option<reuse_audit::journal::scheduler::ShardArg>,
 }
 
 /// Which audited tensors a plan reuses.

@@ -4,7 +4,7 @@
 pub mod mapping;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -222,12 +222,19 @@ fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pai
         path: path.clone(),
         reason: format!("{e} (--match takes auto, name, position or a CSV mapping file)"),
     })?;
+    by_mapping(target, source, &text, path)
+}
+
+/// Pair by the text of a `--match FILE` mapping (`path` names it in messages): every row
+/// must name a target and a source parameter of the same family and kind, each tensor
+/// once. The fuzz target `mapping` enters here.
+pub fn by_mapping(target: &LayerScan, source: &LayerScan, text: &str, path: &Path) -> Result<Pairing> {
     let t_index: HashMap<&str, (&Layer, &Param)> = params(target).map(|(l, p)| (p.name.as_str(), (l, p))).collect();
     let s_index: HashMap<&str, (&Layer, &Param)> = params(source).map(|(l, p)| (p.name.as_str(), (l, p))).collect();
     let mut out = Pairing { method: "file", pairs: vec![], unmatched: vec![] };
     let mut mapped: HashMap<String, u64> = HashMap::new();
     let mut sources: HashMap<String, u64> = HashMap::new();
-    for row in mapping::parse(&text, path)? {
+    for row in mapping::parse(text, path)? {
         let (n, t, s) = (row.line, row.target.as_str(), row.source.as_str());
         let Some((tl, tp)) = t_index.get(t) else {
             return Err(bad_file(path, format!("line {n}: target has no layer parameter '{t}'")));

@@ -73,11 +73,14 @@ pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
         let Some(delta) = row.delta_dice else {
             continue;
         };
-        // A NaN delta (a swap that produced NaN outputs) is never reusable.
-        let ok = delta <= tolerance;
+        // A swap whose output is not finite on some image predicts nothing there: reusing
+        // the parameter breaks the network on that input, whatever the delta elsewhere. (A
+        // NaN delta is never reusable either.)
+        let broken = row.non_finite_images.is_some_and(|n| n > 0);
+        let ok = delta <= tolerance && !broken;
         row.reusable = Some(ok);
         if let (Some(lo), Some(hi)) = (row.delta_dice_lo, row.delta_dice_hi) {
-            let d = Decision::of_interval(lo, hi, tolerance);
+            let d = if broken { Decision::NotReusable } else { Decision::of_interval(lo, hi, tolerance) };
             row.decision = Some(d);
             if d == Decision::Undecided {
                 s.undecided.entry(row.kind.clone()).or_default().push(row.layer);
@@ -183,7 +186,29 @@ mod tests {
             decision: None,
             images_used: None,
             budget: None,
+            non_finite_images: None,
         }
+    }
+
+    #[test]
+    fn a_swap_with_non_finite_outputs_is_not_reusable_whatever_its_delta() {
+        // W 1: delta 0.001 and a reusable interval, but NaN outputs on 1 image; W 2: the same
+        // numbers, all finite; W 3: 0 non-finite images counts as finite.
+        let mut rows: Vec<Row> = (1..=3).map(|l| with_interval(row("W", l, 0.001, 10), 0.0, 0.002)).collect();
+        rows[0].non_finite_images = Some(1);
+        rows[2].non_finite_images = Some(0);
+        let s = decide(&mut rows, 0.02, 0.5);
+        let got: Vec<(Option<bool>, Option<Decision>)> = rows.iter().map(|r| (r.reusable, r.decision)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(false), Some(Decision::NotReusable)),
+                (Some(true), Some(Decision::Reusable)),
+                (Some(true), Some(Decision::Reusable))
+            ]
+        );
+        assert_eq!((s.reusable["W"].clone(), s.not_reusable["W"].clone()), (vec![2, 3], vec![1]));
+        assert_eq!(s.conv_w_reusable_share_lo, Some(2.0 / 3.0));
     }
 
     #[test]

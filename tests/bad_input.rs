@@ -53,6 +53,44 @@ fn external_data_missing_or_outside_the_folder() {
     fails_with(bin().arg("inspect").arg(&p), "outside the model's folder");
 }
 
+/// A FIFO at `path` (no writer: reading it waits forever).
+fn fifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+#[test]
+fn external_data_fifo_or_symlink_out_was_read_before_it_was_checked() {
+    // The location was read whole, then checked: a FIFO (or /dev/zero) never ends, and a
+    // symlink out of the folder was read before it was refused. Now checked first.
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("model");
+    std::fs::create_dir(&sub).unwrap();
+    let inspect = |name: &str| {
+        let mut m = tiny_cnn(&Spec::default());
+        externalize(&mut m, dir.path(), "unused.data", name);
+        let p = save(&m, &sub, &format!("{name}.onnx"));
+        let mut c = bin();
+        c.arg("inspect").arg(p).timeout(std::time::Duration::from_secs(60));
+        c
+    };
+    fifo(&sub.join("pipe.data"));
+    fails_with(&mut inspect("pipe.data"), "external data");
+    fails_with(&mut inspect("pipe.data"), "is not a regular file");
+    fifo(&dir.path().join("outside-pipe"));
+    std::os::unix::fs::symlink(dir.path().join("outside-pipe"), sub.join("link.data")).unwrap();
+    fails_with(&mut inspect("link.data"), "resolves outside the model's folder");
+    std::os::unix::fs::symlink("/dev/zero", sub.join("zero.data")).unwrap();
+    fails_with(&mut inspect("zero.data"), "resolves outside the model's folder");
+    // A symlink inside the folder to a file inside it is read as that file.
+    let mut m = tiny_cnn(&Spec::default());
+    externalize(&mut m, &sub, "real.data", "alias.data");
+    std::os::unix::fs::symlink(sub.join("real.data"), sub.join("alias.data")).unwrap();
+    let p = save(&m, &sub, "alias.onnx");
+    bin().arg("inspect").arg(p).assert().success();
+}
+
 #[test]
 fn different_architectures_name_the_first_divergence() {
     let dir = tempfile::tempdir().unwrap();

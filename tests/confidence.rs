@@ -103,7 +103,11 @@ fn an_undecided_rn_passes_the_gate_unless_strict() {
     let md = std::fs::read_to_string(d.path().join("report.md")).unwrap();
     assert!(md.contains("UNDECIDED") && md.contains("undecided swaps"), "{md}");
     let csv = std::fs::read_to_string(d.path().join("report.csv")).unwrap();
-    assert!(csv.lines().next().unwrap().ends_with(",delta_dice_lo,delta_dice_hi,decision,images_used"));
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",delta_dice_lo,delta_dice_hi,decision,images_used,non_finite_images"));
     run(&["--fail-if-not-reusable", "--strict"])
         .assert()
         .code(1)

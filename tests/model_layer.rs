@@ -215,7 +215,7 @@ fn rmse_writes_csv_and_json_files() {
     let header = csv.lines().next().unwrap();
     assert!(header.starts_with("family,layer,node,op,kind,target_initializer,source_initializer,shape,numel,rmse,nrmse,cosine,baseline_dice,swapped_dice,delta_dice,dice_fg,reusable"));
     assert!(
-        header.ends_with(",reusable,spectral_rel,subspace_overlap,delta_dice_lo,delta_dice_hi,decision,images_used"),
+        header.ends_with(",reusable,spectral_rel,subspace_overlap,delta_dice_lo,delta_dice_hi,decision,images_used,non_finite_images"),
         "{header}"
     );
     assert_eq!(csv.lines().count(), 1 + 14);
@@ -223,7 +223,7 @@ fn rmse_writes_csv_and_json_files() {
     // (appended after the Dice ones) are filled for conv W only.
     for line in csv.lines().skip(1) {
         let row: Vec<&str> = line.split(',').collect();
-        assert_eq!(row.len(), 23);
+        assert_eq!(row.len(), 24);
         assert!(row[12..17].iter().all(|c| c.is_empty()), "{row:?}");
         assert_eq!(row[17..19].iter().all(|c| !c.is_empty()), row[4] == "W", "{row:?}");
         assert!(row[19..].iter().all(|c| c.is_empty()), "{row:?}");

@@ -96,3 +96,79 @@ fn inf_pixel_is_refused_naming_the_file_and_first_index() {
     assert_eq!(code, Some(2), "{e}");
     assert!(e.contains("val.npz#2") && e.contains("non-finite pixel (inf) at channel 0, row 5, column 1"), "{e}");
 }
+
+/// The tiny CNN's output plus `0 * Sqrt(BatchNormalization(x))`, the BN (`gate.*`, one
+/// channel: mean 0, var 1, scale 1) shifting the input by `shift` (its bias): NaN wherever
+/// an input pixel is below `-shift`, the model's own output elsewhere.
+fn nan_gate(shift: f32) -> ModelProto {
+    let mut m = tiny_cnn(&Spec::default());
+    let g = m.graph.as_mut().unwrap();
+    for (name, v) in [("gate.weight", 1.0), ("gate.bias", shift), ("gate.running_mean", 0.0), ("gate.running_var", 1.0)]
+    {
+        g.initializer.push(tensor(name, &[1], &[v], Storage::Raw));
+    }
+    g.initializer.push(tensor("zero", &[1], &[0.0], Storage::Raw));
+    g.node.push(node(
+        "BatchNormalization",
+        "gate",
+        &["x", "gate.weight", "gate.bias", "gate.running_mean", "gate.running_var"],
+        &["xs"],
+        vec![],
+    ));
+    g.node.push(node("Sqrt", "root", &["xs"], &["r"], vec![]));
+    g.node.push(node("Mul", "nothing", &["r", "zero"], &["r0"], vec![]));
+    g.node.iter_mut().find(|n| n.name == "conv3").unwrap().output[0] = "y0".into();
+    g.node.push(node("Add", "out", &["y0", "r0"], &["y"], vec![]));
+    m
+}
+
+#[test]
+fn swap_output_nan_on_one_image_was_scored_as_background() {
+    // Target and source are one model but for the gate's bias: 1000 in the target (the
+    // output is the CNN's), 2 in the source, so the RB swap makes the output NaN (in every
+    // class channel) at the one pixel below -2: image 3's. Read as background, that pixel
+    // cost under 0.02 mean Dice and the swap was "reusable", silently.
+    let dir = tempfile::tempdir().unwrap();
+    let n = 5;
+    let mut images: Vec<f32> = Rng::new(7).vec(n * 64, 1.0);
+    images[3 * 64 + 4 * 8 + 6] = -5.0;
+    let t = save(&nan_gate(1000.0), dir.path(), "target.onnx");
+    let s = save(&nan_gate(2.0), dir.path(), "source.onnx");
+    let data = dir.path().join("val.npz");
+    npz_arrays(&data, &[n, 1, 8, 8], &images, None);
+    let mut csvs = Vec::new();
+    for strategy in ["naive", "shared", "incremental"] {
+        let out = dir.path().join(strategy);
+        let mut cmd = audit_cmd(&t, &s, &data);
+        cmd.args(["--strategy", strategy, "--labels", "baseline", "--normalize", "none", "--format", "csv,json,md"]);
+        let (code, e) = stderr_of(cmd.arg("--out").arg(&out));
+        assert_eq!(code, Some(0), "{strategy}: {e}");
+        let said = "bn 3 RB (gate.bias <- gate.bias): the swapped model's output is NaN or infinite on 1 of 5 image(s)";
+        assert!(e.contains(&format!("warning: {said}")), "{strategy}: {e}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        assert!(report["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().starts_with(said)));
+        assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains(said));
+        let rows = report["rows"].as_array().unwrap();
+        let gate = rows.iter().find(|r| r["target_initializer"] == "gate.bias").unwrap();
+        assert_eq!(gate["non_finite_images"], 1, "{strategy}");
+        assert_eq!(gate["reusable"], false, "{strategy}");
+        assert_eq!(gate["decision"], "not_reusable", "{strategy}");
+        // By hand: truth = the baseline's classes; one pixel of class k predicts nothing, so
+        // class k keeps I = P = G - 1 of G, Dice 2(G-1)/(2G-1), every other class Dice 1:
+        // G = (2 - d) / (2 - 2d) is a whole number of pixels.
+        let per_class: Vec<f64> = gate["dice_class"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let hurt: Vec<f64> = per_class.iter().copied().filter(|&d| d != 1.0).collect();
+        assert_eq!(hurt.len(), 1, "{strategy}: {per_class:?}");
+        let g = (2.0 - hurt[0]) / (2.0 - 2.0 * hurt[0]);
+        assert!((g - g.round()).abs() < 1e-9 && (1.0..=320.0).contains(&g), "{strategy}: G = {g}");
+        let delta = gate["delta_dice"].as_f64().unwrap();
+        assert!(delta > 0.0 && delta < 0.02, "{strategy}: within the tolerance ({delta}), not reusable all the same");
+        // Every other swap is finite (and unchanged: the models differ in the gate's bias only).
+        assert!(rows.iter().filter(|r| r["target_initializer"] != "gate.bias").all(|r| r["non_finite_images"] == 0));
+        let csv = std::fs::read_to_string(out.join("report.csv")).unwrap();
+        assert!(csv.lines().next().unwrap().ends_with(",decision,images_used,non_finite_images"));
+        csvs.push(csv);
+    }
+    assert!(csvs.windows(2).all(|w| w[0] == w[1]), "naive, shared and incremental differ");
+}

@@ -124,6 +124,27 @@ fn npy_header_only(shape: &str) -> Vec<u8> {
 }
 
 #[test]
+fn npy_header_length_of_4_gib_was_allocated() {
+    // Found by `cargo fuzz run npy`: a .npy (version 3) declaring a header of 0xffffffe5
+    // bytes made the reader allocate 4 GiB for a 100-byte file.
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    let mut bytes = b"\x93NUMPY\x03\x00".to_vec();
+    bytes.extend_from_slice(&0xffff_ffe5u32.to_le_bytes());
+    bytes.extend_from_slice(&[0xff; 90]);
+    let p = dir.path().join("images.npy");
+    std::fs::write(&p, &bytes).unwrap();
+    let says = "header of 4294967269 bytes, more than the 65536";
+    refused(&mut audit_cmd(&m, &m, &p), &["images.npy", says]);
+    let z = dir.path().join("data.npz");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&z).unwrap());
+    zip.start_file("images.npy", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(&bytes).unwrap();
+    zip.finish().unwrap();
+    refused(&mut audit_cmd(&m, &m, &z), &["data.npz", "images.npy", says]);
+}
+
+#[test]
 fn npy_shape_that_overflows_crashed_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
@@ -165,4 +186,40 @@ fn threads_10000_built_thousands_of_sessions() {
     // Ten thousand sessions took minutes; the clamped run is a tiny audit.
     assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
     assert_eq!(one.stdout, many.stdout, "the thread count does not change the report");
+}
+
+#[test]
+fn small_nii_gz_of_millions_of_slices_exhausted_memory() {
+    // 1 x 1 x 32767 x 64 voxels (2 million one-pixel slices; 2 KB gzipped) took 600 MB of
+    // bookkeeping, 1 x 1 x 32767 x 4096 (130 KB) would take 40 GB: refused by count.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("vols");
+    std::fs::create_dir(&data).unwrap();
+    let dims = [1u16, 1, 32767, 64];
+    lying_nii_gz(&data.join("p1.nii.gz"), &dims, 32767 * 64);
+    lying_nii_gz(&data.join("p1_gt.nii.gz"), &dims, 32767 * 64);
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    let mut cmd = audit_cmd(&t, &t, &data);
+    refused(cmd.timeout(std::time::Duration::from_secs(120)), &["p1.nii.gz", "2097088 images", "2^20"]);
+}
+
+#[test]
+fn npz_of_millions_of_images_or_a_dataset_beyond_memory_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    // 2^20 + 1 images of one pixel: a 1 MB array.
+    let many = dir.path().join("many.npz");
+    let n = (1 << 20) + 1;
+    npz_arrays(&many, &[n, 1, 1], &vec![0.5; n], None);
+    refused(&mut audit_cmd(&t, &t, &many), &["many.npz", "1048577 images", "2^20"]);
+    // 40 images of 2 x 2 fed at 8192 x 8192 (each within the 2^26 per image): 10 GiB of
+    // float32 was allocated and filled; refused before.
+    let mut m = tiny_cnn(&Spec::default());
+    free_spatial(&mut m);
+    let free = save(&m, dir.path(), "free.onnx");
+    let small = dir.path().join("small.npz");
+    npz_arrays(&small, &[40, 1, 2, 2], &[0.25; 160], None);
+    let mut cmd = audit_cmd(&free, &free, &small);
+    cmd.args(["--size", "8192x8192", "--fit", "resize", "--labels", "baseline"]);
+    refused(cmd.timeout(std::time::Duration::from_secs(120)), &["40 images of 1 x 8192 x 8192", "2^31"]);
 }

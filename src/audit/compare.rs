@@ -165,6 +165,7 @@ pub fn rows(pairing: &Pairing, values: &PairValues, kinds: &[Kind], spectral: bo
                 decision: None,
                 images_used: None,
                 budget: None,
+                non_finite_images: None,
             }
         })
         .collect()

@@ -8,7 +8,7 @@ use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, Axis, CowArray,
 
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::engine::{Runner, View};
-use crate::metrics::dice::{predict, Dice, DiceCounts};
+use crate::metrics::dice::{predict, Dice, DiceCounts, NO_PREDICTION};
 use crate::metrics::score::Metric;
 use crate::model::layout::Layout;
 
@@ -195,8 +195,8 @@ pub fn class_maps(
         );
     }
     let c = output.dim().1;
-    if c > 256 {
-        bail!("the model outputs {c} channels; at most 256 classes are supported");
+    if c > usize::from(NO_PREDICTION) {
+        bail!("the model outputs {c} channels; at most {NO_PREDICTION} classes are supported");
     }
     // An output at input resolution but another aspect (h*w equal) is read as h x w.
     let output = output.slice_move(s![..count, .., .., ..]);

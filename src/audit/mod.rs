@@ -115,6 +115,10 @@ pub struct SwapResult {
     /// (NaN without resamples; journaled as null).
     #[serde(with = "progress::nan_as_null")]
     pub interval: (f64, f64),
+    /// Images on which the swapped model's output held NaN or an infinity: their pixels
+    /// there predict no class (scored as wrong), and the swap is not reusable.
+    #[serde(default)]
+    pub non_finite_images: usize,
 }
 
 /// The audit's Dice results.

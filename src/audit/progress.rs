@@ -83,7 +83,13 @@ impl AuditJob<'_> {
         let mut swaps = vec![None; self.pairing.pairs.len()];
         for &i in skipped {
             let base = b.result.clone();
-            swaps[i] = Some(SwapResult { baseline: base.clone(), swapped: base, images: n, interval: (0.0, 0.0) });
+            swaps[i] = Some(SwapResult {
+                baseline: base.clone(),
+                swapped: base,
+                images: n,
+                interval: (0.0, 0.0),
+                non_finite_images: 0,
+            });
         }
         let mut outcome = AuditOutcome {
             classes: b.classes,
@@ -143,7 +149,7 @@ mod tests {
     fn a_swap_result_reads_back_as_written_nan_interval_included() {
         let d = Dice { per_class: vec![0.25, 1.0 / 3.0], mean: 0.1 + 0.2, mean_fg: 1.0 / 3.0 };
         for interval in [(-0.001, 0.0123456789012345), (f64::NAN, f64::NAN)] {
-            let r = SwapResult { baseline: d.clone(), swapped: d.clone(), images: 48, interval };
+            let r = SwapResult { baseline: d.clone(), swapped: d.clone(), images: 48, interval, non_finite_images: 2 };
             let json = serde_json::to_string(&r).unwrap();
             let back: SwapResult = serde_json::from_str(&json).unwrap();
             assert_eq!(serde_json::to_string(&back).unwrap(), json);

@@ -6,7 +6,7 @@ use ndarray::{s, Array3, ArrayView3};
 
 use super::scoring::{decided, Scoring};
 use super::{AuditOutcome, SwapResult};
-use crate::metrics::bootstrap::{delta_intervals_by, image_counts, totals};
+use crate::metrics::bootstrap::{delta_intervals_by, image_counts, images_without_prediction, totals};
 use crate::metrics::dice::Dice;
 use crate::metrics::score::Metric;
 
@@ -114,6 +114,7 @@ impl Tally {
             swapped: metric.score(&totals(counts)),
             images: used,
             interval,
+            non_finite_images: images_without_prediction(counts),
         }
     }
 
@@ -138,6 +139,7 @@ impl Tally {
                 swapped: baseline.clone(),
                 images: self.n,
                 interval: (0.0, 0.0),
+                non_finite_images: 0,
             });
         }
         AuditOutcome {

@@ -11,6 +11,7 @@ use crate::cli::RunArgs;
 use crate::config::Settings;
 use reuse_audit::audit::SwapResult;
 use reuse_audit::error::{bad_file, UserError};
+use reuse_audit::journal::scheduler::ShardArg;
 use reuse_audit::journal::{self, Shard};
 use reuse_audit::metrics::dice::Dice;
 use reuse_audit::pipeline::{JournalPlan, JournalSpec};
@@ -34,9 +35,22 @@ pub fn spec(s: &Settings, a: &RunArgs) -> Result<Option<JournalSpec>> {
         }
         return Ok(None);
     };
+    let shard = a.shard.map(|arg| shard_of(arg, s.options.quiet)).transpose()?;
     let path = journal_path(out)?;
     let plan = if a.resume { JournalPlan::Resume(path) } else { JournalPlan::Fresh(path) };
-    Ok(Some(JournalSpec { plan, shard: a.shard, args: recorded_args(std::env::args().skip(2)) }))
+    Ok(Some(JournalSpec { plan, shard, args: recorded_args(std::env::args().skip(2)) }))
+}
+
+/// The shard `--shard` names, K read from the scheduler's variable for `auto/N` (said on
+/// stderr, so a task's log shows which part it computed).
+fn shard_of(arg: ShardArg, quiet: bool) -> Result<Shard> {
+    let resolved = arg
+        .resolve(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+        .map_err(|reason| UserError::BadFlag { flag: "--shard", reason })?;
+    if let (Some(from), false) = (&resolved.from, quiet) {
+        eprintln!("shard {} ({from})", resolved.shard);
+    }
+    Ok(resolved.shard)
 }
 
 /// `OUT.journal`, beside the `--out` folder.

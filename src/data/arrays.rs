@@ -74,6 +74,7 @@ pub fn samples(
     }
     .map_err(|e| bad_file(path, format!("images: {e}")))?;
     let (n, _, h, w) = images.dim();
+    super::check_image_count(0, n, path)?;
     // One class id per image (a classifier's labels), read as N x 1 x 1.
     let class_ids = labels.as_ref().is_some_and(|l| matches!(*l.shape(), [ln] | [ln, 1] if ln == n));
     let labels: Option<Array3<f64>> = match labels {

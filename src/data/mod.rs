@@ -57,6 +57,24 @@ impl Sample {
     }
 }
 
+/// The most images one data set may hold: 2^20. Each is a forward pass per swap, and each
+/// costs memory of its own before any pixel: a volume of 1 x 1 x 32767 x 4096 voxels is
+/// 134 million slices (about 40 GB of bookkeeping) from a 130 KB `.nii.gz`.
+pub const MAX_IMAGES: usize = 1 << 20;
+
+/// Refuse `have` images already loaded plus `more` from `path` beyond [`MAX_IMAGES`],
+/// before they are split into samples.
+pub fn check_image_count(have: usize, more: usize, path: &Path) -> Result<()> {
+    let n = have.saturating_add(more);
+    if n > MAX_IMAGES {
+        return Err(bad_file(
+            path,
+            format!("{n} images ({more} here), more than the {MAX_IMAGES} (2^20) a data set may hold: audit a subset"),
+        ));
+    }
+    Ok(())
+}
+
 /// Everything loaded from `--data` (and `--labels` when it is a file).
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -95,11 +113,9 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
             Loaded { samples: load_nifti(data)?, format: "nifti" }
         }
     } else if name.ends_with(".npz") {
-        let mut npz = npy::Npz::open(data)?;
-        let images = npz.require("images")?;
-        let labels = npz.get("labels")?;
-        Loaded { samples: arrays::samples(data, images, labels, hint)?, format: "npz" }
+        Loaded { samples: npz_samples(&mut npy::Npz::open(data)?, data, hint)?, format: "npz" }
     } else if name.ends_with(".npy") {
+        // As `npy_samples` on the files' bytes (each read and parsed in turn).
         let images = npy::read_npy(data)?;
         let labels = labels.map(npy::read_npy).transpose()?;
         Loaded { samples: arrays::samples(data, images, labels, hint)?, format: "npy" }
@@ -115,6 +131,34 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
     Ok(loaded)
 }
 
+/// The samples of an `.npz` archive: its `images` and, when it has them, `labels` (`path`
+/// names it in messages). [`load`] reads files this way; the fuzz target `npz` passes bytes
+/// ([`npy::Npz::from_bytes`]).
+pub fn npz_samples<R: std::io::Read + std::io::Seek>(
+    npz: &mut npy::Npz<R>,
+    path: &Path,
+    hint: &LayoutHint,
+) -> Result<Vec<Sample>> {
+    let images = npz.require("images")?;
+    let labels = npz.get("labels")?;
+    arrays::samples(path, images, labels, hint)
+}
+
+/// The samples of `.npy` images (`path` names them in messages) and labels, given as the
+/// files' bytes: what [`load`] makes of the files ([`npy::read_npy`] is `std::fs::read`
+/// and [`npy::parse_npy`]); the fuzz target `npy` enters here.
+pub fn npy_samples(
+    images: &[u8],
+    path: &Path,
+    labels: Option<(&[u8], &Path)>,
+    hint: &LayoutHint,
+) -> Result<Vec<Sample>> {
+    let parse = |bytes: &[u8], p: &Path| npy::parse_npy(bytes).map_err(|e| bad_file(p, format!("{e:#}")));
+    let images = parse(images, path)?;
+    let labels = labels.map(|(b, p)| parse(b, p)).transpose()?;
+    arrays::samples(path, images, labels, hint)
+}
+
 fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
     let pairs = nifti::folder_pairs(dir)?;
     if pairs.is_empty() {
@@ -124,8 +168,10 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
         ));
     }
     let mut out = Vec::new();
+    check_image_count(0, pairs.len(), dir)?;
     for (img, gt) in pairs {
         let v = nifti::read(&img)?;
+        check_image_count(out.len(), v.dim().2, &img)?;
         let g = nifti::read(&gt)?;
         if v.shape() != g.shape() {
             return Err(bad_file(
@@ -146,7 +192,9 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
 
 fn load_png(dir: &Path) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
-    for (img, mask) in png_folder::folder_pairs(dir)? {
+    let pairs = png_folder::folder_pairs(dir)?;
+    check_image_count(0, pairs.len(), dir)?;
+    for (img, mask) in pairs {
         let image = png_folder::read(&img)?;
         let label = match mask {
             Some(m) => {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use ndarray::{Array3, Order};
-use nifti::{InMemNiftiVolume, IntoNdArray, NiftiError, NiftiObject, NiftiType, ReaderOptions};
+use nifti::{InMemNiftiObject, InMemNiftiVolume, IntoNdArray, NiftiError, NiftiObject, NiftiType, ReaderOptions};
 
 use crate::error::{bad_file, UserError};
 
@@ -23,8 +23,32 @@ pub const MAX_VOXELS: u64 = 1 << 27;
 /// Read a `.nii` or `.nii.gz` file (gzip when the name ends with `.gz`) as an `x * y * slices`
 /// array, scaled by `scl_slope`/`scl_inter` when the header sets them.
 pub fn read(path: &Path) -> Result<Array3<f64>> {
-    check_declared(path)?;
+    let h = nifti::NiftiHeader::from_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
+    let gz = path.to_string_lossy().ends_with(".gz");
+    let len = if gz { None } else { Some(std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX)) };
+    check_declared(&h, len, path)?;
     let obj = ReaderOptions::new().read_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
+    volume(obj, path)
+}
+
+/// Read the bytes of a `.nii` file, or of a `.nii.gz` with `gz`, as [`read`] reads the file
+/// (`path` names it in messages); a header-only (`.hdr`/`.img` pair) file is refused. The
+/// fuzz target `nifti` enters here.
+pub fn read_bytes(bytes: &[u8], gz: bool, path: &Path) -> Result<Array3<f64>> {
+    let fail = |e: NiftiError| bad_file(path, describe(path, &e));
+    let stream = || -> Box<dyn std::io::Read + '_> {
+        match gz {
+            true => Box::new(flate2::bufread::GzDecoder::new(bytes)),
+            false => Box::new(bytes),
+        }
+    };
+    let h = nifti::NiftiHeader::from_reader(stream()).map_err(fail)?;
+    check_declared(&h, (!gz).then_some(bytes.len() as u64), path)?;
+    volume(InMemNiftiObject::from_reader(stream()).map_err(fail)?, path)
+}
+
+/// The volume of a read object as an `x * y * slices` array, scaled.
+fn volume(obj: InMemNiftiObject, path: &Path) -> Result<Array3<f64>> {
     let h = obj.header().clone();
     let datatype = h.data_type().map_err(|e| bad_file(path, describe(path, &e)))?;
     use NiftiType::*;
@@ -46,11 +70,11 @@ pub fn read(path: &Path) -> Result<Array3<f64>> {
         .map_err(|e| bad_file(path, format!("volume of shape {shape:?}: {e}")))
 }
 
-/// Read the header alone and refuse a volume that declares more than [`MAX_VOXELS`], or (for
-/// an uncompressed file) more voxel bytes than the file holds, before reading voxels. A gzip
-/// payload is then read through a bounded stream: at most the declared bytes are inflated.
-fn check_declared(path: &Path) -> Result<()> {
-    let h = nifti::NiftiHeader::from_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
+/// Refuse, from the header alone, a volume that declares more than [`MAX_VOXELS`], or (for
+/// an uncompressed file of `len` bytes) more voxel bytes than the file holds, before reading
+/// voxels. A gzip payload is then read through a bounded stream: at most the declared bytes
+/// are inflated.
+fn check_declared(h: &nifti::NiftiHeader, len: Option<u64>, path: &Path) -> Result<()> {
     let rank = usize::from(h.dim[0]);
     if !(1..=7).contains(&rank) {
         return Err(bad_file(path, format!("corrupt header: dim[0] = {} (the rank must be 1 to 7)", h.dim[0])));
@@ -66,9 +90,7 @@ fn check_declared(path: &Path) -> Result<()> {
         ));
     }
     let bytes = voxels * (h.bitpix.max(0) as u64).div_ceil(8);
-    let gz = path.to_string_lossy().ends_with(".gz");
-    if !gz {
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+    if let Some(len) = len {
         let offset = (h.vox_offset.max(0.0) as u64).max(352);
         if len < offset.saturating_add(bytes) {
             return Err(bad_file(

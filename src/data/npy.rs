@@ -9,7 +9,7 @@
 //! are decoded by `npyz`; the order flag is ours to apply.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
@@ -61,10 +61,15 @@ fn all<T: Deserialize, R: Read>(npy: NpyFile<R>, widen: impl Fn(T) -> f64) -> io
 /// The most values one array may declare: 2^30 (8 GiB as the f64 values the tool holds).
 pub const MAX_ARRAY_VALUES: u128 = 1 << 30;
 
-/// Read a `.npy` header from the start of `r` (no data) and refuse a shape with a negative
-/// dimension or more than [`MAX_ARRAY_VALUES`] values, before the reader computes its size
-/// (which overflows on shapes like `(2**32, 2**32, 4)`). A stream that is not a `.npy` is
-/// left for the reader to refuse.
+/// The longest header a `.npy` may declare: 64 KiB. NumPy writes a few hundred bytes and
+/// reads at most 10000 by default; the reader allocates whatever length is declared.
+pub const MAX_HEADER_BYTES: usize = 1 << 16;
+
+/// Read a `.npy` header from the start of `r` (no data) and refuse a header longer than
+/// [`MAX_HEADER_BYTES`] (the reader allocates the declared length: 4 GiB for a 100-byte
+/// file) or a shape with a negative dimension or more than [`MAX_ARRAY_VALUES`] values,
+/// before the reader computes its size (which overflows on shapes like `(2**32, 2**32,
+/// 4)`). A stream that is not a `.npy` is left for the reader to refuse.
 pub fn check_declared_shape(mut r: impl Read) -> Result<()> {
     let mut pre = [0u8; 10];
     if r.read_exact(&mut pre).is_err() || &pre[..6] != b"\x93NUMPY" {
@@ -80,7 +85,10 @@ pub fn check_declared_shape(mut r: impl Read) -> Result<()> {
             u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as usize
         }
     };
-    let mut header = vec![0u8; len.min(1 << 16)];
+    if len > MAX_HEADER_BYTES {
+        bail!("the header declares a header of {len} bytes, more than the {MAX_HEADER_BYTES} (64 KiB) a .npy header may have");
+    }
+    let mut header = vec![0u8; len];
     if r.read_exact(&mut header).is_err() {
         return Ok(());
     }
@@ -119,18 +127,31 @@ pub fn read_npy(path: &Path) -> Result<ArrayD<f64>> {
     parse_npy(&bytes).map_err(|e| bad_file(path, format!("{e:#}")))
 }
 
-/// An open `.npz` archive; arrays are read by name (the entry `NAME.npy`).
-pub struct Npz {
+/// An open `.npz` archive (a file, or bytes in memory); arrays are read by name (the
+/// entry `NAME.npy`).
+pub struct Npz<R: Read + Seek = BufReader<File>> {
     path: PathBuf,
-    archive: NpzArchive<BufReader<File>>,
+    archive: NpzArchive<R>,
 }
 
 impl Npz {
     /// Open an archive (stored or deflated entries).
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
-        let archive = NpzArchive::new(BufReader::new(file))
-            .map_err(|e| bad_file(path, format!("not a valid .npz archive: {e}")))?;
+        Npz::new(BufReader::new(file), path)
+    }
+}
+
+impl<'a> Npz<Cursor<&'a [u8]>> {
+    /// An archive's bytes, read as [`Npz::open`] reads its file; `path` names it in messages.
+    pub fn from_bytes(bytes: &'a [u8], path: &Path) -> Result<Self> {
+        Npz::new(Cursor::new(bytes), path)
+    }
+}
+
+impl<R: Read + Seek> Npz<R> {
+    fn new(reader: R, path: &Path) -> Result<Self> {
+        let archive = NpzArchive::new(reader).map_err(|e| bad_file(path, format!("not a valid .npz archive: {e}")))?;
         Ok(Npz { path: path.into(), archive })
     }
 

@@ -145,6 +145,29 @@ impl Dataset {
     }
 }
 
+/// The most values the preprocessed images may hold (images x channels x height x width,
+/// as fed): 2^31, 8 GiB of float32; checked before they are allocated.
+pub const MAX_DATASET_VALUES: usize = 1 << 31;
+
+/// Refuse samples that, fed to `spec` (its fixed size, else the first sample's), would
+/// hold more than [`MAX_DATASET_VALUES`]; [`prepare`] checks it before allocating, and an
+/// audit right after loading, before any of it is fed.
+pub fn check_fed_size(samples: &[Sample], spec: &InputSpec) -> Result<()> {
+    let Some(first) = samples.first() else { return Ok(()) };
+    let h = spec.height.unwrap_or(first.height());
+    let w = spec.width.unwrap_or(first.width());
+    let c = spec.channels.unwrap_or(first.channels());
+    let values = [c, h, w].iter().try_fold(samples.len(), |n, &d| n.checked_mul(d));
+    if values.is_none_or(|v| v > MAX_DATASET_VALUES) {
+        return Err(UserError::BadData(format!(
+            "{} images of {c} x {h} x {w} are more than the {MAX_DATASET_VALUES} values (2^31, 8 GiB of float32) a data set may hold as fed: audit a subset or at a smaller --size",
+            samples.len()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Preprocess samples for a model input.
 pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: Fit) -> Result<Dataset> {
     let Some(first) = samples.first() else {
@@ -155,6 +178,7 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
     let c = spec.channels.unwrap_or(first.channels());
     let with_labels = first.label.is_some();
     let class_ids = matches!(first.label, Some(Label::Class(_)));
+    check_fed_size(samples, spec)?;
     let mut images = Array4::<f32>::zeros((samples.len(), c, h, w));
     let (lh, lw) = if class_ids { (1, 1) } else { (h, w) };
     let mut labels = with_labels.then(|| Array3::<f64>::zeros((samples.len(), lh, lw)));

@@ -197,3 +197,84 @@ fn nifti_truncated_foreign_and_unsupported_files_name_the_file() {
     let e = nifti::read(&gz).unwrap_err().to_string();
     assert!(e.contains("bad.nii.gz") && e.contains("gzip"), "{e}");
 }
+
+/// The same result, or the same message, from a file and from its bytes.
+fn same<T: PartialEq + std::fmt::Debug>(file: anyhow::Result<T>, bytes: anyhow::Result<T>, what: &str) {
+    match (file, bytes) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}"),
+        (Err(a), Err(b)) => assert_eq!(format!("{a:#}"), format!("{b:#}"), "{what}"),
+        (a, b) => panic!("{what}: file {a:?}, bytes {b:?}"),
+    }
+}
+
+#[test]
+fn in_memory_readers_give_what_the_file_readers_give() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = nii_bytes(&[3, 2, 2], 2, 8, (2.0, 1.0), &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], false);
+    let gz = |b: &[u8]| {
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(b).unwrap();
+        z.finish().unwrap()
+    };
+    let mut bad_magic = good.clone();
+    bad_magic[344] = b'x';
+    let mut huge = good.clone();
+    huge[42..44].copy_from_slice(&30000u16.to_le_bytes());
+    for (name, bytes) in [
+        ("good", good.clone()),
+        ("truncated", good[..360].to_vec()),
+        ("bad magic", bad_magic),
+        ("huge", huge.clone()),
+        ("header only", good[..100].to_vec()),
+    ] {
+        for compressed in [false, true] {
+            let (file, data) = if compressed { ("v.nii.gz", gz(&bytes)) } else { ("v.nii", bytes.clone()) };
+            let p = d.join(file);
+            std::fs::write(&p, &data).unwrap();
+            same(nifti::read(&p), nifti::read_bytes(&data, compressed, &p), &format!("{name} {file}"));
+        }
+    }
+    // A corrupt gzip stream.
+    let p = d.join("c.nii.gz");
+    let mut broken = gz(&good);
+    broken.truncate(30);
+    std::fs::write(&p, &broken).unwrap();
+    same(nifti::read(&p), nifti::read_bytes(&broken, true, &p), "corrupt gzip");
+
+    let hint = super::LayoutHint::default();
+    let images = npy_bytes("<f4", &[2, 1, 1], &[0, 0, 0x80, 0x3f, 0, 0, 0, 0x40]);
+    let labels = npy_bytes("|u1", &[2, 1, 1], &[3, 4]);
+    for (name, entries) in [
+        ("images and labels", vec![("images", images.clone()), ("labels", labels.clone())]),
+        ("no images", vec![("labels", labels.clone())]),
+        ("bad labels", vec![("images", images.clone()), ("labels", b"\x93NUMPY junk".to_vec())]),
+    ] {
+        let p = d.join("val.npz");
+        write_npz(&p, &entries, true);
+        let bytes = std::fs::read(&p).unwrap();
+        let from_file = super::load(&p, None).map(|l| l.samples);
+        let from_bytes = Npz::from_bytes(&bytes, &p).and_then(|mut z| super::npz_samples(&mut z, &p, &hint));
+        same(from_file, from_bytes, name);
+    }
+    let p = d.join("junk.npz");
+    std::fs::write(&p, b"PK junk").unwrap();
+    same(Npz::open(&p).map(|_| ()), Npz::from_bytes(b"PK junk", &p).map(|_| ()), "junk npz");
+
+    let (ip, lp) = (d.join("x.npy"), d.join("y.npy"));
+    for (name, i, l) in [
+        ("images and labels", images.clone(), Some(labels.clone())),
+        ("images", images.clone(), None),
+        ("bad images", b"\x93NUMPY\x01\x00".to_vec(), Some(labels.clone())),
+        ("bad labels", images.clone(), Some(b"nope".to_vec())),
+    ] {
+        std::fs::write(&ip, &i).unwrap();
+        if let Some(l) = &l {
+            std::fs::write(&lp, l).unwrap();
+        }
+        let from_file = super::load(&ip, l.as_ref().map(|_| lp.as_path())).map(|x| x.samples);
+        let from_bytes = super::npy_samples(&i, &ip, l.as_deref().map(|b| (b, lp.as_path())), &hint);
+        same(from_file, from_bytes, name);
+    }
+}

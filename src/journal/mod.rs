@@ -15,6 +15,7 @@
 
 pub mod file;
 pub mod merge;
+pub mod scheduler;
 pub mod shard;
 
 use std::collections::{BTreeMap, HashMap};

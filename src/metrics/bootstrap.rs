@@ -41,6 +41,14 @@ pub fn image_counts(pred: ArrayView3<u8>, truth: ArrayView3<u8>, classes: usize)
     out
 }
 
+/// Images with a pixel that predicts no class (its output not finite there: see
+/// [`super::dice::NO_PREDICTION`]): each pixel of an image is one truth count (labels are in
+/// range) and, when predicted, one prediction count, so such an image has fewer.
+pub fn images_without_prediction(counts: ArrayView3<u32>) -> usize {
+    let sum = |img: &ArrayView2<u32>, col: usize| img.column(col).iter().map(|&v| u64::from(v)).sum::<u64>();
+    counts.outer_iter().filter(|img| sum(img, 1) < sum(img, 2)).count()
+}
+
 /// The counts summed over images.
 pub fn totals(counts: ArrayView3<u32>) -> DiceCounts {
     let classes = counts.dim().1;

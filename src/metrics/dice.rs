@@ -1,12 +1,19 @@
 //! Dice per class over a whole validation set (METHOD.md): argmax over class channels (one
 //! channel: value > threshold, 0 for logits, 0.5 for probabilities; see `model::head`), 1.0
-//! when prediction and truth are both empty.
+//! when prediction and truth are both empty. A pixel whose class scores hold NaN or an
+//! infinity predicts no class ([`NO_PREDICTION`]): it counts against the class it should
+//! have been, never as background.
 
 use ndarray::{Array3, ArrayView, ArrayView4, Dimension};
 
+/// The class map value of a pixel whose class scores are not all finite: no class (class
+/// counts never reach it: at most 255 classes are scored).
+pub const NO_PREDICTION: u8 = u8::MAX;
+
 /// Turn model output `[n, c, h, w]` into a class map `[n, h, w]`: argmax over channels, or
-/// for one channel, foreground where the value is above `threshold`. A view of the
-/// runtime's buffer (standard layout) is read in place; any other layout is copied once.
+/// for one channel, foreground where the value is above `threshold`; [`NO_PREDICTION`]
+/// where a class score is NaN or infinite. A view of the runtime's buffer (standard
+/// layout) is read in place; any other layout is copied once.
 pub fn predict(output: ArrayView4<f32>, threshold: f32) -> Array3<u8> {
     let (n, c, h, w) = output.dim();
     let hw = h * w;
@@ -22,23 +29,34 @@ pub fn predict(output: ArrayView4<f32>, threshold: f32) -> Array3<u8> {
 }
 
 /// Argmax over the `c` channels of one image `[c][hw]` into `dst` (one channel: value >
-/// `threshold`; NaN is background).
+/// `threshold`), then [`NO_PREDICTION`] at every pixel with a score that is not finite.
 fn predict_image(img: &[f32], c: usize, threshold: f32, dst: &mut [u8]) {
     let hw = dst.len();
     if c == 1 {
         for (d, &v) in dst.iter_mut().zip(img) {
             *d = u8::from(v > threshold);
         }
+    } else {
+        let mut best = img[..hw].to_vec();
+        for k in 1..c {
+            let ch = &img[k * hw..(k + 1) * hw];
+            for p in 0..hw {
+                // Strictly greater: ties go to the lower class.
+                if ch[p] > best[p] {
+                    best[p] = ch[p];
+                    dst[p] = k as u8;
+                }
+            }
+        }
+    }
+    // A finite output (every baseline, nearly every swap) is checked in one pass.
+    if img.iter().all(|v| v.is_finite()) {
         return;
     }
-    let mut best = img[..hw].to_vec();
-    for k in 1..c {
-        let ch = &img[k * hw..(k + 1) * hw];
-        for p in 0..hw {
-            // Strictly greater: ties go to the lower class, and NaN never wins.
-            if ch[p] > best[p] {
-                best[p] = ch[p];
-                dst[p] = k as u8;
+    for ch in img.chunks_exact(hw) {
+        for (d, v) in dst.iter_mut().zip(ch) {
+            if !v.is_finite() {
+                *d = NO_PREDICTION;
             }
         }
     }
@@ -171,6 +189,27 @@ mod tests {
         let nhwc = array![[[[0.0f32, 1.0, 3.0], [5.0, 5.0, -1.0]]]];
         let nchw = nhwc.view().permuted_axes([0, 3, 1, 2]);
         assert_eq!(predict(nchw, 0.0), array![[[2u8, 0]]]);
+    }
+
+    #[test]
+    fn a_swap_whose_output_is_nan_predicted_background() {
+        // 3 classes, 4 pixels: NaN in class 0 at pixel 0 (class 2 would win), +inf in class 1
+        // at pixel 1, NaN in every class at pixel 2, pixel 3 finite (class 1).
+        let nan = f32::NAN;
+        let out = array![[[[nan, 0.0, nan, 0.0]], [[1.0, f32::INFINITY, nan, 2.0]], [[3.0, 0.0, nan, 1.0]]]];
+        let none = NO_PREDICTION;
+        assert_eq!(predict(out.view(), 0.0), array![[[none, none, none, 1u8]]]);
+        let one = array![[[[nan, 0.3, f32::NEG_INFINITY, -0.2]]]];
+        assert_eq!(predict(one.view(), 0.0), array![[[none, 1u8, none, 0]]]);
+        // Scored: a pixel without a prediction counts for no class, so it costs the class it
+        // should have been (truth all background: class 0 has P=0 of G=4, Dice 0, where
+        // NaN read as background gave it 3 of 4 right).
+        let mut c = DiceCounts::new(3);
+        c.add(predict(out.view(), 0.0).view(), array![[[0u8, 0, 0, 0]]].view());
+        assert_eq!(
+            (c.predicted.clone(), c.truth.clone(), c.intersection.clone()),
+            (vec![0, 1, 0], vec![4, 0, 0], vec![0, 0, 0])
+        );
     }
 
     #[test]

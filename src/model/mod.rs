@@ -62,7 +62,14 @@ impl Model {
     pub fn load(path: &Path) -> Result<Model> {
         let bytes = std::fs::read(path)
             .map_err(|e| UserError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
-        let mut proto = ModelProto::parse_from_bytes(&bytes).map_err(|e| {
+        Model::from_bytes(&bytes, path)
+    }
+
+    /// Parse and check the bytes of an ONNX file as [`Model::load`] does: `path` names the
+    /// file in messages, and its folder is where external data is read from (and no
+    /// further). The fuzz target `onnx_model` enters here.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
+        let mut proto = ModelProto::parse_from_bytes(bytes).map_err(|e| {
             bad_file(path, format!("not a valid ONNX model (protobuf decoding failed: {e}); is the file truncated?"))
         })?;
         if proto.graph.is_none() || proto.graph.node.is_empty() {
@@ -84,7 +91,7 @@ impl Model {
             tensor::internalize(t, &dir).map_err(|e| bad_file(path, format!("{e:#}")))?;
             validate::data(t).map_err(corrupt)?;
         }
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = hex(&Sha256::digest(bytes));
         Ok(Model::index(path.to_path_buf(), sha256, proto))
     }
 
@@ -294,4 +301,26 @@ pub fn value_dims(v: &onnx_protobuf::ValueInfoProto) -> Vec<Option<usize>> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_bytes_is_what_load_reads() {
+        // The bundled UNet with external data (read from the model's folder by both).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/external/unet-acdc-seg.onnx");
+        let bytes = std::fs::read(&path).unwrap();
+        let (a, b) = (Model::load(&path).unwrap(), Model::from_bytes(&bytes, &path).unwrap());
+        assert_eq!((&a.sha256, &a.proto), (&b.sha256, &b.proto));
+        assert!(a.proto.graph.initializer.iter().all(|t| !t.raw_data.is_empty() || !t.float_data.is_empty()));
+        // Elsewhere its external data is not found: the same message either way.
+        let dir = tempfile::tempdir().unwrap();
+        let moved = dir.path().join("unet.onnx");
+        std::fs::write(&moved, &bytes).unwrap();
+        let e = |r: Result<Model>| format!("{:#}", r.err().unwrap());
+        assert_eq!(e(Model::load(&moved)), e(Model::from_bytes(&bytes, &moved)));
+        assert!(e(Model::load(&moved)).contains("cannot read external data"));
+    }
 }

@@ -204,14 +204,22 @@ pub fn internalize(t: &mut TensorProto, dir: &Path) -> Result<()> {
     let location = location.with_context(|| format!("tensor '{}': external data without location", t.name))?;
     let rel = confined_location(&location).with_context(|| format!("tensor '{}'", t.name))?;
     let path = dir.join(rel);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| anyhow::anyhow!("tensor '{}': cannot read external data {}: {e}", t.name, path.display()))?;
-    // The resolved file must still be inside the folder (no symlink escapes).
-    if let (Ok(real), Ok(root)) = (path.canonicalize(), dir.canonicalize()) {
-        if !real.starts_with(&root) {
-            bail!("tensor '{}': external data {} resolves outside the model's folder", t.name, path.display());
-        }
+    let cannot =
+        |e: std::io::Error| anyhow::anyhow!("tensor '{}': cannot read external data {}: {e}", t.name, path.display());
+    // Where it really is, before anything is read: inside the folder (no symlink escapes)
+    // and a regular file (a FIFO or a device such as /dev/zero would never end).
+    let real = path.canonicalize().map_err(cannot)?;
+    let root = dir.canonicalize().map_err(cannot)?;
+    if !real.starts_with(&root) {
+        bail!("tensor '{}': external data {} resolves outside the model's folder", t.name, path.display());
     }
+    // (Checked before opening: opening a FIFO waits for a writer.)
+    let meta = std::fs::metadata(&real).map_err(cannot)?;
+    if !meta.is_file() {
+        bail!("tensor '{}': external data {} is not a regular file", t.name, path.display());
+    }
+    let mut file = std::fs::File::open(&real).map_err(cannot)?;
+    let size = meta.len();
     // Fixed-size numeric types (floats, and the integers of quantized weights) know their
     // length; others read to the end of the file.
     let fixed = matches!(t.data_type, 1..=7 | 9..=13 | 16);
@@ -219,19 +227,21 @@ pub fn internalize(t: &mut TensorProto, dir: &Path) -> Result<()> {
         if fixed {
             (numel(&t.dims) * onnx_type_size(t.data_type)) as u64
         } else {
-            bytes.len() as u64 - offset.min(bytes.len() as u64)
+            size - offset.min(size)
         }
     });
-    let end = offset.checked_add(want).filter(|&e| e <= bytes.len() as u64);
-    let Some(end) = end else {
+    if offset.checked_add(want).is_none_or(|end| end > size) {
         bail!(
-            "tensor '{}': external data {} has {} bytes, needs offset {offset} + length {want}",
+            "tensor '{}': external data {} has {size} bytes, needs offset {offset} + length {want}",
             t.name,
-            path.display(),
-            bytes.len()
+            path.display()
         );
-    };
-    t.raw_data = bytes[offset as usize..end as usize].to_vec();
+    }
+    // Only the tensor's bytes: one file often holds every tensor of the model.
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bytes = vec![0u8; want as usize];
+    file.seek(SeekFrom::Start(offset)).and_then(|_| file.read_exact(&mut bytes)).map_err(cannot)?;
+    t.raw_data = bytes;
     t.external_data.clear();
     t.data_location = DataLocation::DEFAULT.into();
     Ok(())

@@ -220,6 +220,10 @@ impl Audit {
         if let Some(draws) = self.budget {
             budget::apply(&mut report, &ctx.pairing, o, &audit::budget::run(engine, &job, draws)?);
         }
+        for w in results::non_finite_warnings(&report) {
+            warn(std::slice::from_ref(&w), o.quiet);
+            report.warnings.push(w);
+        }
         report.settings.metric = Some(self.metric);
         // Verdicts over the audited groups only would speak for groups never swapped.
         report.not_audited = coverage::not_audited(&ctx, &o.families, &o.kinds, &report);

@@ -29,8 +29,15 @@ pub const COLUMNS: [&str; 17] = [
 ];
 
 /// Columns appended after the `dice_class_K` columns, in order.
-pub const APPENDED: [&str; 6] =
-    ["spectral_rel", "subspace_overlap", "delta_dice_lo", "delta_dice_hi", "decision", "images_used"];
+pub const APPENDED: [&str; 7] = [
+    "spectral_rel",
+    "subspace_overlap",
+    "delta_dice_lo",
+    "delta_dice_hi",
+    "decision",
+    "images_used",
+    "non_finite_images",
+];
 
 /// Columns appended after those when the report has a noise budget (`--budget`), in order.
 pub const BUDGET: [&str; 6] =
@@ -94,6 +101,7 @@ pub fn render(r: &Report) -> Result<Vec<u8>> {
             num(row.delta_dice_hi),
             row.decision.map(|d| d.name().to_string()).unwrap_or_default(),
             row.images_used.map(|n| n.to_string()).unwrap_or_default(),
+            row.non_finite_images.map(|n| n.to_string()).unwrap_or_default(),
         ]);
         if budget {
             let b = row.budget.clone().unwrap_or_default();

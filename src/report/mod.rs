@@ -303,6 +303,10 @@ pub struct Row {
     /// `within_budget`, `budget_loss`, `rmse_budget_next`, `budget_next_loss`, `budget_note`.
     #[serde(flatten)]
     pub budget: Option<budget::RowBudget>,
+    /// Images on which the swapped model's output held NaN or an infinity (audit only):
+    /// those pixels predict no class and count as wrong, and a swap with any is not
+    /// reusable, whatever its delta (a warning names it).
+    pub non_finite_images: Option<usize>,
 }
 
 /// BN shift/scale statistics of one layer.

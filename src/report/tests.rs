@@ -33,6 +33,7 @@ fn row(family: &str, layer: usize, kind: &str, rmse: f64, swapped: f64) -> Row {
         decision: None,
         images_used: Some(2),
         budget: None,
+        non_finite_images: Some(0),
     }
 }
 

@@ -21,6 +21,19 @@ fn per_image_counts_by_hand_and_their_sum() {
 }
 
 #[test]
+fn images_with_a_pixel_of_no_prediction_by_hand() {
+    // Three images of 4 pixels: image 1 has one pixel of no prediction, image 2 all four.
+    let none = crate::metrics::dice::NO_PREDICTION;
+    let pred = array![[[0u8, 1], [2, 2]], [[1, none], [0, 0]], [[none, none], [none, none]]];
+    let truth = array![[[0u8, 1], [1, 2]], [[1, 1], [0, 0]], [[0, 0], [2, 2]]];
+    let c = image_counts(pred.view(), truth.view(), 3);
+    assert_eq!(images_without_prediction(c.view()), 2);
+    assert_eq!(images_without_prediction(c.slice(s![..1, .., ..])), 0);
+    // Image 2 predicts nothing: every class has P = 0, and its truth is still counted.
+    assert_eq!(c.slice(s![2, .., ..]), array![[0u32, 0, 2], [0, 0, 0], [0, 0, 2]]);
+}
+
+#[test]
 fn splitmix64_is_the_published_stream() {
     // The reference implementation (Vigna, splitmix64.c) seeded with 0.
     let mut r = SplitMix64::new(0);

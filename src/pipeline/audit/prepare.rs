@@ -89,6 +89,7 @@ impl Audit {
         let t = crate::profile::span("data load");
         let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
         drop(t);
+        data::preprocess::check_fed_size(&loaded.samples, input)?;
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
             return Err(
                 UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()

@@ -7,6 +7,24 @@ use crate::pair::Pairing;
 use crate::pipeline::Options;
 use crate::report::{AdaptiveInfo, Report};
 
+/// One warning per swap whose output was NaN or infinite on some image (said on stderr and
+/// kept in the report: its row is not reusable, and its Dice counts those pixels as wrong).
+pub fn non_finite_warnings(report: &Report) -> Vec<String> {
+    let images = report.dataset.as_ref().map(|d| d.images);
+    report
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let n = row.non_finite_images.filter(|&n| n > 0)?;
+            let of = row.images_used.or(images).map(|m| format!(" of {m}")).unwrap_or_default();
+            Some(format!(
+                "{} {} {} ({} <- {}): the swapped model's output is NaN or infinite on {n}{of} image(s); those pixels predict no class (scored as wrong) and the swap is not reusable (a source value too large for float32 arithmetic?)",
+                row.family, row.layer, row.kind, row.target_initializer, row.source_initializer
+            ))
+        })
+        .collect()
+}
+
 /// Fill the rows (in pairing order, kinds asked for) and decide.
 pub fn fill(report: &mut Report, pairing: &Pairing, o: &Options, outcome: &AuditOutcome, adaptive: bool) {
     let kinds: &[Kind] = &o.kinds;
@@ -22,6 +40,7 @@ pub fn fill(report: &mut Report, pairing: &Pairing, o: &Options, outcome: &Audit
             row.delta_dice_lo = Some(d.interval.0);
             row.delta_dice_hi = Some(d.interval.1);
             row.images_used = Some(d.images);
+            row.non_finite_images = Some(d.non_finite_images);
         }
     }
     let bn = std::mem::take(&mut report.summary.bn);
