@@ -122,7 +122,7 @@ pub enum Command {
         quiet: bool,
     },
     /// Join the results of `audit --shard K/N` runs into the report one run would write
-    /// (byte for byte), after checking that they belong together and are complete. Run it
+    /// (byte for byte, `timing` aside), after checking that they belong together and are complete. Run it
     /// where the models and data are at the paths the shards were given (their hashes are
     /// checked): it loads them and runs the target once on a probe batch, as an audit does.
     Merge {
@@ -268,6 +268,10 @@ pub struct RunArgs {
     /// Per-channel std divided by after --mean (one value, or one per channel).
     #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
+    /// Leave `timing` (seconds, images per second) out of report.json, so that two runs on
+    /// the same inputs write the same bytes in every file.
+    #[arg(long)]
+    pub no_timing: bool,
     /// Continue the audit a kill interrupted: the swaps in its journal (`OUT.journal`,
     /// beside --out) are kept, not computed again; a journal of other inputs or settings is
     /// refused. Without a journal the audit simply starts.

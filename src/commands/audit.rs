@@ -78,7 +78,10 @@ pub fn run_journaled(
     let audit = audit_of(target, source, s, a).journal(journal.clone());
     // One ONNX Runtime environment per process: the plan's joint check shares the audit's.
     let engine = LazyEngine::new(a.device, a.threads, s.options.quiet);
-    let report = audit.run_with(&engine)?;
+    let mut report = audit.run_with(&engine)?;
+    if a.no_timing {
+        report.timing = None;
+    }
     if let Some(JournalSpec { plan: JournalPlan::Fresh(path) | JournalPlan::Resume(path), shard, .. }) = &journal {
         if let (Some(shard), Some(out)) = (shard, &s.out) {
             // The gates need every swap: `merge` applies them.

@@ -1,6 +1,7 @@
 //! ONNX Runtime through `ort` (`load-dynamic`): one environment, sessions built from
 //! in-memory models, CPU or CUDA execution provider (never a silent fallback).
 
+pub mod hardware;
 pub mod logging;
 pub mod runtime;
 
@@ -95,6 +96,20 @@ impl Engine {
     /// The device sessions run on.
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// What runs the forwards, for reports: the GPU's name on CUDA, else the CPU's model
+    /// name with the thread count.
+    pub fn device_name(&self) -> String {
+        match self.device {
+            Device::Cuda => hardware::gpu_name().unwrap_or_else(|| "NVIDIA GPU (name not found)".into()),
+            Device::Cpu => format!(
+                "{} ({} thread{})",
+                hardware::cpu_model().unwrap_or_else(|| "CPU".into()),
+                self.threads,
+                if self.threads == 1 { "" } else { "s" }
+            ),
+        }
     }
 
     /// Intra-op threads per session.

@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{name_the_model, warn, Options};
+use crate::audit::SwapResult;
 use crate::audit::{self, AuditJob, Scoring, Strategy, Truth};
 use crate::data::standardize::MeanStd;
 use crate::data::{Fit, Normalize};
 use crate::engine::{runtime, Device, LazyEngine};
+use crate::journal;
+use crate::metrics::dice::Dice;
 use crate::metrics::score::Metric;
 use crate::model::layout::LayoutChoice;
+use crate::report::timing::{Timing, TimingScope};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 use prepare::Prepared;
 use scaling::Probe;
@@ -126,6 +130,7 @@ impl Audit {
     }
 
     fn run_checked(&self, engine: &LazyEngine) -> Result<Report> {
+        let started = std::time::Instant::now();
         let o = &self.options;
         let Prepared { ctx, mut report, values, io, dataset, format, kind, rule, normalize, scores, label_free, batch } =
             self.prepare(engine)?;
@@ -207,8 +212,24 @@ impl Audit {
         if !label_free && outcome.baseline.mean < self.min_baseline {
             return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
         }
-        // A shard's report would speak for swaps it did not compute: its result is the journal.
+        let scope = match self.journal.as_ref().map(|j| &j.plan) {
+            Some(JournalPlan::Merged(_)) => TimingScope::Shards,
+            Some(JournalPlan::Resume(_)) if opened.as_ref().is_some_and(|(_, op)| op.known.baseline.is_some()) => {
+                TimingScope::Resumed
+            }
+            _ => TimingScope::Run,
+        };
+        let timing = |report_ready: f64| Timing::of_run(scope, report_ready, &outcome.clock, engine.device_name());
+        // A shard's report would speak for swaps it did not compute: its result is the journal,
+        // with the timing of this run when it computed something (`merge` adds them up).
         if self.journal.as_ref().is_some_and(|j| j.shard.is_some()) {
+            if let (Some(w), true) =
+                (opened.as_ref().and_then(|(_, op)| op.writer.as_ref()), outcome.clock.image_forwards > 0)
+            {
+                let record: journal::Record<Dice, SwapResult> =
+                    journal::Record::Timing(timing(started.elapsed().as_secs_f64()));
+                w.append(&record)?;
+            }
             guard.disarm();
             return Ok(report);
         }
@@ -247,6 +268,13 @@ impl Audit {
             layout: io.name(),
             mean_std: self.mean_std.clone(),
         });
+        report.timing = match scope {
+            TimingScope::Shards => {
+                let known = opened.as_ref().map(|(_, op)| op.known.timings.as_slice()).unwrap_or_default();
+                Timing::sum(known)
+            }
+            _ => Some(timing(started.elapsed().as_secs_f64())),
+        };
         guard.disarm();
         Ok(report)
     }

@@ -205,6 +205,7 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
         summary: Summary { bn: compare::bn_stats(&ctx.pairing, &values), ..Default::default() },
         predictors: vec![],
         adaptive: None,
+        timing: None,
     };
     Ok((report, values))
 }

@@ -9,6 +9,7 @@ pub mod interval_chart;
 pub mod markdown;
 pub mod svg;
 pub mod table;
+pub mod timing;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,10 @@ pub struct Report {
     pub predictors: Vec<crate::predictors::Predictor>,
     /// What an adaptive audit (`--adaptive`) saved (null for an exact audit).
     pub adaptive: Option<AdaptiveInfo>,
+    /// How long the audit took (audit only; absent with `--no-timing` and in the demo's
+    /// reports). The only field that differs between runs on the same inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<timing::Timing>,
 }
 
 /// The cost and rule of an adaptive audit.

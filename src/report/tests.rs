@@ -115,6 +115,7 @@ pub fn fixed_report() -> Report {
         warnings: vec!["a warning".into()],
         predictors: crate::predictors::predictors(&rows_for_predictors, 0.95, 200),
         adaptive: None,
+        timing: None,
         summary,
     }
 }
