@@ -1,6 +1,7 @@
 //! ONNX Runtime through `ort` (`load-dynamic`): one environment, sessions built from
 //! in-memory models, CPU or CUDA execution provider (never a silent fallback).
 
+pub mod cuda;
 pub mod hardware;
 pub mod logging;
 pub mod runtime;
@@ -33,6 +34,11 @@ pub struct Engine {
     pub provider: &'static str,
     device: Device,
     threads: usize,
+    /// The CUDA libraries loaded for the CUDA provider, and their versions (CUDA only).
+    pub cuda: Option<self::cuda::CudaSetup>,
+    /// ONNX Runtime's version, as the loaded library reports it.
+    pub version: String,
+    device_name: String,
 }
 
 impl Engine {
@@ -46,6 +52,9 @@ impl Engine {
             .into());
         }
         let library = runtime::locate(cuda, quiet)?;
+        // The CUDA and cuDNN libraries the provider needs, found and loaded before it is
+        // registered (a missing one is an error naming it).
+        let cuda_setup = if cuda { Some(self::cuda::prepare(&library)?) } else { None };
         // More threads than cores only adds sessions and contention (each worker builds its
         // own sessions): clamp to the cores, and say so.
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -90,7 +99,9 @@ impl Engine {
         env.set_log_level(requested.unwrap_or(ort::logging::LogLevel::Fatal));
         share_cpu_arena(&env)?;
         let provider = if cuda { "CUDAExecutionProvider" } else { "CPUExecutionProvider" };
-        Ok(Engine { env, library, provider, device, threads })
+        let version = runtime::loaded_version(&library).unwrap_or_else(|| runtime::ORT_VERSION.into());
+        let device_name = Engine::name_device(device, threads);
+        Ok(Engine { env, library, provider, device, threads, cuda: cuda_setup, version, device_name })
     }
 
     /// The device sessions run on.
@@ -101,13 +112,17 @@ impl Engine {
     /// What runs the forwards, for reports: the GPU's name on CUDA, else the CPU's model
     /// name with the thread count.
     pub fn device_name(&self) -> String {
-        match self.device {
+        self.device_name.clone()
+    }
+
+    fn name_device(device: Device, threads: usize) -> String {
+        match device {
             Device::Cuda => hardware::gpu_name().unwrap_or_else(|| "NVIDIA GPU (name not found)".into()),
             Device::Cpu => format!(
                 "{} ({} thread{})",
                 hardware::cpu_model().unwrap_or_else(|| "CPU".into()),
-                self.threads,
-                if self.threads == 1 { "" } else { "s" }
+                threads,
+                if threads == 1 { "" } else { "s" }
             ),
         }
     }
@@ -183,8 +198,12 @@ fn share_cpu_arena(env: &ort::environment::Environment) -> Result<()> {
 }
 
 /// Whether an NVIDIA kernel driver is loaded (checked before fetching a GPU runtime).
+/// `REUSE_AUDIT_TEST_ASSUME_NVIDIA_DRIVER=1` is a test hook: the tests of what comes after
+/// the driver (finding the CUDA build and libraries) run on machines without one.
 fn nvidia_driver_present() -> bool {
-    std::path::Path::new("/proc/driver/nvidia/version").exists() || std::path::Path::new("/dev/nvidia0").exists()
+    std::env::var_os("REUSE_AUDIT_TEST_ASSUME_NVIDIA_DRIVER").is_some_and(|v| v == "1")
+        || std::path::Path::new("/proc/driver/nvidia/version").exists()
+        || std::path::Path::new("/dev/nvidia0").exists()
 }
 
 /// A session ready to run batches.

@@ -10,7 +10,7 @@ use crate::audit::SwapResult;
 use crate::audit::{self, AuditJob, Scoring, Strategy, Truth};
 use crate::data::standardize::MeanStd;
 use crate::data::{Fit, Normalize};
-use crate::engine::{runtime, Device, LazyEngine};
+use crate::engine::{Device, LazyEngine};
 use crate::journal;
 use crate::metrics::dice::Dice;
 use crate::metrics::score::Metric;
@@ -243,12 +243,7 @@ impl Audit {
             report.warnings.push(w);
         }
         report.baseline = Some(outcome.baseline);
-        report.engine = Some(EngineInfo {
-            runtime: "onnxruntime".into(),
-            version: runtime::ORT_VERSION.into(),
-            provider: engine.provider.into(),
-            strategy: strategy.name().into(),
-        });
+        report.engine = Some(EngineInfo::of(engine, strategy.name()));
         report.dataset = Some(DatasetInfo {
             path: data_path.display().to_string(),
             format: format.into(),

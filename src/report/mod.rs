@@ -177,6 +177,33 @@ pub struct EngineInfo {
     pub provider: String,
     /// Swap evaluation strategy.
     pub strategy: String,
+    /// The GPU the CUDA provider ran on (`nvidia-smi`'s name; null on CPU).
+    pub device: Option<String>,
+    /// The CUDA runtime's version that was loaded (null on CPU).
+    pub cuda_version: Option<String>,
+    /// cuDNN's version that was loaded (null on CPU).
+    pub cudnn_version: Option<String>,
+    /// The CUDA/cuDNN libraries loaded for the provider, in loading order (absent on CPU).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cuda_libraries: Vec<String>,
+}
+
+impl EngineInfo {
+    /// What `engine` is, with the strategy that ran.
+    pub fn of(engine: &crate::engine::Engine, strategy: &str) -> EngineInfo {
+        let cuda = engine.cuda.as_ref();
+        EngineInfo {
+            runtime: "onnxruntime".into(),
+            version: engine.version.clone(),
+            provider: engine.provider.into(),
+            strategy: strategy.into(),
+            device: cuda.map(|_| engine.device_name()),
+            cuda_version: cuda.and_then(|c| c.cuda_version.clone()),
+            cudnn_version: cuda.and_then(|c| c.cudnn_version.clone()),
+            cuda_libraries: cuda
+                .map_or_else(Vec::new, |c| c.libraries.iter().map(|f| f.path.display().to_string()).collect()),
+        }
+    }
 }
 
 /// The validation data as fed.

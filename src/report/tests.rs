@@ -80,6 +80,10 @@ pub fn fixed_report() -> Report {
             version: "1.31.1".into(),
             provider: "CPUExecutionProvider".into(),
             strategy: "naive".into(),
+            device: None,
+            cuda_version: None,
+            cudnn_version: None,
+            cuda_libraries: vec![],
         }),
         dataset: Some(DatasetInfo {
             path: "val.npz".into(),
