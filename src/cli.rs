@@ -216,6 +216,10 @@ pub struct RunArgs {
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: Device,
+    /// With --device cuda: let convolutions and matrix products use TF32 (faster on tensor
+    /// cores, about 1e-3 relative error: Dice may then differ from the CPU's). Off by default.
+    #[arg(long)]
+    pub tf32: bool,
     /// Threads (0 = all cores): intra-op threads of full forward passes; on CPU the
     /// incremental strategy runs this many swap regions side by side, one thread each.
     #[arg(long, default_value_t = 0)]

@@ -1,8 +1,8 @@
 //! `--device cuda` (issue 15). Without a GPU: no driver is exit 2 saying so; past the
 //! driver check (a test hook stands in for the driver), ONNX Runtime's CPU build is refused
 //! and a missing CUDA/cuDNN library is named with the pip package that carries it, with no
-//! report written; a CPU audit records its provider and no GPU. With a GPU (an NVIDIA driver
-//! here): the bundled UNet audited on CUDA matches the CPU within 1e-3 Dice, or the test
+//! report written; a CPU audit records its provider and no GPU; `--tf32` needs CUDA. With a GPU (an NVIDIA driver
+//! here): the bundled UNet audited on CUDA (TF32 off) matches the CPU within 1e-3 Dice, or the test
 //! prints SKIPPED and why (unless `REUSE_AUDIT_GPU_TEST=1`, which makes that a failure).
 
 mod common;
@@ -140,6 +140,20 @@ fn a_cpu_audit_records_its_provider_and_no_gpu() {
         assert!(e[k].is_null(), "{k}: {e}");
     }
     assert!(e.get("cuda_libraries").is_none(), "{e}");
+    assert_eq!(v["settings"]["tf32"], false);
+}
+
+#[test]
+fn tf32_needs_cuda() {
+    let f = tiny();
+    let out = f.dir.path().join("out");
+    audit_cmd(&f.t, &f.s, &f.data)
+        .args(["--labels", "baseline", "--tf32", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid value for --tf32").and(predicate::str::contains("--device cuda")));
+    assert!(!out.exists());
 }
 
 /// Mean Dice per row, by (family, layer, kind).
@@ -185,6 +199,7 @@ fn on_a_gpu_the_bundled_unet_matches_the_cpu() {
         println!("SKIPPED: the CUDA audit could not run here (exit {code:?}): {err}");
         return;
     }
+    assert_eq!(serde_json::from_str::<Value>(&gpu).unwrap()["settings"]["tf32"], false, "TF32 is off by default");
     let (code, cpu, err) = run("cpu");
     assert_eq!(code, Some(0), "{err}");
     let (gpu, cpu): (Value, Value) = (serde_json::from_str(&gpu).unwrap(), serde_json::from_str(&cpu).unwrap());

@@ -39,6 +39,7 @@ pub struct Engine {
     /// ONNX Runtime's version, as the loaded library reports it.
     pub version: String,
     device_name: String,
+    tf32: bool,
 }
 
 impl Engine {
@@ -101,7 +102,7 @@ impl Engine {
         let provider = if cuda { "CUDAExecutionProvider" } else { "CPUExecutionProvider" };
         let version = runtime::loaded_version(&library).unwrap_or_else(|| runtime::ORT_VERSION.into());
         let device_name = Engine::name_device(device, threads);
-        Ok(Engine { env, library, provider, device, threads, cuda: cuda_setup, version, device_name })
+        Ok(Engine { env, library, provider, device, threads, cuda: cuda_setup, version, device_name, tf32: false })
     }
 
     /// The device sessions run on.
@@ -125,6 +126,12 @@ impl Engine {
                 if threads == 1 { "" } else { "s" }
             ),
         }
+    }
+
+    /// Whether the CUDA provider may use TF32 (tensor-core float32 with a 10-bit mantissa)
+    /// for convolutions and matrix products (`--tf32`); always false on CPU.
+    pub fn tf32(&self) -> bool {
+        self.tf32
     }
 
     /// Intra-op threads per session.
@@ -166,7 +173,9 @@ impl Engine {
             b = b.with_inter_threads(1).map_err(|e| anyhow!("{e}"))?;
         }
         if self.device == Device::Cuda {
-            b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
+            // TF32 off unless asked for: its 10-bit mantissa moves Dice away from the CPU's.
+            let cuda = ort::ep::CUDA::default().with_tf32(self.tf32);
+            b = b.with_execution_providers([cuda.build().error_on_failure()]).map_err(|e| {
                 UserError::Runtime(format!(
                     "--device cuda: the CUDA execution provider could not be registered ({e}). \
                          It needs an NVIDIA GPU, the CUDA/cuDNN libraries and the onnxruntime-gpu \
@@ -216,13 +225,20 @@ pub struct LazyEngine {
     device: Device,
     threads: usize,
     quiet: bool,
+    tf32: bool,
     cell: std::sync::OnceLock<Engine>,
 }
 
 impl LazyEngine {
     /// Remember how to load the engine.
     pub fn new(device: Device, threads: usize, quiet: bool) -> Self {
-        LazyEngine { device, threads, quiet, cell: std::sync::OnceLock::new() }
+        LazyEngine { device, threads, quiet, tf32: false, cell: std::sync::OnceLock::new() }
+    }
+
+    /// Allow TF32 on CUDA (`--tf32`; no effect on CPU).
+    pub fn with_tf32(mut self, on: bool) -> Self {
+        self.tf32 = on;
+        self
     }
 
     /// The engine, loaded now if needed.
@@ -231,7 +247,8 @@ impl LazyEngine {
             return Ok(e);
         }
         let t = crate::profile::span("engine load (ONNX Runtime)");
-        let e = Engine::new(self.device, self.threads, self.quiet)?;
+        let mut e = Engine::new(self.device, self.threads, self.quiet)?;
+        e.tf32 = self.tf32 && self.device == Device::Cuda;
         drop(t);
         Ok(self.cell.get_or_init(|| e))
     }

@@ -78,6 +78,7 @@ pub struct Audit {
     cache_mb: usize,
     dynamic_batch: bool,
     device: Device,
+    tf32: bool,
     threads: usize,
     threshold: Option<f32>,
     min_baseline: f64,
@@ -105,6 +106,7 @@ impl Audit {
             cache_mb: 1024,
             dynamic_batch: false,
             device: Device::Cpu,
+            tf32: false,
             threads: 0,
             threshold: None,
             min_baseline: 0.5,
@@ -119,7 +121,7 @@ impl Audit {
 
     /// Run the audit on a runtime of its own (loaded only after models and data are checked).
     pub fn run(&self) -> Result<Report> {
-        self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet))
+        self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet).with_tf32(self.tf32))
     }
 
     /// Run the audit on a shared runtime (several audits, one ONNX Runtime environment);
@@ -236,6 +238,7 @@ impl Audit {
         let _verdict = crate::profile::span("verdict");
         results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
         report.settings.metric = Some(self.metric);
+        report.settings.tf32 = engine.tf32();
         // Verdicts over the audited groups only would speak for groups never swapped.
         report.not_audited = coverage::not_audited(&ctx, &o.families, &o.kinds, &report);
         for w in coverage::withhold(&mut report) {

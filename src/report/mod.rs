@@ -268,6 +268,9 @@ pub struct Settings {
     /// `accuracy` or `agreement`. `baseline`, `baseline_dice`, `swapped_dice`, `delta_dice`,
     /// `tolerance` and `max_delta` are in this metric; per-class columns stay Dice.
     pub metric: Option<Metric>,
+    /// Whether the CUDA provider was allowed TF32 (`--tf32`); false on CPU and for
+    /// data-free reports.
+    pub tf32: bool,
 }
 
 /// One matched (layer, kind): a CSV row.

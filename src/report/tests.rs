@@ -111,6 +111,7 @@ pub fn fixed_report() -> Report {
             bootstrap: 2000,
             adaptive: false,
             metric: Some(crate::metrics::score::Metric::Dice),
+            tf32: false,
         },
         baseline: Some(Dice { per_class: vec![0.95, 0.85], mean: 0.9, mean_fg: 0.85 }),
         rows,
