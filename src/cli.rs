@@ -122,7 +122,7 @@ pub enum Command {
         quiet: bool,
     },
     /// Join the results of `audit --shard K/N` runs into the report one run would write
-    /// (byte for byte), after checking that they belong together and are complete. Run it
+    /// (byte for byte, `timing` aside), after checking that they belong together and are complete. Run it
     /// where the models and data are at the paths the shards were given (their hashes are
     /// checked): it loads them and runs the target once on a probe batch, as an audit does.
     Merge {
@@ -216,6 +216,10 @@ pub struct RunArgs {
     /// Execution provider.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: Device,
+    /// With --device cuda: let convolutions and matrix products use TF32 (faster on tensor
+    /// cores, about 1e-3 relative error: Dice may then differ from the CPU's). Off by default.
+    #[arg(long)]
+    pub tf32: bool,
     /// Threads (0 = all cores): intra-op threads of full forward passes; on CPU the
     /// incremental strategy runs this many swap regions side by side, one thread each.
     #[arg(long, default_value_t = 0)]
@@ -281,6 +285,10 @@ pub struct RunArgs {
     /// Per-channel std divided by after --mean (one value, or one per channel).
     #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
+    /// Leave `timing` (seconds, images per second) out of report.json, so that two runs on
+    /// the same inputs write the same bytes in every file.
+    #[arg(long)]
+    pub no_timing: bool,
     /// Continue the audit a kill interrupted: the swaps in its journal (`OUT.journal`,
     /// beside --out) are kept, not computed again; a journal of other inputs or settings is
     /// refused. Without a journal the audit simply starts.

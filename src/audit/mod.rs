@@ -5,6 +5,7 @@
 //! only the subgraph downstream of its layer, from cached activations; see `incremental`).
 
 pub mod budget;
+pub mod clock;
 pub mod compare;
 pub mod cost;
 pub mod forward;
@@ -141,6 +142,9 @@ pub struct AuditOutcome {
     pub rounds: Vec<usize>,
     /// Level of every interval (below `--confidence` when adaptive: one look of several).
     pub level: f64,
+    /// Time and image forwards of what this run computed (nothing for results taken from
+    /// a journal).
+    pub clock: clock::RunClock,
 }
 
 /// Run the baseline and every swap; returns the outcome and the strategy that ran.
@@ -227,8 +231,10 @@ fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
     let mut start = 0;
     let rounds = job.scoring.rounds(n);
     for (r, &end) in rounds.iter().enumerate() {
-        let (base_pred, classes) = eval.baseline(start..end)?;
+        let mut timed = clock::RunClock::default();
+        let (base_pred, classes) = timed.baseline(|| eval.baseline(start..end))?;
         let t = tally.get_or_insert_with(|| Tally::new(classes, n, job.pairing.pairs.len(), &todo(job)));
+        t.clock.baseline += timed.baseline;
         if start == 0 {
             bar.inc(1);
         }
@@ -248,7 +254,7 @@ fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
         for &i in &open {
             let p = &job.pairing.pairs[i];
             bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
-            let pred = eval.swap(i, start..end)?;
+            let pred = t.clock.swaps(|| eval.swap(i, start..end))?;
             t.add_swap(i, start, pred.view(), truth.view());
             // Journaled as soon as it is final (as `close_round` will find it).
             if let Some(result) = t.settled(i, end, None, &job.scoring, level, job.metric) {

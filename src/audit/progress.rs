@@ -100,6 +100,7 @@ impl AuditJob<'_> {
             exact_image_forwards: n,
             rounds: self.scoring.rounds(n),
             level: self.scoring.level(n),
+            clock: Default::default(),
         };
         self.absorb_known(&mut outcome);
         Ok(Some((outcome, strategy)))

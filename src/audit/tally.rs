@@ -4,6 +4,7 @@
 
 use ndarray::{s, Array3, ArrayView3};
 
+use super::clock::RunClock;
 use super::scoring::{decided, Scoring};
 use super::{AuditOutcome, SwapResult};
 use crate::metrics::bootstrap::{delta_intervals_by, image_counts, images_without_prediction, totals};
@@ -19,6 +20,8 @@ pub struct Tally {
     swaps: Vec<Option<Array3<u32>>>,
     /// Per pair: images scored when it stopped, and its interval then.
     stopped: Vec<Option<(usize, (f64, f64))>>,
+    /// Wall time of the forward passes so far (the strategies add to it).
+    pub clock: RunClock,
 }
 
 impl Tally {
@@ -28,7 +31,14 @@ impl Tally {
         for &i in runs {
             swaps[i] = Some(Array3::zeros((n, classes, 3)));
         }
-        Tally { classes, n, baseline: Array3::zeros((n, classes, 3)), swaps, stopped: vec![None; pairs] }
+        Tally {
+            classes,
+            n,
+            baseline: Array3::zeros((n, classes, 3)),
+            swaps,
+            stopped: vec![None; pairs],
+            clock: RunClock::default(),
+        }
     }
 
     /// Classes scored.
@@ -151,6 +161,7 @@ impl Tally {
             exact_image_forwards: self.n * (runs + 1),
             rounds,
             level,
+            clock: RunClock { image_forwards: forwards, ..self.clock },
         }
     }
 }

@@ -8,7 +8,7 @@ use super::emit;
 use crate::cli::{GateArgs, RunArgs};
 use crate::config::Settings;
 use reuse_audit::data::standardize::MeanStd;
-use reuse_audit::engine::LazyEngine;
+use reuse_audit::engine::{Device, LazyEngine};
 use reuse_audit::error::{GateFailed, UserError};
 use reuse_audit::model::layers::{group_name, parse_group};
 use reuse_audit::model::{Family, Kind};
@@ -81,11 +81,21 @@ pub fn run_journaled(
             "the RN verdict needs conv W (--kinds, --families)".into(),
         ));
     }
+    if a.tf32 && a.device != Device::Cuda {
+        return Err(UserError::BadFlag {
+            flag: "--tf32",
+            reason: "TF32 is a CUDA setting: it needs --device cuda (the CPU computes in float32)".into(),
+        }
+        .into());
+    }
     reuse_audit::profile::enabled(); // starts the profile's clock
     let audit = audit_of(target, source, s, a).journal(journal.clone());
     // One ONNX Runtime environment per process: the plan's joint check shares the audit's.
-    let engine = LazyEngine::new(a.device, a.threads, s.options.quiet);
-    let report = audit.run_with(&engine)?;
+    let engine = LazyEngine::new(a.device, a.threads, s.options.quiet).with_tf32(a.tf32);
+    let mut report = audit.run_with(&engine)?;
+    if a.no_timing {
+        report.timing = None;
+    }
     if let Some(JournalSpec { plan: JournalPlan::Fresh(path) | JournalPlan::Resume(path), shard, .. }) = &journal {
         if let (Some(shard), Some(out)) = (shard, &s.out) {
             // The gates need every swap: `merge` applies them.
@@ -136,6 +146,7 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .cache_mb(a.cache_mb)
         .dynamic_batch(a.dynamic_batch)
         .device(a.device)
+        .tf32(a.tf32)
         .threads(a.threads)
         .threshold(a.threshold)
         .min_baseline(a.min_baseline)

@@ -27,6 +27,12 @@ pub fn run(shards: &[PathBuf], out: &Path, quiet: bool) -> Result<()> {
             path: file.clone(),
             reason: format!("no shard result here (an `audit --shard K/N --out DIR` run writes DIR/{SHARD_FILE})"),
         })?;
+        if loaded.known.timings.is_empty() && !quiet {
+            eprintln!(
+                "note: {} recorded no timing (killed after its last swap?): the merged timing leaves it out",
+                file.display()
+            );
+        }
         parts.push(Part { origin: origin.clone(), loaded });
     }
     let (header, known) = journal::merge::join(parts)?;

@@ -1,6 +1,8 @@
 //! ONNX Runtime through `ort` (`load-dynamic`): one environment, sessions built from
 //! in-memory models, CPU or CUDA execution provider (never a silent fallback).
 
+pub mod cuda;
+pub mod hardware;
 pub mod logging;
 pub mod runtime;
 
@@ -32,6 +34,12 @@ pub struct Engine {
     pub provider: &'static str,
     device: Device,
     threads: usize,
+    /// The CUDA libraries loaded for the CUDA provider, and their versions (CUDA only).
+    pub cuda: Option<self::cuda::CudaSetup>,
+    /// ONNX Runtime's version, as the loaded library reports it.
+    pub version: String,
+    device_name: String,
+    tf32: bool,
 }
 
 impl Engine {
@@ -45,6 +53,9 @@ impl Engine {
             .into());
         }
         let library = runtime::locate(cuda, quiet)?;
+        // The CUDA and cuDNN libraries the provider needs, found and loaded before it is
+        // registered (a missing one is an error naming it).
+        let cuda_setup = if cuda { Some(self::cuda::prepare(&library)?) } else { None };
         // More threads than cores only adds sessions and contention (each worker builds its
         // own sessions): clamp to the cores, and say so.
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -89,12 +100,38 @@ impl Engine {
         env.set_log_level(requested.unwrap_or(ort::logging::LogLevel::Fatal));
         share_cpu_arena(&env)?;
         let provider = if cuda { "CUDAExecutionProvider" } else { "CPUExecutionProvider" };
-        Ok(Engine { env, library, provider, device, threads })
+        let version = runtime::loaded_version(&library).unwrap_or_else(|| runtime::ORT_VERSION.into());
+        let device_name = Engine::name_device(device, threads);
+        Ok(Engine { env, library, provider, device, threads, cuda: cuda_setup, version, device_name, tf32: false })
     }
 
     /// The device sessions run on.
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// What runs the forwards, for reports: the GPU's name on CUDA, else the CPU's model
+    /// name with the thread count.
+    pub fn device_name(&self) -> String {
+        self.device_name.clone()
+    }
+
+    fn name_device(device: Device, threads: usize) -> String {
+        match device {
+            Device::Cuda => hardware::gpu_name().unwrap_or_else(|| "NVIDIA GPU (name not found)".into()),
+            Device::Cpu => format!(
+                "{} ({} thread{})",
+                hardware::cpu_model().unwrap_or_else(|| "CPU".into()),
+                threads,
+                if threads == 1 { "" } else { "s" }
+            ),
+        }
+    }
+
+    /// Whether the CUDA provider may use TF32 (tensor-core float32 with a 10-bit mantissa)
+    /// for convolutions and matrix products (`--tf32`); always false on CPU.
+    pub fn tf32(&self) -> bool {
+        self.tf32
     }
 
     /// Intra-op threads per session.
@@ -136,7 +173,9 @@ impl Engine {
             b = b.with_inter_threads(1).map_err(|e| anyhow!("{e}"))?;
         }
         if self.device == Device::Cuda {
-            b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()]).map_err(|e| {
+            // TF32 off unless asked for: its 10-bit mantissa moves Dice away from the CPU's.
+            let cuda = ort::ep::CUDA::default().with_tf32(self.tf32);
+            b = b.with_execution_providers([cuda.build().error_on_failure()]).map_err(|e| {
                 UserError::Runtime(format!(
                     "--device cuda: the CUDA execution provider could not be registered ({e}). \
                          It needs an NVIDIA GPU, the CUDA/cuDNN libraries and the onnxruntime-gpu \
@@ -168,8 +207,12 @@ fn share_cpu_arena(env: &ort::environment::Environment) -> Result<()> {
 }
 
 /// Whether an NVIDIA kernel driver is loaded (checked before fetching a GPU runtime).
+/// `REUSE_AUDIT_TEST_ASSUME_NVIDIA_DRIVER=1` is a test hook: the tests of what comes after
+/// the driver (finding the CUDA build and libraries) run on machines without one.
 fn nvidia_driver_present() -> bool {
-    std::path::Path::new("/proc/driver/nvidia/version").exists() || std::path::Path::new("/dev/nvidia0").exists()
+    std::env::var_os("REUSE_AUDIT_TEST_ASSUME_NVIDIA_DRIVER").is_some_and(|v| v == "1")
+        || std::path::Path::new("/proc/driver/nvidia/version").exists()
+        || std::path::Path::new("/dev/nvidia0").exists()
 }
 
 /// A session ready to run batches.
@@ -182,13 +225,20 @@ pub struct LazyEngine {
     device: Device,
     threads: usize,
     quiet: bool,
+    tf32: bool,
     cell: std::sync::OnceLock<Engine>,
 }
 
 impl LazyEngine {
     /// Remember how to load the engine.
     pub fn new(device: Device, threads: usize, quiet: bool) -> Self {
-        LazyEngine { device, threads, quiet, cell: std::sync::OnceLock::new() }
+        LazyEngine { device, threads, quiet, tf32: false, cell: std::sync::OnceLock::new() }
+    }
+
+    /// Allow TF32 on CUDA (`--tf32`; no effect on CPU).
+    pub fn with_tf32(mut self, on: bool) -> Self {
+        self.tf32 = on;
+        self
     }
 
     /// The engine, loaded now if needed.
@@ -197,7 +247,8 @@ impl LazyEngine {
             return Ok(e);
         }
         let t = crate::profile::span("engine load (ONNX Runtime)");
-        let e = Engine::new(self.device, self.threads, self.quiet)?;
+        let mut e = Engine::new(self.device, self.threads, self.quiet)?;
+        e.tf32 = self.tf32 && self.device == Device::Cuda;
         drop(t);
         Ok(self.cell.get_or_init(|| e))
     }

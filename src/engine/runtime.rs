@@ -58,15 +58,34 @@ pub fn locate(cuda: bool, quiet: bool) -> Result<PathBuf> {
         }
     }
     candidates.push(cache_dir(cuda).join(&name));
-    if let Some(found) = candidates.into_iter().find(|p| p.is_file()) {
+    // For CUDA, only a build with the CUDA provider beside it will do.
+    let fits = |p: &PathBuf| p.is_file() && (!cuda || p.with_file_name(super::cuda::PROVIDER_LIB).is_file());
+    if let Some(found) = candidates.into_iter().find(fits) {
         return Ok(found);
     }
     // Asking Python costs a process start (tens of milliseconds), so only when nothing
-    // closer is there.
-    if let Some(found) = python_package_lib().filter(|p| !cuda && p.is_file()) {
+    // closer is there (`onnxruntime-gpu` installs the same `onnxruntime` module).
+    if let Some(found) = python_package_lib().filter(fits) {
         return Ok(found);
     }
     fetch_once(cuda, quiet)
+}
+
+/// The version the ONNX Runtime library at `path` reports (`OrtGetApiBase()->GetVersionString()`);
+/// call after it is loaded (this only adds a reference to it).
+pub fn loaded_version(path: &Path) -> Option<String> {
+    // SAFETY: the library is ONNX Runtime, already loaded and initialized by `ort`; its
+    // documented entry point returns a static API base whose version string is static.
+    unsafe {
+        let lib = libloading::Library::new(path).ok()?;
+        let get = lib.get::<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase>(b"OrtGetApiBase").ok()?;
+        let base = get();
+        if base.is_null() {
+            return None;
+        }
+        let s = ((*base).GetVersionString)();
+        (!s.is_null()).then(|| std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned())
+    }
 }
 
 /// Fetch under a lock file, so processes started together download once; the others wait

@@ -104,6 +104,7 @@ pub fn parse<B: DeserializeOwned, S: DeserializeOwned>(bytes: &[u8], path: &Path
                     return Err(corrupt(n, format!("records swap '{}' a second time", s.key)));
                 }
             }
+            Record::Timing(t) => known.timings.push(t),
         }
     }
     Ok(Some(Loaded { header, known, intact: complete.len() as u64, torn }))

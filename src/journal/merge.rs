@@ -109,6 +109,7 @@ pub fn join<B: PartialEq, S>(parts: Vec<Part<B, S>>) -> Result<(Header, Known<B,
             known.baseline = k.baseline;
         }
         known.swaps.extend(k.swaps);
+        known.timings.extend(k.timings);
     }
     Ok((merged, known))
 }

@@ -6,7 +6,8 @@
 //! [`Header`]: the format version, what the numbers depend on (hashes of both models as
 //! evaluated and of the preprocessed data, the resolved settings), the list of swaps of the
 //! whole audit and, for a shard, which of them it computes. The other lines are
-//! [`Record`]s: the baseline, then one per finished swap. A record holds the audit's whole
+//! [`Record`]s: the baseline, then one per finished swap (and, in a shard's journal, the
+//! timing of each run that finished it). A record holds the audit's whole
 //! result value (any serde type), so fields added to it later are journaled as they are.
 //! Each line is written with one `write` and synced before the audit goes on: a kill leaves
 //! at most a torn last line, which reading drops; a bad line anywhere else is corruption
@@ -103,6 +104,9 @@ pub enum Record<B, S> {
     Baseline(BaselineRecord<B>),
     /// One finished swap.
     Swap(SwapRecord<S>),
+    /// How long a run took (written by a shard that computed something, after its last
+    /// swap: `merge` adds them up).
+    Timing(crate::report::timing::Timing),
 }
 
 /// The baseline's line.
@@ -134,11 +138,13 @@ pub struct Known<B, S> {
     pub baseline: Option<BaselineRecord<B>>,
     /// Finished swaps by pair index.
     pub swaps: HashMap<usize, S>,
+    /// The timings of the runs that wrote it (a shard's; joined shards: all of them).
+    pub timings: Vec<crate::report::timing::Timing>,
 }
 
 impl<B, S> Default for Known<B, S> {
     fn default() -> Self {
-        Known { baseline: None, swaps: HashMap::new() }
+        Known { baseline: None, swaps: HashMap::new(), timings: Vec::new() }
     }
 }
 

@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{name_the_model, warn, Options};
+use crate::audit::SwapResult;
 use crate::audit::{self, AuditJob, Scoring, Strategy, Truth};
 use crate::data::standardize::MeanStd;
 use crate::data::{Fit, Normalize};
-use crate::engine::{runtime, Device, LazyEngine};
+use crate::engine::{Device, LazyEngine};
+use crate::journal;
+use crate::metrics::dice::Dice;
 use crate::metrics::score::Metric;
 use crate::model::layout::LayoutChoice;
+use crate::report::timing::{Timing, TimingScope};
 use crate::report::{DatasetInfo, EngineInfo, Report};
 use prepare::Prepared;
 use scaling::Probe;
@@ -75,6 +79,7 @@ pub struct Audit {
     cache_mb: usize,
     dynamic_batch: bool,
     device: Device,
+    tf32: bool,
     threads: usize,
     threshold: Option<f32>,
     min_baseline: f64,
@@ -103,6 +108,7 @@ impl Audit {
             cache_mb: 1024,
             dynamic_batch: false,
             device: Device::Cpu,
+            tf32: false,
             threads: 0,
             threshold: None,
             min_baseline: 0.5,
@@ -118,7 +124,7 @@ impl Audit {
 
     /// Run the audit on a runtime of its own (loaded only after models and data are checked).
     pub fn run(&self) -> Result<Report> {
-        self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet))
+        self.run_with(&LazyEngine::new(self.device, self.threads, self.options.quiet).with_tf32(self.tf32))
     }
 
     /// Run the audit on a shared runtime (several audits, one ONNX Runtime environment);
@@ -129,6 +135,7 @@ impl Audit {
     }
 
     fn run_checked(&self, engine: &LazyEngine) -> Result<Report> {
+        let started = std::time::Instant::now();
         let o = &self.options;
         let Prepared { ctx, mut report, values, io, dataset, format, kind, rule, normalize, scores, label_free, batch } =
             self.prepare(engine)?;
@@ -210,8 +217,24 @@ impl Audit {
         if !label_free && outcome.baseline.mean < self.min_baseline {
             return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
         }
-        // A shard's report would speak for swaps it did not compute: its result is the journal.
+        let scope = match self.journal.as_ref().map(|j| &j.plan) {
+            Some(JournalPlan::Merged(_)) => TimingScope::Shards,
+            Some(JournalPlan::Resume(_)) if opened.as_ref().is_some_and(|(_, op)| op.known.baseline.is_some()) => {
+                TimingScope::Resumed
+            }
+            _ => TimingScope::Run,
+        };
+        let timing = |report_ready: f64| Timing::of_run(scope, report_ready, &outcome.clock, engine.device_name());
+        // A shard's report would speak for swaps it did not compute: its result is the journal,
+        // with the timing of this run when it computed something (`merge` adds them up).
         if self.journal.as_ref().is_some_and(|j| j.shard.is_some()) {
+            if let (Some(w), true) =
+                (opened.as_ref().and_then(|(_, op)| op.writer.as_ref()), outcome.clock.image_forwards > 0)
+            {
+                let record: journal::Record<Dice, SwapResult> =
+                    journal::Record::Timing(timing(started.elapsed().as_secs_f64()));
+                w.append(&record)?;
+            }
             guard.disarm();
             return Ok(report);
         }
@@ -225,6 +248,7 @@ impl Audit {
             report.warnings.push(w);
         }
         report.settings.metric = Some(self.metric);
+        report.settings.tf32 = engine.tf32();
         // Verdicts over the audited groups only would speak for groups never swapped.
         report.not_audited = coverage::not_audited(&ctx, &o.families, &o.kinds, &report);
         for w in coverage::withhold(&mut report) {
@@ -232,12 +256,7 @@ impl Audit {
             report.warnings.push(w);
         }
         report.baseline = Some(outcome.baseline);
-        report.engine = Some(EngineInfo {
-            runtime: "onnxruntime".into(),
-            version: runtime::ORT_VERSION.into(),
-            provider: engine.provider.into(),
-            strategy: strategy.name().into(),
-        });
+        report.engine = Some(EngineInfo::of(engine, strategy.name()));
         report.dataset = Some(DatasetInfo {
             path: data_path.display().to_string(),
             format: format.into(),
@@ -257,6 +276,13 @@ impl Audit {
             layout: io.name(),
             mean_std: self.mean_std.clone(),
         });
+        report.timing = match scope {
+            TimingScope::Shards => {
+                let known = opened.as_ref().map(|(_, op)| op.known.timings.as_slice()).unwrap_or_default();
+                Timing::sum(known)
+            }
+            _ => Some(timing(started.elapsed().as_secs_f64())),
+        };
         guard.disarm();
         Ok(report)
     }

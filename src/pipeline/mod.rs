@@ -196,6 +196,7 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
             bootstrap: o.bootstrap,
             adaptive: false,
             metric: None,
+            tf32: false,
         },
         baseline: None,
         rows,
@@ -206,6 +207,7 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
         predictors: vec![],
         adaptive: None,
         budget: None,
+        timing: None,
     };
     Ok((report, values))
 }

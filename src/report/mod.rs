@@ -11,6 +11,7 @@ pub mod interval_chart;
 pub mod markdown;
 pub mod svg;
 pub mod table;
+pub mod timing;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,10 @@ pub struct Report {
     /// absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<budget::BudgetInfo>,
+    /// How long the audit took (audit only; absent with `--no-timing` and in the demo's
+    /// reports). The only field that differs between runs on the same inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timing: Option<timing::Timing>,
 }
 
 /// The cost and rule of an adaptive audit.
@@ -178,6 +183,33 @@ pub struct EngineInfo {
     pub provider: String,
     /// Swap evaluation strategy.
     pub strategy: String,
+    /// The GPU the CUDA provider ran on (`nvidia-smi`'s name; null on CPU).
+    pub device: Option<String>,
+    /// The CUDA runtime's version that was loaded (null on CPU).
+    pub cuda_version: Option<String>,
+    /// cuDNN's version that was loaded (null on CPU).
+    pub cudnn_version: Option<String>,
+    /// The CUDA/cuDNN libraries loaded for the provider, in loading order (absent on CPU).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cuda_libraries: Vec<String>,
+}
+
+impl EngineInfo {
+    /// What `engine` is, with the strategy that ran.
+    pub fn of(engine: &crate::engine::Engine, strategy: &str) -> EngineInfo {
+        let cuda = engine.cuda.as_ref();
+        EngineInfo {
+            runtime: "onnxruntime".into(),
+            version: engine.version.clone(),
+            provider: engine.provider.into(),
+            strategy: strategy.into(),
+            device: cuda.map(|_| engine.device_name()),
+            cuda_version: cuda.and_then(|c| c.cuda_version.clone()),
+            cudnn_version: cuda.and_then(|c| c.cudnn_version.clone()),
+            cuda_libraries: cuda
+                .map_or_else(Vec::new, |c| c.libraries.iter().map(|f| f.path.display().to_string()).collect()),
+        }
+    }
 }
 
 /// The validation data as fed.
@@ -242,6 +274,9 @@ pub struct Settings {
     /// `accuracy` or `agreement`. `baseline`, `baseline_dice`, `swapped_dice`, `delta_dice`,
     /// `tolerance` and `max_delta` are in this metric; per-class columns stay Dice.
     pub metric: Option<Metric>,
+    /// Whether the CUDA provider was allowed TF32 (`--tf32`); false on CPU and for
+    /// data-free reports.
+    pub tf32: bool,
 }
 
 /// One matched (layer, kind): a CSV row.

@@ -87,6 +87,10 @@ pub fn fixed_report() -> Report {
             version: "1.31.1".into(),
             provider: "CPUExecutionProvider".into(),
             strategy: "naive".into(),
+            device: None,
+            cuda_version: None,
+            cudnn_version: None,
+            cuda_libraries: vec![],
         }),
         dataset: Some(DatasetInfo {
             path: "val.npz".into(),
@@ -114,6 +118,7 @@ pub fn fixed_report() -> Report {
             bootstrap: 2000,
             adaptive: false,
             metric: Some(crate::metrics::score::Metric::Dice),
+            tf32: false,
         },
         baseline: Some(Dice { per_class: vec![0.95, 0.85], mean: 0.9, mean_fg: 0.85 }),
         rows,
@@ -123,6 +128,7 @@ pub fn fixed_report() -> Report {
         predictors: crate::predictors::predictors(&rows_for_predictors, 0.95, 200),
         adaptive: None,
         budget: None,
+        timing: None,
         summary,
     }
 }

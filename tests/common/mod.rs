@@ -34,6 +34,20 @@ pub fn guarded_audit_cmd(target: &Path, source: &Path, data: &Path) -> Command {
     c
 }
 
+/// A pretty report.json (or `--json` output) without its `timing` block, the one part that
+/// differs between runs on the same inputs; panics unless it held exactly one (every audit
+/// reports its timing unless `--no-timing`). Everything else stays byte for byte.
+pub fn without_timing(json: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(json).expect("report.json is UTF-8");
+    let open = ",\n  \"timing\": {\n";
+    assert_eq!(text.matches(open).count(), 1, "no single timing block in:\n{text}");
+    let start = text.find(open).unwrap();
+    let end = start + open.len() + text[start + open.len()..].find("\n  }").expect("the timing block ends") + 4;
+    let mut out = text[..start].to_string();
+    out.push_str(&text[end..]);
+    out.into_bytes()
+}
+
 /// Repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

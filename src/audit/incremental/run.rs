@@ -9,6 +9,7 @@ use indicatif::ProgressBar;
 use ndarray::{s, Array3, ArrayD};
 
 use super::{schedule, Plan, Region};
+use crate::audit::clock::RunClock;
 use crate::audit::forward::{check_finite, class_maps, Feed};
 use crate::audit::strategy::param_f32;
 use crate::audit::{AuditJob, Strategy, Tally, Truth};
@@ -46,6 +47,7 @@ impl Plan {
                 if rounds.len() > 1 { format!(", adaptive rounds ending at images {rounds:?}") } else { String::new() }
             );
         }
+        let mut clock = RunClock::default();
         let mut labels: Option<Array3<u8>> = None;
         let mut tally: Option<Tally> = None;
         let mut open: Vec<usize> = self.regions.iter().flat_map(|r| r.pairs.iter().copied()).collect();
@@ -66,22 +68,25 @@ impl Plan {
                 // Baseline over the chunk, keeping the frontier tensors; batches spread over
                 // the workers, each with its own baseline session.
                 let t = crate::profile::span("  baseline + cache (wall)");
-                let runs = schedule::parallel_map(self.workers, chunk, |w, &(start, count)| {
-                    let mut runner =
-                        self.cache_runners[w].lock().map_err(|_| anyhow::anyhow!("a baseline session was poisoned"))?;
-                    let x = feed.tensor(start, count);
-                    let mut outs: HashMap<String, ort::value::DynValue> =
-                        runner.run_keep(input, x.view().into_dyn())?.into_iter().collect();
-                    let logits = outs
-                        .remove(&self.output)
-                        .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;
-                    let logits = logits
-                        .try_extract_array::<f32>()
-                        .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
-                    let (h, w) = feed.map_size();
-                    check_finite(&logits, feed, start, count)?;
-                    let (pred, c) = class_maps(logits, feed.output, count, h, w, feed.threshold)?;
-                    Ok((pred, c, outs))
+                let runs = clock.baseline(|| {
+                    schedule::parallel_map(self.workers, chunk, |w, &(start, count)| {
+                        let mut runner = self.cache_runners[w]
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("a baseline session was poisoned"))?;
+                        let x = feed.tensor(start, count);
+                        let mut outs: HashMap<String, ort::value::DynValue> =
+                            runner.run_keep(input, x.view().into_dyn())?.into_iter().collect();
+                        let logits = outs
+                            .remove(&self.output)
+                            .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;
+                        let logits = logits
+                            .try_extract_array::<f32>()
+                            .map_err(|e| anyhow::anyhow!("the model output is not float32: {e}"))?;
+                        let (h, w) = feed.map_size();
+                        check_finite(&logits, feed, start, count)?;
+                        let (pred, c) = class_maps(logits, feed.output, count, h, w, feed.threshold)?;
+                        Ok((pred, c, outs))
+                    })
                 })?;
                 let mut cache: Vec<HashMap<String, ort::value::DynValue>> = Vec::with_capacity(chunk.len());
                 let mut truth: Vec<Array3<u8>> = Vec::with_capacity(chunk.len());
@@ -111,17 +116,20 @@ impl Plan {
                 // Every open swap on its region only, regions spread over the workers; a swap
                 // that is final with this chunk is journaled as soon as its region ends.
                 let t = crate::profile::span("  swaps (wall)");
-                let per_region = schedule::parallel_map(self.workers, &order, |_, &r| {
-                    let counts = self.swaps_of(&self.regions[r], &open, job, feed, chunk, &cache, &truth, classes)?;
-                    if let (true, Some(tl)) = (completes, tally.as_ref()) {
-                        for (p, c) in &counts {
-                            let laid = Some((chunk[0].0, c.view()));
-                            if let Some(result) = tl.settled(*p, end, laid, &job.scoring, level, job.metric) {
-                                job.record_swap(*p, &result)?;
+                let per_region = clock.swaps(|| {
+                    schedule::parallel_map(self.workers, &order, |_, &r| {
+                        let counts =
+                            self.swaps_of(&self.regions[r], &open, job, feed, chunk, &cache, &truth, classes)?;
+                        if let (true, Some(tl)) = (completes, tally.as_ref()) {
+                            for (p, c) in &counts {
+                                let laid = Some((chunk[0].0, c.view()));
+                                if let Some(result) = tl.settled(*p, end, laid, &job.scoring, level, job.metric) {
+                                    job.record_swap(*p, &result)?;
+                                }
                             }
                         }
-                    }
-                    Ok(counts)
+                        Ok(counts)
+                    })
                 })?;
                 drop(t);
                 if let Some(tl) = tally.as_mut() {
@@ -140,7 +148,9 @@ impl Plan {
             }
             start = end;
         }
-        tally.ok_or_else(|| anyhow::anyhow!("no data"))
+        let mut tally = tally.ok_or_else(|| anyhow::anyhow!("no data"))?;
+        tally.clock = clock;
+        Ok(tally)
     }
 
     /// Per-image Dice counts (`[chunk images, classes, 3]`) of every open swap of one region

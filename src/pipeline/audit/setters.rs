@@ -78,6 +78,12 @@ impl Audit {
         self
     }
 
+    /// Allow TF32 on CUDA (default off: Dice within 1e-3 of the CPU's); no effect on CPU.
+    pub fn tf32(mut self, on: bool) -> Audit {
+        self.tf32 = on;
+        self
+    }
+
     /// Worker threads (0 = all cores).
     pub fn threads(mut self, threads: usize) -> Audit {
         self.threads = threads;

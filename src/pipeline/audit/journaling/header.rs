@@ -90,6 +90,7 @@ impl Audit {
             ("onnxruntime", crate::engine::runtime::ORT_VERSION.to_string()),
             ("--strategy", self.strategy.name().to_string()),
             ("--device", lower(&self.device)),
+            ("--tf32", engine.tf32().to_string()),
             ("--metric", self.metric.name().to_string()),
             ("--labels", format!("{:?} (truth: {:?})", self.labels, job.truth)),
             ("--fit", lower(&self.fit)),

@@ -1,0 +1,214 @@
+//! `--device cuda` (issue 15). Without a GPU: no driver is exit 2 saying so; past the
+//! driver check (a test hook stands in for the driver), ONNX Runtime's CPU build is refused
+//! and a missing CUDA/cuDNN library is named with the pip package that carries it, with no
+//! report written; a CPU audit records its provider and no GPU; `--tf32` needs CUDA. With a GPU (an NVIDIA driver
+//! here): the bundled UNet audited on CUDA (TF32 off) matches the CPU within 1e-3 Dice, or the test
+//! prints SKIPPED and why (unless `REUSE_AUDIT_GPU_TEST=1`, which makes that a failure).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::Value;
+
+const HOOK: &str = "REUSE_AUDIT_TEST_ASSUME_NVIDIA_DRIVER";
+
+fn driver() -> bool {
+    Path::new("/proc/driver/nvidia/version").exists() || Path::new("/dev/nvidia0").exists()
+}
+
+struct Tiny {
+    dir: tempfile::TempDir,
+    t: PathBuf,
+    s: PathBuf,
+    data: PathBuf,
+}
+
+fn tiny() -> Tiny {
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, None, 3);
+    Tiny { dir, t, s, data }
+}
+
+fn cuda_audit(f: &Tiny, out: &Path) -> assert_cmd::Command {
+    let mut c = audit_cmd(&f.t, &f.s, &f.data);
+    c.args(["--labels", "baseline", "--device", "cuda", "--out"]).arg(out);
+    c
+}
+
+#[test]
+fn without_a_driver_cuda_is_exit_2_and_no_report() {
+    if driver() {
+        println!("SKIPPED: this machine has an NVIDIA driver");
+        return;
+    }
+    let f = tiny();
+    let out = f.dir.path().join("out");
+    cuda_audit(&f, &out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--device cuda: no NVIDIA GPU driver on this machine"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn onnx_runtimes_cpu_build_is_refused_for_cuda() {
+    let f = tiny();
+    let ort = f.dir.path().join("ort");
+    std::fs::create_dir_all(&ort).unwrap();
+    let lib = ort.join("libonnxruntime.so.1.31.1");
+    std::fs::write(&lib, b"").unwrap();
+    let out = f.dir.path().join("out");
+    cuda_audit(&f, &out)
+        .env(HOOK, "1")
+        .env("ORT_DYLIB_PATH", &lib)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is ONNX Runtime's CPU build: there is no libonnxruntime_providers_cuda.so"));
+    assert!(!out.exists());
+}
+
+/// `cc -shared` of an empty translation unit into `out`, with `soname` and linked against
+/// `libs` (their sonames become its DT_NEEDED entries). False when there is no C compiler.
+fn shared_library(out: &Path, soname: Option<&str>, libs: &[PathBuf]) -> bool {
+    let mut c = Process::new("cc");
+    c.args(["-shared", "-x", "c", "/dev/null", "-x", "none", "-o"]).arg(out);
+    if let Some(s) = soname {
+        c.arg(format!("-Wl,-soname,{s}"));
+    }
+    c.arg("-Wl,--no-as-needed").args(libs);
+    c.output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_missing_cuda_library_is_named_with_its_pip_package() {
+    let f = tiny();
+    let (stubs, ort) = (f.dir.path().join("stubs"), f.dir.path().join("ort"));
+    std::fs::create_dir_all(&stubs).unwrap();
+    std::fs::create_dir_all(&ort).unwrap();
+    let (cudart, cublas) = (stubs.join("libcudart.so.13"), stubs.join("libcublas.so.99"));
+    // A provider linking the CUDA 13 runtime and a cuBLAS no machine has.
+    if !(shared_library(&cudart, Some("libcudart.so.13"), &[])
+        && shared_library(&cublas, Some("libcublas.so.99"), &[])
+        && shared_library(&ort.join("libonnxruntime_providers_cuda.so"), None, &[cudart.clone(), cublas.clone()]))
+    {
+        println!("SKIPPED: no C compiler (cc) to build a stand-in CUDA provider");
+        return;
+    }
+    std::fs::remove_file(&cublas).unwrap();
+    let lib = ort.join("libonnxruntime.so.1.31.1");
+    std::fs::write(&lib, b"").unwrap();
+    let out = f.dir.path().join("out");
+    let err = cuda_audit(&f, &out)
+        .env(HOOK, "1")
+        .env("ORT_DYLIB_PATH", &lib)
+        .env("LD_LIBRARY_PATH", &stubs)
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&err);
+    assert!(err.contains("built for CUDA 13"), "{err}");
+    assert!(err.contains("libcublas.so.99 (nvidia-cublas)"), "{err}");
+    assert!(err.contains("python3 -m pip install nvidia-cublas"), "{err}");
+    assert!(err.contains("LD_LIBRARY_PATH"), "where it looked: {err}");
+    assert!(!err.contains("libcudart.so.13 ("), "the runtime was found (LD_LIBRARY_PATH): {err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_cpu_audit_records_its_provider_and_no_gpu() {
+    let f = tiny();
+    let out = f.dir.path().join("out");
+    audit_cmd(&f.t, &f.s, &f.data)
+        .args(["-q", "--labels", "baseline", "--format", "json", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let v: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let e = &v["engine"];
+    assert_eq!(e["provider"], "CPUExecutionProvider");
+    assert_eq!(e["version"], "1.31.1", "the loaded library's own version");
+    for k in ["device", "cuda_version", "cudnn_version"] {
+        assert!(e[k].is_null(), "{k}: {e}");
+    }
+    assert!(e.get("cuda_libraries").is_none(), "{e}");
+    assert_eq!(v["settings"]["tf32"], false);
+}
+
+#[test]
+fn tf32_needs_cuda() {
+    let f = tiny();
+    let out = f.dir.path().join("out");
+    audit_cmd(&f.t, &f.s, &f.data)
+        .args(["--labels", "baseline", "--tf32", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid value for --tf32").and(predicate::str::contains("--device cuda")));
+    assert!(!out.exists());
+}
+
+/// Mean Dice per row, by (family, layer, kind).
+fn dice(v: &Value) -> Vec<(String, f64)> {
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (format!("{} {} {}", r["family"], r["layer"], r["kind"]), r["swapped_dice"].as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn on_a_gpu_the_bundled_unet_matches_the_cpu() {
+    let strict = std::env::var_os("REUSE_AUDIT_GPU_TEST").is_some_and(|v| v == "1");
+    if !driver() {
+        assert!(!strict, "REUSE_AUDIT_GPU_TEST=1 but this machine has no NVIDIA driver");
+        println!("SKIPPED: no NVIDIA driver here (a GPU test)");
+        return;
+    }
+    let m = root().join("models");
+    let (t, s, data) = (m.join("unet-acdc-seg.onnx"), m.join("unet-acdc-ae.onnx"), m.join("data/acdc-val.npz"));
+    let run = |device: &str| {
+        let o = bin()
+            .arg("audit")
+            .arg(&t)
+            .arg(&s)
+            .arg("--data")
+            .arg(&data)
+            .args(["--kinds", "W,RM", "--json", "-q", "--device", device])
+            .envs(std::env::var_os("ORT_DYLIB_PATH").map(|p| ("ORT_DYLIB_PATH", p)))
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, gpu, err) = run("cuda");
+    if code != Some(0) {
+        assert!(!strict, "the CUDA audit failed: {err}");
+        println!("SKIPPED: the CUDA audit could not run here (exit {code:?}): {err}");
+        return;
+    }
+    assert_eq!(serde_json::from_str::<Value>(&gpu).unwrap()["settings"]["tf32"], false, "TF32 is off by default");
+    let (code, cpu, err) = run("cpu");
+    assert_eq!(code, Some(0), "{err}");
+    let (gpu, cpu): (Value, Value) = (serde_json::from_str(&gpu).unwrap(), serde_json::from_str(&cpu).unwrap());
+    let e = &gpu["engine"];
+    assert_eq!(e["provider"], "CUDAExecutionProvider");
+    assert!(e["device"].as_str().is_some_and(|d| !d.is_empty()), "{e}");
+    assert!(e["cuda_version"].is_string() && e["cudnn_version"].is_string(), "{e}");
+    for ((k, g), (_, c)) in dice(&gpu).iter().zip(dice(&cpu)) {
+        assert!((g - c).abs() <= 1e-3, "{k}: CUDA {g} vs CPU {c}");
+    }
+    println!("GPU: {} (CUDA {}, cuDNN {})", e["device"], e["cuda_version"], e["cudnn_version"]);
+}
