@@ -145,6 +145,28 @@ fn npy_header_length_of_4_gib_was_allocated() {
 }
 
 #[test]
+fn npy_header_nested_16_deep_took_minutes_to_parse() {
+    // Found by `cargo fuzz run npy` (a timeout): the header parser backtracks
+    // exponentially in the nesting of brackets; a 230-byte file with `{` nested 80 deep hung
+    // the audit, 16 deep took over two minutes, 14 deep 36 s. Refused before parsing.
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    for depth in [16, 80] {
+        let header = format!("{{'descr':{} '|u1', 'fortran_order': False, 'shape': (2,), }}", "{".repeat(depth));
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        let p = dir.path().join("images.npy");
+        std::fs::write(&p, &bytes).unwrap();
+        let mut cmd = audit_cmd(&m, &m, &p);
+        // The dict, the unclosed braces and the shape tuple under them.
+        let says = format!("nests brackets {} deep, more than the 4", depth + 2);
+        refused(cmd.timeout(std::time::Duration::from_secs(60)), &["images.npy", &says]);
+    }
+}
+
+#[test]
 fn npy_shape_that_overflows_crashed_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
