@@ -145,6 +145,28 @@ fn npy_header_length_of_4_gib_was_allocated() {
 }
 
 #[test]
+fn npy_header_nested_16_deep_took_minutes_to_parse() {
+    // Found by `cargo fuzz run npy` (a timeout): the header parser backtracks
+    // exponentially in the nesting of brackets; a 230-byte file with `{` nested 80 deep hung
+    // the audit, 16 deep took over two minutes, 14 deep 36 s. Refused before parsing.
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    for depth in [16, 80] {
+        let header = format!("{{'descr':{} '|u1', 'fortran_order': False, 'shape': (2,), }}", "{".repeat(depth));
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        let p = dir.path().join("images.npy");
+        std::fs::write(&p, &bytes).unwrap();
+        let mut cmd = audit_cmd(&m, &m, &p);
+        // The dict, the unclosed braces and the shape tuple under them.
+        let says = format!("nests brackets {} deep, more than the 4", depth + 2);
+        refused(cmd.timeout(std::time::Duration::from_secs(60)), &["images.npy", &says]);
+    }
+}
+
+#[test]
 fn npy_shape_that_overflows_crashed_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
@@ -226,4 +248,30 @@ fn npz_of_millions_of_images_or_a_dataset_beyond_memory_is_refused_before_alloca
     let mut cmd = audit_cmd(&free, &free, &small);
     cmd.args(["--size", "8192x8192", "--fit", "resize", "--labels", "baseline"]);
     refused(cmd.timeout(std::time::Duration::from_secs(120)), &["40 images of 1 x 8192 x 8192", "2^31"]);
+}
+
+#[test]
+fn nii_gz_bitpix_larger_than_its_datatype_was_inflated() {
+    // Found by `cargo fuzz run nifti` (an allocation of 285 GB): the reader sizes the voxel
+    // data by `bitpix`, not by the datatype, and the voxel limit was applied to the datatype
+    // (the declared 2^27 voxels at up to 4 KiB each). A 1 MB `.nii.gz` of uint8 voxels with
+    // `bitpix` 4096 inflated 1 GiB, then said "truncated: 2097152 bytes expected, 1073741824
+    // found". Refused from the header now.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("vols");
+    std::fs::create_dir(&data).unwrap();
+    let voxels = 64 * 64 * 64;
+    for name in ["p1.nii.gz", "p1_gt.nii.gz"] {
+        let mut bytes = reuse_audit::data::nifti::nii_bytes(&[64, 64, 64], 2, 4096, (1.0, 0.0), &[], false);
+        bytes.extend(std::iter::repeat_n(0u8, voxels * 512));
+        let mut gz =
+            flate2::write::GzEncoder::new(std::fs::File::create(data.join(name)).unwrap(), flate2::Compression::fast());
+        gz.write_all(&bytes).unwrap();
+        gz.finish().unwrap();
+    }
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    refused(
+        &mut audit_cmd(&t, &t, &data),
+        &["p1.nii.gz", "corrupt header: bitpix = 4096 but datatype Uint8 has 8 bits"],
+    );
 }

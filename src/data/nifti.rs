@@ -50,11 +50,7 @@ pub fn read_bytes(bytes: &[u8], gz: bool, path: &Path) -> Result<Array3<f64>> {
 /// The volume of a read object as an `x * y * slices` array, scaled.
 fn volume(obj: InMemNiftiObject, path: &Path) -> Result<Array3<f64>> {
     let h = obj.header().clone();
-    let datatype = h.data_type().map_err(|e| bad_file(path, describe(path, &e)))?;
-    use NiftiType::*;
-    if !matches!(datatype, Uint8 | Int8 | Uint16 | Int16 | Uint32 | Int32 | Uint64 | Int64 | Float32 | Float64) {
-        return Err(bad_file(path, format!("unsupported NIfTI datatype {datatype:?}: use an integer or float type")));
-    }
+    let datatype = supported_datatype(&h, path)?;
     let scaled = h.scl_slope.is_finite() && h.scl_slope != 0.0 && !(h.scl_slope == 1.0 && h.scl_inter == 0.0);
     let slope = if scaled { h.scl_slope } else { 0.0 };
     let raw = obj.into_volume().into_raw_data();
@@ -70,14 +66,34 @@ fn volume(obj: InMemNiftiObject, path: &Path) -> Result<Array3<f64>> {
         .map_err(|e| bad_file(path, format!("volume of shape {shape:?}: {e}")))
 }
 
-/// Refuse, from the header alone, a volume that declares more than [`MAX_VOXELS`], or (for
-/// an uncompressed file of `len` bytes) more voxel bytes than the file holds, before reading
-/// voxels. A gzip payload is then read through a bounded stream: at most the declared bytes
-/// are inflated.
+/// The header's datatype, if the tool reads it (integers and floats).
+fn supported_datatype(h: &nifti::NiftiHeader, path: &Path) -> Result<NiftiType> {
+    let datatype = h.data_type().map_err(|e| bad_file(path, describe(path, &e)))?;
+    use NiftiType::*;
+    if !matches!(datatype, Uint8 | Int8 | Uint16 | Int16 | Uint32 | Int32 | Uint64 | Int64 | Float32 | Float64) {
+        return Err(bad_file(path, format!("unsupported NIfTI datatype {datatype:?}: use an integer or float type")));
+    }
+    Ok(datatype)
+}
+
+/// Refuse, from the header alone, a volume of a datatype the tool does not read, whose
+/// `bitpix` is not its datatype's (the reader sizes the voxel data by `bitpix`, up to 4 KiB
+/// a voxel, then interprets it by the datatype), that declares more than [`MAX_VOXELS`],
+/// or (for an uncompressed file of `len` bytes) more voxel bytes than the file holds, before
+/// reading voxels. A gzip payload is then read through a bounded stream: at most the
+/// declared bytes are inflated.
 fn check_declared(h: &nifti::NiftiHeader, len: Option<u64>, path: &Path) -> Result<()> {
     let rank = usize::from(h.dim[0]);
     if !(1..=7).contains(&rank) {
         return Err(bad_file(path, format!("corrupt header: dim[0] = {} (the rank must be 1 to 7)", h.dim[0])));
+    }
+    let datatype = supported_datatype(h, path)?;
+    let size = datatype.size_of() as u64;
+    if i64::from(h.bitpix) != 8 * size as i64 {
+        return Err(bad_file(
+            path,
+            format!("corrupt header: bitpix = {} but datatype {datatype:?} has {} bits a voxel", h.bitpix, 8 * size),
+        ));
     }
     let dims = &h.dim[1..=rank];
     let voxels = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(u64::from(d))).unwrap_or(u64::MAX);
@@ -89,7 +105,7 @@ fn check_declared(h: &nifti::NiftiHeader, len: Option<u64>, path: &Path) -> Resu
             ),
         ));
     }
-    let bytes = voxels * (h.bitpix.max(0) as u64).div_ceil(8);
+    let bytes = voxels * size;
     if let Some(len) = len {
         let offset = (h.vox_offset.max(0.0) as u64).max(352);
         if len < offset.saturating_add(bytes) {

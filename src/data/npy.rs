@@ -65,9 +65,44 @@ pub const MAX_ARRAY_VALUES: u128 = 1 << 30;
 /// reads at most 10000 by default; the reader allocates whatever length is declared.
 pub const MAX_HEADER_BYTES: usize = 1 << 16;
 
+/// The deepest nesting of brackets a `.npy` header may have: 4 (NumPy writes 2, a dict
+/// holding the shape tuple; a structured dtype with subarrays, refused later with its own
+/// message, 4). The header parser backtracks exponentially in the depth: 16 levels took
+/// minutes.
+pub const MAX_HEADER_NESTING: usize = 4;
+
+/// How deep `{`, `[` and `(` nest in a header, outside its quoted strings.
+fn nesting(header: &str) -> usize {
+    let (mut depth, mut deepest, mut quote, mut escaped) = (0usize, 0usize, None, false);
+    for c in header.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '{' | '[' | '(' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                '}' | ']' | ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    deepest
+}
+
 /// Read a `.npy` header from the start of `r` (no data) and refuse a header longer than
 /// [`MAX_HEADER_BYTES`] (the reader allocates the declared length: 4 GiB for a 100-byte
-/// file) or a shape with a negative dimension or more than [`MAX_ARRAY_VALUES`] values,
+/// file), brackets nested deeper than [`MAX_HEADER_NESTING`] (its parser would take
+/// minutes) or a shape with a negative dimension or more than [`MAX_ARRAY_VALUES`] values,
 /// before the reader computes its size (which overflows on shapes like `(2**32, 2**32,
 /// 4)`). A stream that is not a `.npy` is left for the reader to refuse.
 pub fn check_declared_shape(mut r: impl Read) -> Result<()> {
@@ -93,6 +128,12 @@ pub fn check_declared_shape(mut r: impl Read) -> Result<()> {
         return Ok(());
     }
     let header = String::from_utf8_lossy(&header);
+    let depth = nesting(&header);
+    if depth > MAX_HEADER_NESTING {
+        bail!(
+            "the header nests brackets {depth} deep, more than the {MAX_HEADER_NESTING} a NumPy header has (its parser takes exponential time on such headers)"
+        );
+    }
     let Some(tuple) = header
         .split_once("'shape'")
         .and_then(|(_, rest)| rest.split_once('('))

@@ -278,3 +278,24 @@ fn in_memory_readers_give_what_the_file_readers_give() {
         same(from_file, from_bytes, name);
     }
 }
+
+#[test]
+fn header_nesting_outside_strings() {
+    use super::npy::check_declared_shape;
+    let npy = |header: &str| {
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        b.extend_from_slice(header.as_bytes());
+        b
+    };
+    // NumPy's own header nests 2 deep; a structured dtype with a subarray 4: both pass (the
+    // structured one is refused later, by its dtype).
+    assert!(check_declared_shape(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }")[..]).is_ok());
+    let structured = "{'descr': [('a', '<f4', (2,))], 'fortran_order': False, 'shape': (2,), }";
+    assert!(check_declared_shape(&npy(structured)[..]).is_ok());
+    // Brackets inside quotes do not count (an escaped quote stays inside).
+    let quoted = "{'descr': '<f4', 'x': '((((((\\'((((', 'fortran_order': False, 'shape': (2,), }";
+    assert!(check_declared_shape(&npy(quoted)[..]).is_ok());
+    let e = check_declared_shape(&npy("{'descr': [[[[('a', '<f4')]]]], 'shape': (1,), }")[..]).unwrap_err();
+    assert!(e.to_string().contains("nests brackets 6 deep"), "{e}");
+}
