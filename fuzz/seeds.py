@@ -152,6 +152,26 @@ def tiny(external=False, constant=False, qdq=False, control=False):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
 
 
+def tiny_families():
+    """Conv, then the other families: InstanceNormalization, LayerNormalization, Gemm, MatMul."""
+    f = lambda name, shape: numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+    inits = [f("conv.weight", (2, 1, 3, 3)), f("conv.bias", (2,)), f("inorm.weight", (2,)), f("inorm.bias", (2,)),
+             f("lnorm.weight", (32,)), f("lnorm.bias", (32,)), f("fc.weight", (4, 32)), f("fc.bias", (4,)),
+             f("proj.weight", (4, 3)), numpy_helper.from_array(np.array([1, 32], np.int64), "flat")]
+    nodes = [
+        helper.make_node("Conv", ["x", "conv.weight", "conv.bias"], ["c"], strides=[2, 2], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("InstanceNormalization", ["c", "inorm.weight", "inorm.bias"], ["n"], name="inorm"),
+        helper.make_node("Reshape", ["n", "flat"], ["r"], name="flatten"),
+        helper.make_node("LayerNormalization", ["r", "lnorm.weight", "lnorm.bias"], ["l"], axis=-1, name="lnorm"),
+        helper.make_node("Gemm", ["l", "fc.weight", "fc.bias"], ["g"], transB=1, name="fc"),
+        helper.make_node("MatMul", ["g", "proj.weight"], ["y"], name="proj"),
+    ]
+    g = helper.make_graph(nodes, "families", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+
+
+put("onnx_model", "tiny-families", tiny_families())
 put("onnx_model", "tiny", tiny())
 put("onnx_model", "tiny-external", tiny(external=True))
 put("onnx_model", "tiny-constant", tiny(constant=True))
