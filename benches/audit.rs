@@ -1,6 +1,8 @@
 //! `cargo bench`: the exact audit against its compute limit, per strategy, on the bundled
 //! acdc UNet and PSPNet pairs and a dynamo-exported smp PSPNet (`tests/corpus/`), plus a
-//! hand-written Python peer (onnxruntime + numpy). `REUSE_AUDIT_BENCH_PAIRS=unet,smp-pspnet`
+//! hand-written Python peer (onnxruntime + numpy), and `incremental+labels` (the incremental
+//! strategy with the swaps' labels computed in their sessions: the default on CUDA, an A/B on
+//! CPU). `REUSE_AUDIT_BENCH_PAIRS=unet,smp-pspnet`
 //! picks pairs.
 //!
 //! Per pair and round (`REUSE_AUDIT_BENCH_RUNS`, default 3) it measures, taking turns: one
@@ -14,7 +16,12 @@
 //! `unet-240`, `pspnet-240`: the exact audit against `--adaptive` on a held-out set of 240
 //! acdc slices (made by `models/make_heldout.py` under `target/`), taking turns, with the
 //! decided rows compared. `bootstrap`: the intervals of 100 swaps over 500 images, 2000
-//! resamples, in process.
+//! resamples, in process. `realsize` (only when named): the 256x256 ResNet-34 UNet of
+//! `models/make_realsize.py` on CPU (a subset, extrapolated) and on CUDA where there is a GPU
+//! (`benches/realsize/mod.rs`).
+
+#[path = "realsize/mod.rs"]
+mod realsize;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -238,6 +245,11 @@ fn main() {
     if let Ok(arch) = std::env::var("REUSE_AUDIT_BENCH_LIMITS") {
         return measure_limits(&arch);
     }
+    if let Some((device, data)) =
+        std::env::var("REUSE_AUDIT_BENCH_REALSIZE").ok().as_deref().and_then(|v| v.split_once(','))
+    {
+        return realsize::measure(device, std::path::Path::new(data));
+    }
     let bin = env!("CARGO_BIN_EXE_reuse-audit");
     let py = Command::new("bash")
         .arg(root().join("scripts/pyenv.sh"))
@@ -251,16 +263,21 @@ fn main() {
     let picked = |arch: &str| wanted.as_deref().is_none_or(|w| w.split(',').any(|p| p.trim() == arch));
     for (arch, ..) in PAIRS.into_iter().filter(|p| picked(p.0)) {
         let (t, s, data_path) = pair_paths(arch);
+        // `incremental+labels`: the incremental strategy with the swaps' labels computed in
+        // their sessions (ArgMax + Cast appended; the default on CUDA), the A/B of issue 15.
         let audit = |strategy: &str, extra: &[&str], out: &std::path::Path| {
             let mut c = Command::new(bin);
             c.stdout(std::process::Stdio::null()).arg("audit").arg(&t).arg(&s).arg("--data").arg(&data_path);
+            let labels = strategy == "incremental+labels";
+            c.env("REUSE_AUDIT_REDUCE_ON_DEVICE", if labels { "1" } else { "0" });
+            let strategy = if labels { "incremental" } else { strategy };
             c.args(["-q", "--format", "json", "--strategy", strategy]).args(extra).arg("--out").arg(out);
             c
         };
         // Everything takes turns, round after round: the plain forward pass (the ideal's
         // yardstick), each strategy and the peer, so a slow spell of the machine (shared
         // CPUs, throttling) hits them alike; each reports its median.
-        let strategies = ["naive", "shared", "incremental"];
+        let strategies = ["naive", "shared", "incremental", "incremental+labels"];
         let mut limit_samples: Vec<Limits> = Vec::new();
         let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); strategies.len()];
         let mut peer_samples: Vec<(f64, f64)> = Vec::new();
@@ -298,7 +315,7 @@ fn main() {
             ideal_time
         );
         println!(
-            "{:<12} {:>8} {:>10} {:>12} {:>10} {:>10}",
+            "{:<18} {:>8} {:>10} {:>12} {:>10} {:>10}",
             "strategy", "wall s", "vs naive", "fwd-eq/s", "peak MiB", "efficiency"
         );
         let mut naive_time = 0.0;
@@ -312,7 +329,7 @@ fn main() {
                 incremental_time = wall;
             }
             println!(
-                "{strategy:<12} {wall:>8.2} {:>9.2}x {:>12.1} {rss:>10.0} {:>10.2}",
+                "{strategy:<18} {wall:>8.2} {:>9.2}x {:>12.1} {rss:>10.0} {:>10.2}",
                 naive_time / wall,
                 equivalents / wall,
                 ideal_time / wall
@@ -332,7 +349,7 @@ fn main() {
                 serde_json::from_slice(&std::fs::read(report).expect("report")).expect("JSON");
             let max_diff = max_dice_diff(&ours, &peer);
             println!(
-                "python peer  {wall:>8.2} {:>10} {:>12.1} {rss:>10.0} {:>10.2}   (incremental is {:.2}x faster; max |Dice diff| {max_diff:.1e})",
+                "python peer        {wall:>8.2} {:>10} {:>12.1} {rss:>10.0} {:>10.2}   (incremental is {:.2}x faster; max |Dice diff| {max_diff:.1e})",
                 "",
                 equivalents / wall,
                 ideal_time / wall,
@@ -350,6 +367,11 @@ fn main() {
     }
     if picked("bootstrap") {
         bootstrap_time();
+    }
+    // Never by default: hours of CPU (see benches/realsize/mod.rs).
+    if wanted.as_deref().is_some_and(|w| w.split(',').any(|p| p.trim() == "realsize")) {
+        std::fs::create_dir_all(&tmp).expect("tmp");
+        realsize::run(bin, &tmp);
     }
     match &py {
         Some(py) => {

@@ -33,11 +33,12 @@ DOMAINS = {
 }
 
 
-def _smooth_field(rng, yy, xx, amplitude, n_waves=4, max_freq=2.5):
-    """Sum of a few random low-frequency sinusoids: a smooth random field."""
+def _smooth_field(rng, yy, xx, amplitude, n_waves=4, max_freq=2.5, size=SIZE):
+    """Sum of a few random low-frequency sinusoids: a smooth random field (frequencies in
+    cycles per image, so the same field at any size)."""
     field = np.zeros_like(yy)
     for _ in range(n_waves):
-        fy, fx = rng.uniform(-max_freq, max_freq, size=2) * 2 * np.pi / SIZE
+        fy, fx = rng.uniform(-max_freq, max_freq, size=2) * 2 * np.pi / size
         phase = rng.uniform(0, 2 * np.pi)
         field += np.sin(fy * yy + fx * xx + phase)
     return amplitude * field / np.sqrt(n_waves)
@@ -51,17 +52,20 @@ def _radius_profile(rng, theta, base, wobble):
     return r
 
 
-def phantom(rng, domain):
-    """One slice: (image float32 HxW, label uint8 HxW)."""
+def phantom(rng, domain, size=SIZE):
+    """One slice: (image float32 HxW, label uint8 HxW) of `size` x `size` pixels. Lengths
+    are in 64-pixel units scaled by size / 64, so a larger slice is the same anatomy at a
+    finer resolution; at the default 64 every number is as it always was (x 1.0 is exact)."""
     p = DOMAINS[domain]
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    k = size / SIZE
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     # Smooth random deformation of the coordinate grid.
-    wy = yy + _smooth_field(rng, yy, xx, 1.5)
-    wx = xx + _smooth_field(rng, yy, xx, 1.5)
+    wy = yy + _smooth_field(rng, yy, xx, 1.5 * k, size=size)
+    wx = xx + _smooth_field(rng, yy, xx, 1.5 * k, size=size)
 
-    s = p["scale"]
-    cy = SIZE / 2 + rng.uniform(-5, 5)
-    cx = SIZE / 2 + rng.uniform(-4, 6)
+    s = p["scale"] * k
+    cy = size / 2 + rng.uniform(-5, 5) * k
+    cx = size / 2 + rng.uniform(-4, 6) * k
     dy, dx = wy - cy, wx - cx
     dist = np.hypot(dy, dx)
     theta = np.arctan2(dy, dx)
@@ -81,32 +85,32 @@ def phantom(rng, domain):
     ca, sa = np.cos(rv_angle + np.pi / 2), np.sin(rv_angle + np.pi / 2)
     u = (rx * ca + ry * sa) / rv_a
     v = (-rx * sa + ry * ca) / rv_b
-    rv = (u ** 2 + v ** 2 < 1.0) & (dist >= r_epi + 1.0)
+    rv = (u ** 2 + v ** 2 < 1.0) & (dist >= r_epi + 1.0 * k)
 
     # Body: a big ellipse around the heart.
-    by, bx = (wy - SIZE / 2) / (SIZE * 0.46), (wx - SIZE / 2) / (SIZE * 0.40)
+    by, bx = (wy - size / 2) / (size * 0.46), (wx - size / 2) / (size * 0.40)
     body = by ** 2 + bx ** 2 < 1.0
 
-    label = np.zeros((SIZE, SIZE), np.uint8)
+    label = np.zeros((size, size), np.uint8)
     label[rv] = 1
     label[myo] = 2
     label[lv] = 3
 
     it = p["intensity"]
-    img = np.full((SIZE, SIZE), it["bg"])
+    img = np.full((size, size), it["bg"])
     img[body] = it["tissue"]
     for name, mask in (("rv", rv), ("myo", myo), ("lv", lv)):
         img[mask] = it[name] * rng.uniform(0.9, 1.1)
-    img += _smooth_field(rng, yy, xx, p["texture"], n_waves=6, max_freq=6.0) * body
-    bias = 1.0 + _smooth_field(rng, yy, xx, p["bias"], n_waves=2, max_freq=0.8)
+    img += _smooth_field(rng, yy, xx, p["texture"], n_waves=6, max_freq=6.0, size=size) * body
+    bias = 1.0 + _smooth_field(rng, yy, xx, p["bias"], n_waves=2, max_freq=0.8, size=size)
     img = img * bias + rng.normal(0, p["noise"], size=img.shape)
     return img.astype(np.float32), label
 
 
-def dataset(domain, n, seed):
+def dataset(domain, n, seed, size=SIZE):
     """n slices of one domain: images Nx1xHxW float32, labels NxHxW uint8."""
     rng = np.random.default_rng(seed)
-    imgs, labs = zip(*(phantom(rng, domain) for _ in range(n)))
+    imgs, labs = zip(*(phantom(rng, domain, size) for _ in range(n)))
     return np.stack(imgs)[:, None], np.stack(labs)
 
 

@@ -299,13 +299,24 @@ impl Runner {
         inputs: &[(&str, View<'_>)],
         f: impl FnOnce(ArrayViewD<'_, f32>) -> Result<R>,
     ) -> Result<R> {
+        self.run_first(inputs, "float32", f)
+    }
+
+    /// [`Runner::run_views_first`] for a first output of element type `T` (`what` names
+    /// it in the error when it is another).
+    pub fn run_first<T: ort::value::PrimitiveTensorElementType, R>(
+        &mut self,
+        inputs: &[(&str, View<'_>)],
+        what: &str,
+        f: impl FnOnce(ArrayViewD<'_, T>) -> Result<R>,
+    ) -> Result<R> {
         let outputs = self.session.run(session_inputs(inputs)?).map_err(RuntimeFailure::run)?;
         if outputs.len() == 0 {
             anyhow::bail!("the model has no output");
         }
         let view = outputs[0]
-            .try_extract_array::<f32>()
-            .map_err(|e| anyhow!("the model's first output is not a float32 tensor: {e}"))?;
+            .try_extract_array::<T>()
+            .map_err(|e| anyhow!("the model's first output is not a {what} tensor: {e}"))?;
         f(view)
     }
 }

@@ -9,6 +9,7 @@
 //! The regions run side by side on the engine's workers, the costliest first.
 
 mod assemble;
+pub mod labels;
 mod region;
 mod run;
 pub mod schedule;
@@ -64,6 +65,8 @@ pub struct Plan {
     bytes_per_image: usize,
     /// On CPU, the most images per run whose largest activation fits [`WORKING_SET`].
     batch_cap: Option<usize>,
+    /// Whether the regions output labels (`labels`) instead of the model's float output.
+    reduced: bool,
 }
 
 /// Bytes of one activation tensor a CPU worker should keep in its core's cache: with
@@ -111,6 +114,17 @@ impl Plan {
             by_layer.entry(p.layer.node_index).or_default().push(i);
         }
         let cost = CostModel::new(model, shapes);
+        // Labels computed in the regions' sessions, where wanted and applicable.
+        let opset = model
+            .proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map_or(0, |o| o.version);
+        let reduction = shapes.get(&output).filter(|_| labels::wanted(engine)).and_then(|s| {
+            let axis = if s.len() == 2 { 1 } else { job.output.nchw_axes()[1] };
+            labels::Reduction::of(s, axis, job.threshold, opset)
+        });
         let cx = region::Context { model, topo: &topo, shapes, types: &types, dynamic_batch };
         let regions_span = crate::profile::span("plan: region graphs");
         let mut built: Vec<RegionModel> = Vec::new();
@@ -158,7 +172,10 @@ impl Plan {
                         None => {}
                     }
                 }
-                sub.output.push(g.output[0].clone());
+                match &reduction {
+                    Some(r) => r.append(&mut sub, &output, opset),
+                    None => sub.output.push(g.output[0].clone()),
+                }
                 built.push(RegionModel {
                     frontier: frontier.clone(),
                     flops: downstream * computed.len() as f64,
@@ -198,7 +215,8 @@ impl Plan {
             .unwrap_or(0);
         let batch_cap = (engine.device() == Device::Cpu).then(|| (WORKING_SET / largest.max(1)).max(1));
         let workers = engine.workers();
-        Ok(Plan { cache_runners, output, regions, order, workers, bytes_per_image, batch_cap })
+        let reduced = reduction.is_some();
+        Ok(Plan { cache_runners, output, regions, order, workers, bytes_per_image, batch_cap, reduced })
     }
 }
 

@@ -38,13 +38,14 @@ impl Plan {
         bar.set_length((swaps + 1) as u64);
         if !job.quiet {
             eprintln!(
-                "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, chunks of up to {} images (--cache-mb {cache_mb}){}",
+                "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, chunks of up to {} images (--cache-mb {cache_mb}){}{}",
                 self.regions.len(),
                 self.workers,
                 feed.batch,
                 self.bytes_per_image as f64 / (1 << 20) as f64,
                 (batches_per_chunk * feed.batch).min(n),
-                if rounds.len() > 1 { format!(", adaptive rounds ending at images {rounds:?}") } else { String::new() }
+                if rounds.len() > 1 { format!(", adaptive rounds ending at images {rounds:?}") } else { String::new() },
+                if self.reduced { "; swap labels computed in the session" } else { "" }
             );
         }
         let mut clock = RunClock::default();
@@ -202,8 +203,11 @@ impl Plan {
                 }
                 let ((h, w), at, layout) = (feed.map_size(), feed.threshold, feed.output);
                 let t = crate::profile::span("  region run (each, any thread)");
-                let pred =
-                    runner.run_views_first(&feeds, |output| Ok(class_maps(output, layout, count, h, w, at)?.0))?;
+                let pred = if self.reduced {
+                    runner.run_first(&feeds, "uint8 labels", |l| super::labels::class_maps(l, count, h, w))?
+                } else {
+                    runner.run_views_first(&feeds, |output| Ok(class_maps(output, layout, count, h, w, at)?.0))?
+                };
                 drop(t);
                 if swap.is_some() {
                     feeds.pop();
