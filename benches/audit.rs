@@ -382,7 +382,12 @@ fn main() {
             println!("adaptive: skipped (scripts/pyenv.sh could not make the environment that makes the held-out set)")
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+    // REUSE_AUDIT_BENCH_KEEP=1 keeps the audits' reports (scripts/gpu/realsize.sh copies them).
+    if std::env::var("REUSE_AUDIT_BENCH_KEEP").is_ok_and(|v| v == "1") {
+        println!("reports kept in {}", tmp.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
     println!("\narch,strategy,wall_s,speedup_vs_naive,ideal_speedup,efficiency,peak_mib");
     for l in lines {
         println!("{l}");

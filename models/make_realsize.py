@@ -63,10 +63,11 @@ def sha256(path):
     return h.hexdigest()
 
 
-def train(net, images, labels, steps, seed):
+def train(net, images, labels, steps, seed, device="cpu"):
     import torch
     import torch.nn.functional as F
     rng = np.random.default_rng(seed)
+    net = net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     net.train()
     for step in range(steps):
@@ -74,13 +75,13 @@ def train(net, images, labels, steps, seed):
         ys, xs = rng.integers(0, SIZE - CROP + 1, size=(2, 4))
         x = np.stack([images[i, :, y:y + CROP, c:c + CROP] for i, y, c in zip(idx, ys, xs)])
         t = np.stack([labels[i, y:y + CROP, c:c + CROP] for i, y, c in zip(idx, ys, xs)])
-        loss = F.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(t.astype(np.int64)))
+        loss = F.cross_entropy(net(torch.from_numpy(x).to(device)), torch.from_numpy(t.astype(np.int64)).to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % 20 == 0 or step + 1 == steps:
             print(f"  step {step + 1}/{steps}: loss {loss.item():.3f}", flush=True)
-    return net.eval()
+    return net.cpu().eval()
 
 
 def perturbed(net, seed):
@@ -112,11 +113,20 @@ def export(net, x, path):
     import onnx
     import onnxruntime as ort
     import torch
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    prog = torch.onnx.export(net, (torch.from_numpy(x),), input_names=["image"], output_names=["logits"],
-                             dynamo=True, optimize=False, external_data=False,
-                             dynamic_shapes={"x": {0: batch}})
-    model = prog.model_proto
+    try:
+        batch = torch.export.Dim("batch", min=1, max=1024)
+        prog = torch.onnx.export(net, (torch.from_numpy(x),), input_names=["image"], output_names=["logits"],
+                                 dynamo=True, optimize=False, external_data=False,
+                                 dynamic_shapes={"x": {0: batch}})
+        model = prog.model_proto
+    except Exception as e:  # an onnxscript that does not match this torch: the TorchScript exporter
+        import io
+        print(f"  dynamo export failed ({type(e).__name__}: {e}); using the TorchScript exporter", flush=True)
+        buf = io.BytesIO()
+        torch.onnx.export(net, (torch.from_numpy(x),), buf, input_names=["image"], output_names=["logits"],
+                          dynamo=False, opset_version=17, training=torch.onnx.TrainingMode.PRESERVE,
+                          do_constant_folding=False, dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        model = onnx.load_from_string(buf.getvalue())
     model.producer_name = "reuse-audit/models/make_realsize.py"
     assert any(n.op_type == "BatchNormalization" for n in model.graph.node), "BN was folded"
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -142,6 +152,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", nargs="?", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "realsize"))
     ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--train-device", default="cpu",
+                    help="where PyTorch trains the target: cpu (default) or cuda (a GPU machine; the "
+                         "weights then differ from a CPU-trained target's, the recipe is the same)")
     args = ap.parse_args()
     import onnxruntime as ort
     import segmentation_models_pytorch as smp
@@ -162,7 +175,7 @@ def main():
     torch.manual_seed(seed_of("realsize", "init"))
     net = smp.Unet(encoder_name="resnet34", encoder_weights=None, in_channels=1, classes=4)
     t1 = time.time()
-    net = train(net, zscore(tr_im), tr_lb, args.steps, seed_of("realsize", "train-order"))
+    net = train(net, zscore(tr_im), tr_lb, args.steps, seed_of("realsize", "train-order"), args.train_device)
     train_s = time.time() - t1
     source, levels = perturbed(net, seed_of("realsize", "perturb"))
 
@@ -186,7 +199,7 @@ def main():
     manifest = {
         "made_by": "models/make_realsize.py",
         "architecture": "segmentation_models_pytorch Unet(encoder_name='resnet34', encoder_weights=None, in_channels=1, classes=4), 256x256",
-        "target": f"trained {args.steps} steps (Adam 1e-3, cross-entropy, batch 4 random {CROP}x{CROP} crops of {N_TRAIN} 256x256 acdc phantoms) in {train_s:.0f} s",
+        "target": f"trained on {args.train_device} {args.steps} steps (Adam 1e-3, cross-entropy, batch 4 random {CROP}x{CROP} crops of {N_TRAIN} 256x256 acdc phantoms) in {train_s:.0f} s",
         "source": f"perturbed copy of the target: per conv/BN layer, noise of {list(LEVELS)} x the tensor's std (running_var x exp(noise))",
         "perturbation_levels": levels,
         "validation": f"{N_VAL} acdc phantoms {SIZE}x{SIZE}, seed_of('realsize', 'val', {N_VAL})",

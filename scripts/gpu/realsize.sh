@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# On a lent GPU machine, after stage.sh has put every part in /tmp/ortgpu: unpack ONNX Runtime's
+# CUDA build, wait for the real-size pair, check CUDA on the bundled UNet, then run the `realsize`
+# case of `cargo bench` (its compiled bench binary, carried: BENCH) and copy the reports to $OUT.
+# Usage: scripts/gpu/realsize.sh BENCH
+set -uo pipefail
+t0=$(date +%s)
+mkdir -p /tmp/ortgpu/lib && cat /tmp/ortgpu/part-* | zstd -d | tar x -C /tmp/ortgpu/lib || exit 1
+export ORT_DYLIB_PATH=/tmp/ortgpu/lib/libonnxruntime.so.1.31.1
+while pgrep -f make_realsize >/dev/null; do sleep 2; done
+cat /tmp/realsize.log; cp /tmp/realsize/MANIFEST.json "$OUT/" || exit 1
+# The bench binary reads the repository at the path it was built in.
+[ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+mkdir -p target/realsize target/pycheck/bin && ln -sf /tmp/realsize/* target/realsize/
+ln -sf "$(command -v python3)" target/pycheck/bin/python
+echo "--- smoke: bundled UNet on CUDA ($(( $(date +%s) - t0 )) s)"
+./target/release/reuse-audit audit models/unet-acdc-seg.onnx models/unet-acdc-ae.onnx \
+  --data models/data/acdc-val.npz --device cuda --format json --out /tmp/smoke 2>&1 | tail -5
+python3 -c "import json;r=json.load(open('/tmp/smoke/report.json'));print(r['engine'])" || exit 1
+echo "--- realsize bench ($(( $(date +%s) - t0 )) s)"
+REUSE_AUDIT_BENCH_KEEP=1 REUSE_AUDIT_BENCH_PAIRS=realsize REUSE_AUDIT_REALSIZE_CPU=16 "$1" --bench 2>&1 | tee "$OUT/bench.log"
+for r in rs-gpu-500 rs-gpu-16 rs-cpu-16; do
+  cp /tmp/reuse-audit-bench-*/$r/report.json "$OUT/$r.json"
+done
+echo "--- done ($(( $(date +%s) - t0 )) s)"
