@@ -5,7 +5,7 @@
 # Usage: scripts/gpu/realsize.sh BENCH
 set -uo pipefail
 t0=$(date +%s)
-mkdir -p /tmp/ortgpu/lib && cat /tmp/ortgpu/part-* | zstd -d | tar x -C /tmp/ortgpu/lib || exit 1
+mkdir -p /tmp/ortgpu/lib && cat /tmp/ortgpu/part-* | LD_LIBRARY_PATH=$PWD/.gpu/zbin .gpu/zbin/zstd -d | tar x -C /tmp/ortgpu/lib || exit 1
 export ORT_DYLIB_PATH=/tmp/ortgpu/lib/libonnxruntime.so.1.31.1
 while pgrep -f make_realsize >/dev/null; do sleep 2; done
 cat /tmp/realsize.log; cp /tmp/realsize/MANIFEST.json "$OUT/" || exit 1
@@ -18,8 +18,23 @@ echo "--- smoke: bundled UNet on CUDA ($(( $(date +%s) - t0 )) s)"
   --data models/data/acdc-val.npz --device cuda --format json --out /tmp/smoke 2>&1 | tail -5
 python3 -c "import json;r=json.load(open('/tmp/smoke/report.json'));print(r['engine'])" || exit 1
 echo "--- realsize bench ($(( $(date +%s) - t0 )) s)"
-REUSE_AUDIT_BENCH_KEEP=1 REUSE_AUDIT_BENCH_PAIRS=realsize REUSE_AUDIT_REALSIZE_CPU=16 "$1" --bench 2>&1 | tee "$OUT/bench.log"
+REUSE_AUDIT_PROFILE=1 REUSE_AUDIT_BENCH_KEEP=1 REUSE_AUDIT_BENCH_PAIRS=realsize REUSE_AUDIT_REALSIZE_CPU=16 "$1" --bench 2>&1 | tee "$OUT/bench.log"
 for r in rs-gpu-500 rs-gpu-16 rs-cpu-16; do
   cp /tmp/reuse-audit-bench-*/$r/report.json "$OUT/$r.json"
 done
+echo "--- CUDA --tf32 on the 16 slices ($(( $(date +%s) - t0 )) s)"
+./target/release/reuse-audit audit target/realsize/unet34-target.onnx target/realsize/unet34-source.onnx \
+  --data target/realsize/val-16.npz --device cuda --tf32 -q --min-baseline 0 --format json --out /tmp/tf32 \
+  && cp /tmp/tf32/report.json "$OUT/rs-gpu-16-tf32.json"
+python3 - "$OUT" <<'PY'
+import json, sys
+load = lambda n: json.load(open(f"{sys.argv[1]}/{n}.json"))
+cpu = load("rs-cpu-16")
+for name in ("rs-gpu-16", "rs-gpu-16-tf32"):
+    g = load(name)
+    d = max(abs(a["swapped_dice"] - b["swapped_dice"]) for a, b in zip(cpu["rows"], g["rows"]))
+    d = max(d, abs(cpu["baseline"]["mean"] - g["baseline"]["mean"]))
+    same = sum(a["decision"] == b["decision"] for a, b in zip(cpu["rows"], g["rows"]))
+    print(f"{name} vs CPU: max |Dice diff| {d:.2e}; same decision {same}/{len(cpu['rows'])}; timing {g['timing']}")
+PY
 echo "--- done ($(( $(date +%s) - t0 )) s)"

@@ -174,7 +174,7 @@ impl Engine {
         }
         if self.device == Device::Cuda {
             // TF32 off unless asked for: its 10-bit mantissa moves Dice away from the CPU's.
-            let cuda = ort::ep::CUDA::default().with_tf32(self.tf32);
+            let cuda = ort::ep::CUDA::default().with_tf32(self.tf32).with_conv_algorithm_search(conv_search());
             b = b.with_execution_providers([cuda.build().error_on_failure()]).map_err(|e| {
                 UserError::Runtime(format!(
                     "--device cuda: the CUDA execution provider could not be registered ({e}). \
@@ -185,6 +185,20 @@ impl Engine {
         }
         let session = b.commit_from_memory(model).map_err(RuntimeFailure::refused)?;
         Ok(Runner { session })
+    }
+}
+
+/// How cuDNN picks each convolution's algorithm: `heuristic` (the default here: one lookup per
+/// shape), `exhaustive` (ONNX Runtime's default: every algorithm timed on the first run of
+/// each shape in each session, which an audit's ~100 region sessions pay again and again) or
+/// `default` (implicit precomputed GEMM), from `REUSE_AUDIT_CUDNN_SEARCH`. The choice changes
+/// rounding only (no TF32 either way); see README "Running on a GPU" for the measurements.
+pub fn conv_search() -> ort::ep::cuda::ConvAlgorithmSearch {
+    use ort::ep::cuda::ConvAlgorithmSearch as S;
+    match std::env::var("REUSE_AUDIT_CUDNN_SEARCH").ok().as_deref() {
+        Some("exhaustive") => S::Exhaustive,
+        Some("default") => S::Default,
+        _ => S::Heuristic,
     }
 }
 
