@@ -2,9 +2,9 @@
 //! incremental strategy's region graphs, so only labels leave the device): on by default
 //! on CUDA, forced here on CPU with `REUSE_AUDIT_REDUCE_ON_DEVICE=1`. The report must be
 //! the same bytes (timing aside) as with the labels taken from the float output by
-//! `metrics::dice::predict`: ties (the first class wins), NaN in class 0 (class 0 wins)
-//! and elsewhere (never wins), a one-channel head (threshold), a channels-last output, and
-//! the bundled pairs.
+//! `metrics::dice::predict`: ties (the first class wins), NaN or ±inf in any class (no
+//! class: 255, counted against the class the pixel should have), a one-channel head
+//! (threshold), a channels-last output, and the bundled pairs.
 
 mod common;
 
@@ -86,6 +86,29 @@ fn ties_and_nan_give_the_labels_predict_gives() {
                 assert_eq!(*x > 0.0, c == k, "{name}: class {c}: {dice:?}");
             }
         }
+    }
+}
+
+/// x -> Conv (1x1, 3 channels) -> Reciprocal -> y: a zero bias with a zero weight makes
+/// that class +inf at every pixel.
+fn reciprocal_model(w: [f32; 3], b: [f32; 3]) -> onnx_protobuf::ModelProto {
+    let mut m = sqrt_model(w, b);
+    m.graph.as_mut().unwrap().node[1].op_type = "Reciprocal".into();
+    m
+}
+
+#[test]
+fn infinite_scores_give_no_class_either_way() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("val.npz");
+    npz(&data, 6, 8, Some(&(0..384).map(|i| (i * 7 % 3) as u8).collect::<Vec<_>>()), 3);
+    // The target: scores 1, 0.5, 0.33 everywhere (class 0).
+    let t = save(&reciprocal_model([0.0; 3], [1.0, 2.0, 3.0]), d.path(), "t.onnx");
+    for (name, b) in [("inf-class-0", [0.0, 2.0, 3.0]), ("inf-class-2", [1.0, 2.0, 0.0])] {
+        let s = save(&reciprocal_model([0.0; 3], b), d.path(), &format!("{name}.onnx"));
+        let v = same_either_way(&t, &s, &data, &d.path().join(name), &["--kinds", "B"], name);
+        let dice = swapped(&v, "c.bias");
+        assert!(dice.iter().all(|&x| x == 0.0), "{name}: every pixel has no class: {dice:?}");
     }
 }
 
