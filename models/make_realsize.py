@@ -24,9 +24,11 @@ OUT_DIR (default target/realsize/):
 - MANIFEST.json: what was made, sizes, sha256, the target's Dice on the validation set,
   the swap count, the training time.
 
-Both models are exported with torch.onnx.export(dynamo=True, optimize=False): BN kept,
-dynamic batch, input `image`, output `logits`; onnxruntime is checked against PyTorch
-before writing.
+Both models are exported with torch.onnx.export(dynamo=True, optimize=False) (where that
+exporter fails, the TorchScript one at opset 17 with training=PRESERVE; MANIFEST.json says
+which ran): every BN kept, dynamic batch, input `image`, output `logits`; onnxruntime is
+checked against PyTorch before writing. --train-device cuda trains on a GPU (the run in
+reports/gpu/ did).
 """
 
 import argparse
@@ -113,6 +115,7 @@ def export(net, x, path):
     import onnx
     import onnxruntime as ort
     import torch
+    exporter = "dynamo"
     try:
         batch = torch.export.Dim("batch", min=1, max=1024)
         prog = torch.onnx.export(net, (torch.from_numpy(x),), input_names=["image"], output_names=["logits"],
@@ -127,8 +130,11 @@ def export(net, x, path):
                           dynamo=False, opset_version=17, training=torch.onnx.TrainingMode.PRESERVE,
                           do_constant_folding=False, dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
         model = onnx.load_from_string(buf.getvalue())
+        exporter = "torchscript"
     model.producer_name = "reuse-audit/models/make_realsize.py"
-    assert any(n.op_type == "BatchNormalization" for n in model.graph.node), "BN was folded"
+    bns = sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    kept = sum(n.op_type == "BatchNormalization" for n in model.graph.node)
+    assert kept == bns, f"{exporter} export kept {kept} of {bns} BatchNormalization layers"
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"image": x})[0]
     with torch.no_grad():
@@ -136,7 +142,7 @@ def export(net, x, path):
     err = float(np.abs(got - want).max())
     assert err < 1e-3, f"{path}: onnxruntime differs from PyTorch by {err}"
     onnx.save_model(model, path)
-    return model, err
+    return model, err, exporter
 
 
 def dice(pred, labels, classes=4):
@@ -183,7 +189,7 @@ def main():
     paths = {"target": os.path.join(out, "unet34-target.onnx"), "source": os.path.join(out, "unet34-source.onnx")}
     graphs = {}
     for role, m in (("target", net), ("source", source)):
-        graphs[role], err = export(m, x, paths[role])
+        graphs[role], err, exporter = export(m, x, paths[role])
         print(f"{paths[role]}: onnxruntime vs PyTorch max |diff| {err:.1e}", flush=True)
 
     # The target's Dice on the whole validation set (onnxruntime, batches of 25).
@@ -202,6 +208,7 @@ def main():
         "target": f"trained on {args.train_device} {args.steps} steps (Adam 1e-3, cross-entropy, batch 4 random {CROP}x{CROP} crops of {N_TRAIN} 256x256 acdc phantoms) in {train_s:.0f} s",
         "source": f"perturbed copy of the target: per conv/BN layer, noise of {list(LEVELS)} x the tensor's std (running_var x exp(noise))",
         "perturbation_levels": levels,
+        "exporter": exporter,
         "validation": f"{N_VAL} acdc phantoms {SIZE}x{SIZE}, seed_of('realsize', 'val', {N_VAL})",
         "target_dice_per_class": per_class,
         "target_mean_dice": float(np.mean(per_class)),

@@ -112,6 +112,55 @@ fn infinite_scores_give_no_class_either_way() {
     }
 }
 
+/// x -> Conv -> Reciprocal -> Neg: a zero bias with a zero weight makes that class -inf.
+fn negative_reciprocal_model(w: [f32; 3], b: [f32; 3]) -> onnx_protobuf::ModelProto {
+    let mut m = reciprocal_model(w, b);
+    let g = m.graph.as_mut().unwrap();
+    g.node[1].output = vec!["r".into()];
+    g.node.push(node("Neg", "neg", &["r"], &["y"], vec![]));
+    m
+}
+
+/// The same model declared at opset 11, where `ReduceSum` takes its axes as an attribute
+/// (an input from opset 13).
+fn at_opset_11(mut m: onnx_protobuf::ModelProto) -> onnx_protobuf::ModelProto {
+    for o in m.opset_import.iter_mut().filter(|o| o.domain.is_empty() || o.domain == "ai.onnx") {
+        o.version = 11;
+    }
+    m
+}
+
+#[test]
+fn minus_infinity_and_opset_11_give_no_class_either_way() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("val.npz");
+    npz(&data, 6, 8, Some(&(0..384).map(|i| (i * 7 % 3) as u8).collect::<Vec<_>>()), 3);
+    // The target: scores -1, -0.5, -0.33 everywhere (class 2).
+    let t = save(&negative_reciprocal_model([0.0; 3], [1.0, 2.0, 3.0]), d.path(), "t.onnx");
+    let s = save(&negative_reciprocal_model([0.0; 3], [1.0, 0.0, 3.0]), d.path(), "s.onnx");
+    let v = same_either_way(&t, &s, &data, &d.path().join("minus-inf"), &["--kinds", "B"], "minus-inf");
+    let dice = swapped(&v, "c.bias");
+    assert!(dice.iter().all(|&x| x == 0.0), "-inf in class 1: every pixel has no class: {dice:?}");
+    // Opset 11: NaN in class 1 (no class) and ties (class 0) as at opset 17.
+    let t = save(&at_opset_11(sqrt_model([0.0; 3], [1.0, 2.0, 3.0])), d.path(), "t11.onnx");
+    for (name, b, class) in [("ties-11", [2.0, 2.0, 2.0], 0usize), ("nan-11", [1.0, -1.0, 3.0], 255)] {
+        let s = save(&at_opset_11(sqrt_model([1.0, 0.0, 0.0], b)), d.path(), &format!("{name}.onnx"));
+        let v = same_either_way(&t, &s, &data, &d.path().join(name), &["--kinds", "B"], name);
+        let dice = swapped(&v, "c.bias");
+        for (c, x) in dice.iter().enumerate() {
+            assert_eq!(*x > 0.0, c == class, "{name}: class {c}: {dice:?}");
+        }
+    }
+}
+
+#[test]
+fn a_classifier_gives_the_same_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let c = root().join("tests/corpus");
+    let (t, s, data) = (c.join("classifier-target.onnx"), c.join("classifier-source.onnx"), c.join("classifier.npz"));
+    same_either_way(&t, &s, &data, d.path(), &["--metric", "accuracy"], "classifier");
+}
+
 #[test]
 fn a_one_channel_head_and_a_channels_last_output() {
     let d = tempfile::tempdir().unwrap();

@@ -2,7 +2,11 @@
 # On a lent GPU machine, after stage.sh has put every part in /tmp/ortgpu: unpack ONNX Runtime's
 # CUDA build, wait for the real-size pair, check CUDA on the bundled UNet, then run the `realsize`
 # case of `cargo bench` (its compiled bench binary, carried: BENCH) and copy the reports to $OUT.
-# Usage: scripts/gpu/realsize.sh BENCH
+# Usage: scripts/gpu/realsize.sh BENCH   (BENCH: target/release/deps/audit-HASH from
+# `cargo bench --no-run`, carried with target/release/reuse-audit; both read the repository
+# at the path they were built in, /work/main, which is where the lender puts the tree.)
+# $OUT gets MANIFEST.json, bench.log and rs-*.json; the session committed them to reports/gpu/
+# as MANIFEST.json, bench-*.log, report.json (rs-gpu-500), report-16-cuda.json, report-16-cpu.json.
 set -uo pipefail
 t0=$(date +%s)
 mkdir -p /tmp/ortgpu/lib && cat /tmp/ortgpu/part-* | LD_LIBRARY_PATH=$PWD/.gpu/zbin .gpu/zbin/zstd -d | tar x -C /tmp/ortgpu/lib || exit 1
@@ -19,8 +23,9 @@ echo "--- smoke: bundled UNet on CUDA ($(( $(date +%s) - t0 )) s)"
 python3 -c "import json;r=json.load(open('/tmp/smoke/report.json'));print(r['engine'])" || exit 1
 echo "--- realsize bench ($(( $(date +%s) - t0 )) s)"
 REUSE_AUDIT_PROFILE=1 REUSE_AUDIT_BENCH_KEEP=1 REUSE_AUDIT_BENCH_PAIRS=realsize REUSE_AUDIT_REALSIZE_CPU=16 "$1" --bench 2>&1 | tee "$OUT/bench.log"
+bench_dir=$(ls -dt /tmp/reuse-audit-bench-* | head -1)
 for r in rs-gpu-500 rs-gpu-16 rs-cpu-16; do
-  cp /tmp/reuse-audit-bench-*/$r/report.json "$OUT/$r.json"
+  cp "$bench_dir/$r/report.json" "$OUT/$r.json"
 done
 echo "--- CUDA --tf32 on the 16 slices ($(( $(date +%s) - t0 )) s)"
 ./target/release/reuse-audit audit target/realsize/unet34-target.onnx target/realsize/unet34-source.onnx \

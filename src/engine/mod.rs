@@ -174,7 +174,9 @@ impl Engine {
         }
         if self.device == Device::Cuda {
             // TF32 off unless asked for: its 10-bit mantissa moves Dice away from the CPU's.
-            let cuda = ort::ep::CUDA::default().with_tf32(self.tf32).with_conv_algorithm_search(conv_search());
+            let cuda = ort::ep::CUDA::default()
+                .with_tf32(self.tf32)
+                .with_conv_algorithm_search(self::cuda::conv::conv_search()?);
             b = b.with_execution_providers([cuda.build().error_on_failure()]).map_err(|e| {
                 UserError::Runtime(format!(
                     "--device cuda: the CUDA execution provider could not be registered ({e}). \
@@ -185,22 +187,6 @@ impl Engine {
         }
         let session = b.commit_from_memory(model).map_err(RuntimeFailure::refused)?;
         Ok(Runner { session })
-    }
-}
-
-/// How cuDNN picks each convolution's algorithm, from `REUSE_AUDIT_CUDNN_SEARCH`:
-/// `exhaustive` (the default, as in ONNX Runtime: every algorithm timed on the first run of
-/// each shape in each session), `heuristic` (one lookup per shape) or `default` (implicit
-/// precomputed GEMM). Measured on an H200 with the real-size pair (README "Running on a
-/// GPU"): heuristic cut a 16-slice audit from 59 s to 35 s (the ~100 region sessions each
-/// pay the search) but made the 500-slice audit slower (224 s against 206 s: slower
-/// kernels). The choice changes rounding only (no TF32 either way).
-pub fn conv_search() -> ort::ep::cuda::ConvAlgorithmSearch {
-    use ort::ep::cuda::ConvAlgorithmSearch as S;
-    match std::env::var("REUSE_AUDIT_CUDNN_SEARCH").ok().as_deref() {
-        Some("heuristic") => S::Heuristic,
-        Some("default") => S::Default,
-        _ => S::Exhaustive,
     }
 }
 

@@ -35,11 +35,16 @@ pub struct Reduction {
     pub threshold: f32,
 }
 
-/// Whether swap outputs are reduced in the session: always on CUDA; on CPU only when
-/// `REUSE_AUDIT_REDUCE_ON_DEVICE=1` (measured: no faster there, see README "Performance";
-/// the tests use it to check the labels against `predict`'s).
+/// Whether swap outputs are reduced in the session: by default on CUDA, not on CPU
+/// (measured: no faster there, see README "Performance"); `REUSE_AUDIT_REDUCE_ON_DEVICE=1`
+/// forces it on (the tests use it to check the labels against `predict`'s), `=0` off (an
+/// A/B on a GPU).
 pub fn wanted(engine: &Engine) -> bool {
-    engine.device() == Device::Cuda || std::env::var_os("REUSE_AUDIT_REDUCE_ON_DEVICE").is_some_and(|v| v == "1")
+    match std::env::var("REUSE_AUDIT_REDUCE_ON_DEVICE").ok().as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => engine.device() == Device::Cuda,
+    }
 }
 
 impl Reduction {

@@ -6,6 +6,7 @@
 //! loading finds them already there. A missing library is exit 2 naming it and the pip
 //! package that carries it; the versions that loaded go into the report.
 
+pub mod conv;
 pub mod needed;
 pub mod search;
 
