@@ -20,20 +20,8 @@ fn driver() -> bool {
     Path::new("/proc/driver/nvidia/version").exists() || Path::new("/dev/nvidia0").exists()
 }
 
-struct Tiny {
-    dir: tempfile::TempDir,
-    t: PathBuf,
-    s: PathBuf,
-    data: PathBuf,
-}
-
 fn tiny() -> Tiny {
-    let dir = tempfile::tempdir().unwrap();
-    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
-    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
-    let data = dir.path().join("val.npz");
-    npz(&data, 4, 8, None, 3);
-    Tiny { dir, t, s, data }
+    tiny_pair(4)
 }
 
 fn cuda_audit(f: &Tiny, out: &Path) -> assert_cmd::Command {

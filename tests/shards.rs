@@ -101,20 +101,8 @@ fn journal_lines_are_valid(path: &Path) {
     }
 }
 
-struct Tiny {
-    dir: tempfile::TempDir,
-    t: PathBuf,
-    s: PathBuf,
-    data: PathBuf,
-}
-
 fn tiny() -> Tiny {
-    let dir = tempfile::tempdir().unwrap();
-    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
-    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
-    let data = dir.path().join("val.npz");
-    npz(&data, 6, 8, None, 3);
-    Tiny { dir, t, s, data }
+    tiny_pair(6)
 }
 
 #[test]

@@ -11,21 +11,9 @@ use serde_json::Value;
 
 const KILL: &str = "REUSE_AUDIT_TEST_KILL_AFTER_RECORDS";
 
-struct Tiny {
-    dir: tempfile::TempDir,
-    t: PathBuf,
-    s: PathBuf,
-    data: PathBuf,
-}
-
 /// 6 images of 8x8, a target and a source of different seeds (every swap runs: 14 of them).
 fn tiny() -> Tiny {
-    let dir = tempfile::tempdir().unwrap();
-    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
-    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
-    let data = dir.path().join("val.npz");
-    npz(&data, 6, 8, None, 3);
-    Tiny { dir, t, s, data }
+    tiny_pair(6)
 }
 
 const IMAGES: u64 = 6;

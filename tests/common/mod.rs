@@ -466,3 +466,22 @@ pub fn npz_arrays(path: &Path, shape: &[usize], images: &[f32], labels: Option<(
     }
     zip.finish().expect("zip");
 }
+
+/// A target and a source of the tiny CNN (seeds 1 and 2: every swap runs) and `images`
+/// unlabelled 8x8 images, in a temporary folder that lives as long as the value.
+pub struct Tiny {
+    pub dir: tempfile::TempDir,
+    pub t: PathBuf,
+    pub s: PathBuf,
+    pub data: PathBuf,
+}
+
+/// [`Tiny`] with `images` images.
+pub fn tiny_pair(images: usize) -> Tiny {
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, images, 8, None, 3);
+    Tiny { dir, t, s, data }
+}
