@@ -98,12 +98,25 @@ fn measure_once(cmd: &mut Command) -> (f64, f64) {
     (secs, usage.ru_maxrss as f64 / 1024.0)
 }
 
-/// Best time of a full forward pass over the data set, over batch sizes and 3 repetitions.
+/// Best time of a full forward pass over the data set, over batch sizes 1 to 48, 5 timed
+/// runs each after a warm-up.
 fn forward_time(engine: &Engine, model: &Model, ds: &data::preprocess::Dataset) -> (f64, usize) {
+    best_forward(engine, model, ds, &[1, 2, 4, 8, 16, 48], 5)
+}
+
+/// Best time of a full forward pass over `ds` and the batch that gave it, over `batches`,
+/// `reps` timed runs each after a warm-up.
+fn best_forward(
+    engine: &Engine,
+    model: &Model,
+    ds: &data::preprocess::Dataset,
+    batches: &[usize],
+    reps: usize,
+) -> (f64, usize) {
     let input = model.input_spec().expect("input");
     let mut runner = engine.session(&model.to_bytes().expect("bytes")).expect("session");
     let mut best = (f64::INFINITY, 0);
-    for batch in [1, 2, 4, 8, 16, 48] {
+    for &batch in batches {
         let feed = Feed {
             data: ds,
             input: &input,
@@ -113,7 +126,7 @@ fn forward_time(engine: &Engine, model: &Model, ds: &data::preprocess::Dataset) 
             per_image: false,
         };
         predictions(&mut runner, &feed, &[]).expect("warm-up");
-        for _ in 0..5 {
+        for _ in 0..reps {
             let t0 = Instant::now();
             predictions(&mut runner, &feed, &[]).expect("forward");
             let t = t0.elapsed().as_secs_f64();

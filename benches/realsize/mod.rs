@@ -19,12 +19,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use reuse_audit::audit::cost::{probe_shapes, CostModel};
-use reuse_audit::audit::forward::{predictions, Feed};
 use reuse_audit::data::{self, Fit, Normalize};
 use reuse_audit::engine::{Device, Engine};
 use reuse_audit::model::graph::Topology;
 use reuse_audit::model::layers::scan;
-use reuse_audit::model::layout::detect;
 use reuse_audit::model::Model;
 
 fn dir() -> PathBuf {
@@ -41,27 +39,7 @@ pub fn measure(device: &str, data_path: &Path) {
     let input = model.input_spec().expect("input");
     let loaded = data::load(data_path, None).expect("data");
     let ds = data::preprocess::prepare(&loaded.samples, &input, Normalize::Zscore, Fit::None).expect("prepare");
-    let mut runner = engine.session(&model.to_bytes().expect("bytes")).expect("session");
-    let mut best = (f64::INFINITY, 0);
-    for batch in [4, 16] {
-        let feed = Feed {
-            data: &ds,
-            input: &input,
-            batch,
-            threshold: 0.0,
-            output: detect(&model).output.layout,
-            per_image: false,
-        };
-        predictions(&mut runner, &feed, &[]).expect("warm-up");
-        for _ in 0..2 {
-            let t0 = Instant::now();
-            predictions(&mut runner, &feed, &[]).expect("forward");
-            let t = t0.elapsed().as_secs_f64();
-            if t < best.0 {
-                best = (t, batch);
-            }
-        }
-    }
+    let best = super::best_forward(&engine, &model, &ds, &[4, 16], 2);
     let layers = scan(&model);
     let probe = probe_shapes(&engine, &model, &input.name, ds.layout, [ds.c(), ds.h(), ds.w()]).expect("probe");
     let cost = CostModel::new(&model, &probe.shapes);
