@@ -137,8 +137,21 @@ impl Audit {
     fn run_checked(&self, engine: &LazyEngine) -> Result<Report> {
         let started = std::time::Instant::now();
         let o = &self.options;
-        let Prepared { ctx, mut report, values, io, dataset, format, kind, rule, normalize, scores, label_free, batch } =
-            self.prepare(engine)?;
+        let Prepared {
+            ctx,
+            mut report,
+            values,
+            rows,
+            io,
+            dataset,
+            format,
+            kind,
+            rule,
+            normalize,
+            scores,
+            label_free,
+            batch,
+        } = self.prepare(engine)?;
         let (input, output) = (&io.input, io.output);
         let threshold = rule.threshold().unwrap_or(0.0);
         let data_path = self.data.as_deref().unwrap_or(std::path::Path::new(""));
@@ -236,8 +249,12 @@ impl Audit {
                 w.append(&record)?;
             }
             guard.disarm();
+            report.rows = rows.join()?;
             return Ok(report);
         }
+        let t = crate::profile::span("weight rows (join)");
+        report.rows = rows.join()?;
+        drop(t);
         let _verdict = crate::profile::span("verdict");
         results::fill(&mut report, &ctx.pairing, o, &outcome, self.adaptive);
         if let Some(draws) = self.budget {

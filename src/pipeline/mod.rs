@@ -9,15 +9,18 @@ mod dynamic_batch;
 pub mod layout;
 mod options;
 pub mod output;
+mod pending_rows;
 pub mod probe;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 
 pub use audit::scorer::Scorer;
 pub use audit::{journaling, Audit, JournalPlan, JournalSpec, Labels};
 pub use options::Options;
+pub use pending_rows::PendingRows;
 
 use crate::audit::compare::{self, PairValues};
 use crate::audit::forward::NonFiniteOutput;
@@ -177,7 +180,12 @@ pub fn warn(warnings: &[String], quiet: bool) {
 pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result<(Report, PairValues)> {
     let values = compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?;
     let rows = compare::rows(&ctx.pairing, &values, &o.kinds, true);
-    let report = Report {
+    Ok((report_of(ctx, o, command, rows, &values), values))
+}
+
+/// The data-free report of a loaded pair with the given weight rows.
+fn report_of(ctx: &PairContext, o: &Options, command: &str, rows: Vec<report::Row>, values: &PairValues) -> Report {
+    Report {
         schema_version: report::SCHEMA_VERSION,
         tool: Default::default(),
         command: command.into(),
@@ -203,13 +211,26 @@ pub fn data_free_report(ctx: &PairContext, o: &Options, command: &str) -> Result
         unmatched: ctx.pairing.unmatched.clone(),
         not_audited: vec![],
         warnings: ctx.warnings.clone(),
-        summary: Summary { bn: compare::bn_stats(&ctx.pairing, &values), ..Default::default() },
+        summary: Summary { bn: compare::bn_stats(&ctx.pairing, values), ..Default::default() },
         predictors: vec![],
         adaptive: None,
         budget: None,
         timing: None,
-    };
-    Ok((report, values))
+    }
+}
+
+/// [`data_free_report`] with its weight rows (RMSE, cosine, the spectral metrics: an SVD per
+/// conv bank) still being computed on a thread of their own, so that they overlap the
+/// audit's probes and session builds; the report's `rows` stay empty until
+/// [`PendingRows::join`].
+pub fn data_free_report_pending(
+    ctx: &PairContext,
+    o: &Options,
+    command: &str,
+) -> Result<(Report, Arc<PairValues>, PendingRows)> {
+    let values = Arc::new(compare::pair_values(&ctx.target, &ctx.source, &ctx.pairing)?);
+    let rows = PendingRows::spawn(ctx.pairing.clone(), Arc::clone(&values), o.kinds.clone());
+    Ok((report_of(ctx, o, command, Vec::new(), &values), values, rows))
 }
 
 /// The data-free comparison of a model pair (RMSE, nRMSE, cosine, MRM/MRV/MRW/MRB): the

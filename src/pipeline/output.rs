@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::audit::forward::Feed;
 use crate::data::preprocess::{Dataset, InputSpec};
-use crate::engine::{Engine, View};
+use crate::engine::{Engine, Runner, View};
 use crate::error::UserError;
 use crate::model::layout::Layout;
 use crate::model::{value_dims, Model};
@@ -71,14 +71,16 @@ pub fn detector_output(outputs: &[(String, Vec<usize>)]) -> Option<&(String, Vec
 /// What the model's first output holds (read in `output` layout), from one run on the
 /// first image of `data` (every output's real shape). A model with an output of boxes, or
 /// whose first output is neither a class map nor a classifier's scores, is refused (exit 2)
-/// naming the output and its shape.
+/// naming the output and its shape. The session the run used comes back with it (a
+/// single-threaded worker session of `target`, for the probe to reuse); none when the
+/// declared shape said it all.
 pub fn output_kind(
     engine: &Engine,
     target: &Model,
     data: &Dataset,
     input: &InputSpec,
     output: Layout,
-) -> Result<OutputKind> {
+) -> Result<(OutputKind, Option<Runner>)> {
     let declared: Vec<Vec<Option<usize>>> = target.proto.graph.output.iter().map(value_dims).collect();
     let refuse = |reason: String| -> anyhow::Error { UserError::BadFile { path: target.path.clone(), reason }.into() };
     // One output whose dims are all declared (a fixed batch of 1 included): no run needed.
@@ -88,6 +90,7 @@ pub fn output_kind(
         }
         _ => None,
     };
+    let mut session = None;
     let outputs: Vec<(String, Vec<usize>)> = match fixed {
         Some(shape) => vec![(target.proto.graph.output[0].name.clone(), shape)],
         None => {
@@ -95,6 +98,7 @@ pub fn output_kind(
             let x = feed.tensor(0, 1);
             let mut runner = engine.worker_session(&target.to_bytes()?)?;
             let shapes = runner.run_shapes(&[(input.name.as_str(), View::F32(x.view().into_dyn()))])?;
+            session = Some(runner);
             shapes.into_iter().map(|(name, shape, _)| (name, shape)).collect()
         }
     };
@@ -107,7 +111,7 @@ pub fn output_kind(
             outputs.iter().map(|(n, s)| format!("'{n}' {s:?}")).collect::<Vec<_>>().join(", ")
         )));
     }
-    read_output(name, shape, output, (data.h(), data.w())).map_err(refuse)
+    Ok((read_output(name, shape, output, (data.h(), data.w())).map_err(refuse)?, session))
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! scaling that fits the model (`--normalize auto`), and whether the baseline segments (classifies)
 //! the data at all (`--min-baseline`; label-free: whether it predicts more than one class).
 
+use std::ops::Range;
 use std::sync::Mutex;
 
 use anyhow::Result;
+use ndarray::{Array3, Axis};
 use serde::Serialize;
 
-use crate::audit::forward::{predictions, score, Feed};
+use crate::audit::forward::{predictions, predictions_in, score, Feed};
 use crate::audit::incremental::schedule::parallel_map;
 use crate::data::preprocess::{prepare, Dataset, InputSpec};
 use crate::data::standardize::MeanStd;
@@ -114,6 +116,8 @@ pub struct ProbeScoring<'a> {
 }
 
 /// The baseline on the probe batch under each scaling in `tries` (with labels), in order.
+/// `session`: a single-threaded session of `target` already built (the output-kind probe's),
+/// used by the first worker.
 pub fn score_scalings(
     engine: &Engine,
     target: &Model,
@@ -121,33 +125,76 @@ pub fn score_scalings(
     input: &InputSpec,
     how: ProbeScoring,
     tries: &[Normalize],
+    session: Option<Runner>,
 ) -> Result<Vec<ScalingScore>> {
     let ProbeScoring { fit, mean_std, threshold, output, per_image, metric } = how;
-    // The scalings run side by side, one single-threaded session per worker (made by the
-    // worker itself at its first item), like the incremental strategy's workers.
+    let data: Vec<Dataset> = tries
+        .iter()
+        .map(|&normalize| {
+            let mut data = prepare(probe, input, normalize, fit)?;
+            if let Some(ms) = mean_std {
+                data.standardize(ms)?;
+            }
+            Ok(data)
+        })
+        .collect::<Result<_>>()?;
+    // (scaling, images) items that spread evenly over the workers, each run by one
+    // single-threaded session per worker (made by the worker itself at its first item, like
+    // the incremental strategy's workers): three scalings on two workers are six halves.
+    let workers = engine.workers().max(1);
+    let parts = probe_parts(tries.len(), workers, probe.len(), input.batch);
+    let items: Vec<(usize, Range<usize>)> =
+        (0..tries.len()).flat_map(|t| parts.iter().map(move |r| (t, r.clone()))).collect();
     let bytes = target.to_bytes()?;
-    let workers = engine.workers().clamp(1, tries.len().max(1));
-    let runners: Vec<Mutex<Option<Runner>>> = (0..workers).map(|_| Mutex::new(None)).collect();
-    parallel_map(workers, tries, |w, &normalize| {
+    let mut seeded = vec![session];
+    seeded.resize_with(workers.min(items.len()).max(1), || None);
+    let runners: Vec<Mutex<Option<Runner>>> = seeded.into_iter().map(Mutex::new).collect();
+    let runs = parallel_map(runners.len(), &items, |w, (t, range)| {
         let mut slot = runners[w].lock().map_err(|_| anyhow::anyhow!("a probe session was poisoned"))?;
         if slot.is_none() {
             *slot = Some(engine.worker_session(&bytes)?);
         }
         let runner = slot.as_mut().ok_or_else(|| anyhow::anyhow!("no probe session"))?;
-        let mut data = prepare(probe, input, normalize, fit)?;
-        if let Some(ms) = mean_std {
-            data.standardize(ms)?;
-        }
-        let feed = Feed { data: &data, input, batch: input.batch.unwrap_or(probe.len()), threshold, output, per_image };
-        let (pred, classes) = predictions(runner, &feed, &[])?;
+        let batch = input.batch.unwrap_or(range.len());
+        let feed = Feed { data: &data[*t], input, batch, threshold, output, per_image };
+        predictions_in(runner, &feed, range.clone(), &[])
+    })?;
+    let mut runs = runs.into_iter();
+    let mut scores = Vec::with_capacity(tries.len());
+    for (&normalize, data) in tries.iter().zip(&data) {
+        let (preds, classes): (Vec<Array3<u8>>, Vec<usize>) = runs.by_ref().take(parts.len()).unzip();
+        let classes = classes.into_iter().max().unwrap_or(0);
+        let views: Vec<_> = preds.iter().map(|p| p.view()).collect();
+        let pred = ndarray::concatenate(Axis(0), &views)?;
         let Some(labels) = data.checked_labels(classes)? else {
             return Err(UserError::BadData(
                 "the data has no labels: give --labels FILE or use --labels baseline (label-free)".into(),
             )
             .into());
         };
-        Ok(ScalingScore { normalize, probe_dice: score(pred.view(), labels.view(), classes, metric).mean })
-    })
+        scores.push(ScalingScore { normalize, probe_dice: score(pred.view(), labels.view(), classes, metric).mean });
+    }
+    Ok(scores)
+}
+
+/// The probe images cut into consecutive ranges so that `tries` x ranges items share out
+/// evenly over `workers` (one range when the tries alone do): `workers / gcd(tries,
+/// workers)` ranges, at most one per batch, starting on multiples of a fixed batch.
+fn probe_parts(tries: usize, workers: usize, images: usize, fixed_batch: Option<usize>) -> Vec<Range<usize>> {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let unit = fixed_batch.unwrap_or(1).max(1);
+    let batches = images.div_ceil(unit).max(1);
+    let parts = (workers.max(1) / gcd(tries.max(1), workers.max(1))).clamp(1, batches);
+    let per = batches.div_ceil(parts) * unit;
+    if images == 0 {
+        return std::iter::once(0..0).collect();
+    }
+    (0..images).step_by(per).map(|s| s..(s + per).min(images)).collect()
 }
 
 /// The best-scoring scaling (the first of equals, so the order of `scores` breaks ties).
@@ -159,19 +206,19 @@ pub fn best(scores: &[ScalingScore]) -> Option<&ScalingScore> {
 }
 
 /// Label-free: the share of probe pixels (images, for a classifier) given the most frequent
-/// class by the target.
+/// class by the target on the probe batch `feed` (`session`: one of `target` already built,
+/// else one is made).
 pub fn dominant_class_share(
     engine: &Engine,
     target: &Model,
-    probe: &Dataset,
-    input: &InputSpec,
-    threshold: f32,
-    output: Layout,
-    per_image: bool,
+    feed: &Feed,
+    session: Option<Runner>,
 ) -> Result<(usize, f64)> {
-    let mut runner = engine.worker_session(&target.to_bytes()?)?;
-    let feed = Feed { data: probe, input, batch: input.batch.unwrap_or(probe.n()), threshold, output, per_image };
-    let (pred, classes) = predictions(&mut runner, &feed, &[])?;
+    let mut runner = match session {
+        Some(r) => r,
+        None => engine.worker_session(&target.to_bytes()?)?,
+    };
+    let (pred, classes) = predictions(&mut runner, feed, &[])?;
     let mut counts = vec![0usize; classes.max(1)];
     for &p in &pred {
         if let Some(c) = counts.get_mut(p as usize) {
@@ -185,7 +232,6 @@ pub fn dominant_class_share(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array3;
 
     fn sample(values: Vec<f64>) -> Sample {
         Sample { image: Array3::from_shape_vec((1, 1, values.len()), values).unwrap(), label: None, origin: "s".into() }
@@ -201,6 +247,24 @@ mod tests {
         assert_eq!(best(&scores).unwrap().normalize, Normalize::Zscore);
         let scores = [s(Normalize::Zscore, 0.1), s(Normalize::Minmax, 0.2), s(Normalize::Div255, 0.95)];
         assert_eq!(best(&scores).unwrap().normalize, Normalize::Div255);
+    }
+
+    #[test]
+    fn probe_parts_share_the_work_evenly() {
+        let lens = |tries, workers, images, fixed| -> Vec<(usize, usize)> {
+            probe_parts(tries, workers, images, fixed).iter().map(|r| (r.start, r.len())).collect()
+        };
+        // Three scalings on two workers: halves, so each worker runs 24 of the 48 image runs.
+        assert_eq!(lens(3, 2, 16, None), vec![(0, 8), (8, 8)]);
+        // Tries that already divide among the workers stay whole.
+        assert_eq!(lens(4, 2, 16, None), vec![(0, 16)]);
+        assert_eq!(lens(2, 2, 16, None), vec![(0, 16)]);
+        // One forced scaling: one range per worker, at most one per image.
+        assert_eq!(lens(1, 16, 5, None), vec![(0, 1), (1, 1), (2, 1), (3, 1), (4, 1)]);
+        assert_eq!(lens(3, 4, 16, None), vec![(0, 4), (4, 4), (8, 4), (12, 4)]);
+        // A fixed batch: ranges start on its multiples.
+        assert_eq!(lens(1, 2, 7, Some(3)), vec![(0, 6), (6, 1)]);
+        assert_eq!(lens(1, 2, 0, None), vec![(0, 0)]);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! to the swaps; [`Audit::scorer`](super::Audit::scorer) scores whole models with the same
 //! data and truth (the joint check of a reuse plan).
 
+use std::sync::Arc;
+
 use anyhow::Result;
 
 use super::{Audit, Labels, Probe};
@@ -17,7 +19,7 @@ use crate::model::layout::Layout;
 use crate::pipeline::layout::Io;
 use crate::pipeline::output::OutputKind;
 use crate::pipeline::probe::{self, ScalingScore};
-use crate::pipeline::{data_free_report, load_pair_of, warn, PairContext};
+use crate::pipeline::{data_free_report_pending, load_pair_of, warn, PairContext, PendingRows};
 use crate::report::Report;
 
 /// An audit up to its first swap.
@@ -27,7 +29,9 @@ pub(crate) struct Prepared {
     /// The data-free report, with the warnings so far.
     pub report: Report,
     /// Every paired parameter's values, checked finite.
-    pub values: PairValues,
+    pub values: Arc<PairValues>,
+    /// The report's weight rows, being computed beside the probes.
+    pub rows: PendingRows,
     /// The model's input and output as fed and read.
     pub io: Io,
     /// The whole validation set, preprocessed.
@@ -69,8 +73,8 @@ impl Audit {
         let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
         drop(t);
         warn(&ctx.warnings, o.quiet);
-        let t = crate::profile::span("weight + spectral metrics");
-        let (mut report, values) = data_free_report(&ctx, o, "audit")?;
+        let t = crate::profile::span("weight values (checked)");
+        let (mut report, values, rows) = data_free_report_pending(&ctx, o, "audit")?;
         drop(t);
         let io = crate::pipeline::layout::resolve(&ctx.target, self.layout, self.size)?;
         warn(&io.conflicts, o.quiet);
@@ -116,7 +120,8 @@ impl Audit {
         }
         let head = Head::of(&ctx.target);
         let t = crate::profile::span("probe: output kind");
-        let kind = crate::pipeline::output::output_kind(engine.get()?, &ctx.target, &probe_data, input, output)?;
+        let (kind, session) =
+            crate::pipeline::output::output_kind(engine.get()?, &ctx.target, &probe_data, input, output)?;
         drop(t);
         self.check_metric_output(&kind, &probe_data, label_free)?;
         let channels = kind.channels;
@@ -128,7 +133,7 @@ impl Audit {
         let (normalize, scores) = self.choose_scaling(
             engine.get()?,
             &ctx.target,
-            Probe { samples: &probe_samples, data: &probe_data, input, output, per_image: kind.per_image },
+            Probe { samples: &probe_samples, data: &probe_data, input, output, per_image: kind.per_image, session },
             &rule,
             label_free,
             &mut report.warnings,
@@ -159,6 +164,7 @@ impl Audit {
             ctx,
             report,
             values,
+            rows,
             io,
             dataset,
             format: loaded.format,

@@ -6,9 +6,10 @@
 use anyhow::Result;
 
 use super::Audit;
+use crate::audit::forward::Feed;
 use crate::data::preprocess::{Dataset, InputSpec};
 use crate::data::{Normalize, Sample};
-use crate::engine::Engine;
+use crate::engine::{Engine, Runner};
 use crate::error::UserError;
 use crate::metrics::score::Metric;
 use crate::model::head::Rule;
@@ -28,6 +29,8 @@ pub(super) struct Probe<'a> {
     pub output: Layout,
     /// A classifier's output (one prediction per image).
     pub per_image: bool,
+    /// A session of the target already built (the output-kind probe's), to reuse.
+    pub session: Option<Runner>,
 }
 
 impl Audit {
@@ -46,8 +49,15 @@ impl Audit {
         let threshold = rule.threshold().unwrap_or(0.0);
         let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
         Ok(if label_free {
-            let (class, share) =
-                probe::dominant_class_share(engine, target, p.data, p.input, threshold, p.output, p.per_image)?;
+            let feed = Feed {
+                data: p.data,
+                input: p.input,
+                batch: p.input.batch.unwrap_or(p.data.n()),
+                threshold,
+                output: p.output,
+                per_image: p.per_image,
+            };
+            let (class, share) = probe::dominant_class_share(engine, target, &feed, p.session)?;
             if share >= 0.99 {
                 let w = format!(
                     "label-free baseline: the target predicts class {class} on {:.1}% of the probe {}, so agreement with it says little; check the input scaling (--normalize) and the output rule ({})",
@@ -70,7 +80,7 @@ impl Audit {
                 per_image: p.per_image,
                 metric: self.metric,
             };
-            let scores = probe::score_scalings(engine, target, p.samples, p.input, how, &tries)?;
+            let scores = probe::score_scalings(engine, target, p.samples, p.input, how, &tries, p.session)?;
             let best = probe::best(&scores).map(|b| (b.normalize, b.probe_dice)).unwrap_or((first_norm, 0.0));
             if best.1 < self.min_baseline {
                 return Err(self.no_baseline(best.1, "on the probe batch", &scores, rule).into());
