@@ -65,8 +65,9 @@ pub fn probe_shapes(
         v.name = name;
         g.output.push(v);
     }
-    // One image: a session on the calling thread, so no pool spins beside what follows.
-    let mut runner = engine.worker_session(&m.to_bytes()?)?;
+    // One image: a session on the calling thread, so no pool spins beside what follows;
+    // unoptimized, as only the shapes and types are wanted.
+    let mut runner = engine.probe_session(&m.to_bytes()?)?;
     let [c, h, w] = chw;
     let [a, b, d, e] = layout.from_nchw([1, c, h, w]);
     let image = ndarray::Array4::from_elem((a, b, d, e), 0.5f32);

@@ -193,8 +193,7 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
                 let bar = progress(1, job.quiet);
                 let out = plan.run(job, &feed, job.cache_mb, &bar)?;
                 bar.finish_and_clear();
-                let _t = crate::profile::span("  teardown (sessions)");
-                plan.close();
+                plan.close(engine);
                 return Ok((out, Strategy::Incremental));
             }
             Err(why) => {

@@ -40,6 +40,9 @@ pub struct Engine {
     pub version: String,
     device_name: String,
     tf32: bool,
+    /// Threads releasing sessions handed to [`Engine::release`], joined when the engine
+    /// drops (before its environment goes).
+    releasing: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Engine {
@@ -102,7 +105,18 @@ impl Engine {
         let provider = if cuda { "CUDAExecutionProvider" } else { "CPUExecutionProvider" };
         let version = runtime::loaded_version(&library).unwrap_or_else(|| runtime::ORT_VERSION.into());
         let device_name = Engine::name_device(device, threads);
-        Ok(Engine { env, library, provider, device, threads, cuda: cuda_setup, version, device_name, tf32: false })
+        Ok(Engine {
+            env,
+            library,
+            provider,
+            device,
+            threads,
+            cuda: cuda_setup,
+            version,
+            device_name,
+            tf32: false,
+            releasing: Default::default(),
+        })
     }
 
     /// The device sessions run on.
@@ -161,12 +175,43 @@ impl Engine {
         self.build(model, self.workers() > 1)
     }
 
+    /// A [`Engine::worker_session`] without ONNX Runtime's graph optimizations, for a run
+    /// whose outputs' shapes and types are all it is for (the shape probe: every node output
+    /// exposed, one image): a quicker build, and the graph run as written.
+    pub fn probe_session(&self, model: &[u8]) -> Result<Runner> {
+        self.build_with(model, self.workers() > 1, false)
+    }
+
+    /// Drop `sessions` (anything holding [`Runner`]s) on a thread of its own, so that what
+    /// comes next need not wait for ONNX Runtime to free them; the engine waits for it
+    /// when it drops.
+    pub fn release<T: Send + 'static>(&self, sessions: T) {
+        let handle = std::thread::spawn(move || {
+            let _t = crate::profile::span("session release (thread)");
+            drop(sessions);
+        });
+        match self.releasing.lock() {
+            Ok(mut v) => v.push(handle),
+            // A poisoned list (a panic elsewhere): wait here instead.
+            Err(_) => drop(handle.join()),
+        }
+    }
+
     fn build(&self, model: &[u8], single_threaded: bool) -> Result<Runner> {
+        self.build_with(model, single_threaded, true)
+    }
+
+    fn build_with(&self, model: &[u8], single_threaded: bool, optimize: bool) -> Result<Runner> {
         let _t = crate::profile::span("session build (each, any thread)");
         let mut b = Session::builder(&self.env)
             .map_err(|e| anyhow!("{e}"))?
             .with_config_entry("session.use_env_allocators", "1")
             .map_err(|e| anyhow!("{e}"))?;
+        if !optimize {
+            b = b
+                .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)
+                .map_err(|e| anyhow!("{e}"))?;
+        }
         if single_threaded {
             b = b.with_independent_thread_pool().map_err(|e| anyhow!("{e}"))?;
             b = b.with_intra_threads(1).map_err(|e| anyhow!("{e}"))?;
@@ -187,6 +232,20 @@ impl Engine {
         }
         let session = b.commit_from_memory(model).map_err(RuntimeFailure::refused)?;
         Ok(Runner { session })
+    }
+}
+
+impl Drop for Engine {
+    /// Wait for the sessions being released, which must go before the environment.
+    fn drop(&mut self) {
+        let handles = match self.releasing.get_mut() {
+            Ok(v) => std::mem::take(v),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        };
+        for h in handles {
+            // A panic while freeing leaves nothing to do but go on.
+            let _ = h.join();
+        }
     }
 }
 

@@ -158,7 +158,7 @@ pub fn run(engine: &Engine, job: &AuditJob, draws: usize) -> Result<BudgetOutcom
     }
     let strategy = prober.as_ref().map_or(job.strategy, |p| p.strategy());
     if let Some(p) = prober {
-        p.close();
+        p.close(engine);
     }
     Ok(BudgetOutcome {
         pairs: out,

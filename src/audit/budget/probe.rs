@@ -41,9 +41,9 @@ impl Prober {
     }
 
     /// Release the plan's sessions (see [`incremental::Plan::close`]).
-    pub fn close(self) {
+    pub fn close(self, engine: &Engine) {
         if let Prober::Incremental(plan) = self {
-            plan.close();
+            plan.close(engine);
         }
     }
 

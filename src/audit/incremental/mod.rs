@@ -241,15 +241,11 @@ fn runtime_model(model: &Model, probe: &Probe) -> Option<Model> {
 }
 
 impl Plan {
-    /// Release every session, half of them on another thread (ONNX Runtime frees a session's
-    /// kernels and weights one by one: tens of milliseconds for a few dozen sessions).
-    pub fn close(mut self) {
-        let half = self.regions.len() / 2;
-        let other = self.regions.split_off(half);
-        std::thread::scope(|s| {
-            s.spawn(move || drop(other));
-            drop(self);
-        });
+    /// Release every session on a thread of the engine's ([`Engine::release`]): ONNX
+    /// Runtime frees a session's kernels and weights one by one, tens of milliseconds for a
+    /// few dozen sessions, which then overlap the verdict and the report.
+    pub fn close(self, engine: &Engine) {
+        engine.release(self);
     }
 }
 
