@@ -143,7 +143,7 @@ pub fn predictors(rows: &[Row], level: f64, resamples: usize) -> Vec<Predictor> 
             kinds.push(&r.kind);
         }
     }
-    let mut out = Vec::new();
+    let mut jobs: Vec<(&str, &str, Vec<(f64, f64)>)> = Vec::new();
     for kind in kinds {
         let of_kind: Vec<&Row> = rows.iter().filter(|r| r.kind == kind && r.delta_dice.is_some()).collect();
         for (name, get) in METRICS {
@@ -155,10 +155,15 @@ pub fn predictors(rows: &[Row], level: f64, resamples: usize) -> Vec<Predictor> 
                 .filter_map(|r| Some((get(r)?, r.delta_dice?)))
                 .filter(|(a, b)| a.is_finite() && b.is_finite())
                 .collect();
-            out.push(predictor(kind, name, &points, level, resamples));
+            jobs.push((kind, name, points));
         }
     }
-    out
+    // Each predictor's resamples are seeded on their own: side by side on every core, the
+    // numbers are those of one thread.
+    let one = |(kind, name, points): &(&str, &str, Vec<(f64, f64)>)| predictor(kind, name, points, level, resamples);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    crate::audit::incremental::schedule::parallel_map(cores, &jobs, |_, job| Ok(one(job)))
+        .unwrap_or_else(|_| jobs.iter().map(one).collect())
 }
 
 #[cfg(test)]

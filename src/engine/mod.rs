@@ -3,6 +3,7 @@
 
 pub mod cuda;
 pub mod hardware;
+mod lazy;
 pub mod logging;
 pub mod runtime;
 
@@ -13,6 +14,7 @@ use ndarray::ArrayViewD;
 use ort::session::Session;
 
 use crate::error::UserError;
+pub use lazy::LazyEngine;
 pub use logging::RuntimeFailure;
 
 /// `--device`.
@@ -72,12 +74,7 @@ impl Engine {
             }
             t => t,
         };
-        // No telemetry: Microsoft's builds otherwise keep an event store and a device id
-        // under ~/.cache/Microsoft from the moment the environment exists. A user's own
-        // setting of the variable is left alone.
-        if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
-            std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
-        }
+        disable_telemetry();
         // One intra-op pool shared by the sessions of full forward passes (naive, shared):
         // per-session pools would spin against each other. Worker sessions (incremental)
         // run on their caller's thread instead. (The library must be loaded before any
@@ -267,6 +264,16 @@ fn share_cpu_arena(env: &ort::environment::Environment) -> Result<()> {
     Ok(())
 }
 
+/// No telemetry: Microsoft's builds otherwise keep an event store and a device id under
+/// ~/.cache/Microsoft from the moment the environment exists. A user's own setting of the
+/// variable is left alone. (Set on the thread that starts a load, before any other thread
+/// touches ONNX Runtime.)
+fn disable_telemetry() {
+    if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
+        std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
+    }
+}
+
 /// Whether an NVIDIA kernel driver is loaded (checked before fetching a GPU runtime).
 /// `REUSE_AUDIT_TEST_ASSUME_NVIDIA_DRIVER=1` is a test hook: the tests of what comes after
 /// the driver (finding the CUDA build and libraries) run on machines without one.
@@ -279,40 +286,6 @@ fn nvidia_driver_present() -> bool {
 /// A session ready to run batches.
 pub struct Runner {
     session: Session,
-}
-
-/// An engine loaded on first use, so bad models or data fail before the runtime loads.
-pub struct LazyEngine {
-    device: Device,
-    threads: usize,
-    quiet: bool,
-    tf32: bool,
-    cell: std::sync::OnceLock<Engine>,
-}
-
-impl LazyEngine {
-    /// Remember how to load the engine.
-    pub fn new(device: Device, threads: usize, quiet: bool) -> Self {
-        LazyEngine { device, threads, quiet, tf32: false, cell: std::sync::OnceLock::new() }
-    }
-
-    /// Allow TF32 on CUDA (`--tf32`; no effect on CPU).
-    pub fn with_tf32(mut self, on: bool) -> Self {
-        self.tf32 = on;
-        self
-    }
-
-    /// The engine, loaded now if needed.
-    pub fn get(&self) -> Result<&Engine> {
-        if let Some(e) = self.cell.get() {
-            return Ok(e);
-        }
-        let t = crate::profile::span("engine load (ONNX Runtime)");
-        let mut e = Engine::new(self.device, self.threads, self.quiet)?;
-        e.tf32 = self.tf32 && self.device == Device::Cuda;
-        drop(t);
-        Ok(self.cell.get_or_init(|| e))
-    }
 }
 
 /// A borrowed input, handed to the runtime without copying.

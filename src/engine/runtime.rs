@@ -46,6 +46,34 @@ pub fn locate(cuda: bool, quiet: bool) -> Result<PathBuf> {
         }
         return Ok(p);
     }
+    if let Some(found) = on_disk(cuda) {
+        return Ok(found);
+    }
+    // Asking Python costs a process start (tens of milliseconds), so only when nothing
+    // closer is there (`onnxruntime-gpu` installs the same `onnxruntime` module).
+    if let Some(found) = python_package_lib().filter(|p| fits(p, cuda)) {
+        return Ok(found);
+    }
+    fetch_once(cuda, quiet)
+}
+
+/// The library [`locate`] would use without asking Python or fetching anything: the
+/// `ORT_DYLIB_PATH` file, one beside the executable, or the cached download.
+pub fn local_library(cuda: bool) -> Option<PathBuf> {
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => on_disk(cuda),
+    }
+}
+
+/// Whether `p` is a library [`locate`] can use (for CUDA, one with the CUDA provider beside it).
+fn fits(p: &Path, cuda: bool) -> bool {
+    p.is_file() && (!cuda || p.with_file_name(super::cuda::PROVIDER_LIB).is_file())
+}
+
+/// The library beside the executable (or its parent folder, for test binaries) or in the
+/// download cache.
+fn on_disk(cuda: bool) -> Option<PathBuf> {
     let name = lib_name();
     let mut candidates = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
@@ -59,16 +87,7 @@ pub fn locate(cuda: bool, quiet: bool) -> Result<PathBuf> {
     }
     candidates.push(cache_dir(cuda).join(&name));
     // For CUDA, only a build with the CUDA provider beside it will do.
-    let fits = |p: &PathBuf| p.is_file() && (!cuda || p.with_file_name(super::cuda::PROVIDER_LIB).is_file());
-    if let Some(found) = candidates.into_iter().find(fits) {
-        return Ok(found);
-    }
-    // Asking Python costs a process start (tens of milliseconds), so only when nothing
-    // closer is there (`onnxruntime-gpu` installs the same `onnxruntime` module).
-    if let Some(found) = python_package_lib().filter(fits) {
-        return Ok(found);
-    }
-    fetch_once(cuda, quiet)
+    candidates.into_iter().find(|p| fits(p, cuda))
 }
 
 /// The version the ONNX Runtime library at `path` reports (`OrtGetApiBase()->GetVersionString()`);

@@ -36,8 +36,18 @@ pub struct TensorComparison {
 /// order. Panics only if the lengths differ (callers pair shapes).
 pub fn compare(t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> TensorComparison {
     assert_eq!(t.len(), s.len(), "compare: paired tensors must have equal length");
+    // Contiguous slices when the views are in standard layout (always, for stored tensors):
+    // the same logical order, so the same sums, without the per-element cost of iterating
+    // a dynamic-rank view.
+    match (t.as_slice(), s.as_slice()) {
+        (Some(a), Some(b)) => compare_slices(a, b),
+        _ => compare_slices(&t.iter().copied().collect::<Vec<_>>(), &s.iter().copied().collect::<Vec<_>>()),
+    }
+}
+
+fn compare_slices(t: &[f64], s: &[f64]) -> TensorComparison {
     let n = t.len().max(1) as f64;
-    let mse = sum(t.iter().zip(&s).map(|(a, b)| (a - b) * (a - b))) / n;
+    let mse = sum(t.iter().zip(s).map(|(a, b)| (a - b) * (a - b))) / n;
     let rmse = mse.sqrt();
     // Two-pass standard deviation: no cancellation between sum of squares and squared sum.
     let mean = sum(t.iter().copied()) / n;
@@ -49,7 +59,7 @@ pub fn compare(t: ArrayViewD<f64>, s: ArrayViewD<f64>) -> TensorComparison {
     } else {
         None
     };
-    let dot = sum(t.iter().zip(&s).map(|(a, b)| a * b));
+    let dot = sum(t.iter().zip(s).map(|(a, b)| a * b));
     let nt = sum(t.iter().map(|a| a * a)).sqrt();
     let ns = sum(s.iter().map(|b| b * b)).sqrt();
     let cosine = match (nt > 0.0, ns > 0.0) {
@@ -115,6 +125,18 @@ pub fn bn_shift_scale(t: &BnParams<'_>, s: &BnParams<'_>, eps: f64) -> BnShiftSc
 mod tests {
     use super::*;
     use ndarray::ArrayD;
+
+    #[test]
+    fn a_transposed_view_compares_as_its_logical_order() {
+        let t = ndarray::Array::from_shape_fn((3, 4, 2), |(i, j, k)| (i * 8 + j * 2 + k) as f64 * 0.37 - 2.0);
+        let s = t.mapv(|v| v * 0.9 + 0.1);
+        let (tt, st) = (t.view().reversed_axes(), s.view().reversed_axes());
+        assert!(tt.as_slice().is_none());
+        let strided = compare(tt.into_dyn(), st.into_dyn());
+        let copied = compare(tt.as_standard_layout().view().into_dyn(), st.as_standard_layout().view().into_dyn());
+        assert_eq!(strided, copied);
+        assert!(strided.rmse > 0.0 && strided.cosine < 1.0);
+    }
 
     /// A 1-D array of the values, viewed as `compare` takes it.
     fn arr(v: &[f64]) -> ArrayD<f64> {

@@ -69,6 +69,8 @@ impl Audit {
         };
         self.check_metric_flags()?;
         let label_free = self.labels == Labels::Baseline || self.metric.label_free();
+        // ONNX Runtime loads on a thread of its own while the models and data are read.
+        engine.preload();
         let t = crate::profile::span("load + pair models");
         let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
         drop(t);
