@@ -134,6 +134,9 @@ fn predictor(kind: &str, metric: &str, points: &[(f64, f64)], level: f64, resamp
     p
 }
 
+/// One predictor to compute: kind, metric, its `(metric, loss)` points.
+type Job<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
 /// For every kind with audited rows (in order of first appearance) and every metric some
 /// row of that kind has: Spearman's rho with `delta_dice` and its interval at `level`.
 pub fn predictors(rows: &[Row], level: f64, resamples: usize) -> Vec<Predictor> {
@@ -143,7 +146,7 @@ pub fn predictors(rows: &[Row], level: f64, resamples: usize) -> Vec<Predictor> 
             kinds.push(&r.kind);
         }
     }
-    let mut jobs: Vec<(&str, &str, Vec<(f64, f64)>)> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     for kind in kinds {
         let of_kind: Vec<&Row> = rows.iter().filter(|r| r.kind == kind && r.delta_dice.is_some()).collect();
         for (name, get) in METRICS {
@@ -160,7 +163,7 @@ pub fn predictors(rows: &[Row], level: f64, resamples: usize) -> Vec<Predictor> 
     }
     // Each predictor's resamples are seeded on their own: side by side on every core, the
     // numbers are those of one thread.
-    let one = |(kind, name, points): &(&str, &str, Vec<(f64, f64)>)| predictor(kind, name, points, level, resamples);
+    let one = |(kind, name, points): &Job| predictor(kind, name, points, level, resamples);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     crate::audit::incremental::schedule::parallel_map(cores, &jobs, |_, job| Ok(one(job)))
         .unwrap_or_else(|_| jobs.iter().map(one).collect())
