@@ -93,9 +93,9 @@ fn smp_pspnet_dynamo_export_runs_the_fast_path() {
     let r = check("smp-pspnet", &[]);
     assert_eq!(r["engine"]["strategy"], "incremental");
     // The fast path's fixed costs (region models assembled from encoded initializers, the
-    // spectral metrics on a thread beside the probes, its 22 CastLike nodes handed to ONNX
-    // Runtime as Casts, the probe's scalings cut into halves) change no number: every Dice
-    // equals the naive reference's bit for bit, per class too.
+    // spectral metrics on a thread beside the probes, the probe's scalings cut into
+    // halves) change no number: every Dice equals the naive reference's bit for bit, per
+    // class too.
     let naive = check("smp-pspnet", &["--strategy", "naive"]);
     assert_eq!(naive["engine"]["strategy"], "naive");
     let dice = |r: &Value| -> Vec<(Value, Value, Value)> {

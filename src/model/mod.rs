@@ -1,7 +1,6 @@
 //! Loading ONNX models (inline or external data) and reading/replacing their parameters.
 
 pub mod batch;
-pub mod castlike;
 pub mod control_flow;
 pub mod elem_types;
 pub mod folding;

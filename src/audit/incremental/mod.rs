@@ -85,10 +85,7 @@ fn header(model: &Model) -> ModelProto {
 impl Plan {
     /// Build the plan, or say why this model cannot be evaluated incrementally.
     pub fn new(engine: &Engine, job: &AuditJob, probe: &Probe) -> Result<Plan> {
-        // The sessions run the target with its `CastLike`s as the `Cast`s they are, typed by
-        // the probe's run (see `model::castlike`): the same numbers, quicker session builds.
-        let runtime = runtime_model(job.target, probe);
-        let model = runtime.as_ref().unwrap_or(job.target);
+        let model = job.target;
         let g = &model.proto.graph;
         let topo = Topology::of(model);
         let shapes = &probe.shapes;
@@ -221,23 +218,6 @@ impl Plan {
         let reduced = reduction.is_some();
         Ok(Plan { cache_runners, output, regions, order, workers, bytes_per_image, batch_cap, reduced })
     }
-}
-
-/// `model` with its `CastLike` nodes rewritten as `Cast` where the type they cast to is
-/// certain (an initializer's, a graph input's declared type, or what ONNX Runtime gave it in
-/// the probe's run); `None` when none was.
-fn runtime_model(model: &Model, probe: &Probe) -> Option<Model> {
-    let g = &model.proto.graph;
-    if !g.node.iter().any(|n| n.op_type == "CastLike") {
-        return None;
-    }
-    let mut known: std::collections::HashMap<&str, i32> = probe.types.iter().map(|(k, &v)| (k.as_str(), v)).collect();
-    known.extend(g.input.iter().map(|i| (i.name.as_str(), i.type_.tensor_type().elem_type)).filter(|&(_, t)| t != 0));
-    known.extend(g.initializer.iter().map(|i| (i.name.as_str(), i.data_type)));
-    let mut proto = model.proto.clone();
-    let graph = proto.graph.mut_or_insert_default();
-    let rewritten = crate::model::castlike::to_cast(graph, |name| known.get(name).copied());
-    (rewritten > 0).then(|| Model::index(model.path.clone(), model.sha256.clone(), proto))
 }
 
 impl Plan {
