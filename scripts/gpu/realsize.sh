@@ -21,6 +21,21 @@ echo "--- smoke: bundled UNet on CUDA ($(( $(date +%s) - t0 )) s)"
 ./target/release/reuse-audit audit models/unet-acdc-seg.onnx models/unet-acdc-ae.onnx \
   --data models/data/acdc-val.npz --device cuda --format json --out /tmp/smoke 2>&1 | tail -5
 python3 -c "import json;r=json.load(open('/tmp/smoke/report.json'));print(r['engine'])" || exit 1
+# The quick A/B first (an earlier run timed out in the bench and lost what came after it):
+# the 16 slices on CUDA as is, and with the incremental cache bound to GPU memory
+# (REUSE_AUDIT_CACHE_ON_DEVICE=1, off by default until measured here).
+for mode in 0 1; do
+  echo "--- 16 slices, cache on device=$mode ($(( $(date +%s) - t0 )) s)"
+  REUSE_AUDIT_CACHE_ON_DEVICE=$mode ./target/release/reuse-audit audit target/realsize/unet34-target.onnx \
+    target/realsize/unet34-source.onnx --data target/realsize/val-16.npz --device cuda --min-baseline 0 \
+    --format json --out /tmp/cache$mode 2>&1 | grep -E "incremental:|error" ; cp /tmp/cache$mode/report.json "$OUT/rs-gpu-16-cache$mode.json"
+done
+python3 - "$OUT" <<'PY'
+import json, sys
+a, b = (json.load(open(f"{sys.argv[1]}/rs-gpu-16-cache{m}.json")) for m in (0, 1))
+d = max(abs(x["swapped_dice"] - y["swapped_dice"]) for x, y in zip(a["rows"], b["rows"]))
+print(f"cache on device vs not: max |Dice diff| {d:.2e}; timing off {a['timing']}; on {b['timing']}")
+PY
 echo "--- realsize bench ($(( $(date +%s) - t0 )) s)"
 REUSE_AUDIT_PROFILE=1 REUSE_AUDIT_BENCH_KEEP=1 REUSE_AUDIT_BENCH_PAIRS=realsize REUSE_AUDIT_REALSIZE_CPU=16 "$1" --bench 2>&1 | tee "$OUT/bench.log"
 bench_dir=$(ls -dt /tmp/reuse-audit-bench-* | head -1)

@@ -310,6 +310,41 @@ impl Runner {
         Ok(outputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect())
     }
 
+    /// [`Runner::run_keep`] through an I/O binding: every output but `host_output` stays in
+    /// the memory of `keep` (the GPU's, for a CUDA session: the incremental strategy's cache
+    /// then never crosses the bus when regions read it), `host_output` comes back in host
+    /// memory.
+    pub fn run_keep_on(
+        &mut self,
+        name: &str,
+        values: ArrayViewD<'_, f32>,
+        host_output: &str,
+        keep: Device,
+    ) -> Result<Vec<(String, ort::value::DynValue)>> {
+        use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+        let info = |device: Device| {
+            let d = match device {
+                Device::Cpu => AllocationDevice::CPU,
+                Device::Cuda => AllocationDevice::CUDA,
+            };
+            MemoryInfo::new(d, 0, AllocatorType::Device, MemoryType::Default).map_err(|e| anyhow!("{e}"))
+        };
+        let (host, kept) = (info(Device::Cpu)?, info(keep)?);
+        // An owned copy of the batch: ort 2.0.0-rc.15 clones a borrowed tensor bound as an
+        // input through a helper session whose lock it already holds (a deadlock).
+        let owned = values.as_standard_layout().into_owned();
+        let t = ort::value::Tensor::from_array(owned).map_err(|e| anyhow!("input '{name}': {e}"))?;
+        let mut binding = self.session.create_binding().map_err(|e| anyhow!("I/O binding: {e}"))?;
+        binding.bind_input(name, &t).map_err(|e| anyhow!("binding input '{name}': {e}"))?;
+        let names: Vec<String> = self.session.outputs().iter().map(|o| o.name().to_string()).collect();
+        for o in &names {
+            let at = if o == host_output { &host } else { &kept };
+            binding.bind_output_to_device(o.as_str(), at).map_err(|e| anyhow!("binding output '{o}': {e}"))?;
+        }
+        let outputs = self.session.run_binding(&binding).map_err(RuntimeFailure::run)?;
+        Ok(outputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect())
+    }
+
     /// Run with borrowed inputs; returns the shape and element type (ONNX code) of every
     /// tensor output of the session, by name (the values stay where the runtime put them;
     /// sequence and map outputs are left out).

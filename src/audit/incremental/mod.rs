@@ -67,6 +67,17 @@ pub struct Plan {
     batch_cap: Option<usize>,
     /// Whether the regions output labels (`labels`) instead of the model's float output.
     reduced: bool,
+    /// Where the baseline run leaves the cached tensors, through an I/O binding (see
+    /// [`cache_on`]); `None`: where ONNX Runtime returns outputs (host memory).
+    cache_on: Option<Device>,
+}
+
+/// Where the cache is kept: `REUSE_AUDIT_CACHE_ON_DEVICE=1` binds the baseline run's cached
+/// outputs to the engine's device (the GPU's memory on CUDA, so the tensors regions read never
+/// cross the bus; on the CPU the same binding path in host memory, which the tests use to
+/// check it gives the same numbers). Off by default until measured on a GPU.
+fn cache_on(engine: &Engine) -> Option<Device> {
+    (std::env::var("REUSE_AUDIT_CACHE_ON_DEVICE").ok().as_deref() == Some("1")).then(|| engine.device())
 }
 
 /// Bytes of one activation tensor a CPU worker should keep in its core's cache: with
@@ -216,7 +227,8 @@ impl Plan {
         let batch_cap = (engine.device() == Device::Cpu).then(|| (WORKING_SET / largest.max(1)).max(1));
         let workers = engine.workers();
         let reduced = reduction.is_some();
-        Ok(Plan { cache_runners, output, regions, order, workers, bytes_per_image, batch_cap, reduced })
+        let cache_on = cache_on(engine);
+        Ok(Plan { cache_runners, output, regions, order, workers, bytes_per_image, batch_cap, reduced, cache_on })
     }
 }
 

@@ -38,14 +38,18 @@ impl Plan {
         bar.set_length((swaps + 1) as u64);
         if !job.quiet {
             eprintln!(
-                "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, chunks of up to {} images (--cache-mb {cache_mb}){}{}",
+                "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, chunks of up to {} images (--cache-mb {cache_mb}){}{}{}",
                 self.regions.len(),
                 self.workers,
                 feed.batch,
                 self.bytes_per_image as f64 / (1 << 20) as f64,
                 (batches_per_chunk * feed.batch).min(n),
                 if rounds.len() > 1 { format!(", adaptive rounds ending at images {rounds:?}") } else { String::new() },
-                if self.reduced { "; swap labels computed in the session" } else { "" }
+                if self.reduced { "; swap labels computed in the session" } else { "" },
+                match self.cache_on {
+                    Some(d) => format!("; cache bound to {d:?} memory"),
+                    None => String::new(),
+                }
             );
         }
         let mut clock = RunClock::default();
@@ -75,8 +79,11 @@ impl Plan {
                             .lock()
                             .map_err(|_| anyhow::anyhow!("a baseline session was poisoned"))?;
                         let x = feed.tensor(start, count);
-                        let mut outs: HashMap<String, ort::value::DynValue> =
-                            runner.run_keep(input, x.view().into_dyn())?.into_iter().collect();
+                        let kept = match self.cache_on {
+                            Some(device) => runner.run_keep_on(input, x.view().into_dyn(), &self.output, device)?,
+                            None => runner.run_keep(input, x.view().into_dyn())?,
+                        };
+                        let mut outs: HashMap<String, ort::value::DynValue> = kept.into_iter().collect();
                         let logits = outs
                             .remove(&self.output)
                             .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;
