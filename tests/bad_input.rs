@@ -135,3 +135,21 @@ fn inspect_flops_size_on_a_fixed_model_showed_the_runtime_error() {
         .code(2)
         .stderr(predicate::str::contains("unet-acdc-seg.onnx").and(predicate::str::contains("fixed at 64x64")));
 }
+
+#[test]
+fn preloaded_engine_prints_no_threads_note_for_an_audit_that_fails_on_its_data() {
+    // Regression: ONNX Runtime loads on a thread while the data is read, and that thread
+    // printed `note: --threads N is more than ...` even when the audit then failed on its data
+    // and never used the engine (and in any order with the main thread's lines). The note
+    // comes when the engine is taken, as before the preload.
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let bad = dir.path().join("bad.npz");
+    std::fs::write(&bad, b"not a zip archive").unwrap();
+    let out = audit_cmd(&t, &s, &bad).args(["--threads", "10000"]).output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("bad.npz") && !e.contains("panicked"), "{e}");
+    assert!(!e.contains("note: --threads"), "{e}");
+}

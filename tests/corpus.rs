@@ -293,3 +293,28 @@ fn dynamic_quantization_runs_one_image_at_a_time_so_batches_do_not_change_number
             .any(|w| w.as_str().unwrap().contains("DynamicQuantizeLinear")));
     }
 }
+
+#[test]
+fn dynamic_quantization_probe_scores_do_not_depend_on_the_thread_count() {
+    // Regression: the `--normalize auto` probe cut its 16 images into one range per worker,
+    // and DynamicQuantizeLinear scales activations per run, so a scaling's probe_dice moved
+    // with --threads (0.998117 on one thread, 0.998053 on two). The probe batch of such a
+    // model runs whole, as it did before the probe was cut up. (On a one-core machine both
+    // runs get one worker and this cannot tell.)
+    let e = expected("quant-dynamic-unet");
+    let p = |k: &str| root().join(e[k].as_str().unwrap());
+    let run = |threads: &str| -> Vec<u8> {
+        let out = guarded_audit_cmd(&p("target"), &p("source"), &p("data"))
+            .args(["--json", "-q", "--kinds", "RM,RV", "--threads", threads])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        without_timing(&out)
+    };
+    let (one, two) = (run("1"), run("2"));
+    let scores = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap()["dataset"]["normalize_scores"].clone();
+    assert_eq!(scores(&one), scores(&two));
+    assert_eq!(String::from_utf8(one).unwrap(), String::from_utf8(two).unwrap());
+}

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
 
-use super::{disable_telemetry, runtime, Device, Engine};
+use super::{clamp_threads, disable_telemetry, runtime, Device, Engine};
 
 /// An engine loaded on first use (or ahead, see [`LazyEngine::preload`]).
 pub struct LazyEngine {
@@ -46,7 +46,10 @@ impl LazyEngine {
             return;
         }
         disable_telemetry();
-        let (device, threads, quiet) = (self.device, self.threads, self.quiet);
+        // Clamped here without a word: the note on `--threads` comes when the engine is
+        // taken ([`LazyEngine::get`]), where it came without the preload, and never from an
+        // audit that fails before it needs the engine.
+        let (device, threads, quiet) = (self.device, clamp_threads(self.threads, false), self.quiet);
         *loading = Some(std::thread::spawn(move || Engine::new(device, threads, quiet)));
     }
 
@@ -58,7 +61,10 @@ impl LazyEngine {
         let t = crate::profile::span("engine load (ONNX Runtime)");
         let ahead = self.loading.lock().ok().and_then(|mut l| l.take());
         let loaded = match ahead {
-            Some(h) => h.join().map_err(|_| anyhow!("loading ONNX Runtime panicked"))?,
+            Some(h) => {
+                clamp_threads(self.threads, !self.quiet);
+                h.join().map_err(|_| anyhow!("loading ONNX Runtime panicked"))?
+            }
             None => Engine::new(self.device, self.threads, self.quiet),
         };
         let mut e = loaded?;

@@ -61,19 +61,7 @@ impl Engine {
         // The CUDA and cuDNN libraries the provider needs, found and loaded before it is
         // registered (a missing one is an error naming it).
         let cuda_setup = if cuda { Some(self::cuda::prepare(&library)?) } else { None };
-        // More threads than cores only adds sessions and contention (each worker builds its
-        // own sessions): clamp to the cores, and say so.
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let threads = match threads {
-            0 => cores,
-            t if t > cores => {
-                if !quiet {
-                    eprintln!("note: --threads {t} is more than the {cores} core(s) here: using {cores}");
-                }
-                cores
-            }
-            t => t,
-        };
+        let threads = clamp_threads(threads, !quiet);
         disable_telemetry();
         // One intra-op pool shared by the sessions of full forward passes (naive, shared):
         // per-session pools would spin against each other. Worker sessions (incremental)
@@ -262,6 +250,23 @@ fn share_cpu_arena(env: &ort::environment::Environment) -> Result<()> {
         anyhow::bail!("ONNX Runtime refused to register a shared CPU allocator");
     }
     Ok(())
+}
+
+/// `--threads` as the engine uses it: 0 is every core. More threads than cores only adds
+/// sessions and contention (each worker builds its own sessions): clamped to the cores, and
+/// with `note`, said so on stderr.
+fn clamp_threads(threads: usize, note: bool) -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    match threads {
+        0 => cores,
+        t if t > cores => {
+            if note {
+                eprintln!("note: --threads {t} is more than the {cores} core(s) here: using {cores}");
+            }
+            cores
+        }
+        t => t,
+    }
 }
 
 /// No telemetry: Microsoft's builds otherwise keep an event store and a device id under

@@ -2,7 +2,7 @@
 //! audit can run several images per call. The caller verifies the result on real data.
 
 use anyhow::Result;
-use onnx_protobuf::ValueInfoProto;
+use onnx_protobuf::{NodeProto, ValueInfoProto};
 
 use super::Model;
 use crate::error::UserError;
@@ -36,4 +36,11 @@ pub fn make_batch_dynamic(model: &Model) -> Result<Model> {
     }
     g.value_info.clear();
     Ok(Model::index(m.path.clone(), m.sha256.clone(), m.proto))
+}
+
+/// The first node whose results depend on the images that share its run, if any:
+/// `DynamicQuantizeLinear` quantizes activations with the range of the whole batch, so an
+/// image's output changes with its batch mates.
+pub fn batch_mates_matter(model: &Model) -> Option<&NodeProto> {
+    model.proto.graph.node.iter().find(|n| n.op_type == "DynamicQuantizeLinear")
 }

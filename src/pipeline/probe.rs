@@ -141,8 +141,13 @@ pub fn score_scalings(
     // (scaling, images) items that spread evenly over the workers, each run by one
     // single-threaded session per worker (made by the worker itself at its first item, like
     // the incremental strategy's workers): three scalings on two workers are six halves.
+    // A model whose results depend on the images sharing a run (dynamic quantization) runs
+    // the probe batch whole, so that its scores do not depend on the number of workers.
     let workers = engine.workers().max(1);
-    let parts = probe_parts(tries.len(), workers, probe.len(), input.batch);
+    let parts = match crate::model::batch::batch_mates_matter(target) {
+        Some(_) => probe_parts(1, 1, probe.len(), input.batch),
+        None => probe_parts(tries.len(), workers, probe.len(), input.batch),
+    };
     let items: Vec<(usize, Range<usize>)> =
         (0..tries.len()).flat_map(|t| parts.iter().map(move |r| (t, r.clone()))).collect();
     let bytes = target.to_bytes()?;

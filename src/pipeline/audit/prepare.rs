@@ -150,7 +150,7 @@ impl Audit {
         }
         // Dynamic quantization scales activations per run: an image's result would depend on
         // the images that share its batch, so every image runs alone.
-        let batch = match ctx.target.proto.graph.node.iter().find(|n| n.op_type == "DynamicQuantizeLinear") {
+        let batch = match crate::model::batch::batch_mates_matter(&ctx.target) {
             Some(n) if self.batch > 1 => {
                 let w = format!(
                     "the target quantizes activations per run (DynamicQuantizeLinear '{}'): one image per run, so no image's result depends on its batch mates",
