@@ -66,13 +66,19 @@ pub fn probe_shapes(
         g.output.push(v);
     }
     // One image: a session on the calling thread, so no pool spins beside what follows;
-    // unoptimized, as only the shapes and types are wanted.
-    let mut runner = engine.probe_session(&m.to_bytes()?)?;
+    // unoptimized, as only the shapes and types are wanted (a graph that runs only as ONNX
+    // Runtime optimizes it is probed as the audit runs it).
+    let bytes = m.to_bytes()?;
     let [c, h, w] = chw;
     let [a, b, d, e] = layout.from_nchw([1, c, h, w]);
     let image = ndarray::Array4::from_elem((a, b, d, e), 0.5f32);
+    let feeds = [(input_name, View::F32(image.view().into_dyn()))];
+    let shapes = match engine.probe_session(&bytes).and_then(|mut r| r.run_shapes(&feeds)) {
+        Ok(shapes) => shapes,
+        Err(_) => engine.worker_session(&bytes)?.run_shapes(&feeds)?,
+    };
     let mut probe = Probe::default();
-    for (name, shape, ty) in runner.run_shapes(&[(input_name, View::F32(image.view().into_dyn()))])? {
+    for (name, shape, ty) in shapes {
         probe.types.insert(name.clone(), ty);
         probe.shapes.insert(name, shape);
     }

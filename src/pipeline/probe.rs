@@ -24,6 +24,10 @@ use crate::model::Model;
 /// Images in the probe batch (spread evenly over the data set).
 pub const PROBE_IMAGES: usize = 16;
 
+/// At most this many workers run the probe: each builds a session of the whole model, which
+/// beyond a few costs more than the share of the probe's runs it takes over.
+const PROBE_WORKERS: usize = 4;
+
 /// The baseline score of one input scaling on the probe batch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScalingScore {
@@ -143,7 +147,7 @@ pub fn score_scalings(
     // the incremental strategy's workers): three scalings on two workers are six halves.
     // A model whose results depend on the images sharing a run (dynamic quantization) runs
     // the probe batch whole, so that its scores do not depend on the number of workers.
-    let workers = engine.workers().max(1);
+    let workers = engine.workers().clamp(1, PROBE_WORKERS);
     let parts = match crate::model::batch::batch_mates_matter(target) {
         Some(_) => probe_parts(1, 1, probe.len(), input.batch),
         None => probe_parts(tries.len(), workers, probe.len(), input.batch),
