@@ -298,9 +298,9 @@ fn dynamic_quantization_runs_one_image_at_a_time_so_batches_do_not_change_number
 fn dynamic_quantization_probe_scores_do_not_depend_on_the_thread_count() {
     // Regression: the `--normalize auto` probe cut its 16 images into one range per worker,
     // and DynamicQuantizeLinear scales activations per run, so a scaling's probe_dice moved
-    // with --threads (0.998117 on one thread, 0.998053 on two). The probe batch of such a
-    // model runs whole, as it did before the probe was cut up. (On a one-core machine both
-    // runs get one worker and this cannot tell.)
+    // with --threads (0.998117 on one thread, 0.998053 on two). Such a model now runs its
+    // probe one image per run, as its audit does. (On a one-core machine both runs get one
+    // worker and this cannot tell.)
     let e = expected("quant-dynamic-unet");
     let p = |k: &str| root().join(e[k].as_str().unwrap());
     let run = |threads: &str| -> Vec<u8> {
@@ -316,5 +316,12 @@ fn dynamic_quantization_probe_scores_do_not_depend_on_the_thread_count() {
     let (one, two) = (run("1"), run("2"));
     let scores = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap()["dataset"]["normalize_scores"].clone();
     assert_eq!(scores(&one), scores(&two));
+    // Its 16 images are the whole probe batch: the chosen scaling's probe score is the
+    // audit's own baseline, image by image alone in both.
+    let r: Value = serde_json::from_slice(&one).unwrap();
+    let chosen = r["dataset"]["normalize"].clone();
+    let probe =
+        scores(&one).as_array().unwrap().iter().find(|s| s["normalize"] == chosen).unwrap()["probe_dice"].clone();
+    assert_eq!(probe, r["baseline"]["mean"], "probe score of {chosen} vs the baseline");
     assert_eq!(String::from_utf8(one).unwrap(), String::from_utf8(two).unwrap());
 }

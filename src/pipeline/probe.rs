@@ -146,12 +146,11 @@ pub fn score_scalings(
     // single-threaded session per worker (made by the worker itself at its first item, like
     // the incremental strategy's workers): three scalings on two workers are six halves.
     // A model whose results depend on the images sharing a run (dynamic quantization) runs
-    // the probe batch whole, so that its scores do not depend on the number of workers.
+    // one image per run, as its audit does: its scores depend neither on the number of
+    // workers nor on how the probe batch is cut, and match its baseline on those images.
     let workers = engine.workers().clamp(1, PROBE_WORKERS);
-    let parts = match crate::model::batch::batch_mates_matter(target) {
-        Some(_) => probe_parts(1, 1, probe.len(), input.batch),
-        None => probe_parts(tries.len(), workers, probe.len(), input.batch),
-    };
+    let alone = crate::model::batch::batch_mates_matter(target).is_some();
+    let parts = probe_parts(tries.len(), workers, probe.len(), input.batch);
     let items: Vec<(usize, Range<usize>)> =
         (0..tries.len()).flat_map(|t| parts.iter().map(move |r| (t, r.clone()))).collect();
     let bytes = target.to_bytes()?;
@@ -164,7 +163,7 @@ pub fn score_scalings(
             *slot = Some(engine.worker_session(&bytes)?);
         }
         let runner = slot.as_mut().ok_or_else(|| anyhow::anyhow!("no probe session"))?;
-        let batch = input.batch.unwrap_or(range.len());
+        let batch = input.batch.unwrap_or(if alone { 1 } else { range.len() });
         let feed = Feed { data: &data[*t], input, batch, threshold, output, per_image };
         predictions_in(runner, &feed, range.clone(), &[])
     })?;
