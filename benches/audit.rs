@@ -145,17 +145,23 @@ type Limits = (f64, usize, f64, usize, usize, f64, f64);
 /// Measured in a child process (`REUSE_AUDIT_BENCH_LIMITS=arch`): an ONNX Runtime loaded in
 /// this process would keep its thread pool beside the audits it times.
 fn limits(arch: &str) -> Limits {
+    let v = child_numbers("REUSE_AUDIT_BENCH_LIMITS", arch);
+    (v[0], v[1] as usize, v[2], v[3] as usize, v[4] as usize, v[5], v[6])
+}
+
+/// Run this bench executable again with `key=value` in its environment (a measurement in a
+/// process of its own) and read the comma-separated numbers of its last stdout line.
+fn child_numbers(key: &str, value: &str) -> Vec<f64> {
     let exe = std::env::current_exe().expect("bench executable");
-    let out = Command::new(exe).env("REUSE_AUDIT_BENCH_LIMITS", arch).output().expect("limits child");
-    assert!(out.status.success(), "limits child failed: {}", String::from_utf8_lossy(&out.stderr));
-    let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+    let out = Command::new(exe).env(key, value).output().expect("measurement child");
+    assert!(out.status.success(), "{key} child failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .last()
         .unwrap_or("")
         .split(',')
         .map(|x| x.trim().parse().expect("number"))
-        .collect();
-    (v[0], v[1] as usize, v[2], v[3] as usize, v[4] as usize, v[5], v[6])
+        .collect()
 }
 
 fn measure_limits(arch: &str) {

@@ -15,16 +15,7 @@ const ON: &str = "REUSE_AUDIT_CACHE_ON_DEVICE";
 
 /// report.json without timing, and stderr, of an incremental audit with the cache bound or not.
 fn audit(t: &Path, s: &Path, data: &Path, out: &Path, bound: bool, extra: &[&str]) -> (Vec<u8>, String) {
-    let o = audit_cmd(t, s, data)
-        .args(["--strategy", "incremental", "--format", "json", "--out"])
-        .arg(out)
-        .args(extra)
-        .env(ON, if bound { "1" } else { "0" })
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "{err}");
-    (without_timing(&std::fs::read(out.join("report.json")).unwrap()), err)
+    incremental_report((t, s, data), out, (ON, if bound { "1" } else { "0" }), extra)
 }
 
 fn same_either_way(t: &Path, s: &Path, data: &Path, extra: &[&str], what: &str) {

@@ -101,19 +101,7 @@ fn max_diff(a: &serde_json::Value, b: &serde_json::Value) -> f64 {
 
 /// The forward-pass child: `(t_forward, batch, equivalents, swaps, images)`.
 fn limits(device: &str, data: &Path) -> (f64, usize, f64, usize, usize) {
-    let exe = std::env::current_exe().expect("bench executable");
-    let out = Command::new(exe)
-        .env("REUSE_AUDIT_BENCH_REALSIZE", format!("{device},{}", data.display()))
-        .output()
-        .expect("child");
-    assert!(out.status.success(), "forward-pass child failed: {}", String::from_utf8_lossy(&out.stderr));
-    let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split(',')
-        .map(|x| x.trim().parse().expect("number"))
-        .collect();
+    let v = super::child_numbers("REUSE_AUDIT_BENCH_REALSIZE", &format!("{device},{}", data.display()));
     (v[0], v[1] as usize, v[2], v[3] as usize, v[4] as usize)
 }
 

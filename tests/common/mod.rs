@@ -34,6 +34,27 @@ pub fn guarded_audit_cmd(target: &Path, source: &Path, data: &Path) -> Command {
     c
 }
 
+/// An incremental audit into `out` with the environment variable `var` set to `value`:
+/// its report.json without timing, and its stderr (the audit must succeed). The device
+/// switches (`REUSE_AUDIT_REDUCE_ON_DEVICE`, `REUSE_AUDIT_CACHE_ON_DEVICE`) are A/B'd this way.
+pub fn incremental_report(
+    (t, s, data): (&Path, &Path, &Path),
+    out: &Path,
+    (var, value): (&str, &str),
+    extra: &[&str],
+) -> (Vec<u8>, String) {
+    let o = audit_cmd(t, s, data)
+        .args(["--strategy", "incremental", "--format", "json", "--out"])
+        .arg(out)
+        .args(extra)
+        .env(var, value)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    (without_timing(&std::fs::read(out.join("report.json")).unwrap()), err)
+}
+
 /// A pretty report.json (or `--json` output) without its `timing` block, the one part that
 /// differs between runs on the same inputs; panics unless it held exactly one (every audit
 /// reports its timing unless `--no-timing`). Everything else stays byte for byte.
