@@ -232,9 +232,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "incremental")]
     pub strategy: Strategy,
     /// Memory for cached activations of the incremental strategy, MiB (the validation set
-    /// is processed in chunks that fit).
-    #[arg(long, default_value_t = 1024)]
-    pub cache_mb: usize,
+    /// is processed in chunks that fit). Default: 1024 of host memory; on CUDA, where the
+    /// cache stays in the GPU's memory, half of the GPU's free memory.
+    #[arg(long)]
+    pub cache_mb: Option<usize>,
     /// For a model exported with a fixed batch of 1: make the batch dimension dynamic so
     /// several images run per call (checked against one-at-a-time outputs first).
     #[arg(long)]

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use reuse_audit::audit::cost::{probe_shapes, CostModel};
 use reuse_audit::data::{self, Fit, Normalize};
-use reuse_audit::engine::{Device, Engine};
+use reuse_audit::engine::{Device, LazyEngine};
 use reuse_audit::model::graph::Topology;
 use reuse_audit::model::layers::scan;
 use reuse_audit::model::Model;
@@ -34,14 +34,17 @@ fn dir() -> PathBuf {
 /// line `t_forward,batch,equivalents,swaps,images` (run in a child process).
 pub fn measure(device: &str, data_path: &Path) {
     let device = if device == "cuda" { Device::Cuda } else { Device::Cpu };
-    let engine = Engine::new(device, 0, true).expect("ONNX Runtime");
+    // REUSE_AUDIT_BENCH_TF32=1: the forward pass with TF32 allowed (as `--tf32` audits).
+    let tf32 = std::env::var("REUSE_AUDIT_BENCH_TF32").is_ok_and(|v| v == "1");
+    let lazy = LazyEngine::new(device, 0, true).with_tf32(tf32);
+    let engine = lazy.get().expect("ONNX Runtime");
     let model = Model::load(&dir().join("unet34-target.onnx")).expect("model");
     let input = model.input_spec().expect("input");
     let loaded = data::load(data_path, None).expect("data");
     let ds = data::preprocess::prepare(&loaded.samples, &input, Normalize::Zscore, Fit::None).expect("prepare");
-    let best = super::best_forward(&engine, &model, &ds, &[4, 16], 2);
+    let best = super::best_forward(engine, &model, &ds, &[4, 16], 2);
     let layers = scan(&model);
-    let probe = probe_shapes(&engine, &model, &input.name, ds.layout, [ds.c(), ds.h(), ds.w()]).expect("probe");
+    let probe = probe_shapes(engine, &model, &input.name, ds.layout, [ds.c(), ds.h(), ds.w()]).expect("probe");
     let cost = CostModel::new(&model, &probe.shapes);
     let nodes: Vec<usize> = layers.layers.iter().flat_map(|l| l.params.iter().map(move |_| l.node_index)).collect();
     let equivalents = cost.forward_equivalents(&Topology::of(&model), &model, &nodes);

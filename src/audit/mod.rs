@@ -67,8 +67,9 @@ pub struct AuditJob<'a> {
     pub strategy: Strategy,
     /// Hide the progress bar.
     pub quiet: bool,
-    /// Cache budget of the incremental strategy, MiB.
-    pub cache_mb: usize,
+    /// Cache budget of the incremental strategy, MiB (`None`: the plan's default, see
+    /// [`incremental::Plan::run`]).
+    pub cache_mb: Option<usize>,
     /// A one-channel output's foreground threshold (0 for logits, 0.5 for probabilities).
     pub threshold: f32,
     /// Intervals and rounds (exact or adaptive).

@@ -35,6 +35,22 @@ pub fn gpu_name() -> Option<String> {
     smi.or_else(|| gpu_name_in_proc(Path::new("/proc/driver/nvidia/gpus")))
 }
 
+/// Free memory of the GPU the CUDA provider runs on (device 0), MiB, as `nvidia-smi` says;
+/// `None` when it cannot be asked.
+pub fn gpu_free_mib() -> Option<usize> {
+    let out = Command::new("nvidia-smi")
+        .args(["--query-gpu=memory.free", "--format=csv,noheader,nounits", "--id=0"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    free_mib_in(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The first line of `nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits`.
+pub fn free_mib_in(smi: &str) -> Option<usize> {
+    smi.lines().next()?.trim().parse().ok()
+}
+
 /// The `Model:` line of the first GPU (by bus id) under the driver's folder, e.g.
 /// `/proc/driver/nvidia/gpus/0000:3b:00.0/information`.
 pub fn gpu_name_in_proc(gpus: &Path) -> Option<String> {
@@ -52,6 +68,14 @@ pub fn gpu_name_in_proc(gpus: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpu_free_memory_is_the_first_line_in_mib() {
+        assert_eq!(free_mib_in("143060\n"), Some(143060));
+        assert_eq!(free_mib_in(" 81000 \n79000\n"), Some(81000));
+        assert_eq!(free_mib_in("[N/A]\n"), None);
+        assert_eq!(free_mib_in(""), None);
+    }
 
     #[test]
     fn cpu_model_is_the_first_model_name() {

@@ -139,12 +139,25 @@ impl Engine {
     }
 
     /// How many sessions may run side by side, each on one thread of its own: every core
-    /// on CPU (small convolutions scale better across swaps than within one), one on CUDA.
+    /// on CPU (small convolutions scale better across swaps than within one); on CUDA one,
+    /// or `REUSE_AUDIT_CUDA_WORKERS` (each worker's sessions run on their own CUDA stream,
+    /// so one's host-side work overlaps another's kernels).
     pub fn workers(&self) -> usize {
         if self.device == Device::Cuda {
-            1
+            cuda_workers(std::env::var("REUSE_AUDIT_CUDA_WORKERS").ok().as_deref())
         } else {
             self.threads
+        }
+    }
+
+    /// How many threads build sessions side by side: the workers on CPU; on CUDA, where one
+    /// worker runs them, up to 4 (a build is mostly single-threaded host work).
+    pub fn build_threads(&self) -> usize {
+        if self.device == Device::Cuda {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            self.workers().max(cores.min(4))
+        } else {
+            self.workers()
         }
     }
 
@@ -410,4 +423,22 @@ fn session_inputs<'s, 'v: 's>(
         feed.push((std::borrow::Cow::from(*name), v));
     }
     Ok(feed)
+}
+
+/// CUDA workers from `REUSE_AUDIT_CUDA_WORKERS` (1 to 8; 1 when unset or not a number there).
+fn cuda_workers(var: Option<&str>) -> usize {
+    var.and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| (1..=8).contains(n)).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod worker_tests {
+    #[test]
+    fn cuda_workers_come_from_the_variable_within_1_to_8() {
+        assert_eq!(super::cuda_workers(None), 1);
+        assert_eq!(super::cuda_workers(Some("2")), 2);
+        assert_eq!(super::cuda_workers(Some(" 3 ")), 3);
+        assert_eq!(super::cuda_workers(Some("0")), 1);
+        assert_eq!(super::cuda_workers(Some("9")), 1);
+        assert_eq!(super::cuda_workers(Some("two")), 1);
+    }
 }

@@ -70,14 +70,33 @@ pub struct Plan {
     /// Where the baseline run leaves the cached tensors, through an I/O binding (see
     /// [`cache_on`]); `None`: where ONNX Runtime returns outputs (host memory).
     cache_on: Option<Device>,
+    /// The cache budget when `--cache-mb` is not given, MiB: 1024 of host memory, or half
+    /// the GPU's free memory when the cache is bound to it.
+    default_cache_mb: usize,
 }
 
-/// Where the cache is kept: `REUSE_AUDIT_CACHE_ON_DEVICE=1` binds the baseline run's cached
-/// outputs to the engine's device (the GPU's memory on CUDA, so the tensors regions read never
-/// cross the bus; on the CPU the same binding path in host memory, which the tests use to
-/// check it gives the same numbers). Off by default until measured on a GPU.
+/// Where the cache is kept: on CUDA the baseline run's cached outputs are bound to the GPU's
+/// memory (an I/O binding), so the tensors regions read never cross the bus.
+/// `REUSE_AUDIT_CACHE_ON_DEVICE=0` keeps them in host memory instead; `=1` takes the binding
+/// path on the CPU too (host memory either way: the tests use it to check it gives the same
+/// numbers).
 fn cache_on(engine: &Engine) -> Option<Device> {
-    (std::env::var("REUSE_AUDIT_CACHE_ON_DEVICE").ok().as_deref() == Some("1")).then(|| engine.device())
+    let on = match std::env::var("REUSE_AUDIT_CACHE_ON_DEVICE").ok().as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => engine.device() == Device::Cuda,
+    };
+    on.then(|| engine.device())
+}
+
+/// The cache budget without `--cache-mb`, MiB: half the GPU's free memory when the cache is
+/// bound to the GPU (`nvidia-smi`; 1024 when it does not say), else 1024 of host memory.
+fn default_cache_mb(cache_on: Option<Device>) -> usize {
+    const HOST: usize = 1024;
+    match cache_on {
+        Some(Device::Cuda) => crate::engine::hardware::gpu_free_mib().map_or(HOST, |free| (free / 2).max(HOST)),
+        _ => HOST,
+    }
 }
 
 /// Bytes of one activation tensor a CPU worker should keep in its core's cache: with
@@ -228,7 +247,19 @@ impl Plan {
         let workers = engine.workers();
         let reduced = reduction.is_some();
         let cache_on = cache_on(engine);
-        Ok(Plan { cache_runners, output, regions, order, workers, bytes_per_image, batch_cap, reduced, cache_on })
+        let default_cache_mb = default_cache_mb(cache_on);
+        Ok(Plan {
+            cache_runners,
+            output,
+            regions,
+            order,
+            workers,
+            bytes_per_image,
+            batch_cap,
+            reduced,
+            cache_on,
+            default_cache_mb,
+        })
     }
 }
 
@@ -263,10 +294,11 @@ fn start_sessions(
     let mut order: Vec<usize> = (0..built.len()).collect();
     order.sort_by(|&a, &b| built[b].flops.total_cmp(&built[a].flops).then(a.cmp(&b)));
     let workers = engine.workers();
-    // `None`: a baseline session; `Some(r)`: region r's, assembled in its worker's buffer.
+    // `None`: a baseline session; `Some(r)`: region r's, assembled in its builder's buffer.
     let items: Vec<Option<usize>> = std::iter::repeat_n(None, workers).chain(order.iter().map(|&r| Some(r))).collect();
-    let buffers: Vec<Mutex<Vec<u8>>> = (0..workers).map(|_| Mutex::new(Vec::new())).collect();
-    let mut sessions = schedule::parallel_map(workers, &items, |w, item| match *item {
+    let builders = engine.build_threads();
+    let buffers: Vec<Mutex<Vec<u8>>> = (0..builders).map(|_| Mutex::new(Vec::new())).collect();
+    let mut sessions = schedule::parallel_map(builders, &items, |w, item| match *item {
         None => engine.worker_session(baseline),
         Some(r) => {
             let m = &built[r];

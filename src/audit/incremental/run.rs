@@ -19,8 +19,10 @@ use crate::metrics::bootstrap::{image_counts, ImageCounts};
 impl Plan {
     /// Run the baseline and every swap, round by round (one round when exact), a chunk of
     /// images at a time; a swap stops after the round that decides it.
-    pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<Tally> {
+    /// `cache_mb`: the cache budget (`None`: [`Plan::default_cache_mb`]).
+    pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: Option<usize>, bar: &ProgressBar) -> Result<Tally> {
         let data = feed.data;
+        let cache_mb = cache_mb.unwrap_or(self.default_cache_mb);
         let budget = cache_mb << 20;
         // With a dynamic batch, shrink the batch until one batch's cache fits the budget.
         let mut feed = feed.clone();

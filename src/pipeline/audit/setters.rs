@@ -60,8 +60,9 @@ impl Audit {
         self
     }
 
-    /// Activation cache budget of the incremental strategy, in MiB (default 1024).
-    pub fn cache_mb(mut self, cache_mb: usize) -> Audit {
+    /// Activation cache budget of the incremental strategy, in MiB (default: 1024 of host
+    /// memory; on CUDA with the cache in GPU memory, half of the GPU's free memory).
+    pub fn cache_mb(mut self, cache_mb: Option<usize>) -> Audit {
         self.cache_mb = cache_mb;
         self
     }
