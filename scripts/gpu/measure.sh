@@ -4,12 +4,14 @@
 # each under its own time limit and each copied to $OUT as soon as it ends (a call that runs out of
 # time still returns what came before):
 #   1. the bundled UNet on CUDA (smoke; the engine line);
-#   2. the 500 slices with --tf32, default settings (cache in GPU memory, one worker);
-#   3. the GPU's own forward pass over the 500, TF32 off and on (the bench's child, BENCH);
-#   4. the 500 slices, TF32 off (the default);
+#   2. the 500 slices, default settings (TF32 off, cache in GPU memory, one worker);
+#   3. the same with --tf32;
+#   4. the GPU's own forward pass over the 500, TF32 off and on (the bench's child, BENCH);
 #   5. the first 16 slices on the CPU, and on CUDA with and without TF32 (Dice compared);
 #   6. the 500 slices with --tf32 on two CUDA workers (REUSE_AUDIT_CUDA_WORKERS=2);
 #   7. the 500 slices, TF32 off, with the cache in host memory (REUSE_AUDIT_CACHE_ON_DEVICE=0).
+# STEPS (space-separated names: smoke fp32-500 tf32-500 forward subset tf32-500-w2 host-500) picks
+# some, in this order; all by default.
 # Usage: scripts/gpu/measure.sh BENCH  (BENCH: target/release/deps/audit-HASH, carried with
 # target/release/reuse-audit; the bench binary reads the repository at /work/main.)
 set -uo pipefail
@@ -38,9 +40,10 @@ audit() {
   local envs=(); while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
   echo "--- $name ($(el)): ${envs[*]} $*"
   env REUSE_AUDIT_PROFILE=1 "${envs[@]}" timeout "$limit" $BIN audit $T $S --data "target/realsize/$data" \
-    --min-baseline 0 --format json --out "/tmp/$name" "$@" >"$OUT/$name.log" 2>&1
+    --min-baseline 0 --format json --out "/tmp/$name" "$@" >"/tmp/$name.log" 2>&1
   local rc=$?
-  grep -E "incremental:|error|total \(cpu" "$OUT/$name.log" | head -5
+  { echo "=== $name"; cat "/tmp/$name.log"; } >>"$OUT/all.log"
+  grep -E "incremental:|error|total \(cpu" "/tmp/$name.log" | head -5
   echo "  rc=$rc ($(el))"
   [ -f "/tmp/$name/report.json" ] && cp "/tmp/$name/report.json" "$OUT/$name.json" && summary "$name"
 }
@@ -50,18 +53,21 @@ forward() { # forward NAME TF32(0/1)
     | tee "$OUT/$1.csv"
 }
 BENCH=$1
+STEPS=${STEPS:-smoke tf32-500 forward fp32-500 subset tf32-500-w2 host-500}
+want() { [[ " $STEPS " == *" $1 "* ]]; }
 
-echo "--- smoke ($(el))"
+want smoke && { echo "--- smoke ($(el))"
 timeout 60 $BIN audit models/unet-acdc-seg.onnx models/unet-acdc-ae.onnx --data models/data/acdc-val.npz \
-  --device cuda --format json --out /tmp/smoke >"$OUT/smoke.log" 2>&1; echo "  rc=$?"
-python3 -c "import json;r=json.load(open('/tmp/smoke/report.json'));print(r['engine'],r['timing'])"
-audit rs-gpu-500-tf32 200 val-500.npz -- --device cuda --tf32
-forward forward-fp32 0
-forward forward-tf32 1
-audit rs-gpu-500 300 val-500.npz -- --device cuda
+  --device cuda --format json --out /tmp/smoke >/tmp/smoke.log 2>&1; echo "  rc=$?"
+python3 -c "import json;r=json.load(open('/tmp/smoke/report.json'));print(r['engine'],r['timing'])"; }
+want fp32-500 && audit rs-gpu-500 300 val-500.npz -- --device cuda
+want tf32-500 && audit rs-gpu-500-tf32 200 val-500.npz -- --device cuda --tf32
+want forward && { forward forward-fp32 0; forward forward-tf32 1; }
+want subset && {
 audit rs-cpu-16 120 val-16.npz -- --device cpu
 audit rs-gpu-16 60 val-16.npz -- --device cuda
 audit rs-gpu-16-tf32 60 val-16.npz -- --device cuda --tf32
+}
 python3 - "$OUT" <<'PY'
 import json, os, sys
 load = lambda n: json.load(open(f"{sys.argv[1]}/{n}.json"))
@@ -73,6 +79,6 @@ for a, b in (("rs-cpu-16", "rs-gpu-16"), ("rs-cpu-16", "rs-gpu-16-tf32"), ("rs-g
         d, same = diff(load(a), load(b))
         print(f"{b} vs {a}: max |Dice diff| {d:.2e}; same decision {same}/{len(load(a)['rows'])}")
 PY
-audit rs-gpu-500-tf32-w2 200 val-500.npz REUSE_AUDIT_CUDA_WORKERS=2 -- --device cuda --tf32
-audit rs-gpu-500-host 300 val-500.npz REUSE_AUDIT_CACHE_ON_DEVICE=0 -- --device cuda
+want tf32-500-w2 && audit rs-gpu-500-tf32-w2 200 val-500.npz REUSE_AUDIT_CUDA_WORKERS=2 -- --device cuda --tf32
+want host-500 && audit rs-gpu-500-host 300 val-500.npz REUSE_AUDIT_CACHE_ON_DEVICE=0 -- --device cuda
 echo "--- done ($(el))"

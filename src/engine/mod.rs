@@ -1,6 +1,7 @@
 //! ONNX Runtime through `ort` (`load-dynamic`): one environment, sessions built from
 //! in-memory models, CPU or CUDA execution provider (never a silent fallback).
 
+mod arena;
 pub mod cuda;
 pub mod hardware;
 mod lazy;
@@ -86,7 +87,10 @@ impl Engine {
         // A custom logger starts at verbose; raise it so ONNX Runtime does not even format
         // the messages nobody will read.
         env.set_log_level(requested.unwrap_or(ort::logging::LogLevel::Fatal));
-        share_cpu_arena(&env)?;
+        arena::share_cpu_arena(&env)?;
+        if cuda {
+            arena::share_cuda_arena(&env, quiet);
+        }
         let provider = if cuda { "CUDAExecutionProvider" } else { "CPUExecutionProvider" };
         let version = runtime::loaded_version(&library).unwrap_or_else(|| runtime::ORT_VERSION.into());
         let device_name = Engine::name_device(device, threads);
@@ -245,24 +249,6 @@ impl Drop for Engine {
             let _ = h.join();
         }
     }
-}
-
-/// Register one CPU arena allocator on the environment; sessions opt in with
-/// `session.use_env_allocators`, so dozens of sessions share one arena instead of each
-/// growing its own.
-fn share_cpu_arena(env: &ort::environment::Environment) -> Result<()> {
-    use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
-    use ort::AsPointer;
-    let info = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Arena, MemoryType::Default)
-        .map_err(|e| anyhow!("{e}"))?;
-    // SAFETY: both pointers are valid for the call; a null arena config means defaults.
-    let status = unsafe { (ort::api().CreateAndRegisterAllocator)(env.ptr().cast_mut(), info.ptr(), std::ptr::null()) };
-    if !status.0.is_null() {
-        // SAFETY: a non-null status is ours to release.
-        unsafe { (ort::api().ReleaseStatus)(status.0) };
-        anyhow::bail!("ONNX Runtime refused to register a shared CPU allocator");
-    }
-    Ok(())
 }
 
 /// `--threads` as the engine uses it: 0 is every core. More threads than cores only adds
