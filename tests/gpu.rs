@@ -236,3 +236,42 @@ fn the_committed_gpu_reports_record_what_ran_and_agree_with_the_cpu() {
         assert_eq!(x["decision"], y["decision"], "{}", x["target_initializer"]);
     }
 }
+
+/// Run 3 (`reports/gpu/run3/`, `scripts/gpu/measure.sh` on an H200, two machine starts, each
+/// training its own pair): the 500-slice CUDA audit with the default settings of that commit
+/// (cache in GPU memory, one shared GPU arena, TF32 off) is of the pair in its MANIFEST and
+/// records the card; on the first start's pair, the 16-slice CUDA audit with `--tf32`
+/// agrees with the CPU's row by row (Dice within 1e-3, same decisions) and records TF32 on.
+#[test]
+fn run3_gpu_reports_record_what_ran_and_tf32_agrees_with_the_cpu() {
+    let dir = root().join("reports/gpu/run3");
+    let load = |name: &str| -> Value { serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap() };
+    let same_pair = |r: &Value, m: &Value| {
+        assert_eq!(r["target"]["sha256"], m["files"]["unet34-target.onnx"]["sha256"]);
+        assert_eq!(r["source"]["sha256"], m["files"]["unet34-source.onnx"]["sha256"]);
+    };
+    let full = load("report.json");
+    same_pair(&full, &load("MANIFEST.json"));
+    assert_eq!(full["dataset"]["images"], 500);
+    assert!(full["rows"].as_array().unwrap().len() >= 150);
+    assert_eq!(full["engine"]["provider"], "CUDAExecutionProvider");
+    assert!(full["engine"]["device"].as_str().unwrap().starts_with("NVIDIA "));
+    assert_eq!(full["settings"]["tf32"], false);
+    assert_eq!(full["timing"]["image_forwards"], 500 * 233);
+    let (gpu, cpu) = (load("start-a/report-16-cuda-tf32.json"), load("start-a/report-16-cpu.json"));
+    let manifest_a = load("start-a/MANIFEST.json");
+    same_pair(&gpu, &manifest_a);
+    same_pair(&cpu, &manifest_a);
+    assert_eq!(gpu["settings"]["tf32"], true);
+    assert_eq!(gpu["engine"]["provider"], "CUDAExecutionProvider");
+    assert_eq!(cpu["engine"]["provider"], "CPUExecutionProvider");
+    let (a, b) = (gpu["rows"].as_array().unwrap(), cpu["rows"].as_array().unwrap());
+    assert_eq!(a.len(), b.len());
+    assert!(a.len() >= 150);
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x["target_initializer"], y["target_initializer"]);
+        let d = (x["swapped_dice"].as_f64().unwrap() - y["swapped_dice"].as_f64().unwrap()).abs();
+        assert!(d <= 1e-3, "{}: CUDA TF32 {} vs CPU {}", x["target_initializer"], x["swapped_dice"], y["swapped_dice"]);
+        assert_eq!(x["decision"], y["decision"], "{}", x["target_initializer"]);
+    }
+}

@@ -19,10 +19,23 @@ use crate::metrics::bootstrap::{image_counts, ImageCounts};
 impl Plan {
     /// Run the baseline and every swap, round by round (one round when exact), a chunk of
     /// images at a time; a swap stops after the round that decides it.
-    /// `cache_mb`: the cache budget (`None`: [`Plan::default_cache_mb`]).
+    /// `cache_mb`: the cache budget (`None`: the plan's default, see `default_cache_mb`).
+    /// A GPU running out of memory is said as such, with the budget to lower.
     pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: Option<usize>, bar: &ProgressBar) -> Result<Tally> {
-        let data = feed.data;
         let cache_mb = cache_mb.unwrap_or(self.default_cache_mb);
+        self.run_chunks(job, feed, cache_mb, bar).map_err(|e| {
+            if self.cache_on == Some(crate::engine::Device::Cuda) && out_of_memory(&format!("{e:#}")) {
+                e.context(format!(
+                    "the GPU ran out of memory with {cache_mb} MiB of cached activations allowed; pass a smaller --cache-mb (or --batch)"
+                ))
+            } else {
+                e
+            }
+        })
+    }
+
+    fn run_chunks(&self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<Tally> {
+        let data = feed.data;
         let budget = cache_mb << 20;
         // With a dynamic batch, shrink the batch until one batch's cache fits the budget.
         let mut feed = feed.clone();
@@ -226,5 +239,23 @@ impl Plan {
             }
         }
         Ok(pairs.into_iter().zip(counts).collect())
+    }
+}
+
+/// Whether an ONNX Runtime error says a device allocation failed (its arena, cuBLAS or CUDA).
+fn out_of_memory(message: &str) -> bool {
+    ["Failed to allocate memory", "out of memory", "CUBLAS failure 3", "cudaErrorMemoryAllocation"]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn device_allocation_failures_are_recognised() {
+        // Messages as ONNX Runtime 1.31's CUDA provider printed them on an H200.
+        assert!(super::out_of_memory("Non-zero status code returned while running Conv node. Name:'node_conv2d_44' Status Message: /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:360 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*) Failed to allocate memory for requested buffer of size 201345280"));
+        assert!(super::out_of_memory("CUBLAS failure 3: the resource allocation failed ; GPU=0"));
+        assert!(!super::out_of_memory("Non-zero status code returned while running Conv node: invalid dimensions"));
     }
 }
