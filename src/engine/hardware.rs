@@ -25,7 +25,7 @@ pub fn cpu_model_in(cpuinfo: &str) -> Option<String> {
 /// kernel driver's; `None` when neither says.
 pub fn gpu_name() -> Option<String> {
     let smi = Command::new("nvidia-smi")
-        .args(["--query-gpu=name", "--format=csv,noheader", "--id=0"])
+        .args(["--query-gpu=name", "--format=csv,noheader", &smi_id()])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -35,11 +35,22 @@ pub fn gpu_name() -> Option<String> {
     smi.or_else(|| gpu_name_in_proc(Path::new("/proc/driver/nvidia/gpus")))
 }
 
+/// `nvidia-smi`'s `--id` for the GPU the CUDA provider runs on: its device 0 is the first
+/// of `CUDA_VISIBLE_DEVICES` when that is set (an index or a UUID), else GPU 0.
+fn smi_id() -> String {
+    smi_id_for(std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref())
+}
+
+fn smi_id_for(visible: Option<&str>) -> String {
+    let first = visible.and_then(|v| v.split(',').next()).map(str::trim).filter(|f| !f.is_empty());
+    format!("--id={}", first.unwrap_or("0"))
+}
+
 /// Free memory of the GPU the CUDA provider runs on (device 0), MiB, as `nvidia-smi` says;
 /// `None` when it cannot be asked.
 pub fn gpu_free_mib() -> Option<usize> {
     let out = Command::new("nvidia-smi")
-        .args(["--query-gpu=memory.free", "--format=csv,noheader,nounits", "--id=0"])
+        .args(["--query-gpu=memory.free", "--format=csv,noheader,nounits", &smi_id()])
         .output()
         .ok()
         .filter(|o| o.status.success())?;
@@ -68,6 +79,14 @@ pub fn gpu_name_in_proc(gpus: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gpu_asked_about_is_the_first_visible_one() {
+        assert_eq!(smi_id_for(None), "--id=0");
+        assert_eq!(smi_id_for(Some("")), "--id=0");
+        assert_eq!(smi_id_for(Some("3,1")), "--id=3");
+        assert_eq!(smi_id_for(Some("GPU-34cdde7c-675a")), "--id=GPU-34cdde7c-675a");
+    }
 
     #[test]
     fn gpu_free_memory_is_the_first_line_in_mib() {
