@@ -16,7 +16,8 @@
 //! `unet-240`, `pspnet-240`: the exact audit against `--adaptive` on a held-out set of 240
 //! acdc slices (made by `models/make_heldout.py` under `target/`), taking turns, with the
 //! decided rows compared. `bootstrap`: the intervals of 100 swaps over 500 images, 2000
-//! resamples, in process. `realsize` (only when named): the 256x256 ResNet-34 UNet of
+//! resamples, in process. `counts`: per-image Dice counts of 16 maps of 256x256 (what every
+//! region run of a real-size audit adds up), against a one-table pixel loop. `realsize` (only when named): the 256x256 ResNet-34 UNet of
 //! `models/make_realsize.py` on CPU (a subset, extrapolated) and on CUDA where there is a GPU
 //! (`benches/realsize/mod.rs`).
 
@@ -242,6 +243,54 @@ fn adaptive(bin: &str, py: &std::path::Path, tmp: &std::path::Path, picked: &dyn
     }
 }
 
+/// Per-image Dice counts of one real-size run (16 maps of 256x256, 4 classes, blobs with
+/// 6% of pixels mislabelled) against the simple loop (one (prediction, truth) table per
+/// image), which must give the same counts.
+fn counts_time() {
+    use reuse_audit::metrics::bootstrap::{image_counts, SplitMix64};
+    let mut rng = SplitMix64::new(7);
+    let truth = ndarray::Array3::from_shape_fn((16, 256, 256), |(_, y, x)| {
+        if (90..170).contains(&y) && (100..160).contains(&x) {
+            1 + (x / 20 % 3) as u8
+        } else {
+            0
+        }
+    });
+    let pred = truth.mapv(|c| if rng.below(16) == 0 { (c + 1) % 4 } else { c });
+    let simple = || {
+        let mut out = ndarray::Array3::<u32>::zeros((16, 4, 3));
+        for (i, (p, t)) in pred.outer_iter().zip(truth.outer_iter()).enumerate() {
+            let mut table = [[0u32; 5]; 5];
+            for (&a, &b) in p.iter().zip(t.iter()) {
+                table[usize::from(a).min(4)][usize::from(b).min(4)] += 1;
+            }
+            for k in 0..4 {
+                out[[i, k, 0]] = table[k][k];
+                out[[i, k, 1]] = table[k].iter().sum();
+                out[[i, k, 2]] = table.iter().map(|r| r[k]).sum();
+            }
+        }
+        out
+    };
+    let best = |f: &dyn Fn() -> ndarray::Array3<u32>| {
+        (0..20)
+            .map(|_| {
+                let t0 = Instant::now();
+                std::hint::black_box(f());
+                t0.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    assert_eq!(image_counts(pred.view(), truth.view(), 4), simple(), "the counts differ from the simple loop");
+    let (fast, slow) = (best(&|| image_counts(pred.view(), truth.view(), 4)), best(&simple));
+    println!(
+        "\ncounts: 16 maps of 256x256, 4 classes: {:.2} ms (simple loop {:.2} ms, {:.2}x; best of 20)",
+        fast * 1e3,
+        slow * 1e3,
+        slow / fast
+    );
+}
+
 /// The paired bootstrap alone: 100 swaps over 500 images of 4 classes, 2000 resamples.
 fn bootstrap_time() {
     use reuse_audit::metrics::bootstrap::{delta_intervals, SplitMix64};
@@ -386,6 +435,9 @@ fn main() {
     }
     if picked("bootstrap") {
         bootstrap_time();
+    }
+    if picked("counts") {
+        counts_time();
     }
     // Never by default: hours of CPU (see benches/realsize/mod.rs).
     if wanted.as_deref().is_some_and(|w| w.split(',').any(|p| p.trim() == "realsize")) {
