@@ -13,6 +13,7 @@ pub mod labels;
 mod region;
 mod run;
 pub mod schedule;
+mod swaps;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -73,6 +74,9 @@ pub struct Plan {
     /// The cache budget when `--cache-mb` is not given, MiB: 1024 of host memory, or half
     /// the GPU's free memory when the cache is bound to it.
     default_cache_mb: usize,
+    /// With one worker, whether its host work (counting labels, settling swaps) runs on a
+    /// thread of its own beside the runs (see [`overlap_host`]).
+    overlap_host: bool,
 }
 
 /// Where the cache is kept: on CUDA the baseline run's cached outputs are bound to the GPU's
@@ -87,6 +91,18 @@ fn cache_on(engine: &Engine) -> Option<Device> {
         _ => engine.device() == Device::Cuda,
     };
     on.then(|| engine.device())
+}
+
+/// Whether one worker's host work is pipelined beside its runs: on CUDA (where the runs are
+/// the GPU's and the host work would leave it idle), not on the CPU (whose every core already
+/// runs a worker). `REUSE_AUDIT_OVERLAP_HOST=1`/`0` forces it (the tests check on the CPU
+/// that both paths give the same report bytes).
+fn overlap_host(engine: &Engine) -> bool {
+    match std::env::var("REUSE_AUDIT_OVERLAP_HOST").ok().as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => engine.device() == Device::Cuda,
+    }
 }
 
 /// The cache budget without `--cache-mb`, MiB: half the GPU's free memory when the cache is
@@ -259,6 +275,7 @@ impl Plan {
             reduced,
             cache_on,
             default_cache_mb,
+            overlap_host: overlap_host(engine),
         })
     }
 }

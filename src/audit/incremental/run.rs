@@ -6,15 +6,13 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 use indicatif::ProgressBar;
-use ndarray::{s, Array3, ArrayD};
+use ndarray::{s, Array3};
 
-use super::{schedule, Plan, Region};
+use super::swaps::{Chunk, RegionCounts};
+use super::{schedule, Plan};
 use crate::audit::clock::RunClock;
 use crate::audit::forward::{check_finite, class_maps, Feed};
-use crate::audit::strategy::param_f32;
 use crate::audit::{AuditJob, Strategy, Tally, Truth};
-use crate::engine::View;
-use crate::metrics::bootstrap::{image_counts, ImageCounts};
 
 impl Plan {
     /// Run the baseline and every swap, round by round (one round when exact), a chunk of
@@ -53,7 +51,7 @@ impl Plan {
         bar.set_length((swaps + 1) as u64);
         if !job.quiet {
             eprintln!(
-                "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, chunks of up to {} images (--cache-mb {cache_mb}){}{}{}",
+                "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, chunks of up to {} images (--cache-mb {cache_mb}){}{}{}{}",
                 self.regions.len(),
                 self.workers,
                 feed.batch,
@@ -61,6 +59,7 @@ impl Plan {
                 (batches_per_chunk * feed.batch).min(n),
                 if rounds.len() > 1 { format!(", adaptive rounds ending at images {rounds:?}") } else { String::new() },
                 if self.reduced { "; swap labels computed in the session" } else { "" },
+                if self.overlap_host && self.workers == 1 { "; host work beside the runs" } else { "" },
                 match self.cache_on {
                     Some(d) => format!("; cache bound to {d:?} memory"),
                     None => String::new(),
@@ -139,21 +138,20 @@ impl Plan {
                 // Every open swap on its region only, regions spread over the workers; a swap
                 // that is final with this chunk is journaled as soon as its region ends.
                 let t = crate::profile::span("  swaps (wall)");
-                let per_region = clock.swaps(|| {
-                    schedule::parallel_map(self.workers, &order, |_, &r| {
-                        let counts =
-                            self.swaps_of(&self.regions[r], &open, job, feed, chunk, &cache, &truth, classes)?;
-                        if let (true, Some(tl)) = (completes, tally.as_ref()) {
-                            for (p, c) in &counts {
-                                let laid = Some((chunk[0].0, c.view()));
-                                if let Some(result) = tl.settled(*p, end, laid, &job.scoring, level, job.metric) {
-                                    job.record_swap(*p, &result)?;
-                                }
+                let swaps_chunk = Chunk { batches: chunk, cache: &cache, truth: &truth, classes };
+                let settle = |counts: RegionCounts| {
+                    let counts = counts.into_pairs();
+                    if let (true, Some(tl)) = (completes, tally.as_ref()) {
+                        for (p, c) in &counts {
+                            let laid = Some((chunk[0].0, c.view()));
+                            if let Some(result) = tl.settled(*p, end, laid, &job.scoring, level, job.metric) {
+                                job.record_swap(*p, &result)?;
                             }
                         }
-                        Ok(counts)
-                    })
-                })?;
+                    }
+                    Ok(counts)
+                };
+                let per_region = clock.swaps(|| self.chunk_swaps(&order, &open, job, feed, &swaps_chunk, settle))?;
                 drop(t);
                 if let Some(tl) = tally.as_mut() {
                     for (p, c) in per_region.into_iter().flatten() {
@@ -174,71 +172,6 @@ impl Plan {
         let mut tally = tally.ok_or_else(|| anyhow::anyhow!("no data"))?;
         tally.clock = clock;
         Ok(tally)
-    }
-
-    /// Per-image Dice counts (`[chunk images, classes, 3]`) of every open swap of one region
-    /// over one chunk of cached batches.
-    #[allow(clippy::too_many_arguments)]
-    fn swaps_of(
-        &self,
-        region: &Region,
-        open: &[usize],
-        job: &AuditJob,
-        feed: &Feed,
-        chunk: &[(usize, usize)],
-        cache: &[HashMap<String, ort::value::DynValue>],
-        truth: &[Array3<u8>],
-        classes: usize,
-    ) -> Result<Vec<(usize, ImageCounts)>> {
-        let input = feed.input.name.as_str();
-        let mut runner = region.runner.lock().map_err(|_| anyhow::anyhow!("a region session was poisoned"))?;
-        let needs_image = region.frontier.iter().any(|n| n == input);
-        let pairs: Vec<usize> = region.pairs.iter().copied().filter(|p| open.binary_search(p).is_ok()).collect();
-        // Batches outside, swaps inside: a batch's cached tensors stay in the core's cache
-        // while every kind of this layer is tried on it.
-        // (A QDQ swap is baked into its region: nothing to feed.)
-        let swapped: Vec<Option<(&str, ArrayD<f32>)>> = pairs
-            .iter()
-            .map(|&p| {
-                let t = &job.pairing.pairs[p].target;
-                job.values.triples[p].is_none().then(|| (t.name.as_str(), param_f32(&job.values.source[p])))
-            })
-            .collect();
-        let first = chunk.first().map_or(0, |c| c.0);
-        let images: usize = chunk.iter().map(|c| c.1).sum();
-        let mut counts = vec![ImageCounts::zeros((images, classes, 3)); pairs.len()];
-        for (b, &(start, count)) in chunk.iter().enumerate() {
-            // The image itself only when the region reads it (the first layer's).
-            let x = needs_image.then(|| feed.tensor(start, count));
-            let mut feeds: Vec<(&str, View)> = Vec::with_capacity(region.frontier.len() + 1);
-            for name in &region.frontier {
-                if let (true, Some(x)) = (name == input, &x) {
-                    feeds.push((input, View::F32(x.view().into_dyn())));
-                    continue;
-                }
-                let t = cache[b].get(name).ok_or_else(|| anyhow::anyhow!("tensor '{name}' missing from the cache"))?;
-                feeds.push((name.as_str(), View::Value(t)));
-            }
-            for (swap, c) in swapped.iter().zip(&mut counts) {
-                if let Some((name, values)) = swap {
-                    feeds.push((name, View::F32(values.view())));
-                }
-                let ((h, w), at, layout) = (feed.map_size(), feed.threshold, feed.output);
-                let t = crate::profile::span("  region run (each, any thread)");
-                let pred = if self.reduced {
-                    runner.run_first(&feeds, "uint8 labels", |l| super::labels::class_maps(l, count, h, w))?
-                } else {
-                    runner.run_views_first(&feeds, |output| Ok(class_maps(output, layout, count, h, w, at)?.0))?
-                };
-                drop(t);
-                if swap.is_some() {
-                    feeds.pop();
-                }
-                let at = start - first;
-                c.slice_mut(s![at..at + count, .., ..]).assign(&image_counts(pred.view(), truth[b].view(), classes));
-            }
-        }
-        Ok(pairs.into_iter().zip(counts).collect())
     }
 }
 
