@@ -175,11 +175,21 @@ impl Plan {
     }
 }
 
-/// Whether an ONNX Runtime error says a device allocation failed (its arena, cuBLAS or CUDA).
+/// Whether an ONNX Runtime error says a device allocation failed (its arena, CUDA, cuBLAS or
+/// cuDNN: cuDNN 9 names a failed GPU allocation `..._DEVICE_ALLOCATION_FAILED`, cuDNN 8
+/// `CUDNN_STATUS_ALLOC_FAILED`).
 fn out_of_memory(message: &str) -> bool {
-    ["Failed to allocate memory", "out of memory", "CUBLAS failure 3", "cudaErrorMemoryAllocation"]
-        .iter()
-        .any(|m| message.contains(m))
+    [
+        "Failed to allocate memory",
+        "out of memory",
+        "cudaErrorMemoryAllocation",
+        "CUBLAS failure 3",
+        "CUBLAS_STATUS_ALLOC_FAILED",
+        "CUDNN_STATUS_ALLOC_FAILED",
+        "DEVICE_ALLOCATION_FAILED",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 #[cfg(test)]
@@ -190,5 +200,19 @@ mod tests {
         assert!(super::out_of_memory("Non-zero status code returned while running Conv node. Name:'node_conv2d_44' Status Message: /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:360 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*) Failed to allocate memory for requested buffer of size 201345280"));
         assert!(super::out_of_memory("CUBLAS failure 3: the resource allocation failed ; GPU=0"));
         assert!(!super::out_of_memory("Non-zero status code returned while running Conv node: invalid dimensions"));
+    }
+
+    #[test]
+    fn a_cudnn_allocation_failure_is_recognised_as_out_of_memory() {
+        // ONNX Runtime's CUDA_CALL message, "<lib> failure <code>: <the library's string>",
+        // with cuDNN 9's and cuDNN 8's strings for a failed GPU allocation.
+        let cudnn9 = "CUDNN failure 4004: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED ; GPU=0 ; hostname=h ; expr=cudnnFindConvolutionForwardAlgorithmEx(...);";
+        assert!(super::out_of_memory(cudnn9));
+        assert!(super::out_of_memory("CUDNN failure 2: CUDNN_STATUS_ALLOC_FAILED ; GPU=0"));
+        assert!(super::out_of_memory("CUBLAS failure 3: CUBLAS_STATUS_ALLOC_FAILED ; GPU=0"));
+        // Host memory is not the GPU's: no --cache-mb hint for it.
+        assert!(!super::out_of_memory(
+            "CUDNN failure 4003: CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ; GPU=0"
+        ));
     }
 }
