@@ -332,4 +332,36 @@ mod tests {
         first.merge(&second);
         assert_eq!(first, b);
     }
+
+    #[test]
+    fn every_label_pair_and_every_tail_length_count_as_pixel_by_pixel() {
+        // All 65,536 (prediction, truth) byte pairs, cut at every length from 0 to 9 and
+        // past the four lanes (remainders 0 to 3), against counting each pixel by hand.
+        let pred: Vec<u8> = (0..=255u8).flat_map(|p| std::iter::repeat_n(p, 256)).collect();
+        let truth: Vec<u8> = (0..256).flat_map(|_| 0..=255u8).collect();
+        let by_hand = |k: usize, p: &[u8], t: &[u8]| {
+            let mut want = DiceCounts::new(k);
+            for (&p, &g) in p.iter().zip(t) {
+                let (p, g) = (usize::from(p), usize::from(g));
+                if p < k {
+                    want.predicted[p] += 1;
+                }
+                if g < k {
+                    want.truth[g] += 1;
+                    want.intersection[g] += u64::from(p == g);
+                }
+            }
+            want
+        };
+        for k in [0usize, 1, 4, 15, 16, 17] {
+            let ends = (0..=9).chain((0..4).map(|r| pred.len() - r));
+            for end in ends {
+                // The truth from the end of its array: a short cut pairs other labels.
+                let (p, t) = (&pred[..end], &truth[pred.len() - end..]);
+                let mut got = DiceCounts::new(k);
+                got.add(aview1(p), aview1(t));
+                assert_eq!(got, by_hand(k, p, t), "{k} classes, {end} pixels");
+            }
+        }
+    }
 }
