@@ -52,3 +52,40 @@ fn chunks_rounds_and_label_free_data_with_the_host_work_beside_the_runs() {
     let (t, s, data) = (m.join("unet-acdc-seg.onnx"), m.join("unet-acdc-ae.onnx"), m.join("data/acdc-val.npz"));
     same_either_way(&t, &s, &data, &["--adaptive", "--kinds", "W", "--cache-mb", "1"], "adaptive, chunked");
 }
+
+/// The journal is written by the host thread on the pipelined path: the same records in the
+/// same order as with the host work between runs (both killed by the journal's test hook
+/// after the same record), and a pipelined audit killed part way resumes, pipelined, to the
+/// report of an uninterrupted run.
+#[test]
+fn the_host_thread_journals_the_same_records_in_the_same_order_and_resumes() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let m = root().join("models");
+    let (t, s, data) = (m.join("unet-acdc-seg.onnx"), m.join("unet-acdc-ae.onnx"), m.join("data/acdc-val.npz"));
+    let audit = |out: &Path, overlap: &str| {
+        let mut c = audit_cmd(&t, &s, &data);
+        c.args(["--kinds", "W,B", "--threads", "1", "--format", "json", "--out"]).arg(out).env(ON, overlap);
+        c
+    };
+    let journal = |out: &Path| std::fs::read_to_string(out.with_file_name("killed.journal")).unwrap();
+    let mut lines = Vec::new();
+    for overlap in ["0", "1"] {
+        let out = dir.path().join(overlap).join("killed");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let status = audit(&out, overlap).env("REUSE_AUDIT_TEST_KILL_AFTER_RECORDS", "12").output().unwrap().status;
+        assert_eq!(status.signal(), Some(9), "the audit was not killed: {status:?}");
+        lines.push(journal(&out));
+    }
+    assert_eq!(lines[0].lines().count(), 13, "header, baseline and 11 swaps");
+    assert!(lines[0] == lines[1], "the journals differ:\n{}\n---\n{}", lines[0], lines[1]);
+    let killed = dir.path().join("1/killed");
+    let o = audit(&killed, "1").arg("--resume").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("resume: 11 of 36 swap(s) kept") && err.contains("host work beside the runs"), "{err}");
+    let clean = dir.path().join("clean");
+    audit(&clean, "0").assert().success();
+    let report = |out: &Path| without_timing(&std::fs::read(out.join("report.json")).unwrap());
+    assert!(report(&killed) == report(&clean), "the resumed pipelined audit differs from a clean run");
+}
