@@ -233,7 +233,7 @@ pub struct RunArgs {
     pub strategy: Strategy,
     /// Memory for cached activations of the incremental strategy, MiB (the validation set
     /// is processed in chunks that fit). Default: 1024 of host memory; on CUDA, where the
-    /// cache stays in the GPU's memory, half of the GPU's free memory.
+    /// cache stays in the GPU's memory, a quarter of the GPU's free memory.
     #[arg(long)]
     pub cache_mb: Option<usize>,
     /// For a model exported with a fixed batch of 1: make the batch dimension dynamic so

@@ -89,3 +89,29 @@ fn the_host_thread_journals_the_same_records_in_the_same_order_and_resumes() {
     let report = |out: &Path| without_timing(&std::fs::read(out.join("report.json")).unwrap());
     assert!(report(&killed) == report(&clean), "the resumed pipelined audit differs from a clean run");
 }
+
+/// Regression (review of issue 15's switches): a tuning variable with a value it cannot take
+/// used to be read as its default without a word; now it is exit 2 naming the variable, with
+/// no report written.
+#[test]
+fn a_tuning_variable_with_a_bad_value_is_refused() {
+    let tiny = tiny_pair(3);
+    for (var, value, says) in [
+        (ON, "yes", "REUSE_AUDIT_OVERLAP_HOST=yes: expected 0 or 1"),
+        ("REUSE_AUDIT_CACHE_ON_DEVICE", "2", "REUSE_AUDIT_CACHE_ON_DEVICE=2: expected 0 or 1"),
+        ("REUSE_AUDIT_REDUCE_ON_DEVICE", "on", "REUSE_AUDIT_REDUCE_ON_DEVICE=on: expected 0 or 1"),
+        ("REUSE_AUDIT_CUDA_WORKERS", "0", "REUSE_AUDIT_CUDA_WORKERS=0: expected a whole number from 1 to 8"),
+    ] {
+        let out = tiny.dir.path().join(format!("out-{var}"));
+        let o = audit_cmd(&tiny.t, &tiny.s, &tiny.data)
+            .args(["--labels", "baseline", "--out"])
+            .arg(&out)
+            .env(var, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{var}={value}: {err}");
+        assert!(err.contains(says), "{var}={value}: {err}");
+        assert!(!out.join("report.json").exists(), "{var}={value}: a report was written");
+    }
+}

@@ -7,6 +7,7 @@ pub mod hardware;
 mod lazy;
 pub mod logging;
 pub mod runtime;
+pub mod switches;
 
 use std::path::PathBuf;
 
@@ -43,6 +44,8 @@ pub struct Engine {
     pub version: String,
     device_name: String,
     tf32: bool,
+    /// Workers on CUDA (`REUSE_AUDIT_CUDA_WORKERS`, 1 to 8; 1 when unset).
+    cuda_workers: usize,
     /// Threads releasing sessions handed to [`Engine::release`], joined when the engine
     /// drops (before its environment goes).
     releasing: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -63,6 +66,8 @@ impl Engine {
         // registered (a missing one is an error naming it).
         let cuda_setup = if cuda { Some(self::cuda::prepare(&library)?) } else { None };
         let threads = clamp_threads(threads, !quiet);
+        let cuda_workers = switches::count("REUSE_AUDIT_CUDA_WORKERS", 1, 8)?.unwrap_or(1);
+        switches::check()?;
         disable_telemetry();
         // One intra-op pool shared by the sessions of full forward passes (naive, shared):
         // per-session pools would spin against each other. Worker sessions (incremental)
@@ -104,6 +109,7 @@ impl Engine {
             version,
             device_name,
             tf32: false,
+            cuda_workers,
             releasing: Default::default(),
         })
     }
@@ -148,7 +154,7 @@ impl Engine {
     /// so one's host-side work overlaps another's kernels).
     pub fn workers(&self) -> usize {
         if self.device == Device::Cuda {
-            cuda_workers(std::env::var("REUSE_AUDIT_CUDA_WORKERS").ok().as_deref())
+            self.cuda_workers
         } else {
             self.threads
         }
@@ -409,22 +415,4 @@ fn session_inputs<'s, 'v: 's>(
         feed.push((std::borrow::Cow::from(*name), v));
     }
     Ok(feed)
-}
-
-/// CUDA workers from `REUSE_AUDIT_CUDA_WORKERS` (1 to 8; 1 when unset or not a number there).
-fn cuda_workers(var: Option<&str>) -> usize {
-    var.and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| (1..=8).contains(n)).unwrap_or(1)
-}
-
-#[cfg(test)]
-mod worker_tests {
-    #[test]
-    fn cuda_workers_come_from_the_variable_within_1_to_8() {
-        assert_eq!(super::cuda_workers(None), 1);
-        assert_eq!(super::cuda_workers(Some("2")), 2);
-        assert_eq!(super::cuda_workers(Some(" 3 ")), 3);
-        assert_eq!(super::cuda_workers(Some("0")), 1);
-        assert_eq!(super::cuda_workers(Some("9")), 1);
-        assert_eq!(super::cuda_workers(Some("two")), 1);
-    }
 }

@@ -39,12 +39,8 @@ pub struct Reduction {
 /// (measured: no faster there, see README "Performance"); `REUSE_AUDIT_REDUCE_ON_DEVICE=1`
 /// forces it on (the tests use it to check the labels against `predict`'s), `=0` off (an
 /// A/B on a GPU).
-pub fn wanted(engine: &Engine) -> bool {
-    match std::env::var("REUSE_AUDIT_REDUCE_ON_DEVICE").ok().as_deref() {
-        Some("1") => true,
-        Some("0") => false,
-        _ => engine.device() == Device::Cuda,
-    }
+pub fn wanted(engine: &Engine) -> Result<bool> {
+    Ok(crate::engine::switches::switch("REUSE_AUDIT_REDUCE_ON_DEVICE")?.unwrap_or(engine.device() == Device::Cuda))
 }
 
 impl Reduction {

@@ -23,6 +23,7 @@ use onnx_protobuf::{GraphProto, ModelProto, TensorProto};
 
 use super::cost::{typed_value, CostModel, Probe};
 use super::AuditJob;
+use crate::engine::switches::switch;
 use crate::engine::{Device, Engine, Runner};
 use crate::model::graph::Topology;
 use crate::model::{DType, Model, ParamSource};
@@ -71,9 +72,6 @@ pub struct Plan {
     /// Where the baseline run leaves the cached tensors, through an I/O binding (see
     /// [`cache_on`]); `None`: where ONNX Runtime returns outputs (host memory).
     cache_on: Option<Device>,
-    /// The cache budget when `--cache-mb` is not given, MiB: 1024 of host memory, or half
-    /// the GPU's free memory when the cache is bound to it.
-    default_cache_mb: usize,
     /// With one worker, whether its host work (counting labels, settling swaps) runs on a
     /// thread of its own beside the runs (see [`overlap_host`]).
     overlap_host: bool,
@@ -84,33 +82,28 @@ pub struct Plan {
 /// `REUSE_AUDIT_CACHE_ON_DEVICE=0` keeps them in host memory instead; `=1` takes the binding
 /// path on the CPU too (host memory either way: the tests use it to check it gives the same
 /// numbers).
-fn cache_on(engine: &Engine) -> Option<Device> {
-    let on = match std::env::var("REUSE_AUDIT_CACHE_ON_DEVICE").ok().as_deref() {
-        Some("1") => true,
-        Some("0") => false,
-        _ => engine.device() == Device::Cuda,
-    };
-    on.then(|| engine.device())
+fn cache_on(engine: &Engine) -> Result<Option<Device>> {
+    let on = switch("REUSE_AUDIT_CACHE_ON_DEVICE")?.unwrap_or(engine.device() == Device::Cuda);
+    Ok(on.then(|| engine.device()))
 }
 
 /// Whether one worker's host work is pipelined beside its runs: on CUDA (where the runs are
 /// the GPU's and the host work would leave it idle), not on the CPU (whose every core already
 /// runs a worker). `REUSE_AUDIT_OVERLAP_HOST=1`/`0` forces it (the tests check on the CPU
 /// that both paths give the same report bytes).
-fn overlap_host(engine: &Engine) -> bool {
-    match std::env::var("REUSE_AUDIT_OVERLAP_HOST").ok().as_deref() {
-        Some("1") => true,
-        Some("0") => false,
-        _ => engine.device() == Device::Cuda,
-    }
+fn overlap_host(engine: &Engine) -> Result<bool> {
+    Ok(switch("REUSE_AUDIT_OVERLAP_HOST")?.unwrap_or(engine.device() == Device::Cuda))
 }
 
-/// The cache budget without `--cache-mb`, MiB: half the GPU's free memory when the cache is
-/// bound to the GPU (`nvidia-smi`; 1024 when it does not say), else 1024 of host memory.
-fn default_cache_mb(cache_on: Option<Device>) -> usize {
+/// The cache budget without `--cache-mb`, MiB: a quarter of the GPU's free memory when the
+/// cache is bound to the GPU (`nvidia-smi`; 1024 when it does not say), else 1024 of host
+/// memory. A quarter leaves the rest to the sessions' working memory, cuDNN's workspaces
+/// and handles; a smaller budget only cuts the set into more chunks, which costs no extra
+/// forward pass (each chunk's baseline covers its own images).
+pub(super) fn default_cache_mb(cache_on: Option<Device>) -> usize {
     const HOST: usize = 1024;
     match cache_on {
-        Some(Device::Cuda) => crate::engine::hardware::gpu_free_mib().map_or(HOST, |free| (free / 2).max(HOST)),
+        Some(Device::Cuda) => crate::engine::hardware::gpu_free_mib().map_or(HOST, |free| (free / 4).max(HOST)),
         _ => HOST,
     }
 }
@@ -167,7 +160,8 @@ impl Plan {
             .iter()
             .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
             .map_or(0, |o| o.version);
-        let reduction = shapes.get(&output).filter(|_| labels::wanted(engine)).and_then(|s| {
+        let wants_labels = labels::wanted(engine)?;
+        let reduction = shapes.get(&output).filter(|_| wants_labels).and_then(|s| {
             let axis = if s.len() == 2 { 1 } else { job.output.nchw_axes()[1] };
             labels::Reduction::of(s, axis, job.threshold, opset)
         });
@@ -262,8 +256,7 @@ impl Plan {
         let batch_cap = (engine.device() == Device::Cpu).then(|| (WORKING_SET / largest.max(1)).max(1));
         let workers = engine.workers();
         let reduced = reduction.is_some();
-        let cache_on = cache_on(engine);
-        let default_cache_mb = default_cache_mb(cache_on);
+        let cache_on = cache_on(engine)?;
         Ok(Plan {
             cache_runners,
             output,
@@ -274,8 +267,7 @@ impl Plan {
             batch_cap,
             reduced,
             cache_on,
-            default_cache_mb,
-            overlap_host: overlap_host(engine),
+            overlap_host: overlap_host(engine)?,
         })
     }
 }

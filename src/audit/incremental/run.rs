@@ -20,7 +20,7 @@ impl Plan {
     /// `cache_mb`: the cache budget (`None`: the plan's default, see `default_cache_mb`).
     /// A GPU running out of memory is said as such, with the budget to lower.
     pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: Option<usize>, bar: &ProgressBar) -> Result<Tally> {
-        let cache_mb = cache_mb.unwrap_or(self.default_cache_mb);
+        let cache_mb = cache_mb.unwrap_or_else(|| super::default_cache_mb(self.cache_on));
         self.run_chunks(job, feed, cache_mb, bar).map_err(|e| {
             if self.cache_on == Some(crate::engine::Device::Cuda) && out_of_memory(&format!("{e:#}")) {
                 e.context(format!(

@@ -61,7 +61,7 @@ impl Audit {
     }
 
     /// Activation cache budget of the incremental strategy, in MiB (default: 1024 of host
-    /// memory; on CUDA with the cache in GPU memory, half of the GPU's free memory).
+    /// memory; on CUDA with the cache in GPU memory, a quarter of the GPU's free memory).
     pub fn cache_mb(mut self, cache_mb: Option<usize>) -> Audit {
         self.cache_mb = cache_mb;
         self
