@@ -10,8 +10,9 @@
 #   5. the first 16 slices on the CPU, and on CUDA with and without TF32 (Dice compared);
 #   6. the 500 slices with --tf32 on two CUDA workers (REUSE_AUDIT_CUDA_WORKERS=2);
 #   7. the 500 slices, TF32 off, with the cache in host memory (REUSE_AUDIT_CACHE_ON_DEVICE=0);
-#   8. the 500 slices, TF32 off, with the host work between runs (REUSE_AUDIT_OVERLAP_HOST=0).
-# STEPS (space-separated names: smoke fp32-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500) picks
+#   8. the 500 slices, TF32 off, with the host work between runs (REUSE_AUDIT_OVERLAP_HOST=0);
+#   9. the forward pass and the 500 slices with --tf32 and channels-last kernels (REUSE_AUDIT_CUDA_NHWC=1).
+# STEPS (space-separated names: smoke fp32-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500 nhwc) picks
 # some, in this order; all by default.
 # Usage: scripts/gpu/measure.sh BENCH  (BENCH: target/release/deps/audit-HASH, carried with
 # target/release/reuse-audit; the bench binary reads the repository at /work/main.)
@@ -54,7 +55,7 @@ forward() { # forward NAME TF32(0/1)
     | tee "$OUT/$1.csv"
 }
 BENCH=$1
-STEPS=${STEPS:-smoke fp32-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500}
+STEPS=${STEPS:-smoke fp32-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500 nhwc}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 
 want smoke && { echo "--- smoke ($(el))"
@@ -83,4 +84,6 @@ PY
 want tf32-500-w2 && audit rs-gpu-500-tf32-w2 200 val-500.npz REUSE_AUDIT_CUDA_WORKERS=2 -- --device cuda --tf32
 want host-500 && audit rs-gpu-500-host 300 val-500.npz REUSE_AUDIT_CACHE_ON_DEVICE=0 -- --device cuda
 want inline-500 && audit rs-gpu-500-inline 300 val-500.npz REUSE_AUDIT_OVERLAP_HOST=0 -- --device cuda
+want nhwc && { REUSE_AUDIT_CUDA_NHWC=1 forward forward-tf32-nhwc 1
+  audit rs-gpu-500-tf32-nhwc 200 val-500.npz REUSE_AUDIT_CUDA_NHWC=1 -- --device cuda --tf32; }
 echo "--- done ($(el))"

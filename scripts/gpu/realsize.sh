@@ -22,8 +22,9 @@ echo "--- smoke: bundled UNet on CUDA ($(( $(date +%s) - t0 )) s)"
   --data models/data/acdc-val.npz --device cuda --format json --out /tmp/smoke 2>&1 | tail -5
 python3 -c "import json;r=json.load(open('/tmp/smoke/report.json'));print(r['engine'])" || exit 1
 # The quick A/B first (an earlier run timed out in the bench and lost what came after it):
-# the 16 slices on CUDA as is, and with the incremental cache bound to GPU memory
-# (REUSE_AUDIT_CACHE_ON_DEVICE=1, off by default until measured here).
+# the 16 slices on CUDA with the incremental cache in host memory and in GPU memory
+# (REUSE_AUDIT_CACHE_ON_DEVICE=0/1; GPU memory is the default since run 3, see
+# reports/gpu/README.md; scripts/gpu/measure.sh is the newer, step-by-step script).
 for mode in 0 1; do
   echo "--- 16 slices, cache on device=$mode ($(( $(date +%s) - t0 )) s)"
   REUSE_AUDIT_CACHE_ON_DEVICE=$mode ./target/release/reuse-audit audit target/realsize/unet34-target.onnx \

@@ -46,6 +46,9 @@ pub struct Engine {
     tf32: bool,
     /// Workers on CUDA (`REUSE_AUDIT_CUDA_WORKERS`, 1 to 8; 1 when unset).
     cuda_workers: usize,
+    /// Whether the CUDA provider prefers channels-last kernels (`REUSE_AUDIT_CUDA_NHWC=1`;
+    /// off by default: not yet measured, and a different kernel choice changes rounding).
+    cuda_nhwc: bool,
     /// Threads releasing sessions handed to [`Engine::release`], joined when the engine
     /// drops (before its environment goes).
     releasing: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -68,6 +71,7 @@ impl Engine {
         let threads = clamp_threads(threads, !quiet);
         let cuda_workers = switches::count("REUSE_AUDIT_CUDA_WORKERS", 1, 8)?.unwrap_or(1);
         switches::check()?;
+        let cuda_nhwc = switches::switch("REUSE_AUDIT_CUDA_NHWC")?.unwrap_or(false);
         disable_telemetry();
         // One intra-op pool shared by the sessions of full forward passes (naive, shared):
         // per-session pools would spin against each other. Worker sessions (incremental)
@@ -110,6 +114,7 @@ impl Engine {
             device_name,
             tf32: false,
             cuda_workers,
+            cuda_nhwc,
             releasing: Default::default(),
         })
     }
@@ -229,6 +234,7 @@ impl Engine {
             // TF32 off unless asked for: its 10-bit mantissa moves Dice away from the CPU's.
             let cuda = ort::ep::CUDA::default()
                 .with_tf32(self.tf32)
+                .with_prefer_nhwc(self.cuda_nhwc)
                 .with_conv_algorithm_search(self::cuda::conv::conv_search()?);
             b = b.with_execution_providers([cuda.build().error_on_failure()]).map_err(|e| {
                 UserError::Runtime(format!(

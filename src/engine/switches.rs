@@ -1,13 +1,18 @@
 //! The environment switches that tune the engine and the incremental strategy
 //! (`REUSE_AUDIT_CACHE_ON_DEVICE`, `REUSE_AUDIT_OVERLAP_HOST`, `REUSE_AUDIT_REDUCE_ON_DEVICE`,
-//! `REUSE_AUDIT_CUDA_WORKERS`): for A/B runs and tests, not flags. A value they cannot
+//! `REUSE_AUDIT_CUDA_NHWC`, `REUSE_AUDIT_CUDA_WORKERS`): for A/B runs and tests, not flags. A value they cannot
 //! take is refused (exit 2 naming the variable), never read as the default.
 
 use crate::error::UserError;
 
 /// The on/off switches, checked together when the engine loads ([`check`]), so that a bad
 /// value stops the audit before anything runs instead of where the switch is read.
-const SWITCHES: [&str; 3] = ["REUSE_AUDIT_CACHE_ON_DEVICE", "REUSE_AUDIT_OVERLAP_HOST", "REUSE_AUDIT_REDUCE_ON_DEVICE"];
+const SWITCHES: [&str; 4] = [
+    "REUSE_AUDIT_CACHE_ON_DEVICE",
+    "REUSE_AUDIT_OVERLAP_HOST",
+    "REUSE_AUDIT_REDUCE_ON_DEVICE",
+    "REUSE_AUDIT_CUDA_NHWC",
+];
 
 /// Refuse any switch set to a value it cannot take.
 pub fn check() -> Result<(), UserError> {
