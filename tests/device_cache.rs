@@ -13,18 +13,8 @@ use common::*;
 
 const ON: &str = "REUSE_AUDIT_CACHE_ON_DEVICE";
 
-/// report.json without timing, and stderr, of an incremental audit with the cache bound or not.
-fn audit(t: &Path, s: &Path, data: &Path, out: &Path, bound: bool, extra: &[&str]) -> (Vec<u8>, String) {
-    incremental_report((t, s, data), out, (ON, if bound { "1" } else { "0" }), extra)
-}
-
 fn same_either_way(t: &Path, s: &Path, data: &Path, extra: &[&str], what: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let (off, e_off) = audit(t, s, data, &dir.path().join("off"), false, extra);
-    let (on, e_on) = audit(t, s, data, &dir.path().join("on"), true, extra);
-    assert!(e_on.contains("cache bound to Cpu memory"), "{what}: the binding did not apply: {e_on}");
-    assert!(!e_off.contains("cache bound to"), "{what}: {e_off}");
-    assert!(on == off, "{what}: the reports differ with the cache bound to the device");
+    same_report_either_way((t, s, data), ON, ("cache bound to Cpu memory", "cache bound to"), extra, what);
 }
 
 #[test]

@@ -55,6 +55,24 @@ pub fn incremental_report(
     (without_timing(&std::fs::read(out.join("report.json")).unwrap()), err)
 }
 
+/// A switch `var` A/B'd on one incremental audit: run with `0` and with `1`, the switched-on
+/// run must print `on_says` (so the path under test ran), the other must not print
+/// `off_lacks`, and the two reports must be the same bytes (timing aside).
+pub fn same_report_either_way(
+    (t, s, data): (&Path, &Path, &Path),
+    var: &str,
+    (on_says, off_lacks): (&str, &str),
+    extra: &[&str],
+    what: &str,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (off, e_off) = incremental_report((t, s, data), &dir.path().join("off"), (var, "0"), extra);
+    let (on, e_on) = incremental_report((t, s, data), &dir.path().join("on"), (var, "1"), extra);
+    assert!(e_on.contains(on_says), "{what}: {var}=1 did not take its path: {e_on}");
+    assert!(!e_off.contains(off_lacks), "{what}: {var}=0: {e_off}");
+    assert!(on == off, "{what}: the reports differ with {var}=1");
+}
+
 /// A pretty report.json (or `--json` output) without its `timing` block, the one part that
 /// differs between runs on the same inputs; panics unless it held exactly one (every audit
 /// reports its timing unless `--no-timing`). Everything else stays byte for byte.
