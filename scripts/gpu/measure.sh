@@ -5,14 +5,17 @@
 # time still returns what came before):
 #   1. the bundled UNet on CUDA (smoke; the engine line);
 #   2. the 500 slices, default settings (TF32 off, cache in GPU memory, one worker);
-#   3. the same with --tf32;
+#   3. the same with --adaptive (rounds of images, each swap stopping once decided), then
+#      --adaptive --tf32: the speed goal's likeliest route, since the exact audit's FP32 ideal on
+#      an H200 is ~114 s (run 3);
+#   3b. the exact audit with --tf32;
 #   4. the GPU's own forward pass over the 500, TF32 off and on (the bench's child, BENCH);
 #   5. the first 16 slices on the CPU, and on CUDA with and without TF32 (Dice compared);
 #   6. the 500 slices with --tf32 on two CUDA workers (REUSE_AUDIT_CUDA_WORKERS=2);
 #   7. the 500 slices, TF32 off, with the cache in host memory (REUSE_AUDIT_CACHE_ON_DEVICE=0);
 #   8. the 500 slices, TF32 off, with the host work between runs (REUSE_AUDIT_OVERLAP_HOST=0);
 #   9. the forward pass and the 500 slices with --tf32 and channels-last kernels (REUSE_AUDIT_CUDA_NHWC=1).
-# STEPS (space-separated names: smoke fp32-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500 nhwc) picks
+# STEPS (space-separated names: smoke fp32-500 adaptive-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500 nhwc) picks
 # some, in this order; all by default.
 # Usage: scripts/gpu/measure.sh BENCH  (BENCH: target/release/deps/audit-HASH, carried with
 # target/release/reuse-audit; the bench binary reads the repository at /work/main.)
@@ -55,7 +58,7 @@ forward() { # forward NAME TF32(0/1)
     | tee "$OUT/$1.csv"
 }
 BENCH=$1
-STEPS=${STEPS:-smoke fp32-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500 nhwc}
+STEPS=${STEPS:-smoke fp32-500 adaptive-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500 nhwc}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 
 want smoke && { echo "--- smoke ($(el))"
@@ -63,6 +66,8 @@ timeout 60 $BIN audit models/unet-acdc-seg.onnx models/unet-acdc-ae.onnx --data 
   --device cuda --format json --out /tmp/smoke >/tmp/smoke.log 2>&1; echo "  rc=$?"
 python3 -c "import json;r=json.load(open('/tmp/smoke/report.json'));print(r['engine'],r['timing'])"; }
 want fp32-500 && audit rs-gpu-500 300 val-500.npz -- --device cuda
+want adaptive-500 && { audit rs-gpu-500-adaptive 200 val-500.npz -- --device cuda --adaptive
+  audit rs-gpu-500-adaptive-tf32 150 val-500.npz -- --device cuda --adaptive --tf32; }
 want tf32-500 && audit rs-gpu-500-tf32 200 val-500.npz -- --device cuda --tf32
 want forward && { forward forward-fp32 0; forward forward-tf32 1; }
 want subset && {
@@ -76,7 +81,8 @@ load = lambda n: json.load(open(f"{sys.argv[1]}/{n}.json"))
 def diff(a, b):
     d = max(abs(x["swapped_dice"] - y["swapped_dice"]) for x, y in zip(a["rows"], b["rows"]))
     return max(d, abs(a["baseline"]["mean"] - b["baseline"]["mean"])), sum(x["decision"] == y["decision"] for x, y in zip(a["rows"], b["rows"]))
-for a, b in (("rs-cpu-16", "rs-gpu-16"), ("rs-cpu-16", "rs-gpu-16-tf32"), ("rs-gpu-500", "rs-gpu-500-tf32")):
+for a, b in (("rs-cpu-16", "rs-gpu-16"), ("rs-cpu-16", "rs-gpu-16-tf32"), ("rs-gpu-500", "rs-gpu-500-tf32"),
+             ("rs-gpu-500", "rs-gpu-500-adaptive"), ("rs-gpu-500", "rs-gpu-500-adaptive-tf32")):
     if all(os.path.exists(f"{sys.argv[1]}/{n}.json") for n in (a, b)):
         d, same = diff(load(a), load(b))
         print(f"{b} vs {a}: max |Dice diff| {d:.2e}; same decision {same}/{len(load(a)['rows'])}")
