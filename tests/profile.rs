@@ -39,7 +39,9 @@ fn profile_table_only_when_asked_and_its_counts_follow_the_audit() {
     let (report, stderr) = run(Some("1"));
     assert_eq!(report["rows"], plain["rows"], "profiling changes no number");
     assert!(stderr.contains("profile (REUSE_AUDIT_PROFILE"), "{stderr}");
-    for name in ["load + pair models", "probe: input scaling", "plan: shape probe", "swaps (wall)", "verdict"] {
+    for name in
+        ["load + pair models", "probe: input scaling", "plan: shape probe (early, thread)", "swaps (wall)", "verdict"]
+    {
         let (n, wall, cpu) = phase(&stderr, name).unwrap_or_else(|| panic!("no '{name}' line: {stderr}"));
         assert!(n == 1 && wall >= 0.0 && cpu >= 0.0, "{name}: {n} {wall} {cpu}");
     }

@@ -80,6 +80,9 @@ pub struct AuditJob<'a> {
     pub metric: Metric,
     /// Results known from a journal, a shard's pairs, where results go (see `progress`).
     pub progress: Option<&'a Progress<'a>>,
+    /// The incremental plan's shape probe of `target` at the data's image size, when it
+    /// already ran (beside the input-scaling probe); `None`: the plan runs it.
+    pub shapes: Option<&'a cost::Probe>,
 }
 
 impl AuditJob<'_> {
@@ -185,10 +188,15 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
     };
     if job.strategy == Strategy::Incremental {
         let d = job.data;
-        let t = crate::profile::span("plan: shape probe");
-        let probe = cost::probe_shapes(engine, job.target, &input.name, d.layout, [d.c(), d.h(), d.w()]);
-        drop(t);
-        let plan = probe.and_then(|probe| incremental::Plan::new(engine, job, &probe));
+        let plan = match job.shapes {
+            Some(probe) => incremental::Plan::new(engine, job, probe),
+            None => {
+                let t = crate::profile::span("plan: shape probe");
+                let probe = cost::probe_shapes(engine, job.target, &input.name, d.layout, [d.c(), d.h(), d.w()]);
+                drop(t);
+                probe.and_then(|probe| incremental::Plan::new(engine, job, &probe))
+            }
+        };
         match plan {
             Ok(plan) => {
                 let bar = progress(1, job.quiet);

@@ -151,6 +151,7 @@ impl Audit {
             scores,
             label_free,
             batch,
+            shapes,
         } = self.prepare(engine)?;
         let (input, output) = (&io.input, io.output);
         let threshold = rule.threshold().unwrap_or(0.0);
@@ -188,6 +189,7 @@ impl Audit {
             per_image: kind.per_image,
             metric: self.metric,
             progress: None,
+            shapes: shapes.as_ref(),
         };
         let engine = engine.get()?;
         // The journal: what it already holds is not computed again; each result is appended.

@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use super::{Audit, Labels, Probe};
 use crate::audit::compare::PairValues;
+use crate::audit::{cost, Strategy};
 use crate::data::preprocess::Dataset;
 use crate::data::{self, LayoutHint, Normalize};
 use crate::engine::LazyEngine;
@@ -50,6 +51,9 @@ pub(crate) struct Prepared {
     pub label_free: bool,
     /// Images per run.
     pub batch: usize,
+    /// The incremental plan's shape probe, run beside the input-scaling probe (`None`: not
+    /// run, or it failed and the plan runs it again to say why).
+    pub shapes: Option<cost::Probe>,
 }
 
 impl Audit {
@@ -131,16 +135,34 @@ impl Audit {
             Some(_) if channels > 1 => UserError::BadFlag { flag: "--threshold", reason: why },
             _ => UserError::BadFile { path: self.target.clone(), reason: why },
         })?;
-        let t = crate::profile::span("probe: input scaling");
-        let (normalize, scores) = self.choose_scaling(
-            engine.get()?,
-            &ctx.target,
-            Probe { samples: &probe_samples, data: &probe_data, input, output, per_image: kind.per_image, session },
-            &rule,
-            label_free,
-            &mut report.warnings,
-        )?;
-        drop(t);
+        // The incremental plan's shape probe (one image of a constant value: it depends on the
+        // model and the image size only) runs on a thread of its own beside the scaling probe,
+        // unless the target is still to change (`--dynamic-batch`).
+        let early_shapes = self.strategy == Strategy::Incremental && !self.dynamic_batch;
+        let eng = engine.get()?;
+        let (scaling, shapes) = std::thread::scope(|scope| {
+            let shapes = early_shapes.then(|| {
+                let (target, name, layout) = (&ctx.target, input.name.as_str(), probe_data.layout);
+                let chw = [probe_data.c(), probe_data.h(), probe_data.w()];
+                scope.spawn(move || {
+                    let _t = crate::profile::span("plan: shape probe (early, thread)");
+                    cost::probe_shapes(eng, target, name, layout, chw)
+                })
+            });
+            let t = crate::profile::span("probe: input scaling");
+            let scaling = self.choose_scaling(
+                eng,
+                &ctx.target,
+                Probe { samples: &probe_samples, data: &probe_data, input, output, per_image: kind.per_image, session },
+                &rule,
+                label_free,
+                &mut report.warnings,
+            );
+            drop(t);
+            // A failed (or panicked) probe is left to the plan, which runs it again and says why.
+            (scaling, shapes.and_then(|h| h.join().ok()).and_then(Result::ok))
+        });
+        let (normalize, scores) = scaling?;
         let mut dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
         if let Some(ms) = &self.mean_std {
             dataset.standardize(ms)?;
@@ -176,6 +198,7 @@ impl Audit {
             scores,
             label_free,
             batch,
+            shapes,
         })
     }
 }
