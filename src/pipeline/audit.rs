@@ -25,6 +25,7 @@ mod metric;
 mod prepare;
 mod results;
 mod scaling;
+pub mod scored;
 pub mod scorer;
 
 mod coverage;

@@ -74,6 +74,8 @@ impl Audit {
         let t = crate::profile::span("load + pair models");
         let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
         drop(t);
+        // A layer that only feeds another output cannot change the scored one.
+        ctx.warnings.extend(super::scored::leave_out(&ctx.target, &mut ctx.pairing));
         warn(&ctx.warnings, o.quiet);
         let t = crate::profile::span("weight values (checked)");
         let (mut report, values, rows) = data_free_report_pending(&ctx, o, "audit")?;
