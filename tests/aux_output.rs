@@ -15,13 +15,18 @@ use serde_json::Value;
 
 /// The tiny CNN with a 1x1 conv head on `relu1_out` as a second graph output `aux`.
 fn with_aux(seed: u64) -> ModelProto {
+    with_aux_at(seed, 1)
+}
+
+/// [`with_aux`] with `aux` at position `at` of the graph's outputs (0: before `y`).
+fn with_aux_at(seed: u64, at: usize) -> ModelProto {
     let mut m = tiny_cnn(&Spec { seed, ..Spec::default() });
     let mut rng = Rng::new(seed + 100);
     let g = m.graph.as_mut().unwrap();
     g.initializer.push(tensor("aux.weight", &[3, 4, 1, 1], &rng.vec(12, 0.5), Storage::Raw));
     g.initializer.push(tensor("aux.bias", &[3], &rng.vec(3, 0.1), Storage::Raw));
     g.node.push(node("Conv", "aux_conv", &["relu1_out", "aux.weight", "aux.bias"], &["aux"], vec![]));
-    g.output.push(value_info("aux", &[None, Some(3), Some(8), Some(8)]));
+    g.output.insert(at, value_info("aux", &[None, Some(3), Some(8), Some(8)]));
     m
 }
 
@@ -103,4 +108,43 @@ fn aux_head_keeps_the_incremental_strategy_and_agrees_with_naive() {
         assert_eq!((&x.0, x.1, &x.2), (&y.0, y.1, &y.2));
         assert!((x.3 - y.3).abs() <= 1e-6, "{x:?} vs {y:?}");
     }
+}
+
+#[test]
+fn output_flag_scores_the_main_head_of_a_model_exporting_its_aux_head_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain_t, plain_s, _, _, data) = pair(dir.path());
+    let t = save(&with_aux_at(1, 0), dir.path(), "aux-first-t.onnx");
+    let s = save(&with_aux_at(2, 0), dir.path(), "aux-first-s.onnx");
+    let (plain, _) = audit(&plain_t, &plain_s, &data, &[]);
+    // By default the first output, 'aux', is scored: the report says which, and that the
+    // main head's layers (conv 2, conv 3, bn 2) cannot change it.
+    let (first, _) = audit(&t, &s, &data, &[]);
+    let prediction = first["dataset"]["prediction"].as_str().unwrap();
+    assert!(
+        prediction.contains("output 'aux' of the model's 2 ('aux', 'y') was scored; --output NAME"),
+        "{prediction}"
+    );
+    let mut left_out: Vec<String> = first["not_audited"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| format!("{} {} {}", n["family"].as_str().unwrap(), n["layer"], n["kind"].as_str().unwrap()))
+        .collect();
+    left_out.sort();
+    let want = ["bn 2 RB", "bn 2 RM", "bn 2 RV", "bn 2 RW", "conv 2 B", "conv 2 W", "conv 3 B", "conv 3 W"];
+    assert_eq!(left_out, want);
+    // --output y: the audit of the same pair without the aux head.
+    let (main, stderr) = audit(&t, &s, &data, &["--output", "y"]);
+    assert_eq!(rows(&main), rows(&plain));
+    assert_eq!(main["summary"]["rn"], plain["summary"]["rn"]);
+    assert_eq!(main["engine"]["strategy"], "incremental", "{stderr}");
+    assert!(main["dataset"]["prediction"].as_str().unwrap().contains("output 'y' of the model's 2 ('y', 'aux')"));
+    // A name the model does not have: exit 2 naming its outputs.
+    audit_cmd(&t, &s, &data)
+        .args(["--labels", "baseline", "--output", "main"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("invalid value for --output: "))
+        .stderr(predicates::str::contains("has no output 'main' (its outputs: 'aux', 'y')"));
 }

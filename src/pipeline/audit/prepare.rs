@@ -74,6 +74,9 @@ impl Audit {
         let t = crate::profile::span("load + pair models");
         let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
         drop(t);
+        if let Some(name) = &self.output {
+            super::scored::choose(&mut ctx.target, name)?;
+        }
         // A layer that only feeds another output cannot change the scored one.
         ctx.warnings.extend(super::scored::leave_out(&ctx.target, &mut ctx.pairing));
         warn(&ctx.warnings, o.quiet);

@@ -3,10 +3,12 @@
 //! `aux_classifier`, exported beside the main output) leaves it untouched whatever its
 //! parameters, so its swap would read as "delta 0, reusable" and count in the verdicts. Such
 //! layers are left out of the swap scan and listed as not audited with the reason; the
-//! verdicts speak for the network that produces the scored output.
+//! verdicts speak for the network that produces the scored output. `--output NAME` makes
+//! another output the first (so the one scored).
 
 use std::collections::HashSet;
 
+use crate::error::UserError;
 use crate::model::graph::Topology;
 use crate::model::Model;
 use crate::pair::Pairing;
@@ -17,6 +19,38 @@ pub const REASON: &str = "does not reach the scored output";
 /// The scored output's name (the graph's first output).
 pub fn scored_output(model: &Model) -> Option<&str> {
     model.proto.graph.output.first().map(|o| o.name.as_str())
+}
+
+/// Make the output `name` the graph's first (`--output`), the one every step scores; exit 2
+/// naming the outputs when there is none of that name.
+pub fn choose(model: &mut Model, name: &str) -> Result<(), UserError> {
+    let outputs = &mut model.proto.graph.mut_or_insert_default().output;
+    let Some(i) = outputs.iter().position(|o| o.name == name) else {
+        let names: Vec<String> = outputs.iter().map(|o| format!("'{}'", o.name)).collect();
+        return Err(UserError::BadFlag {
+            flag: "--output",
+            reason: format!("{} has no output '{name}' (its outputs: {})", model.path.display(), names.join(", ")),
+        });
+    };
+    let chosen = outputs.remove(i);
+    outputs.insert(0, chosen);
+    Ok(())
+}
+
+/// For a model with several outputs, which one is scored and how to pick another (for
+/// messages); empty for one output.
+pub fn which_output(model: &Model) -> String {
+    let outputs = &model.proto.graph.output;
+    if outputs.len() < 2 {
+        return String::new();
+    }
+    let names: Vec<String> = outputs.iter().map(|o| format!("'{}'", o.name)).collect();
+    format!(
+        "output {} of the model's {} ({}) was scored; --output NAME scores another",
+        names[0],
+        outputs.len(),
+        names.join(", ")
+    )
 }
 
 /// Node indices of the target's graph that the scored output does not depend on.
@@ -58,7 +92,7 @@ pub fn leave_out(model: &Model, pairing: &mut Pairing) -> Option<String> {
     let shown: Vec<&str> = layers.iter().take(4).map(String::as_str).collect();
     let more = if layers.len() > 4 { format!(" and {} more", layers.len() - 4) } else { String::new() };
     Some(format!(
-        "{} layer(s) do not reach the scored output '{}' (the graph's first output) ({}{more}): not swapped, listed as not audited, and left out of the verdicts, which speak for the layers that produce the scored output",
+        "{} layer(s) do not reach the scored output '{}' ({}{more}): not swapped, listed as not audited, and left out of the verdicts, which speak for the layers that produce the scored output",
         layers.len(),
         scored_output(model).unwrap_or_default(),
         shown.join(", "),
