@@ -29,6 +29,11 @@ pub struct Probe {
     /// Element type (ONNX code) of every node output and of the input, as ONNX Runtime
     /// computed it: the last word where [`elem_types`]'s rules say nothing.
     pub types: HashMap<String, i32>,
+    /// For a batch-dynamic model, the axes of each tensor whose size follows the batch (from
+    /// a second run on two images, [`Probe::find_batch_axes`]); `None`: not probed, axis 0
+    /// of a float tensor is taken to be the batch. An `Unsqueeze` at 0 moves the batch to
+    /// axis 1, a `Reshape` may fold it into another dim.
+    pub batch_axes: Option<HashMap<String, Vec<usize>>>,
 }
 
 impl Probe {
@@ -37,6 +42,37 @@ impl Probe {
         let mut t = elem_types(model);
         t.extend(self.types.iter().map(|(k, v)| (k.clone(), *v)));
         t
+    }
+
+    /// Run the model once more on two images and record, per tensor, the axes whose size
+    /// differs from the one-image run ([`Probe::batch_axes`]). A model that does not run on
+    /// two images leaves `batch_axes` unset.
+    pub fn find_batch_axes(
+        &mut self,
+        engine: &Engine,
+        model: &Model,
+        input_name: &str,
+        layout: Layout,
+        chw: [usize; 3],
+    ) {
+        let Ok(two) = probe_shapes_at(engine, model, input_name, layout, chw, 2) else {
+            return;
+        };
+        let axes = self
+            .shapes
+            .iter()
+            .filter_map(|(name, one)| {
+                let two = two.shapes.get(name)?;
+                let differ = (0..one.len()).filter(|&i| one.len() != two.len() || one[i] != two[i]).collect();
+                Some((name.clone(), differ))
+            })
+            .collect();
+        self.batch_axes = Some(axes);
+    }
+
+    /// The axes of tensor `name` that follow the batch: as probed, else axis 0.
+    pub fn batch_axes_of(&self, name: &str) -> Vec<usize> {
+        self.batch_axes.as_ref().and_then(|m| m.get(name).cloned()).unwrap_or_else(|| vec![0])
     }
 }
 
@@ -50,6 +86,18 @@ pub fn probe_shapes(
     input_name: &str,
     layout: Layout,
     chw: [usize; 3],
+) -> Result<Probe> {
+    probe_shapes_at(engine, model, input_name, layout, chw, 1)
+}
+
+/// [`probe_shapes`] on `batch` images.
+fn probe_shapes_at(
+    engine: &Engine,
+    model: &Model,
+    input_name: &str,
+    layout: Layout,
+    chw: [usize; 3],
+    batch: usize,
 ) -> Result<Probe> {
     let mut m = model.clone();
     let g = m.proto.graph.mut_or_insert_default();
@@ -70,7 +118,7 @@ pub fn probe_shapes(
     // Runtime optimizes it is probed as the audit runs it).
     let bytes = m.to_bytes()?;
     let [c, h, w] = chw;
-    let [a, b, d, e] = layout.from_nchw([1, c, h, w]);
+    let [a, b, d, e] = layout.from_nchw([batch, c, h, w]);
     let image = ndarray::Array4::from_elem((a, b, d, e), 0.5f32);
     let feeds = [(input_name, View::F32(image.view().into_dyn()))];
     let shapes = match engine.probe_session(&bytes).and_then(|mut r| r.run_shapes(&feeds)) {

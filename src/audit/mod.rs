@@ -172,6 +172,18 @@ pub fn todo(job: &AuditJob) -> Vec<usize> {
     (0..job.pairing.pairs.len()).filter(|&i| job.computes(i)).collect()
 }
 
+/// The shape probe an incremental plan is built on: one image, and for a batch-dynamic
+/// model a second run on two to find the axes that follow the batch.
+pub fn plan_probe(engine: &Engine, job: &AuditJob) -> Result<cost::Probe> {
+    let d = job.data;
+    let chw = [d.c(), d.h(), d.w()];
+    let mut probe = cost::probe_shapes(engine, job.target, &job.input.name, d.layout, chw)?;
+    if job.input.batch.is_none() {
+        probe.find_batch_axes(engine, job.target, &job.input.name, d.layout, chw);
+    }
+    Ok(probe)
+}
+
 /// The baseline and every swap that [`AuditJob::computes`], round by round.
 fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
     let input = job.input;
@@ -184,9 +196,8 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
         per_image: job.per_image,
     };
     if job.strategy == Strategy::Incremental {
-        let d = job.data;
         let t = crate::profile::span("plan: shape probe");
-        let probe = cost::probe_shapes(engine, job.target, &input.name, d.layout, [d.c(), d.h(), d.w()]);
+        let probe = plan_probe(engine, job);
         drop(t);
         let plan = probe.and_then(|probe| incremental::Plan::new(engine, job, &probe));
         match plan {
