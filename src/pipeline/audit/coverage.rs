@@ -45,11 +45,15 @@ pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], repor
             .unwrap_or_else(|| "no swap result".into())
     };
     let unscored = super::scored::unscored_nodes(&ctx.target);
+    let placeholders = super::group_norm::placeholder_nodes(&ctx.target, &ctx.target_layers);
     for l in &ctx.target_layers.layers {
         for p in &l.params {
-            let reason = match unscored.contains(&l.node_index) {
-                true => super::scored::reason(&ctx.target),
-                false => unmatched_reason(&l.label(), p.kind),
+            let reason = if unscored.contains(&l.node_index) {
+                super::scored::reason(&ctx.target)
+            } else if placeholders.contains(&l.node_index) {
+                super::group_norm::REASON.to_string()
+            } else {
+                unmatched_reason(&l.label(), p.kind)
             };
             push(l.family, Some(l.index), &l.node, p.kind, reason);
         }

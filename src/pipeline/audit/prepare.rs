@@ -79,6 +79,8 @@ impl Audit {
         }
         // A layer that only feeds another output cannot change the scored one.
         ctx.warnings.extend(super::scored::leave_out(&ctx.target, &mut ctx.pairing));
+        // A GroupNorm's InstanceNormalization placeholders are not its parameters.
+        ctx.warnings.extend(super::group_norm::leave_out(&ctx.target, &ctx.target_layers, &mut ctx.pairing));
         warn(&ctx.warnings, o.quiet);
         let t = crate::profile::span("weight values (checked)");
         let (mut report, values, rows) = data_free_report_pending(&ctx, o, "audit")?;
