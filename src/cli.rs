@@ -244,6 +244,10 @@ pub struct RunArgs {
     /// after Sigmoid, 0 for logits).
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// The graph output to score, by name (default: the first). For a model that exports
+    /// an auxiliary head, or another map, before the one to audit.
+    #[arg(long, value_name = "NAME")]
+    pub output: Option<String>,
     /// With labels: no verdict when the unswapped target's mean Dice (accuracy) is below
     /// this (it does not segment or classify the data); 0 audits anyway.
     #[arg(long, default_value_t = 0.5)]
@@ -347,6 +351,9 @@ pub struct CheckArgs {
     /// Foreground threshold of a one-channel output (default: from the graph).
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// The graph output to score, by name (default: the first; give the audit's --output).
+    #[arg(long, value_name = "NAME")]
+    pub output: Option<String>,
     /// Per-channel mean after --normalize (default: the audit's).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub mean: Option<Vec<f32>>,

@@ -93,3 +93,76 @@ fn constant_of_shape_graph_audits_incrementally_as_naive_does() {
     let plain = audit_json(&plain_t, &plain_t, &data, &["--strategy", "naive", "--kinds", "B"]);
     assert_eq!(plain["baseline"], naive["baseline"]);
 }
+
+/// The tiny CNN whose head reads the sum over a stacked pair of activations, as smp's FPN
+/// merge exports it: `Unsqueeze(axes=[0])` of relu1 and relu2, `Concat` on axis 0,
+/// `ReduceSum(axes=[0])`. The unsqueezed relu1 enters conv 2's region with its batch on
+/// axis 1.
+fn with_stacked_merge(seed: u64) -> ModelProto {
+    let mut m = tiny_cnn(&Spec { seed, ..Spec::default() });
+    let g = m.graph.as_mut().unwrap();
+    let head = g.node.iter().position(|n| n.input.first().is_some_and(|i| i == "relu2_out")).unwrap();
+    g.node[head].input[0] = "merged".into();
+    g.initializer.push(int64_tensor("axis0", &[1], &[0]));
+    let merge = [
+        node("Unsqueeze", "unsq1", &["relu1_out", "axis0"], &["u1"], vec![]),
+        node("Unsqueeze", "unsq2", &["relu2_out", "axis0"], &["u2"], vec![]),
+        node(
+            "Concat",
+            "stack",
+            &["u1", "u2"],
+            &["stacked"],
+            vec![{
+                let mut a = AttributeProto::new();
+                a.name = "axis".into();
+                a.type_ = AttributeType::INT.into();
+                a.i = 0;
+                a
+            }],
+        ),
+        node(
+            "ReduceSum",
+            "merge",
+            &["stacked", "axis0"],
+            &["merged"],
+            vec![{
+                let mut a = AttributeProto::new();
+                a.name = "keepdims".into();
+                a.type_ = AttributeType::INT.into();
+                a.i = 0;
+                a
+            }],
+        ),
+    ];
+    for (k, n) in merge.into_iter().enumerate() {
+        g.node.insert(head + k, n);
+    }
+    m
+}
+
+#[test]
+fn unsqueezed_activation_with_batch_on_axis_1_runs_the_incremental_regions() {
+    // Regression (smp FPN, efficientnet-b0 encoder, legacy export): the region input
+    // '/decoder/merge/Unsqueeze_output_0' was declared with its probed dims, batch 1 fixed on
+    // axis 1, so every region run on more than one image failed ("Got invalid dimensions").
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&with_stacked_merge(1), dir.path(), "t.onnx");
+    let s = save(&with_stacked_merge(8), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 6, 8, None, 3);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--labels", "baseline"];
+        args.extend_from_slice(extra);
+        audit_json(&t, &s, &data, &args)
+    };
+    let naive = run(&["--strategy", "naive"]);
+    let default = run(&[]);
+    assert_eq!(default["engine"]["strategy"], "incremental");
+    let rows = |v: &Value| v["rows"].as_array().unwrap().clone();
+    assert_eq!(rows(&naive).len(), 14);
+    for (a, b) in rows(&naive).iter().zip(&rows(&default)) {
+        for k in ["family", "layer", "kind", "swapped_dice", "delta_dice"] {
+            assert_eq!(a[k], b[k], "{k}: {a} vs {b}");
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Result;
 use onnx_protobuf::{type_proto, TypeProto, ValueInfoProto};
 
-use crate::engine::{Engine, View};
+use crate::engine::{Engine, Runner, View};
 use crate::model::graph::{elem_types, Topology};
 use crate::model::layout::Layout;
 use crate::model::Model;
@@ -29,6 +29,11 @@ pub struct Probe {
     /// Element type (ONNX code) of every node output and of the input, as ONNX Runtime
     /// computed it: the last word where [`elem_types`]'s rules say nothing.
     pub types: HashMap<String, i32>,
+    /// For a batch-dynamic model, the axes of each tensor whose size follows the batch (from
+    /// a second run on two images, [`Probe::find_batch_axes`]); `None`: not probed, axis 0
+    /// of a float tensor is taken to be the batch. An `Unsqueeze` at 0 moves the batch to
+    /// axis 1, a `Reshape` may fold it into another dim.
+    pub batch_axes: Option<HashMap<String, Vec<usize>>>,
 }
 
 impl Probe {
@@ -37,6 +42,11 @@ impl Probe {
         let mut t = elem_types(model);
         t.extend(self.types.iter().map(|(k, v)| (k.clone(), *v)));
         t
+    }
+
+    /// The axes of tensor `name` that follow the batch: as probed, else axis 0.
+    pub fn batch_axes_of(&self, name: &str) -> Vec<usize> {
+        self.batch_axes.as_ref().and_then(|m| m.get(name).cloned()).unwrap_or_else(|| vec![0])
     }
 }
 
@@ -48,6 +58,21 @@ pub fn probe_shapes(
     engine: &Engine,
     model: &Model,
     input_name: &str,
+    layout: Layout,
+    chw: [usize; 3],
+) -> Result<Probe> {
+    plan_probe(engine, model, input_name, false, layout, chw)
+}
+
+/// The shape probe an incremental plan is built on: [`probe_shapes`], and for a
+/// batch-dynamic model (`dynamic_batch`) a second run of the same session on two images,
+/// whose shapes give each tensor's axes that follow the batch ([`Probe::batch_axes`]). A
+/// model that does not run on two images leaves them unset.
+pub fn plan_probe(
+    engine: &Engine,
+    model: &Model,
+    input_name: &str,
+    dynamic_batch: bool,
     layout: Layout,
     chw: [usize; 3],
 ) -> Result<Probe> {
@@ -65,25 +90,49 @@ pub fn probe_shapes(
         v.name = name;
         g.output.push(v);
     }
-    // One image: a session on the calling thread, so no pool spins beside what follows;
-    // unoptimized, as only the shapes and types are wanted (a graph that runs only as ONNX
-    // Runtime optimizes it is probed as the audit runs it).
+    // A session on the calling thread, so no pool spins beside what follows; unoptimized, as
+    // only the shapes and types are wanted (a graph that runs only as ONNX Runtime optimizes
+    // it is probed as the audit runs it).
     let bytes = m.to_bytes()?;
     let [c, h, w] = chw;
-    let [a, b, d, e] = layout.from_nchw([1, c, h, w]);
-    let image = ndarray::Array4::from_elem((a, b, d, e), 0.5f32);
-    let feeds = [(input_name, View::F32(image.view().into_dyn()))];
-    let shapes = match engine.probe_session(&bytes).and_then(|mut r| r.run_shapes(&feeds)) {
-        Ok(shapes) => shapes,
-        Err(_) => engine.worker_session(&bytes)?.run_shapes(&feeds)?,
+    let image = |batch: usize| {
+        let [a, b, d, e] = layout.from_nchw([batch, c, h, w]);
+        ndarray::Array4::from_elem((a, b, d, e), 0.5f32)
+    };
+    let one = image(1);
+    let run = |runner: &mut Runner, x: &ndarray::Array4<f32>| {
+        runner.run_shapes(&[(input_name, View::F32(x.view().into_dyn()))])
+    };
+    let (mut runner, shapes) = match engine.probe_session(&bytes).and_then(|mut r| Ok((run(&mut r, &one)?, r))) {
+        Ok((shapes, r)) => (r, shapes),
+        Err(_) => {
+            let mut r = engine.worker_session(&bytes)?;
+            let shapes = run(&mut r, &one)?;
+            (r, shapes)
+        }
     };
     let mut probe = Probe::default();
     for (name, shape, ty) in shapes {
         probe.types.insert(name.clone(), ty);
         probe.shapes.insert(name, shape);
     }
-    probe.shapes.insert(input_name.to_string(), image.shape().to_vec());
+    probe.shapes.insert(input_name.to_string(), one.shape().to_vec());
     probe.types.insert(input_name.to_string(), 1);
+    if dynamic_batch {
+        if let Ok(two) = run(&mut runner, &image(2)) {
+            let axes = two
+                .into_iter()
+                .filter_map(|(name, two, _)| {
+                    let one = probe.shapes.get(&name)?;
+                    let differ = (0..one.len()).filter(|&i| one.len() != two.len() || one[i] != two[i]).collect();
+                    Some((name, differ))
+                })
+                // The input: its batch leads in either layout.
+                .chain(std::iter::once((input_name.to_string(), vec![0])))
+                .collect();
+            probe.batch_axes = Some(axes);
+        }
+    }
     Ok(probe)
 }
 

@@ -175,6 +175,17 @@ pub fn todo(job: &AuditJob) -> Vec<usize> {
     (0..job.pairing.pairs.len()).filter(|&i| job.computes(i)).collect()
 }
 
+/// The shape probe an incremental plan is built on ([`cost::plan_probe`]): the job's own
+/// when it ran early, else run now.
+pub fn plan_probe(engine: &Engine, job: &AuditJob) -> Result<cost::Probe> {
+    if let Some(probe) = job.shapes {
+        return Ok(probe.clone());
+    }
+    let d = job.data;
+    let chw = [d.c(), d.h(), d.w()];
+    cost::plan_probe(engine, job.target, &job.input.name, job.input.batch.is_none(), d.layout, chw)
+}
+
 /// The baseline and every swap that [`AuditJob::computes`], round by round.
 fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
     let input = job.input;
@@ -187,12 +198,11 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
         per_image: job.per_image,
     };
     if job.strategy == Strategy::Incremental {
-        let d = job.data;
         let plan = match job.shapes {
             Some(probe) => incremental::Plan::new(engine, job, probe),
             None => {
                 let t = crate::profile::span("plan: shape probe");
-                let probe = cost::probe_shapes(engine, job.target, &input.name, d.layout, [d.c(), d.h(), d.w()]);
+                let probe = plan_probe(engine, job);
                 drop(t);
                 probe.and_then(|probe| incremental::Plan::new(engine, job, &probe))
             }

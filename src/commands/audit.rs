@@ -149,6 +149,7 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .tf32(a.tf32)
         .threads(a.threads)
         .threshold(a.threshold)
+        .output(a.output.clone())
         .min_baseline(a.min_baseline)
         .metric(a.metric)
         .mean_std(mean_std(a))

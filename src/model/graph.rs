@@ -52,6 +52,22 @@ impl Topology {
         }
         seen
     }
+
+    /// Nodes upstream of the tensor `name`: every node whose output it depends on (its
+    /// producer included). A change at any other node cannot reach it.
+    pub fn upstream(&self, model: &Model, name: &str) -> Vec<bool> {
+        let nodes = &model.proto.graph.node;
+        let mut seen = vec![false; nodes.len()];
+        let mut stack: Vec<usize> = self.producer.get(name).copied().into_iter().collect();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            let reads = nodes[i].input.iter().cloned().chain(super::control_flow::captured(&nodes[i]));
+            stack.extend(reads.filter_map(|x| self.producer.get(&x).copied()).filter(|&p| !seen[p]));
+        }
+        seen
+    }
 }
 
 /// Names of tensors that are constant (initializers and outputs of Constant nodes).

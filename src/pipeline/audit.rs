@@ -21,10 +21,12 @@ use prepare::Prepared;
 use scaling::Probe;
 
 mod budget;
+mod group_norm;
 mod metric;
 mod prepare;
 mod results;
 mod scaling;
+pub mod scored;
 pub mod scorer;
 
 mod coverage;
@@ -82,6 +84,7 @@ pub struct Audit {
     tf32: bool,
     threads: usize,
     threshold: Option<f32>,
+    output: Option<String>,
     min_baseline: f64,
     layout: LayoutChoice,
     size: Option<(usize, usize)>,
@@ -111,6 +114,7 @@ impl Audit {
             tf32: false,
             threads: 0,
             threshold: None,
+            output: None,
             min_baseline: 0.5,
             layout: LayoutChoice::Auto,
             size: None,
@@ -230,7 +234,9 @@ impl Audit {
         let (outcome, strategy) = audit::run(engine, &job)?;
         drop(t);
         if !label_free && outcome.baseline.mean < self.min_baseline {
-            return Err(self.no_baseline(outcome.baseline.mean, "on the whole set", &scores, &rule).into());
+            return Err(self
+                .no_baseline(&ctx.target, outcome.baseline.mean, "on the whole set", &scores, &rule)
+                .into());
         }
         let scope = match self.journal.as_ref().map(|j| &j.plan) {
             Some(JournalPlan::Merged(_)) => TimingScope::Shards,
@@ -288,9 +294,15 @@ impl Audit {
             normalize: format!("{normalize:?}").to_lowercase(),
             normalize_scores: scores,
             fit: format!("{:?}", self.fit).to_lowercase(),
-            prediction: match kind.per_image {
-                true => format!("one class per image (classifier output {}): {}", kind.describe(), rule.describe()),
-                false => rule.describe(),
+            prediction: {
+                let p = match kind.per_image {
+                    true => format!("one class per image (classifier output {}): {}", kind.describe(), rule.describe()),
+                    false => rule.describe(),
+                };
+                match scored::which_output(&ctx.target) {
+                    w if w.is_empty() => p,
+                    w => format!("{p}; {w}"),
+                }
             },
             layout: io.name(),
             mean_std: self.mean_std.clone(),

@@ -6,7 +6,7 @@ use anyhow::Result;
 use indicatif::ProgressBar;
 
 use crate::audit::forward::Feed;
-use crate::audit::{cost, incremental, AuditJob, AuditOutcome, Strategy};
+use crate::audit::{incremental, AuditJob, AuditOutcome, Strategy};
 use crate::engine::Engine;
 
 /// How probes run.
@@ -24,9 +24,7 @@ impl Prober {
         if job.strategy != Strategy::Incremental {
             return Prober::Full(job.strategy);
         }
-        let d = job.data;
-        let plan = cost::probe_shapes(engine, job.target, &job.input.name, d.layout, [d.c(), d.h(), d.w()])
-            .and_then(|probe| incremental::Plan::new(engine, job, &probe));
+        let plan = crate::audit::plan_probe(engine, job).and_then(|probe| incremental::Plan::new(engine, job, &probe));
         match plan {
             Ok(plan) => Prober::Incremental(plan),
             Err(why) => {

@@ -165,7 +165,7 @@ impl Plan {
             let axis = if s.len() == 2 { 1 } else { job.output.nchw_axes()[1] };
             labels::Reduction::of(s, axis, job.threshold, opset)
         });
-        let cx = region::Context { model, topo: &topo, shapes, types: &types, dynamic_batch };
+        let cx = region::Context { model, topo: &topo, shapes, types: &types, dynamic_batch, probe };
         let regions_span = crate::profile::span("plan: region graphs");
         let mut built: Vec<RegionModel> = Vec::new();
         let mut cached: Vec<String> = Vec::new();

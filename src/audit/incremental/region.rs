@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{anyhow, bail, Result};
 use onnx_protobuf::{GraphProto, TensorProto};
 
-use super::super::cost::shaped_value;
+use super::super::cost::{shaped_value, Probe};
 use crate::model::graph::Topology;
 use crate::model::quantized::qdq::{self, Triple};
 use crate::model::{Model, Param, ParamSource};
@@ -38,6 +38,8 @@ pub struct Context<'a> {
     pub types: &'a HashMap<String, i32>,
     /// Whether the batch dim is free.
     pub dynamic_batch: bool,
+    /// The probe: which axes of each tensor follow the batch.
+    pub probe: &'a Probe,
 }
 
 /// Build the region of the layer at `node`; `output` is the model output it must reach.
@@ -80,10 +82,16 @@ pub fn build(cx: &Context, node: usize, output: &str) -> Result<RegionGraph> {
                 .types
                 .get(x)
                 .ok_or_else(|| anyhow!("ONNX Runtime did not report the type of tensor '{x}' entering the region"))?;
-            // float tensors are activations: probed with batch 1, their dim 0 is the batch.
-            // int64 tensors (shapes, sizes) keep their probed shape; other types (quantized
+            // float tensors are activations, int64 tensors shapes and sizes: probed with
+            // batch 1, the axes that follow the batch (found by a second run on two images,
+            // else axis 0 of a float tensor) are left free; other types (quantized
             // activations, masks) are declared without a shape.
-            let batch_dim = |i: usize| i == 0 && ty == 1 && cx.dynamic_batch;
+            let axes = cx.probe.batch_axes_of(x);
+            let follows = |i: usize| match cx.probe.batch_axes {
+                Some(_) => axes.contains(&i),
+                None => i == 0 && ty == 1,
+            };
+            let batch_dim = |i: usize| cx.dynamic_batch && follows(i);
             let dims: Option<Vec<Option<usize>>> = cx
                 .shapes
                 .get(x)

@@ -44,9 +44,18 @@ pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], repor
             .map(|u| format!("unmatched: {}", u.reason))
             .unwrap_or_else(|| "no swap result".into())
     };
+    let unscored = super::scored::unscored_nodes(&ctx.target);
+    let placeholders = super::group_norm::placeholder_nodes(&ctx.target, &ctx.target_layers);
     for l in &ctx.target_layers.layers {
         for p in &l.params {
-            push(l.family, Some(l.index), &l.node, p.kind, unmatched_reason(&l.label(), p.kind));
+            let reason = if unscored.contains(&l.node_index) {
+                super::scored::reason(&ctx.target)
+            } else if placeholders.contains(&l.node_index) {
+                super::group_norm::REASON.to_string()
+            } else {
+                unmatched_reason(&l.label(), p.kind)
+            };
+            push(l.family, Some(l.index), &l.node, p.kind, reason);
         }
     }
     // Every conv node's W counts, stored or not (the RN verdict is a share of all of them):
@@ -63,6 +72,7 @@ pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], repor
         }
         let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
         let reason = match ctx.target_layers.quantized.iter().find(|q| q.layer == conv) {
+            _ if unscored.contains(&i) => super::scored::reason(&ctx.target),
             Some(q) => format!("quantized ({}): {}", q.format, q.reason),
             None => "its weight is computed in the graph, not a stored tensor".into(),
         };
@@ -85,7 +95,10 @@ pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], repor
 /// so, with what the audited groups alone give.
 pub fn withhold(report: &mut Report) -> Vec<String> {
     let mut warnings = Vec::new();
-    let missing = &report.not_audited;
+    // Layers that cannot change the scored output are not part of the network it measures.
+    let missing: Vec<NotAudited> =
+        report.not_audited.iter().filter(|n| !n.reason.starts_with(super::scored::REASON)).cloned().collect();
+    let missing = &missing;
     let s = &mut report.summary;
     let conv_w = |n: &&NotAudited| n.family == "conv" && n.kind == "W";
     let w_missing = missing.iter().filter(conv_w).count();

@@ -78,6 +78,13 @@ impl Audit {
         let t = crate::profile::span("load + pair models");
         let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
         drop(t);
+        if let Some(name) = &self.output {
+            super::scored::choose(&mut ctx.target, name)?;
+        }
+        // A layer that only feeds another output cannot change the scored one.
+        ctx.warnings.extend(super::scored::leave_out(&ctx.target, &mut ctx.pairing));
+        // A GroupNorm's InstanceNormalization placeholders are not its parameters.
+        ctx.warnings.extend(super::group_norm::leave_out(&ctx.target, &ctx.target_layers, &mut ctx.pairing));
         warn(&ctx.warnings, o.quiet);
         let t = crate::profile::span("weight values (checked)");
         let (mut report, values, rows) = data_free_report_pending(&ctx, o, "audit")?;
@@ -143,10 +150,11 @@ impl Audit {
         let (scaling, shapes) = std::thread::scope(|scope| {
             let shapes = early_shapes.then(|| {
                 let (target, name, layout) = (&ctx.target, input.name.as_str(), probe_data.layout);
+                let dynamic = input.batch.is_none();
                 let chw = [probe_data.c(), probe_data.h(), probe_data.w()];
                 scope.spawn(move || {
                     let _t = crate::profile::span("plan: shape probe (early, thread)");
-                    cost::probe_shapes(eng, target, name, layout, chw)
+                    cost::plan_probe(eng, target, name, dynamic, layout, chw)
                 })
             });
             let t = crate::profile::span("probe: input scaling");

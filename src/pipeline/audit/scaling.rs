@@ -83,14 +83,24 @@ impl Audit {
             let scores = probe::score_scalings(engine, target, p.samples, p.input, how, &tries, p.session)?;
             let best = probe::best(&scores).map(|b| (b.normalize, b.probe_dice)).unwrap_or((first_norm, 0.0));
             if best.1 < self.min_baseline {
-                return Err(self.no_baseline(best.1, "on the probe batch", &scores, rule).into());
+                return Err(self.no_baseline(target, best.1, "on the probe batch", &scores, rule).into());
             }
             (best.0, scores)
         })
     }
 
     /// The refusal when the baseline does not segment (classify) the data.
-    pub(super) fn no_baseline(&self, mean: f64, on: &str, scores: &[probe::ScalingScore], rule: &Rule) -> UserError {
+    pub(super) fn no_baseline(
+        &self,
+        target: &Model,
+        mean: f64,
+        on: &str,
+        scores: &[probe::ScalingScore],
+        rule: &Rule,
+    ) -> UserError {
+        // A model with several outputs may have the one to audit elsewhere.
+        let which = super::scored::which_output(target);
+        let which = if which.is_empty() { which } else { format!(", {which}") };
         let tried: Vec<String> = scores
             .iter()
             .map(|s| format!("{} {:.3}", format!("{:?}", s.normalize).to_lowercase(), s.probe_dice))
@@ -101,15 +111,16 @@ impl Audit {
         };
         UserError::BadData(format!(
             "the target {} does not {does} this data: baseline {score} {mean:.3} {on} is below --min-baseline {} \
-             (input scaling tried, probe {}: {}; output rule: {}). No verdict is given, because every swap of a \
+             (input scaling tried, probe {}: {}; output rule: {}{which}). No verdict is given, because every swap of a \
              model that fails anyway looks harmless. Check that the labels use the model's class numbers, the input \
-             scaling (--normalize), the size and channels fed, and the output rule (--threshold); --min-baseline 0 \
+             scaling (--normalize), the size and channels fed, and the output rule (--threshold{}); --min-baseline 0 \
              audits anyway",
             self.target.display(),
             self.min_baseline,
             self.metric.label(),
             tried.join(", "),
-            rule.describe()
+            rule.describe(),
+            if which.is_empty() { "" } else { ", --output" },
         ))
     }
 }

@@ -40,7 +40,7 @@ impl Audit {
         let truth = if p.label_free { pred.clone() } else { crate::audit::labels(&p.dataset, classes)? };
         let baseline = score(pred.view(), truth.view(), classes, self.metric);
         if !p.label_free && baseline.mean < self.min_baseline {
-            return Err(self.no_baseline(baseline.mean, "on the whole set", &p.scores, &p.rule).into());
+            return Err(self.no_baseline(&p.ctx.target, baseline.mean, "on the whole set", &p.scores, &p.rule).into());
         }
         let data = self.data.clone().unwrap_or_default();
         Ok(Scorer { engine, prepared, truth, classes, baseline, metric: self.metric, data })

@@ -98,6 +98,13 @@ impl Audit {
         self
     }
 
+    /// The graph output to score, by name (default `None`: the first). Layers that do not
+    /// reach it are left out of the scan (see `scored`).
+    pub fn output(mut self, name: Option<String>) -> Audit {
+        self.output = name;
+        self
+    }
+
     /// With labels, refuse to decide anything when the baseline mean Dice is below this
     /// (default 0.5): the target does not segment the data, so every swap would look free.
     pub fn min_baseline(mut self, min: f64) -> Audit {

@@ -151,7 +151,12 @@ fn shard_pairs(engine: &Engine, job: &AuditJob, swaps: &[SwapId], s: Shard, quie
     let downstream = (job.strategy == Strategy::Incremental)
         .then(|| {
             let d = job.data;
-            probe_shapes(engine, model, &job.input.name, d.layout, [d.c(), d.h(), d.w()]).ok().map(|probe| {
+            // The probe that ran beside the scaling probe, when it did.
+            let probe = match job.shapes {
+                Some(p) => Some(p.clone()),
+                None => probe_shapes(engine, model, &job.input.name, d.layout, [d.c(), d.h(), d.w()]).ok(),
+            };
+            probe.map(|probe| {
                 let cost = CostModel::new(model, &probe.shapes);
                 let topo = Topology::of(model);
                 move |node: usize| cost.downstream(&topo, model, node)
