@@ -83,7 +83,7 @@ pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
             let d = if broken { Decision::NotReusable } else { Decision::of_interval(lo, hi, tolerance) };
             row.decision = Some(d);
             if d == Decision::Undecided {
-                s.undecided.entry(row.kind.clone()).or_default().push(row.layer);
+                s.undecided.entry(group(row)).or_default().push(row.layer);
             }
         }
         groups += 1;
@@ -116,7 +116,7 @@ pub fn decide(rows: &mut [Row], tolerance: f64, rn_threshold: f64) -> Summary {
         let share = w.iter().filter(|&&b| b).count() as f64 / w.len() as f64;
         s.conv_w_reusable_share = Some(share);
         s.rn = Some(share >= rn_threshold);
-        let decisions: Vec<Decision> = rows.iter().filter(|r| r.kind == "W").filter_map(|r| r.decision).collect();
+        let decisions: Vec<Decision> = rows.iter().filter(|r| is_conv_w(r)).filter_map(|r| r.decision).collect();
         if decisions.len() == w.len() {
             let count = |keep: fn(Decision) -> bool| decisions.iter().filter(|&&d| keep(d)).count() as f64;
             let lo = count(|d| d == Decision::Reusable) / w.len() as f64;
@@ -298,5 +298,44 @@ mod tests {
         // Shares: every family counts. Groups 5 of 10 reusable; scalars 10+60+5 of 115.
         assert_eq!(s.reuse_share_groups, Some(0.5));
         assert_eq!(s.reuse_share_scalars, Some(75.0 / 115.0));
+    }
+
+    #[test]
+    fn rn_decision_not_withheld_when_linear_w_rows_are_audited() {
+        // Bug: the RN range counted the decisions of every W row (linear too) against the
+        // conv W rows, so with a linear layer the counts never matched and the RN decision
+        // at the stated confidence was silently withheld (None). conv W: 1 decided
+        // reusable, 1 undecided, 2 not reusable; linear W: 2 reusable, 1 undecided.
+        let mut rows = vec![
+            with_interval(row("W", 1, 0.001, 10), 0.0, 0.004),
+            with_interval(row("W", 2, 0.018, 10), 0.012, 0.025),
+            with_interval(row("W", 3, 0.3, 10), 0.25, 0.35),
+            with_interval(row("W", 4, 0.3, 10), 0.25, 0.35),
+            with_interval(family_row("linear", "W", 1, 0.0, 20), 0.0, 0.001),
+            with_interval(family_row("linear", "W", 2, 0.0, 20), 0.0, 0.001),
+            with_interval(family_row("linear", "W", 3, 0.019, 20), 0.01, 0.03),
+        ];
+        let s = decide(&mut rows, 0.02, 0.5);
+        // Range over conv W only: decided-only 1/4, counting undecided 2/4.
+        assert_eq!((s.conv_w_reusable_share_lo, s.conv_w_reusable_share_hi), (Some(0.25), Some(0.5)));
+        assert_eq!(s.rn_decision, Some(Decision::Undecided));
+        assert_eq!(decide(&mut rows, 0.02, 0.6).rn_decision, Some(Decision::NotReusable));
+        assert_eq!(decide(&mut rows, 0.02, 0.25).rn_decision, Some(Decision::Reusable));
+    }
+
+    #[test]
+    fn undecided_linear_rows_listed_under_their_group_not_the_conv_kind() {
+        // Bug: undecided rows were keyed by bare kind, so an undecided linear W showed up
+        // in the summary (and the printed table) as an undecided conv W layer.
+        let mut rows = vec![
+            with_interval(row("W", 1, 0.001, 10), 0.0, 0.004),
+            with_interval(family_row("linear", "W", 2, 0.019, 20), 0.01, 0.03),
+            with_interval(family_row("norm", "RW", 1, 0.019, 20), 0.01, 0.03),
+        ];
+        let s = decide(&mut rows, 0.02, 0.5);
+        assert_eq!(s.undecided["W"], Vec::<usize>::new());
+        assert_eq!(s.undecided["linear.W"], vec![2]);
+        assert_eq!(s.undecided["norm.RW"], vec![1]);
+        assert!(!s.undecided.contains_key("RW"));
     }
 }

@@ -174,6 +174,41 @@ fn linear_w_does_not_count_in_the_rn_verdict() {
 }
 
 #[test]
+fn rn_decision_at_confidence_not_withheld_by_linear_layers() {
+    // Regression: with linear W rows audited, the RN decision at --confidence (and the
+    // share's range) was silently missing, the "at 95% confidence" line not printed, and
+    // --fail-if-not-reusable fell back to the point verdict.
+    let e = expected();
+    let r = audit(&[]);
+    let swaps = e["swaps"].as_array().unwrap();
+    let conv_w: Vec<&Value> = swaps.iter().filter(|s| s["family"] == "conv" && s["kind"] == "W").collect();
+    assert_eq!(conv_w.len(), 5);
+    // Independent numbers: 4 of the 5 conv W swaps lose more than the tolerance (0.029 to
+    // 0.57), conv 4 W loses 0.007.
+    assert_eq!(conv_w.iter().filter(|s| f(&s["delta"]) > 0.02).count(), 4);
+    // The range counts conv W decisions only (the 3 linear W rows are decided too).
+    let decided = |d: &str| {
+        r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["family"] == "conv" && x["kind"] == "W" && x["decision"] == d)
+            .count()
+    };
+    assert_eq!(decided("not_reusable"), 4);
+    let (lo, hi) = (f(&r["summary"]["conv_w_reusable_share_lo"]), f(&r["summary"]["conv_w_reusable_share_hi"]));
+    assert_eq!((lo, hi), (decided("reusable") as f64 / 5.0, 1.0 / 5.0));
+    assert_eq!(r["summary"]["rn_decision"], "not_reusable");
+    let (t, s, d) = paths();
+    guarded_audit_cmd(&t, &s, &d)
+        .args(["-q", "--fail-if-not-reusable"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("at 95% confidence: NOT a reusable network"))
+        .stderr(predicate::str::contains("the RN verdict is not_reusable at 95% confidence"));
+}
+
+#[test]
 fn families_flag_selects_what_is_paired_and_audited() {
     let e = expected();
     let all = audit(&[]);
