@@ -116,3 +116,51 @@ fn nan_pixels_and_fractional_labels_are_exit_2_naming_the_image() {
         .code(2)
         .stderr(predicate::str::contains("label 1.5").and(predicate::str::contains("not an integer")));
 }
+
+/// The bundled validation set's first `n` images (64 x 64) and labels, with `relabel`
+/// applied to the labels, as a new `.npz` in `dir`.
+fn bundled_subset(dir: &std::path::Path, n: usize, relabel: impl Fn(u8) -> u8) -> std::path::PathBuf {
+    let (_, _, data) = bundled();
+    let mut npz = npyz::npz::NpzArchive::open(&data).unwrap();
+    let images: Vec<f32> = npz.by_name("images").unwrap().unwrap().into_vec().unwrap();
+    let labels: Vec<u8> = npz.by_name("labels").unwrap().unwrap().into_vec().unwrap();
+    let px = 64 * 64;
+    let labels: Vec<u8> = labels[..n * px].iter().map(|&v| relabel(v)).collect();
+    let path = dir.join(format!("subset-{n}.npz"));
+    npz_arrays(&path, &[n, 1, 64, 64], &images[..n * px], Some((&[n, 64, 64], &labels)));
+    path
+}
+
+/// Regression (held-out review): one validation image gave "decisions at 95%: 73 reusable,
+/// 19 not reusable, 0 undecided" without a word that a bootstrap over one image has zero
+/// width; a class the labels never contain (Dice 0 as soon as the model predicts it, a
+/// quarter of the mean on its own) was not mentioned either.
+#[test]
+fn one_image_and_a_class_absent_from_the_labels_are_said() {
+    let (t, s, _) = bundled();
+    let d = tempfile::tempdir().unwrap();
+    let report = |data: &std::path::Path| -> Value {
+        let out = guarded_audit_cmd(&t, &s, data).args(["--json", "-q", "--kinds", "B"]).assert().success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    };
+    let warnings = |r: &Value| -> Vec<String> {
+        r["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()).collect()
+    };
+    let one = report(&bundled_subset(d.path(), 1, |v| v));
+    let w = warnings(&one);
+    assert!(w.iter().any(|w| w.starts_with("only 1 validation image(s)") && w.contains("zero width")), "{w:?}");
+    // Twelve images with class 3 relabelled background: that class is named, the image count is not.
+    let r = report(&bundled_subset(d.path(), 12, |v| if v == 3 { 0 } else { v }));
+    let w = warnings(&r);
+    assert!(w.iter().any(|w| w.starts_with("class 3 never occurs in the labels") && w.contains("1/4")), "{w:?}");
+    assert!(
+        !w.iter().any(|w| w.starts_with("only ") || w.starts_with("class 1 ") || w.starts_with("class 2 ")),
+        "{w:?}"
+    );
+    // What the warning says of its Dice: 0, since the UNet predicts class 3 on these images.
+    assert_eq!(r["baseline"]["per_class"][3].as_f64(), Some(0.0));
+    // The full set has every class and 48 images: neither warning.
+    let (_, _, data) = bundled();
+    let w = warnings(&report(&data));
+    assert!(!w.iter().any(|w| w.starts_with("only ") || w.contains("never occurs")), "{w:?}");
+}

@@ -121,7 +121,9 @@ fn one_channel_data_loads_as_n_h_w_either_channel_axis_and_feeds_a_channels_last
     // Forcing what the graph says changes nothing.
     let r = audit_json(&tl, &sl, &files[0], &["--strategy", "naive", "--layout", "nhwc"]);
     assert_eq!(numbers(&r), reference);
-    assert_eq!(r["warnings"].as_array().map(Vec::len), Some(0));
+    // No layout warning (with this few images, only the one that the intervals are too narrow).
+    let warnings: Vec<&str> = r["warnings"].as_array().unwrap().iter().filter_map(|w| w.as_str()).collect();
+    assert!(warnings.iter().all(|w| w.starts_with("only ") && w.contains("validation image(s)")), "{warnings:?}");
 }
 
 /// A strided (total stride 2) target/source pair: fixed 8 x 8, and with free H x W.

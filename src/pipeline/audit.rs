@@ -30,6 +30,7 @@ pub mod scored;
 pub mod scorer;
 
 mod coverage;
+mod evidence;
 pub mod journaling;
 mod setters;
 
@@ -268,7 +269,14 @@ impl Audit {
         if let Some(draws) = self.budget {
             budget::apply(&mut report, &ctx.pairing, o, &audit::budget::run(engine, &job, draws)?);
         }
-        for w in results::non_finite_warnings(&report) {
+        // What the set can support: enough images for the intervals, every class in the labels.
+        let mut evidence: Vec<String> = evidence::few_images(dataset.n(), o.confidence).into_iter().collect();
+        if let (false, Metric::Dice, false, Some(labels)) =
+            (label_free, self.metric, dataset.class_ids, &dataset.labels)
+        {
+            evidence.extend(evidence::absent_classes(labels, outcome.classes));
+        }
+        for w in evidence.into_iter().chain(results::non_finite_warnings(&report)) {
             warn(std::slice::from_ref(&w), o.quiet);
             report.warnings.push(w);
         }

@@ -1,0 +1,71 @@
+//! What the validation set can support, said as warnings (on stderr and in the report):
+//! too few images for the bootstrap intervals to mean much, and classes the labels never
+//! contain, whose Dice is all-or-nothing and still weighs as much as any other class in the
+//! mean.
+
+use ndarray::Array3;
+
+/// Below this many images the paired bootstrap over images has too few distinct resamples
+/// for its intervals to be trusted (with one image every resample is that image: zero width).
+pub const MIN_IMAGES_FOR_INTERVALS: usize = 10;
+
+/// A warning when `images` is below [`MIN_IMAGES_FOR_INTERVALS`]: the decisions "at
+/// confidence" come from intervals that are too narrow.
+pub fn few_images(images: usize, confidence: f64) -> Option<String> {
+    (images < MIN_IMAGES_FOR_INTERVALS).then(|| {
+        let why = if images == 1 {
+            "with one image every bootstrap resample is that image, so every interval has zero width".to_string()
+        } else {
+            format!("{images} images give too few distinct bootstrap resamples, so the intervals are too narrow")
+        };
+        format!(
+            "only {images} validation image(s): the {:.0}% intervals and the decisions at confidence are not to be trusted ({why}); use at least {MIN_IMAGES_FOR_INTERVALS} images",
+            confidence * 100.0
+        )
+    })
+}
+
+/// One warning per class of `0..classes` that never occurs in `labels` (label maps scored by
+/// Dice): its Dice is 0 on every image set where the model predicts it anywhere and 1
+/// otherwise, and counts 1/`classes` of every mean Dice on its own.
+pub fn absent_classes(labels: &Array3<f64>, classes: usize) -> Vec<String> {
+    let mut seen = vec![false; classes];
+    for &v in labels {
+        if let Some(s) = (v >= 0.0).then(|| v as usize).and_then(|c| seen.get_mut(c)) {
+            *s = true;
+        }
+    }
+    seen.iter()
+        .enumerate()
+        .filter(|(_, &s)| !s)
+        .map(|(c, _)| {
+            format!(
+                "class {c} never occurs in the labels: its Dice is 0 wherever the model predicts it at all and 1 otherwise, yet it counts 1/{classes} of every mean Dice; check the labels and the class count (or that the validation set covers every class)"
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_image_says_the_intervals_have_zero_width_and_ten_say_nothing() {
+        let w = few_images(1, 0.95).unwrap();
+        assert!(w.contains("only 1 validation image") && w.contains("zero width") && w.contains("95%"), "{w}");
+        assert!(few_images(9, 0.9).unwrap().contains("9 images give too few"));
+        assert_eq!(few_images(10, 0.95), None);
+    }
+
+    #[test]
+    fn a_class_absent_from_every_label_map_is_named_once() {
+        // Classes 0 and 2 occur, 1 and 3 do not.
+        let labels = Array3::from_shape_vec((2, 1, 3), vec![0.0, 2.0, 0.0, 2.0, 2.0, 0.0]).unwrap();
+        let w = absent_classes(&labels, 4);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("class 1 never occurs") && w[0].contains("1/4"), "{}", w[0]);
+        assert!(w[1].starts_with("class 3 never occurs"), "{}", w[1]);
+        assert!(absent_classes(&labels, 3).len() == 1 && absent_classes(&labels, 1).is_empty());
+    }
+}
