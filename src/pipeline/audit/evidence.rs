@@ -31,7 +31,7 @@ pub fn few_images(images: usize, confidence: f64) -> Option<String> {
 pub fn absent_classes(labels: &Array3<f64>, classes: usize) -> Vec<String> {
     let mut seen = vec![false; classes];
     for &v in labels {
-        if let Some(s) = (v >= 0.0).then(|| v as usize).and_then(|c| seen.get_mut(c)) {
+        if let Some(s) = (v >= 0.0).then_some(v as usize).and_then(|c| seen.get_mut(c)) {
             *s = true;
         }
     }
