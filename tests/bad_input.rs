@@ -153,3 +153,26 @@ fn preloaded_engine_prints_no_threads_note_for_an_audit_that_fails_on_its_data()
     assert!(e.contains("bad.npz") && !e.contains("panicked"), "{e}");
     assert!(!e.contains("note: --threads"), "{e}");
 }
+
+#[test]
+fn half_precision_export_is_refused_with_what_does_work() {
+    // Regression: a `model.half()` export got only "input is float16; the audit feeds float32
+    // images", with no way forward. The data-free commands do read it.
+    let dir = tempfile::tempdir().unwrap();
+    let half = |seed| {
+        let mut m = tiny_cnn(&Spec { seed, storage: Storage::Fp16, ..Spec::default() });
+        let g = m.graph.as_mut().unwrap();
+        g.input[0].type_.as_mut().unwrap().mut_tensor_type().elem_type = 10;
+        g.output[0].type_.as_mut().unwrap().mut_tensor_type().elem_type = 10;
+        m
+    };
+    let t = save(&half(1), dir.path(), "t16.onnx");
+    let s = save(&half(2), dir.path(), "s16.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, None, 3);
+    fails_with(
+        audit_cmd(&t, &s, &data).args(["--labels", "baseline"]),
+        "input 'x' is float16; the audit feeds float32 images; audit the float32 model it was exported from",
+    );
+    bin().arg("rmse").arg(&t).arg(&s).assert().success();
+}

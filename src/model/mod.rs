@@ -278,9 +278,20 @@ impl Model {
         };
         let elem = input.type_.tensor_type().elem_type;
         if elem != 1 {
+            // A half-precision export (`model.half()`) is the usual case: say what does work.
+            let hint = match elem {
+                10 | 16 => {
+                    "; audit the float32 model it was exported from (its weights compare with this one's: `inspect`, `match` and `rmse` read float16 weights)"
+                }
+                _ => "",
+            };
             return Err(bad_file(
                 &self.path,
-                format!("input '{}' is {}; the audit feeds float32 images", input.name, tensor::onnx_type_name(elem)),
+                format!(
+                    "input '{}' is {}; the audit feeds float32 images{hint}",
+                    input.name,
+                    tensor::onnx_type_name(elem)
+                ),
             ));
         }
         let [batch, channels, height, width] = layout.to_nchw(dims);
