@@ -81,6 +81,10 @@ impl Model {
         let graph = proto.graph.mut_or_insert_default();
         validate::unique_names(graph).map_err(corrupt)?;
         validate::acyclic(graph).map_err(corrupt)?;
+        if let Some(order) = validate::topological_order(graph).map_err(corrupt)? {
+            let mut nodes: Vec<Option<onnx_protobuf::NodeProto>> = graph.node.drain(..).map(Some).collect();
+            graph.node = order.into_iter().filter_map(|i| nodes[i].take()).collect();
+        }
         let tensors = graph
             .initializer
             .iter_mut()
