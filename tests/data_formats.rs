@@ -162,3 +162,46 @@ fn broken_data_files_exit_2_naming_file_and_key() {
     std::fs::write(dir.join("a_gt.nii"), &gt[..gt.len() - 100]).unwrap();
     fails_with(&dir, &["a_gt.nii", "truncated"]);
 }
+
+#[test]
+fn labels_declaring_a_billion_values_beside_eight_images_were_inflated_before_the_shape_check() {
+    // A 1 MB `.npz` whose labels.npy declared 1000000 x 32 x 32 uint8 (within the 2^30 limit
+    // of one array) beside 8 images of 64 x 64 took 50 s and 7.8 GB (as f64) before saying
+    // the shapes do not fit. The labels' header is now checked against the images first:
+    // here its data is cut off after the header, which the old order reported as truncated.
+    let d = tempfile::tempdir().unwrap();
+    let (images, _) = acdc();
+    let header = |shape: &str| {
+        let mut h = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(&[0u8; 4096]);
+        out
+    };
+    let image_bytes = npy::npy_f32_bytes(&[N, 64, 64], &images.iter().map(|&v| v as f32).collect::<Vec<_>>());
+    let z = d.path().join("bomb.npz");
+    let mut npz = npyz::npz::NpzWriter::create(&z).unwrap();
+    for (key, bytes) in [("images", image_bytes.clone()), ("labels", header("(1000000, 32, 32)"))] {
+        use std::io::Write;
+        npz.zip_writer().start_file(format!("{key}.npy"), FileOptions::default()).unwrap();
+        npz.zip_writer().write_all(&bytes).unwrap();
+    }
+    drop(npz);
+    fails_with(&z, &["bomb.npz", "labels of shape [1000000, 32, 32] do not fit images of 6 x 64 x 64"]);
+    // The same as a pair of .npy files.
+    let (i, l) = (d.path().join("images.npy"), d.path().join("labels.npy"));
+    std::fs::write(&i, &image_bytes).unwrap();
+    std::fs::write(&l, header("(1000000, 32, 32)")).unwrap();
+    let t = root().join("models/unet-acdc-seg.onnx");
+    audit_cmd(&t, &t, &i)
+        .arg("--labels")
+        .arg(&l)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("labels of shape [1000000, 32, 32] do not fit images of 6 x 64 x 64"));
+}

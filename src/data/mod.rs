@@ -115,10 +115,14 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
     } else if name.ends_with(".npz") {
         Loaded { samples: npz_samples(&mut npy::Npz::open(data)?, data, hint)?, format: "npz" }
     } else if name.ends_with(".npy") {
-        // As `npy_samples` on the files' bytes (each read and parsed in turn).
-        let images = npy::read_npy(data)?;
-        let labels = labels.map(npy::read_npy).transpose()?;
-        Loaded { samples: arrays::samples(data, images, labels, hint)?, format: "npy" }
+        let read = |p: &Path| {
+            std::fs::read(p)
+                .map_err(|e| anyhow::Error::from(UserError::Unreadable { path: p.into(), reason: e.to_string() }))
+        };
+        let images = read(data)?;
+        let labels = labels.map(|p| read(p).map(|b| (b, p))).transpose()?;
+        let samples = npy_samples(&images, data, labels.as_ref().map(|(b, p)| (b.as_slice(), *p)), hint)?;
+        Loaded { samples, format: "npy" }
     } else {
         return Err(bad_file(
             data,
@@ -140,6 +144,10 @@ pub fn npz_samples<R: std::io::Read + std::io::Seek>(
     hint: &LayoutHint,
 ) -> Result<Vec<Sample>> {
     let images = npz.require("images")?;
+    // The labels' shape is checked from their header before their data is read.
+    if let Some(shape) = npz.shape("labels")? {
+        arrays::check_labels_fit(path, images.shape(), &shape, hint)?;
+    }
     let labels = npz.get("labels")?;
     arrays::samples(path, images, labels, hint)
 }
@@ -155,6 +163,12 @@ pub fn npy_samples(
 ) -> Result<Vec<Sample>> {
     let parse = |bytes: &[u8], p: &Path| npy::parse_npy(bytes).map_err(|e| bad_file(p, format!("{e:#}")));
     let images = parse(images, path)?;
+    if let Some((b, p)) = labels {
+        // The labels' shape is checked from their header before their data is decoded.
+        if let Some(shape) = npy::declared_shape(b).map_err(|e| bad_file(p, format!("{e:#}")))? {
+            arrays::check_labels_fit(path, images.shape(), &shape, hint)?;
+        }
+    }
     let labels = labels.map(|(b, p)| parse(b, p)).transpose()?;
     arrays::samples(path, images, labels, hint)
 }
