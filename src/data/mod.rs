@@ -75,6 +75,28 @@ pub fn check_image_count(have: usize, more: usize, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The most values a NIfTI or PNG folder may hold as loaded, before fitting: 2^30 (8 GiB
+/// as the f64 values the tool holds; the limit of one `.npz` array). Each file is bounded
+/// on its own from its header; this bounds a folder of many (a thousand 8192 x 8192 PNGs
+/// of a few KB each were half a terabyte). Summed from the headers before any file's data
+/// is read.
+pub const MAX_LOADED_VALUES: u64 = 1 << 30;
+
+/// Refuse a folder whose files up to `path` (images and labels) declare `have` values, more
+/// than [`MAX_LOADED_VALUES`].
+fn check_loaded_values(have: u64, path: &Path) -> Result<()> {
+    if have > MAX_LOADED_VALUES {
+        return Err(bad_file(
+            path,
+            format!(
+                "the files up to this one (images and labels) declare {have} values, more than the {MAX_LOADED_VALUES} \
+                 (2^30) a data set may hold as loaded; refused before reading them: audit a subset"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Everything loaded from `--data` (and `--labels` when it is a file).
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -183,6 +205,11 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
     }
     let mut out = Vec::new();
     check_image_count(0, pairs.len(), dir)?;
+    let mut values = 0u64;
+    for (img, gt) in &pairs {
+        values = values.saturating_add(nifti::declared_voxels(img)?).saturating_add(nifti::declared_voxels(gt)?);
+        check_loaded_values(values, img)?;
+    }
     for (img, gt) in pairs {
         let v = nifti::read(&img)?;
         check_image_count(out.len(), v.dim().2, &img)?;
@@ -208,6 +235,14 @@ fn load_png(dir: &Path) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     let pairs = png_folder::folder_pairs(dir)?;
     check_image_count(0, pairs.len(), dir)?;
+    let mut values = 0u64;
+    for (img, mask) in &pairs {
+        values = values.saturating_add(png_folder::declared_values(img)?);
+        if let Some(m) = mask {
+            values = values.saturating_add(png_folder::declared_values(m)?);
+        }
+        check_loaded_values(values, img)?;
+    }
     for (img, mask) in pairs {
         let image = png_folder::read(&img)?;
         let label = match mask {
