@@ -137,10 +137,7 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
     } else if name.ends_with(".npz") {
         Loaded { samples: npz_samples(&mut npy::Npz::open(data)?, data, hint)?, format: "npz" }
     } else if name.ends_with(".npy") {
-        let read = |p: &Path| {
-            std::fs::read(p)
-                .map_err(|e| anyhow::Error::from(UserError::Unreadable { path: p.into(), reason: e.to_string() }))
-        };
+        let read = |p: &Path| crate::input::read(p).map_err(anyhow::Error::from);
         let images = read(data)?;
         let labels = labels.map(|p| read(p).map(|b| (b, p))).transpose()?;
         let samples = npy_samples(&images, data, labels.as_ref().map(|(b, p)| (b.as_slice(), *p)), hint)?;

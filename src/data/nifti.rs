@@ -31,6 +31,7 @@ pub fn read(path: &Path) -> Result<Array3<f64>> {
 /// The voxels a `.nii` or `.nii.gz` file's header declares, after the checks made before
 /// any voxel is read (see [`check_declared`]).
 pub fn declared_voxels(path: &Path) -> Result<u64> {
+    crate::input::check_regular(path)?;
     let h = nifti::NiftiHeader::from_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
     let gz = path.to_string_lossy().ends_with(".gz");
     let len = if gz { None } else { Some(std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX)) };

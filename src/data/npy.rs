@@ -172,7 +172,7 @@ pub fn parse_npy(bytes: &[u8]) -> Result<ArrayD<f64>> {
 
 /// Read a `.npy` file.
 pub fn read_npy(path: &Path) -> Result<ArrayD<f64>> {
-    let bytes = std::fs::read(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
+    let bytes = crate::input::read(path)?;
     parse_npy(&bytes).map_err(|e| bad_file(path, format!("{e:#}")))
 }
 
@@ -186,6 +186,7 @@ pub struct Npz<R: Read + Seek = BufReader<File>> {
 impl Npz {
     /// Open an archive (stored or deflated entries).
     pub fn open(path: &Path) -> Result<Self> {
+        crate::input::check_regular(path)?;
         let file = File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
         Npz::new(BufReader::new(file), path)
     }

@@ -15,6 +15,7 @@ pub const MAX_PNG_VALUES: u64 = 1 << 27;
 /// Open a PNG and read its header: the reader and the values it declares (width x height x
 /// 1 or 3 channels), refused beyond [`MAX_PNG_VALUES`].
 fn open(path: &Path) -> Result<(png::Reader<std::io::BufReader<std::fs::File>>, u64)> {
+    crate::input::check_regular(path)?;
     let file =
         std::fs::File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));

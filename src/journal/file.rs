@@ -48,6 +48,7 @@ fn checked(line: &str) -> Option<&str> {
 /// Read the journal at `path`; `None` when there is none, or not even its header was
 /// written whole.
 pub fn read<B: DeserializeOwned, S: DeserializeOwned>(path: &Path) -> Result<Option<Loaded<B, S>>> {
+    crate::input::check_regular(path)?;
     match std::fs::read(path) {
         Ok(bytes) => parse(&bytes, path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
