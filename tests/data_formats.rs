@@ -205,3 +205,30 @@ fn labels_declaring_a_billion_values_beside_eight_images_were_inflated_before_th
         .code(2)
         .stderr(predicate::str::contains("labels of shape [1000000, 32, 32] do not fit images of 6 x 64 x 64"));
 }
+
+#[test]
+fn nii_beside_its_own_nii_gz_was_audited_twice() {
+    // A folder holding `p.nii` and `p.nii.gz` (a `gunzip -k`) fed every slice twice: twice
+    // the images, the same mean, and bootstrap intervals narrower than the data supports.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("vols");
+    std::fs::create_dir(&dir).unwrap();
+    let image = nii_bytes(&[64, 64, 2], 2, 8, (0.0, 0.0), &[7; 2 * 4096], false);
+    let gt = nii_bytes(&[64, 64, 2], 2, 8, (0.0, 0.0), &[1; 2 * 4096], false);
+    for (name, bytes) in [("p.nii", &image), ("p_gt.nii", &gt)] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut z, bytes).unwrap();
+        std::fs::write(dir.join(format!("{name}.gz")), z.finish().unwrap()).unwrap();
+    }
+    fails_with(&dir, &["vols", "p.nii and p.nii.gz are both here", "audited twice"]);
+    // Either one alone is two slices.
+    for name in ["p.nii", "p_gt.nii"] {
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    let t = root().join("models/unet-acdc-seg.onnx");
+    let out = audit_cmd(&t, &t, &dir).args(["--json", "-q", "--kinds", "B"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["dataset"]["images"], 2);
+}

@@ -181,6 +181,18 @@ pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
         ));
     }
     pairs.sort();
+    // `X.nii` beside `X.nii.gz` (a `gunzip -k`) would audit every slice of X twice.
+    let stem = |p: &PathBuf| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name.strip_suffix(".gz").unwrap_or(&name).to_string()
+    };
+    if let Some(w) = pairs.windows(2).find(|w| stem(&w[0].0) == stem(&w[1].0)) {
+        let name = stem(&w[0].0);
+        return Err(bad_file(
+            dir,
+            format!("{name} and {name}.gz are both here: the same volume would be audited twice; keep one"),
+        ));
+    }
     Ok(pairs)
 }
 
