@@ -58,6 +58,9 @@ impl Settings {
             ..Options::default()
         };
         options.validate()?;
+        if let Some(out) = &a.out {
+            reuse_audit::report::write::check_out(out)?;
+        }
         let mut formats = a.format.clone();
         formats.sort();
         formats.dedup();

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod input;
 pub mod journal;
 pub mod metrics;
 pub mod model;

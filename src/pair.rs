@@ -218,6 +218,7 @@ fn same_shape(a: &Layer, b: &Layer) -> bool {
 }
 
 fn by_file(target: &LayerScan, source: &LayerScan, path: &PathBuf) -> Result<Pairing> {
+    crate::input::check_regular(path)?;
     let text = std::fs::read_to_string(path).map_err(|e| UserError::Unreadable {
         path: path.clone(),
         reason: format!("{e} (--match takes auto, name, position or a CSV mapping file)"),

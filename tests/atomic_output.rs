@@ -210,3 +210,36 @@ fn a_run_waits_for_the_lock_on_the_parent_folder() {
     assert!(child.wait().unwrap().success());
     assert!(snapshot(&out).len() > 2, "the report was published after the lock was released");
 }
+
+#[test]
+fn out_naming_a_file_or_the_current_folder_was_refused_only_after_the_whole_audit() {
+    // `--out report.txt` (an existing file) or `--out $PWD` computed every swap, then failed
+    // to publish and left `report.txt.journal` behind with a note to rerun with --resume
+    // (for `--out /dev/null`, `/dev/null.journal`). Now refused before any work.
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 2, 8, Some(&[1u8; 2 * 64]), 5);
+    let file = dir.path().join("report.txt");
+    std::fs::write(&file, b"keep me").unwrap();
+    let here = dir.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+    let check = |cmd: &mut assert_cmd::Command, needle: &str| {
+        let out = cmd.output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{e}");
+        assert!(e.contains(needle) && !e.contains("journal") && !e.contains("panicked"), "{e}");
+        assert!(out.stdout.is_empty(), "no table before the refusal: {}", String::from_utf8_lossy(&out.stdout));
+    };
+    let is_file = "report.txt: exists and is not a folder";
+    check(audit_cmd(&t, &s, &data).arg("--out").arg(&file), is_file);
+    check(bin().arg("rmse").arg(&t).arg(&s).arg("--out").arg(&file), is_file);
+    check(bin().arg("matrix").arg(&t).arg(&s).arg("--out").arg(&file), is_file);
+    check(bin().arg("merge").arg(&here).arg("--out").arg(&file), is_file);
+    check(audit_cmd(&t, &s, &data).arg("--out").arg(&here).current_dir(&here), "is the current folder");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["here", "report.txt", "s.onnx", "t.onnx", "val.npz"], "nothing written beside them");
+}

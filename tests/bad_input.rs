@@ -176,3 +176,44 @@ fn half_precision_export_is_refused_with_what_does_work() {
     );
     bin().arg("rmse").arg(&t).arg(&s).assert().success();
 }
+
+#[test]
+fn fifo_or_dev_zero_as_model_data_or_mapping_hung_or_grew_without_bound() {
+    // Opening a FIFO waits for a writer forever, and `/dev/zero` never ends: reading either
+    // whole hung the command (and grew its memory without bound). Refused before opening.
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 2, 8, Some(&[1u8; 2 * 64]), 5);
+    for name in ["pipe.onnx", "pipe.npz", "pipe.npy", "pipe.csv", "report.json"] {
+        fifo(&dir.path().join(name));
+    }
+    for name in ["zero.onnx", "zero.npz"] {
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(name)).unwrap();
+    }
+    let p = |name: &str| dir.path().join(name).into_os_string();
+    let run = |args: Vec<std::ffi::OsString>, says: [&str; 2]| {
+        let mut c = bin();
+        c.args(args).timeout(std::time::Duration::from_secs(60));
+        fails_with(&mut c, says[0]);
+        fails_with(&mut c, says[1]);
+    };
+    let (m, data) = (m.into_os_string(), data.into_os_string());
+    let audit = |d: std::ffi::OsString| vec!["audit".into(), m.clone(), m.clone(), "--data".into(), d];
+    let fifo_says = "not a regular file (a FIFO";
+    let device = "not a regular file (a device)";
+    run(vec!["inspect".into(), p("pipe.onnx")], ["pipe.onnx", fifo_says]);
+    run(vec!["rmse".into(), m.clone(), p("zero.onnx")], ["zero.onnx", device]);
+    run(audit(p("pipe.npz")), ["pipe.npz", fifo_says]);
+    run(audit(p("zero.npz")), ["zero.npz", device]);
+    let mut labels = audit(p("pipe.npy"));
+    labels.extend(["--labels".into(), "baseline".into()]);
+    run(labels, ["pipe.npy", fifo_says]);
+    let mut mapping = audit(data.clone());
+    mapping.extend(["--match".into(), p("pipe.csv")]);
+    run(mapping, ["pipe.csv", fifo_says]);
+    let plan =
+        vec!["plan".into(), m.clone(), m.clone(), "--report".into(), p("report.json"), "--out".into(), p("plan")];
+    run(plan, ["report.json", fifo_says]);
+    assert!(!dir.path().join("plan").exists());
+}

@@ -127,3 +127,31 @@ fn cyclic_graph_was_accepted_by_inspect() {
     assert!(["relu1", "conv2", "bn2", "relu2"].iter().any(|n| e.contains(&format!("node '{n}'"))), "{e}");
     every_command_refuses(dir.path(), &m, &["has a cycle"]);
 }
+
+#[test]
+fn nodes_listed_out_of_topological_order_were_numbered_in_file_order() {
+    // ONNX Runtime sorts the nodes itself and runs such a file; the tool numbered layers in
+    // file order, so `conv 1` was the head and position pairing of a model with a reordered
+    // copy of itself paired the head with the first conv (all but 2 of 6 unmatched by shape).
+    let dir = tempfile::tempdir().unwrap();
+    let t = tiny_cnn(&Spec::default());
+    let mut s = tiny_cnn(&Spec { prefix: "other".into(), ..Spec::default() });
+    s.graph.as_mut().unwrap().node.reverse();
+    let (t, s) = (save(&t, dir.path(), "t.onnx"), save(&s, dir.path(), "reversed.onnx"));
+    let inspect = bin().arg("inspect").arg(&s).output().unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    let first = text.lines().find(|l| l.trim_start().starts_with("conv ")).unwrap();
+    assert!(first.contains("other.conv1.weight"), "{text}");
+    let out = bin().arg("rmse").arg(&t).arg(&s).args(["--match", "position", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = r["rows"].as_array().unwrap();
+    // 3 conv layers x (W, B) + 2 BN layers x 4: every one paired with its own copy.
+    assert_eq!(rows.len(), 14, "{}", r["rows"]);
+    for row in rows {
+        let (ti, si) = (row["target_initializer"].as_str().unwrap(), row["source_initializer"].as_str().unwrap());
+        assert_eq!(ti.strip_prefix("net."), si.strip_prefix("other."), "{row}");
+        assert_eq!(row["rmse"], 0.0, "{row}");
+    }
+}

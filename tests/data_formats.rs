@@ -162,3 +162,73 @@ fn broken_data_files_exit_2_naming_file_and_key() {
     std::fs::write(dir.join("a_gt.nii"), &gt[..gt.len() - 100]).unwrap();
     fails_with(&dir, &["a_gt.nii", "truncated"]);
 }
+
+#[test]
+fn labels_declaring_a_billion_values_beside_eight_images_were_inflated_before_the_shape_check() {
+    // A 1 MB `.npz` whose labels.npy declared 1000000 x 32 x 32 uint8 (within the 2^30 limit
+    // of one array) beside 8 images of 64 x 64 took 50 s and 7.8 GB (as f64) before saying
+    // the shapes do not fit. The labels' header is now checked against the images first:
+    // here its data is cut off after the header, which the old order reported as truncated.
+    let d = tempfile::tempdir().unwrap();
+    let (images, _) = acdc();
+    let header = |shape: &str| {
+        let mut h = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(&[0u8; 4096]);
+        out
+    };
+    let image_bytes = npy::npy_f32_bytes(&[N, 64, 64], &images.iter().map(|&v| v as f32).collect::<Vec<_>>());
+    let z = d.path().join("bomb.npz");
+    let mut npz = npyz::npz::NpzWriter::create(&z).unwrap();
+    for (key, bytes) in [("images", image_bytes.clone()), ("labels", header("(1000000, 32, 32)"))] {
+        use std::io::Write;
+        npz.zip_writer().start_file(format!("{key}.npy"), FileOptions::default()).unwrap();
+        npz.zip_writer().write_all(&bytes).unwrap();
+    }
+    drop(npz);
+    fails_with(&z, &["bomb.npz", "labels of shape [1000000, 32, 32] do not fit images of 6 x 64 x 64"]);
+    // The same as a pair of .npy files.
+    let (i, l) = (d.path().join("images.npy"), d.path().join("labels.npy"));
+    std::fs::write(&i, &image_bytes).unwrap();
+    std::fs::write(&l, header("(1000000, 32, 32)")).unwrap();
+    let t = root().join("models/unet-acdc-seg.onnx");
+    audit_cmd(&t, &t, &i)
+        .arg("--labels")
+        .arg(&l)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("labels of shape [1000000, 32, 32] do not fit images of 6 x 64 x 64"));
+}
+
+#[test]
+fn nii_beside_its_own_nii_gz_was_audited_twice() {
+    // A folder holding `p.nii` and `p.nii.gz` (a `gunzip -k`) fed every slice twice: twice
+    // the images, the same mean, and bootstrap intervals narrower than the data supports.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("vols");
+    std::fs::create_dir(&dir).unwrap();
+    let image = nii_bytes(&[64, 64, 2], 2, 8, (0.0, 0.0), &[7; 2 * 4096], false);
+    let gt = nii_bytes(&[64, 64, 2], 2, 8, (0.0, 0.0), &[1; 2 * 4096], false);
+    for (name, bytes) in [("p.nii", &image), ("p_gt.nii", &gt)] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut z, bytes).unwrap();
+        std::fs::write(dir.join(format!("{name}.gz")), z.finish().unwrap()).unwrap();
+    }
+    fails_with(&dir, &["vols", "p.nii and p.nii.gz are both here", "audited twice"]);
+    // Either one alone is two slices.
+    for name in ["p.nii", "p_gt.nii"] {
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    let t = root().join("models/unet-acdc-seg.onnx");
+    let out = audit_cmd(&t, &t, &dir).args(["--json", "-q", "--kinds", "B"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["dataset"]["images"], 2);
+}

@@ -93,3 +93,35 @@ fn softmax_over_one_channel_is_refused_naming_the_model() {
         predicate::str::contains("softmax1.onnx").and(predicate::str::contains("Softmax over a single channel")),
     );
 }
+
+#[test]
+fn argmax_head_or_rank_1_output_was_an_error_without_the_file_name() {
+    // An export ending in ArgMax (int64 class ids) or with an initializer as its output
+    // was refused without naming the model: `error: the model's first output is not a
+    // float32 tensor`. Now the file comes first, as for ONNX Runtime's own refusals.
+    let d = tempfile::tempdir().unwrap();
+    let data = data(d.path());
+    let s = save(&tiny_cnn(&Spec { seed: 8, ..Spec::default() }), d.path(), "s.onnx");
+    let mut argmax = tiny_cnn(&Spec::default());
+    let g = argmax.graph.as_mut().unwrap();
+    g.node.last_mut().unwrap().output[0] = "scores".into();
+    let mut keep = onnx_protobuf::AttributeProto::new();
+    keep.name = "keepdims".into();
+    keep.type_ = onnx_protobuf::attribute_proto::AttributeType::INT.into();
+    keep.i = 0;
+    g.node.push(node("ArgMax", "argmax", &["scores"], &["y"], vec![keep]));
+    g.output[0].type_.as_mut().unwrap().mut_tensor_type().elem_type = 7;
+    let t = save(&argmax, d.path(), "argmax.onnx");
+    audit_cmd(&t, &s, &data).arg("-q").assert().code(2).stderr(
+        predicate::str::contains("error: ")
+            .and(predicate::str::contains("argmax.onnx: the model's first output is not a float32")),
+    );
+    let mut rank1 = tiny_cnn(&Spec::default());
+    rank1.graph.as_mut().unwrap().output[0].name = "net.head.bias".into();
+    let t = save(&rank1, d.path(), "rank1.onnx");
+    audit_cmd(&t, &s, &data)
+        .arg("-q")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("rank1.onnx: the model's output has shape [3] (rank 1)"));
+}

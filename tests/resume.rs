@@ -390,3 +390,25 @@ fn an_adaptive_audit_resumes_to_the_same_bytes() {
         .stderr(predicate::str::contains("resume: 6 of 36 swap(s) kept"));
     assert_same_files(&clean, &out);
 }
+
+#[test]
+fn a_journal_line_that_is_not_utf8_was_called_line_0() {
+    // A byte that is not UTF-8 in line 3 was reported as `journal line 0`.
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&tiny_cnn(&Spec::default()), dir.path(), "t.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 6, 8, None, 3);
+    let out = dir.path().join("out");
+    let lf = ["--labels", "baseline"];
+    killed(&t, &s, &data, &out, &lf, 3, false);
+    let mut bytes = std::fs::read(journal_of(&out)).unwrap();
+    let third = bytes.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(1).unwrap().0 + 10;
+    bytes[third] = 0xff;
+    std::fs::write(journal_of(&out), bytes).unwrap();
+    audit(&t, &s, &data, &out, &lf)
+        .arg("--resume")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("journal line 3 is not UTF-8 text"));
+}

@@ -275,3 +275,61 @@ fn nii_gz_bitpix_larger_than_its_datatype_was_inflated() {
         &["p1.nii.gz", "corrupt header: bitpix = 4096 but datatype Uint8 has 8 bits"],
     );
 }
+
+/// A gray 8-bit PNG whose header declares `w x h` pixels over a few bytes of pixel data.
+fn lying_png(w: u32, h: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        c.extend_from_slice(&crc.sum().to_be_bytes());
+        c
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(&[0u8; 100]).unwrap();
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &ihdr));
+    out.extend(chunk(b"IDAT", &z.finish().unwrap()));
+    out.extend(chunk(b"IEND", &[]));
+    out
+}
+
+#[test]
+fn png_of_16000x16000_or_a_folder_of_many_large_pngs_was_decoded_before_any_limit() {
+    // A 500 KB PNG of 16000 x 16000 zeros took 10 GB before the fit check refused its size;
+    // PNG folders had no limit at all (a thousand small 8192 x 8192 files: 512 GB as f64).
+    // Now each header is held to 2^27 values and the folder's sum to 2^30 before decoding;
+    // these PNGs hold a few bytes of pixels, which the old reader reported as truncated.
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&tiny_cnn(&Spec::default()), dir.path(), "m.onnx");
+    let folder = |name: &str, count: usize, side: u32| {
+        let d = dir.path().join(name);
+        for sub in ["images", "masks"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+            for i in 0..count {
+                std::fs::write(d.join(sub).join(format!("{i:02}.png")), lying_png(side, side)).unwrap();
+            }
+        }
+        d
+    };
+    let one = folder("one", 1, 16000);
+    refused(&mut audit_cmd(&m, &m, &one), &["00.png", "16000 x 16000 pixels", "2^27", "refused before decoding"]);
+    // 8 images and 8 masks of 8192 x 8192 (2^26 values each): 2^30, the most a folder may hold.
+    let many = folder("many", 9, 8192);
+    refused(&mut audit_cmd(&m, &m, &many), &["many/images/08.png", "1207959552 values", "2^30", "refused before"]);
+    // A NIfTI folder likewise: pairs of 512^3 volumes (2^27 voxels each, the most one may have).
+    let vols = dir.path().join("vols");
+    std::fs::create_dir(&vols).unwrap();
+    for p in 1..=5 {
+        for name in [format!("p{p}.nii.gz"), format!("p{p}_gt.nii.gz")] {
+            lying_nii_gz(&vols.join(name), &[512, 512, 512], 4096);
+        }
+    }
+    refused(&mut audit_cmd(&m, &m, &vols), &["p5.nii.gz", "1342177280 values", "2^30"]);
+}

@@ -3,11 +3,11 @@
 
 use std::ops::Range;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use ndarray::{s, Array3, Array4, ArrayD, ArrayView3, ArrayViewD, Axis, CowArray, Ix4};
 
 use crate::data::preprocess::{Dataset, InputSpec};
-use crate::engine::{Runner, View};
+use crate::engine::{Runner, UnusableOutput, View};
 use crate::metrics::dice::{predict, Dice, DiceCounts, NO_PREDICTION};
 use crate::metrics::score::Metric;
 use crate::model::layout::Layout;
@@ -174,15 +174,19 @@ pub fn class_maps(
     let output = match output.into_dimensionality::<Ix4>() {
         Ok(o) if shape.len() == 2 => o,
         Ok(o) => o.permuted_axes(layout.nchw_axes()),
-        Err(_) => bail!(
-            "the model's output has shape {shape:?} (rank {}); reuse-audit scores segmentation outputs of shape {} (read as {})",
-            shape.len(),
-            layout_pattern(layout, h, w),
-            layout.name()
-        ),
+        Err(_) => {
+            return Err(UnusableOutput(format!(
+                "the model's output has shape {shape:?} (rank {}); reuse-audit scores segmentation outputs of shape {} \
+                 (read as {})",
+                shape.len(),
+                layout_pattern(layout, h, w),
+                layout.name()
+            ))
+            .into())
+        }
     };
     if output.dim().0 < count || output.dim().2 * output.dim().3 != h * w {
-        bail!(
+        return Err(UnusableOutput(format!(
             "the model's output has shape {shape:?}: read as {}, that is {} class channel(s) of {}x{} for {} image(s), \
              but {count} image(s) of {h}x{w} went in; reuse-audit scores segmentation outputs of shape {} (the input's \
              resolution; --layout sets how the output is read)",
@@ -192,11 +196,13 @@ pub fn class_maps(
             output.dim().3,
             output.dim().0,
             layout_pattern(layout, h, w)
-        );
+        ))
+        .into());
     }
     let c = output.dim().1;
     if c > usize::from(NO_PREDICTION) {
-        bail!("the model outputs {c} channels; at most {NO_PREDICTION} classes are supported");
+        let why = format!("the model outputs {c} channels; at most {NO_PREDICTION} classes are supported");
+        return Err(UnusableOutput(why).into());
     }
     // An output at input resolution but another aspect (h*w equal) is read as h x w.
     let output = output.slice_move(s![..count, .., .., ..]);

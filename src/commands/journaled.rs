@@ -99,6 +99,7 @@ pub fn remove(path: &Path) -> Result<()> {
 /// Publish a finished shard's journal as `OUT/shard.journal` (the whole folder at once, as
 /// reports are), then remove the working journal.
 pub fn publish_shard(path: &Path, out: &Path, shard: Shard, quiet: bool) -> Result<()> {
+    reuse_audit::input::check_regular(path)?;
     let bytes = std::fs::read(path).with_context(|| format!("reading the journal {}", path.display()))?;
     let loaded = journal::file::parse::<Dice, SwapResult>(&bytes, path)?
         .ok_or_else(|| bad_file(path, "the journal has no header"))?;

@@ -163,6 +163,9 @@ impl Matrix {
 
 /// Run `matrix`.
 pub fn run(models: &[PathBuf], mode: &MatchMode, out: Option<&Path>, quiet: bool) -> Result<()> {
+    if let Some(dir) = out {
+        reuse_audit::report::write::check_out(dir)?;
+    }
     let m = compute(models, mode, quiet)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(m.table().as_bytes())?;

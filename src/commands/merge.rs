@@ -20,6 +20,7 @@ use reuse_audit::pipeline::{JournalPlan, JournalSpec};
 
 /// Run `merge`.
 pub fn run(shards: &[PathBuf], out: &Path, quiet: bool) -> Result<()> {
+    reuse_audit::report::write::check_out(out)?;
     let mut parts = Vec::with_capacity(shards.len());
     for origin in shards {
         let file = if origin.is_dir() { origin.join(SHARD_FILE) } else { origin.clone() };

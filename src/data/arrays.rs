@@ -52,6 +52,41 @@ pub fn array_layout(shape: [usize; 4], hint: &LayoutHint) -> Layout {
     }
 }
 
+/// Images of shape `images` as `[N, C, H, W]`, with the layout they are stored in, or why
+/// they cannot be read so.
+fn image_dims(path: &Path, images: &[usize], hint: &LayoutHint) -> Result<([usize; 4], Layout)> {
+    match *images {
+        [n, h, w] => Ok(([n, 1, h, w], Layout::Nchw)),
+        [n, a, b, c] => Ok(match array_layout([n, a, b, c], hint) {
+            Layout::Nchw => ([n, a, b, c], Layout::Nchw),
+            Layout::Nhwc => ([n, c, a, b], Layout::Nhwc),
+        }),
+        _ => Err(bad_file(
+            path,
+            format!("images must be N x H x W, N x C x H x W or N x H x W x C, found shape {images:?}"),
+        )),
+    }
+}
+
+/// Labels of shape `labels` fit images of shape `images`: one class id per image (`N` or
+/// `N x 1`), or `N x H x W` maps (a channel axis of 1 either side allowed). Checked from the
+/// headers before a label array is read, so that a small compressed file declaring a
+/// billion labels beside eight images is refused before it is inflated.
+pub fn check_labels_fit(path: &Path, images: &[usize], labels: &[usize], hint: &LayoutHint) -> Result<()> {
+    let ([n, _, h, w], _) = image_dims(path, images, hint)?;
+    let class_ids = matches!(*labels, [ln] | [ln, 1] if ln == n);
+    let maps = matches!(*labels, [ln, lh, lw] if (ln, lh, lw) == (n, h, w))
+        || matches!(*labels, [ln, 1, lh, lw] if (ln, lh, lw) == (n, h, w))
+        || matches!(*labels, [ln, lh, lw, 1] if (ln, lh, lw) == (n, h, w));
+    if class_ids || maps {
+        return Ok(());
+    }
+    Err(bad_file(
+        path,
+        format!("labels of shape {labels:?} do not fit images of {n} x {h} x {w} (need N x H x W label maps, or N class ids)"),
+    ))
+}
+
 /// Samples from an image array and an optional label array.
 pub fn samples(
     path: &Path,
@@ -59,22 +94,17 @@ pub fn samples(
     labels: Option<ArrayD<f64>>,
     hint: &LayoutHint,
 ) -> Result<Vec<Sample>> {
-    let images: Array4<f64> = match *images.shape() {
-        [n, h, w] => images.into_shape_with_order((n, 1, h, w)),
-        [n, a, b, c] => match array_layout([n, a, b, c], hint) {
-            Layout::Nchw => images.into_shape_with_order((n, a, b, c)),
-            Layout::Nhwc => images.into_shape_with_order((n, a, b, c)).map(|x| x.permuted_axes([0, 3, 1, 2])),
-        },
-        _ => {
-            return Err(bad_file(
-                path,
-                format!("images must be N x H x W, N x C x H x W or N x H x W x C, found shape {:?}", images.shape()),
-            ))
-        }
+    let shape = images.shape().to_vec();
+    let ([n, c, h, w], layout) = image_dims(path, &shape, hint)?;
+    let images: Array4<f64> = match layout {
+        Layout::Nchw => images.into_shape_with_order((n, c, h, w)),
+        Layout::Nhwc => images.into_shape_with_order((n, h, w, c)).map(|x| x.permuted_axes([0, 3, 1, 2])),
     }
     .map_err(|e| bad_file(path, format!("images: {e}")))?;
-    let (n, _, h, w) = images.dim();
     super::check_image_count(0, n, path)?;
+    if let Some(l) = &labels {
+        check_labels_fit(path, &shape, l.shape(), hint)?;
+    }
     // One class id per image (a classifier's labels), read as N x 1 x 1.
     let class_ids = labels.as_ref().is_some_and(|l| matches!(*l.shape(), [ln] | [ln, 1] if ln == n));
     let labels: Option<Array3<f64>> = match labels {
@@ -82,21 +112,7 @@ pub fn samples(
         Some(l) if class_ids => {
             Some(l.into_shape_with_order((n, 1, 1)).map_err(|e| bad_file(path, format!("labels: {e}")))?)
         }
-        Some(l) => {
-            let ok = matches!(*l.shape(), [ln, lh, lw] if (ln, lh, lw) == (n, h, w))
-                || matches!(*l.shape(), [ln, 1, lh, lw] if (ln, lh, lw) == (n, h, w))
-                || matches!(*l.shape(), [ln, lh, lw, 1] if (ln, lh, lw) == (n, h, w));
-            if !ok {
-                return Err(bad_file(
-                    path,
-                    format!(
-                        "labels of shape {:?} do not fit images of {n} x {h} x {w} (need N x H x W label maps, or N class ids)",
-                        l.shape()
-                    ),
-                ));
-            }
-            Some(l.into_shape_with_order((n, h, w)).map_err(|e| bad_file(path, format!("labels: {e}")))?)
-        }
+        Some(l) => Some(l.into_shape_with_order((n, h, w)).map_err(|e| bad_file(path, format!("labels: {e}")))?),
     };
     let file = path.display();
     Ok(images

@@ -75,6 +75,28 @@ pub fn check_image_count(have: usize, more: usize, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The most values a NIfTI or PNG folder may hold as loaded, before fitting: 2^30 (8 GiB
+/// as the f64 values the tool holds; the limit of one `.npz` array). Each file is bounded
+/// on its own from its header; this bounds a folder of many (a thousand 8192 x 8192 PNGs
+/// of a few KB each were half a terabyte). Summed from the headers before any file's data
+/// is read.
+pub const MAX_LOADED_VALUES: u64 = 1 << 30;
+
+/// Refuse a folder whose files up to `path` (images and labels) declare `have` values, more
+/// than [`MAX_LOADED_VALUES`].
+fn check_loaded_values(have: u64, path: &Path) -> Result<()> {
+    if have > MAX_LOADED_VALUES {
+        return Err(bad_file(
+            path,
+            format!(
+                "the files up to this one (images and labels) declare {have} values, more than the {MAX_LOADED_VALUES} \
+                 (2^30) a data set may hold as loaded; refused before reading them: audit a subset"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Everything loaded from `--data` (and `--labels` when it is a file).
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -115,10 +137,11 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
     } else if name.ends_with(".npz") {
         Loaded { samples: npz_samples(&mut npy::Npz::open(data)?, data, hint)?, format: "npz" }
     } else if name.ends_with(".npy") {
-        // As `npy_samples` on the files' bytes (each read and parsed in turn).
-        let images = npy::read_npy(data)?;
-        let labels = labels.map(npy::read_npy).transpose()?;
-        Loaded { samples: arrays::samples(data, images, labels, hint)?, format: "npy" }
+        let read = |p: &Path| crate::input::read(p).map_err(anyhow::Error::from);
+        let images = read(data)?;
+        let labels = labels.map(|p| read(p).map(|b| (b, p))).transpose()?;
+        let samples = npy_samples(&images, data, labels.as_ref().map(|(b, p)| (b.as_slice(), *p)), hint)?;
+        Loaded { samples, format: "npy" }
     } else {
         return Err(bad_file(
             data,
@@ -140,6 +163,10 @@ pub fn npz_samples<R: std::io::Read + std::io::Seek>(
     hint: &LayoutHint,
 ) -> Result<Vec<Sample>> {
     let images = npz.require("images")?;
+    // The labels' shape is checked from their header before their data is read.
+    if let Some(shape) = npz.shape("labels")? {
+        arrays::check_labels_fit(path, images.shape(), &shape, hint)?;
+    }
     let labels = npz.get("labels")?;
     arrays::samples(path, images, labels, hint)
 }
@@ -155,6 +182,12 @@ pub fn npy_samples(
 ) -> Result<Vec<Sample>> {
     let parse = |bytes: &[u8], p: &Path| npy::parse_npy(bytes).map_err(|e| bad_file(p, format!("{e:#}")));
     let images = parse(images, path)?;
+    if let Some((b, p)) = labels {
+        // The labels' shape is checked from their header before their data is decoded.
+        if let Some(shape) = npy::declared_shape(b).map_err(|e| bad_file(p, format!("{e:#}")))? {
+            arrays::check_labels_fit(path, images.shape(), &shape, hint)?;
+        }
+    }
     let labels = labels.map(|(b, p)| parse(b, p)).transpose()?;
     arrays::samples(path, images, labels, hint)
 }
@@ -169,6 +202,11 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
     }
     let mut out = Vec::new();
     check_image_count(0, pairs.len(), dir)?;
+    let mut values = 0u64;
+    for (img, gt) in &pairs {
+        values = values.saturating_add(nifti::declared_voxels(img)?).saturating_add(nifti::declared_voxels(gt)?);
+        check_loaded_values(values, img)?;
+    }
     for (img, gt) in pairs {
         let v = nifti::read(&img)?;
         check_image_count(out.len(), v.dim().2, &img)?;
@@ -194,6 +232,14 @@ fn load_png(dir: &Path) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     let pairs = png_folder::folder_pairs(dir)?;
     check_image_count(0, pairs.len(), dir)?;
+    let mut values = 0u64;
+    for (img, mask) in &pairs {
+        values = values.saturating_add(png_folder::declared_values(img)?);
+        if let Some(m) = mask {
+            values = values.saturating_add(png_folder::declared_values(m)?);
+        }
+        check_loaded_values(values, img)?;
+    }
     for (img, mask) in pairs {
         let image = png_folder::read(&img)?;
         let label = match mask {

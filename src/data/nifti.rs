@@ -23,12 +23,19 @@ pub const MAX_VOXELS: u64 = 1 << 27;
 /// Read a `.nii` or `.nii.gz` file (gzip when the name ends with `.gz`) as an `x * y * slices`
 /// array, scaled by `scl_slope`/`scl_inter` when the header sets them.
 pub fn read(path: &Path) -> Result<Array3<f64>> {
+    declared_voxels(path)?;
+    let obj = ReaderOptions::new().read_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
+    volume(obj, path)
+}
+
+/// The voxels a `.nii` or `.nii.gz` file's header declares, after the checks made before
+/// any voxel is read (see [`check_declared`]).
+pub fn declared_voxels(path: &Path) -> Result<u64> {
+    crate::input::check_regular(path)?;
     let h = nifti::NiftiHeader::from_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
     let gz = path.to_string_lossy().ends_with(".gz");
     let len = if gz { None } else { Some(std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX)) };
-    check_declared(&h, len, path)?;
-    let obj = ReaderOptions::new().read_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
-    volume(obj, path)
+    check_declared(&h, len, path)
 }
 
 /// Read the bytes of a `.nii` file, or of a `.nii.gz` with `gz`, as [`read`] reads the file
@@ -81,8 +88,8 @@ fn supported_datatype(h: &nifti::NiftiHeader, path: &Path) -> Result<NiftiType> 
 /// a voxel, then interprets it by the datatype), that declares more than [`MAX_VOXELS`],
 /// or (for an uncompressed file of `len` bytes) more voxel bytes than the file holds, before
 /// reading voxels. A gzip payload is then read through a bounded stream: at most the
-/// declared bytes are inflated.
-fn check_declared(h: &nifti::NiftiHeader, len: Option<u64>, path: &Path) -> Result<()> {
+/// declared bytes are inflated. Returns the voxel count.
+fn check_declared(h: &nifti::NiftiHeader, len: Option<u64>, path: &Path) -> Result<u64> {
     let rank = usize::from(h.dim[0]);
     if !(1..=7).contains(&rank) {
         return Err(bad_file(path, format!("corrupt header: dim[0] = {} (the rank must be 1 to 7)", h.dim[0])));
@@ -117,7 +124,7 @@ fn check_declared(h: &nifti::NiftiHeader, len: Option<u64>, path: &Path) -> Resu
             ));
         }
     }
-    Ok(())
+    Ok(voxels)
 }
 
 /// A message for a crate error, in the words of someone holding the file.
@@ -174,6 +181,18 @@ pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
         ));
     }
     pairs.sort();
+    // `X.nii` beside `X.nii.gz` (a `gunzip -k`) would audit every slice of X twice.
+    let stem = |p: &PathBuf| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name.strip_suffix(".gz").unwrap_or(&name).to_string()
+    };
+    if let Some(w) = pairs.windows(2).find(|w| stem(&w[0].0) == stem(&w[1].0)) {
+        let name = stem(&w[0].0);
+        return Err(bad_file(
+            dir,
+            format!("{name} and {name}.gz are both here: the same volume would be audited twice; keep one"),
+        ));
+    }
     Ok(pairs)
 }
 

@@ -156,6 +156,14 @@ pub fn check_declared_shape(mut r: impl Read) -> Result<()> {
     Ok(())
 }
 
+/// The shape a `.npy` stream's header declares (its data unread), after the checks of
+/// [`check_declared_shape`]; `None` for a stream that is not a `.npy` (the reader refuses
+/// it when the array is read).
+pub fn declared_shape(bytes: &[u8]) -> Result<Option<Vec<usize>>> {
+    check_declared_shape(bytes)?;
+    Ok(NpyFile::new(bytes).ok().map(|npy| npy.shape().iter().map(|&d| d as usize).collect()))
+}
+
 /// Parse the bytes of a `.npy` file.
 pub fn parse_npy(bytes: &[u8]) -> Result<ArrayD<f64>> {
     check_declared_shape(bytes)?;
@@ -164,7 +172,7 @@ pub fn parse_npy(bytes: &[u8]) -> Result<ArrayD<f64>> {
 
 /// Read a `.npy` file.
 pub fn read_npy(path: &Path) -> Result<ArrayD<f64>> {
-    let bytes = std::fs::read(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
+    let bytes = crate::input::read(path)?;
     parse_npy(&bytes).map_err(|e| bad_file(path, format!("{e:#}")))
 }
 
@@ -178,6 +186,7 @@ pub struct Npz<R: Read + Seek = BufReader<File>> {
 impl Npz {
     /// Open an archive (stored or deflated entries).
     pub fn open(path: &Path) -> Result<Self> {
+        crate::input::check_regular(path)?;
         let file = File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
         Npz::new(BufReader::new(file), path)
     }
@@ -201,6 +210,21 @@ impl<R: Read + Seek> Npz<R> {
         let mut names: Vec<String> = self.archive.array_names().map(String::from).collect();
         names.sort();
         names
+    }
+
+    /// The shape the header of array `name` declares, its data unread (`None`: no such
+    /// array, or an entry that is not a `.npy`, which [`Npz::get`] then refuses).
+    pub fn shape(&mut self, name: &str) -> Result<Option<Vec<usize>>> {
+        let entry = format!("{name}.npy");
+        let Ok(mut header) = self.archive.zip_archive().by_name(&entry) else { return Ok(None) };
+        // At most the longest header allowed, and the 12 bytes in front of it.
+        let mut start = Vec::new();
+        (&mut header)
+            .take(MAX_HEADER_BYTES as u64 + 12)
+            .read_to_end(&mut start)
+            .map_err(|e| bad_file(&self.path, format!("{entry}: {e}")))?;
+        check_declared_shape(start.as_slice()).map_err(|e| bad_file(&self.path, format!("{entry}: {e:#}")))?;
+        Ok(NpyFile::new(start.as_slice()).ok().map(|npy| npy.shape().iter().map(|&d| d as usize).collect()))
     }
 
     /// The array `name`, or `None` when the archive has no such array.

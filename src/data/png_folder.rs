@@ -7,14 +7,44 @@ use ndarray::Array3;
 
 use crate::error::{bad_file, UserError};
 
-/// Read one PNG file as `channels x height x width` raw gray levels: 1 channel for gray, 3
-/// for colour (alpha dropped).
-pub fn read(path: &Path) -> Result<Array3<f64>> {
+/// The most values one PNG may declare: 2^27 (as a NIfTI volume: e.g. 8192 x 8192 in
+/// two channels; 1 GiB as the f64 values the tool holds). Checked from the header before
+/// the pixels are inflated: a 500 KB PNG of 16000 x 16000 zeros took 10 GB.
+pub const MAX_PNG_VALUES: u64 = 1 << 27;
+
+/// Open a PNG and read its header: the reader and the values it declares (width x height x
+/// 1 or 3 channels), refused beyond [`MAX_PNG_VALUES`].
+fn open(path: &Path) -> Result<(png::Reader<std::io::BufReader<std::fs::File>>, u64)> {
+    crate::input::check_regular(path)?;
     let file =
         std::fs::File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().map_err(|e| bad_file(path, format!("not a valid PNG: {e}")))?;
+    let reader = decoder.read_info().map_err(|e| bad_file(path, format!("not a valid PNG: {e}")))?;
+    let (w, h) = reader.info().size();
+    let channels = if reader.info().color_type.samples() >= 3 { 3 } else { 1 };
+    let values = u64::from(w) * u64::from(h) * channels;
+    if values > MAX_PNG_VALUES {
+        return Err(bad_file(
+            path,
+            format!(
+                "the header declares {w} x {h} pixels ({values} values), more than the {MAX_PNG_VALUES} (2^27) the tool \
+                 reads from one image; refused before decoding it"
+            ),
+        ));
+    }
+    Ok((reader, values))
+}
+
+/// The values a PNG declares (width x height x channels as read), from its header alone.
+pub fn declared_values(path: &Path) -> Result<u64> {
+    open(path).map(|(_, values)| values)
+}
+
+/// Read one PNG file as `channels x height x width` raw gray levels: 1 channel for gray, 3
+/// for colour (alpha dropped).
+pub fn read(path: &Path) -> Result<Array3<f64>> {
+    let (mut reader, _) = open(path)?;
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).map_err(|e| bad_file(path, format!("corrupt PNG: {e}")))?;
     let (h, w) = (info.height as usize, info.width as usize);

@@ -39,6 +39,13 @@ pub fn requested_level() -> Option<LogLevel> {
     level_named(&std::env::var("ORT_LOG").ok()?)
 }
 
+/// The model's first output cannot be scored: missing, of another element type, or of a
+/// shape the audit does not read (the pipeline names the model file, as for a
+/// [`RuntimeFailure`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UnusableOutput(pub String);
+
 /// The log level a name stands for (case-insensitive); `None` for anything else.
 pub fn level_named(name: &str) -> Option<LogLevel> {
     match name.to_ascii_lowercase().as_str() {

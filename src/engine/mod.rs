@@ -17,7 +17,7 @@ use ort::session::Session;
 
 use crate::error::UserError;
 pub use lazy::LazyEngine;
-pub use logging::RuntimeFailure;
+pub use logging::{RuntimeFailure, UnusableOutput};
 
 /// `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -397,11 +397,11 @@ impl Runner {
     ) -> Result<R> {
         let outputs = self.session.run(session_inputs(inputs)?).map_err(RuntimeFailure::run)?;
         if outputs.len() == 0 {
-            anyhow::bail!("the model has no output");
+            return Err(UnusableOutput("the model has no output".into()).into());
         }
         let view = outputs[0]
             .try_extract_array::<T>()
-            .map_err(|e| anyhow!("the model's first output is not a {what} tensor: {e}"))?;
+            .map_err(|e| UnusableOutput(format!("the model's first output is not a {what} tensor: {e}")))?;
         f(view)
     }
 }

@@ -48,6 +48,7 @@ fn checked(line: &str) -> Option<&str> {
 /// Read the journal at `path`; `None` when there is none, or not even its header was
 /// written whole.
 pub fn read<B: DeserializeOwned, S: DeserializeOwned>(path: &Path) -> Result<Option<Loaded<B, S>>> {
+    crate::input::check_regular(path)?;
     match std::fs::read(path) {
         Ok(bytes) => parse(&bytes, path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -65,7 +66,11 @@ pub fn parse<B: DeserializeOwned, S: DeserializeOwned>(bytes: &[u8], path: &Path
         None => (&bytes[..0], bytes),
     };
     let torn = (!tail.is_empty()).then(|| String::from_utf8_lossy(&tail[..tail.len().min(60)]).into_owned());
-    let text = std::str::from_utf8(complete).map_err(|e| corrupt(0, format!("is not UTF-8 text ({e})")))?;
+    let text = std::str::from_utf8(complete).map_err(|e| {
+        // The 1-based line holding the first byte that is not UTF-8.
+        let line = 1 + complete[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        corrupt(line, format!("is not UTF-8 text ({e})"))
+    })?;
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
     let Some((_, first)) = lines.next() else { return Ok(None) };
     let json = checked(first).ok_or_else(|| corrupt(1, "(the header) fails its checksum".into()))?;

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 pub use layers::{Family, Kind, Layer, Param};
 pub use tensor::DType;
 
-use crate::error::{bad_file, UserError};
+use crate::error::bad_file;
 
 /// Where a parameter tensor lives in the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +60,7 @@ pub struct Model {
 impl Model {
     /// Read an ONNX file; external data is read from the model's folder and no further.
     pub fn load(path: &Path) -> Result<Model> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| UserError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+        let bytes = crate::input::read(path)?;
         Model::from_bytes(&bytes, path)
     }
 
@@ -81,6 +80,10 @@ impl Model {
         let graph = proto.graph.mut_or_insert_default();
         validate::unique_names(graph).map_err(corrupt)?;
         validate::acyclic(graph).map_err(corrupt)?;
+        if let Some(order) = validate::topological_order(graph).map_err(corrupt)? {
+            let mut nodes: Vec<Option<onnx_protobuf::NodeProto>> = graph.node.drain(..).map(Some).collect();
+            graph.node = order.into_iter().filter_map(|i| nodes[i].take()).collect();
+        }
         let tensors = graph
             .initializer
             .iter_mut()

@@ -2,6 +2,8 @@
 //! declares: tensor dims that are negative or overflow, data that does not hold what the
 //! dims say, names defined twice (ONNX Runtime would run one copy while the tool reads
 //! another), and cycles. Each failure is a corrupt-file error naming the tensor or node.
+//! Nodes listed out of topological order (ONNX requires the order, ONNX Runtime sorts them
+//! itself) are put in order, so that layer numbers and pairing follow the data flow.
 
 use std::collections::HashMap;
 
@@ -148,6 +150,62 @@ pub fn acyclic(g: &GraphProto) -> Result<(), String> {
     Ok(())
 }
 
+/// The nodes in topological order, keeping the file's order wherever the data flow allows
+/// (a file already in order gives `None`). A node with subgraphs comes after the producers
+/// of what they read from outside. A cycle left (through a subgraph) is an error.
+pub fn topological_order(g: &GraphProto) -> Result<Option<Vec<usize>>, String> {
+    let producer: HashMap<&str, usize> = g
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().filter(|o| !o.is_empty()).map(move |o| (o.as_str(), i)))
+        .collect();
+    let mut waiting = vec![0usize; g.node.len()];
+    let mut feeds: Vec<Vec<usize>> = vec![Vec::new(); g.node.len()];
+    let mut sorted = true;
+    for (i, n) in g.node.iter().enumerate() {
+        let captured = super::control_flow::captured(n);
+        let mut from: Vec<usize> = n
+            .input
+            .iter()
+            .map(String::as_str)
+            .chain(captured.iter().map(String::as_str))
+            .filter_map(|x| producer.get(x).copied())
+            .collect();
+        from.sort_unstable();
+        from.dedup();
+        sorted &= from.iter().all(|&p| p < i);
+        waiting[i] = from.len();
+        for p in from {
+            feeds[p].push(i);
+        }
+    }
+    if sorted {
+        return Ok(None);
+    }
+    // Kahn's algorithm, always taking the ready node that comes first in the file.
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+        (0..g.node.len()).filter(|&i| waiting[i] == 0).map(std::cmp::Reverse).collect();
+    let mut order = Vec::with_capacity(g.node.len());
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &c in &feeds[i] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                ready.push(std::cmp::Reverse(c));
+            }
+        }
+    }
+    if let Some(stuck) = (0..g.node.len()).find(|&i| waiting[i] > 0) {
+        let n = &g.node[stuck];
+        return Err(format!(
+            "the graph has a cycle: node '{}' ({}) depends on its own output (through a subgraph)",
+            n.name, n.op_type
+        ));
+    }
+    Ok(Some(order))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +240,24 @@ mod tests {
         let mut t = tensor(1, vec![]);
         t.float_data = vec![1.0];
         assert_eq!(data(&t), Ok(()));
+    }
+
+    fn node(name: &str, inputs: &[&str], outputs: &[&str]) -> onnx_protobuf::NodeProto {
+        let mut n = onnx_protobuf::NodeProto::new();
+        n.name = name.into();
+        n.input = inputs.iter().map(|s| s.to_string()).collect();
+        n.output = outputs.iter().map(|s| s.to_string()).collect();
+        n
+    }
+
+    #[test]
+    fn nodes_out_of_order_are_sorted_keeping_the_file_order_where_free() {
+        let mut g = GraphProto::new();
+        // c reads b's output, b reads a's; d is independent and stays where the file has it.
+        g.node = vec![node("c", &["y"], &["z"]), node("d", &["x"], &["w"]), node("b", &["a_out"], &["y"])];
+        g.node.push(node("a", &["x"], &["a_out"]));
+        assert_eq!(topological_order(&g), Ok(Some(vec![1, 3, 2, 0])));
+        g.node = vec![node("a", &["x"], &["a_out"]), node("b", &["a_out"], &["y"])];
+        assert_eq!(topological_order(&g), Ok(None));
     }
 }

@@ -24,7 +24,7 @@ pub use pending_rows::PendingRows;
 
 use crate::audit::compare::{self, PairValues};
 use crate::audit::forward::NonFiniteOutput;
-use crate::engine::RuntimeFailure;
+use crate::engine::{RuntimeFailure, UnusableOutput};
 use crate::error::{bad_file, UserError};
 use crate::model::folding;
 use crate::model::layers::{scan, LayerScan};
@@ -154,12 +154,14 @@ pub fn model_info(m: &Model, sc: &LayerScan) -> ModelInfo {
 }
 
 /// An error of ONNX Runtime's about a model built from `path` (the model itself, or with
-/// parameters swapped in), or its output not finite, as a user error naming that file, with
+/// parameters swapped in), or its output not finite or not scorable, as a user error naming that file, with
 /// the whole chain of messages (ONNX Runtime's text kept as it is); any other error unchanged.
 pub fn name_the_model(err: anyhow::Error, path: &Path) -> anyhow::Error {
     let ours = err.chain().any(|c| c.downcast_ref::<UserError>().is_some());
     let theirs = |c: &(dyn std::error::Error + 'static)| {
-        c.downcast_ref::<RuntimeFailure>().is_some() || c.downcast_ref::<NonFiniteOutput>().is_some()
+        c.downcast_ref::<RuntimeFailure>().is_some()
+            || c.downcast_ref::<NonFiniteOutput>().is_some()
+            || c.downcast_ref::<UnusableOutput>().is_some()
     };
     if !ours && err.chain().any(theirs) {
         return bad_file(path, format!("{err:#}"));

@@ -242,7 +242,7 @@ pub(super) fn assemble<'r>(
         report: match &req.origin {
             Origin::File(p) => PlanReport {
                 path: Some(p.display().to_string()),
-                sha256: std::fs::read(p).ok().map(|b| hex(&Sha256::digest(&b))),
+                sha256: crate::input::read(p).ok().map(|b| hex(&Sha256::digest(&b))),
             },
             Origin::Audit => PlanReport { path: None, sha256: None },
         },

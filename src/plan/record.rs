@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Deserialize;
 
-use crate::error::{bad_file, UserError};
+use crate::error::bad_file;
 use crate::model::Model;
 use crate::report::Report;
 
@@ -147,8 +147,7 @@ impl Origin {
 impl AuditRecord {
     /// Read and check `report.json`.
     pub fn read(path: &Path) -> Result<AuditRecord> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| UserError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+        let bytes = crate::input::read(path)?;
         let r: AuditRecord = serde_json::from_slice(&bytes)
             .map_err(|e| bad_file(path, format!("not a reuse-audit report.json this plan can read: {e}")))?;
         r.check(path)?;

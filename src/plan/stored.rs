@@ -13,7 +13,7 @@ use anyhow::Result;
 use onnx_protobuf::{tensor_proto::DataLocation, GraphProto, Message, ModelProto, TensorProto};
 use sha2::{Digest, Sha256};
 
-use crate::error::{bad_file, UserError};
+use crate::error::bad_file;
 use crate::model::{hex, tensor};
 
 /// A model file parsed as stored, its external data read in (confined to its folder, as
@@ -32,8 +32,7 @@ impl RawModel {
     /// Read `path`, refusing a file whose sha256 is not `sha256` (it changed since it was
     /// loaded for pairing).
     pub fn read(path: &Path, sha256: &str) -> Result<RawModel> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| UserError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
+        let bytes = crate::input::read(path)?;
         if hex(&Sha256::digest(&bytes)) != sha256 {
             return Err(bad_file(path, "the file changed while the plan was being made"));
         }

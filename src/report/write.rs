@@ -55,8 +55,11 @@ fn bad_out(dir: &Path, reason: impl Into<String>) -> anyhow::Error {
     UserError::BadFlag { flag: "--out", reason: format!("{}: {}", dir.display(), reason.into()) }.into()
 }
 
-/// The absolute folder to publish: symlinks resolved where it exists, its parent created.
-fn resolve(dir: &Path) -> Result<PathBuf> {
+/// Refuse, before any work and without creating anything, an `--out` that [`write_all`]
+/// could not publish: a file (or anything but a folder) of that name, the current folder
+/// or one holding it (the report folder is replaced as a whole), or a path without a
+/// folder name. An audit that found this only at the end had computed every swap first.
+pub fn check_out(dir: &Path) -> Result<()> {
     if dir.exists() {
         if !dir.is_dir() {
             return Err(bad_out(dir, "exists and is not a folder"));
@@ -69,7 +72,17 @@ fn resolve(dir: &Path) -> Result<PathBuf> {
                 "is the current folder (or holds it): a report folder is replaced as a whole, so name it from outside",
             ));
         }
-        return Ok(real);
+    } else if dir.file_name().is_none() {
+        return Err(bad_out(dir, "has no folder name"));
+    }
+    Ok(())
+}
+
+/// The absolute folder to publish: symlinks resolved where it exists, its parent created.
+fn resolve(dir: &Path) -> Result<PathBuf> {
+    check_out(dir)?;
+    if dir.exists() {
+        return dir.canonicalize().with_context(|| format!("resolving {}", dir.display()));
     }
     let name = dir.file_name().ok_or_else(|| bad_out(dir, "has no folder name"))?;
     let parent = match dir.parent() {
