@@ -104,6 +104,22 @@ fn require_reusable_on_a_kind_not_audited_passed() {
 }
 
 #[test]
+fn fail_if_not_reusable_with_rn_threshold_0_passed_whatever_the_audit_said() {
+    // A conv W reusable share of 0 reaches a threshold of 0: every network was an RN and the
+    // gate could not fail. Refused before any work; a threshold above 0 is checked as before.
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s, data) = setup(dir.path(), &wide_conv2(2));
+    let out = dir.path().join("out");
+    let (code, _, e) =
+        run(audit_cmd(&t, &s, &data).args(["-q", "--fail-if-not-reusable", "--rn-threshold", "0", "--out"]).arg(&out));
+    assert_eq!(code, Some(2), "{e}");
+    assert!(e.contains("--rn-threshold 0 calls every network an RN") && e.contains("would check nothing"), "{e}");
+    assert!(!out.exists(), "refused before any work");
+    let (code, _, e) = run(audit_cmd(&t, &t, &data).args(["-q", "--fail-if-not-reusable", "--rn-threshold", "0.01"]));
+    assert_eq!(code, Some(0), "a model against itself is an RN: {e}");
+}
+
+#[test]
 fn gates_on_groups_not_audited_passed_vacuously() {
     let dir = tempfile::tempdir().unwrap();
     let (t, s, data) = setup(dir.path(), &wide_conv2(2));

@@ -81,6 +81,15 @@ pub fn run_journaled(
             "the RN verdict needs conv W (--kinds, --families)".into(),
         ));
     }
+    if g.fail_if_not_reusable && o.rn_threshold <= 0.0 {
+        return Err(nothing_to_check(
+            "--fail-if-not-reusable",
+            format!(
+                "--rn-threshold {} calls every network an RN (a conv W reusable share of 0 reaches it)",
+                o.rn_threshold
+            ),
+        ));
+    }
     if a.tf32 && a.device != Device::Cuda {
         return Err(UserError::BadFlag {
             flag: "--tf32",
