@@ -97,21 +97,70 @@ fn killed_incremental_audit_resumed_equals_a_clean_run() {
     let clean = dir.path().join("clean");
     audit(&t, &s, &data, &clean, &UNET_KINDS).assert().success();
     assert!(!journal_of(&clean).exists(), "the journal of a finished audit is removed");
-    // One chunk (the default) and many chunks (every swap final on the last one).
-    for extra in [&UNET_KINDS[..], &["--kinds", "W,B", "--cache-mb", "1"][..]] {
-        let out = dir.path().join("resumed");
-        killed(&t, &s, &data, &out, extra, 12, false);
-        let lines = journal_lines(&out);
-        assert_eq!(lines.len(), 13, "header, baseline and 11 swaps");
-        audit(&t, &s, &data, &out, extra)
-            .arg("--resume")
-            .assert()
-            .success()
-            .stderr(predicate::str::contains("resume: 11 of 36 swap(s) kept").and(predicate::str::contains("25 left")));
-        assert_same_files(&clean, &out);
-        assert!(!journal_of(&out).exists());
-        std::fs::remove_dir_all(&out).unwrap();
+    let out = dir.path().join("resumed");
+    killed(&t, &s, &data, &out, &UNET_KINDS, 12, false);
+    let lines = journal_lines(&out);
+    assert_eq!(lines.len(), 13, "header, baseline and 11 swaps");
+    audit(&t, &s, &data, &out, &UNET_KINDS)
+        .arg("--resume")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("resume: 11 of 36 swap(s) kept").and(predicate::str::contains("25 left")));
+    assert_same_files(&clean, &out);
+    assert!(!journal_of(&out).exists());
+}
+
+#[test]
+fn a_kill_before_the_last_cache_chunk_lost_every_chunk_counted() {
+    // Regression: with the set cut into chunks (`--cache-mb 1`: one image each), swaps are
+    // final only with the last chunk, and nothing was journaled before it: a kill on image
+    // 47 of 48 lost all the work. Each earlier chunk's counts are journaled now, and a
+    // resumed audit takes them instead of running those images again.
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s, data) = unet();
+    let extra = ["--kinds", "W,B", "--cache-mb", "1"];
+    let clean = dir.path().join("clean");
+    audit(&t, &s, &data, &clean, &extra).assert().success();
+    let out = dir.path().join("resumed");
+    killed(&t, &s, &data, &out, &extra, 12, false);
+    let lines = journal_lines(&out);
+    assert_eq!(lines.len(), 13, "header and 12 chunks");
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("schemas/journal.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    for (i, l) in lines[1..].iter().enumerate() {
+        assert!(validator.is_valid(&json_of(l)), "line {} does not follow the schema", i + 2);
+        let chunk = &json_of(l)["chunk"];
+        assert_eq!((chunk["first"].as_u64(), chunk["images"].as_u64()), (Some(i as u64), Some(1)), "{l}");
+        assert_eq!(chunk["swaps"].as_array().unwrap().len(), 36, "every swap's counts");
     }
+    audit(&t, &s, &data, &out, &extra).arg("--resume").assert().success().stderr(
+        predicate::str::contains("with 12 chunk(s) of counted images").and(predicate::str::contains("36 left")),
+    );
+    assert_same_files(&clean, &out);
+    assert!(!journal_of(&out).exists());
+
+    // The counts are taken, not computed again: planted counts (every swap scoring like the
+    // baseline on image 0) change the resumed report, and only the swaps they touch.
+    std::fs::remove_dir_all(&out).unwrap();
+    killed(&t, &s, &data, &out, &extra, 3, false);
+    let mut lines = journal_lines(&out);
+    let mut rec = json_of(&lines[1]);
+    let base = rec["chunk"]["baseline"].clone();
+    for sw in rec["chunk"]["swaps"].as_array_mut().unwrap() {
+        sw[1] = base.clone();
+    }
+    lines[1] = resigned(&rec);
+    std::fs::write(journal_of(&out), lines.join("\n") + "\n").unwrap();
+    audit(&t, &s, &data, &out, &extra).arg("--resume").assert().success();
+    let rows = |dir: &Path| -> Vec<serde_json::Value> {
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+        r["rows"].as_array().unwrap().clone()
+    };
+    let (a, b) = (rows(&clean), rows(&out));
+    let changed = a.iter().zip(&b).filter(|(x, y)| x["swapped_dice"] != y["swapped_dice"]).count();
+    assert!(changed > 0, "the planted counts were not used");
+    assert!(a.iter().zip(&b).all(|(x, y)| x["baseline_dice"] == y["baseline_dice"]), "baseline untouched");
 }
 
 #[test]
@@ -388,6 +437,20 @@ fn an_adaptive_audit_resumes_to_the_same_bytes() {
         .assert()
         .success()
         .stderr(predicate::str::contains("resume: 6 of 36 swap(s) kept"));
+    assert_same_files(&clean, &out);
+    // In chunks of one image: killed in the second round, after its first chunks.
+    let extra = ["--kinds", "W,B", "--adaptive", "--cache-mb", "1"];
+    let out = dir.path().join("chunked");
+    audit(&t, &s, &data, &out, &extra).assert().success();
+    assert_same_files(&clean, &out);
+    std::fs::remove_dir_all(&out).unwrap();
+    // 31 chunks and the 36 swaps of the first round, then the second round's chunks (the
+    // baseline's only: every swap is decided on 32 images).
+    killed(&t, &s, &data, &out, &extra, 70, false);
+    let lines = journal_lines(&out);
+    assert_eq!(lines.iter().filter(|l| json_of(l).get("swap").is_some()).count(), 36, "first-round swaps journaled");
+    assert!(lines.iter().any(|l| json_of(l)["chunk"]["first"].as_u64() > Some(31)), "a second-round chunk");
+    audit(&t, &s, &data, &out, &extra).arg("--resume").assert().success();
     assert_same_files(&clean, &out);
 }
 

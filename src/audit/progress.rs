@@ -9,6 +9,7 @@
 use anyhow::{bail, Result};
 
 use super::{AuditJob, AuditOutcome, Strategy, SwapResult};
+use crate::journal::ChunkRecord;
 use crate::metrics::dice::Dice;
 
 /// Results already known: the journal's baseline and swaps.
@@ -20,6 +21,8 @@ pub trait Sink: Sync {
     fn baseline(&self, strategy: Strategy, classes: usize, score: &Dice) -> Result<()>;
     /// One finished swap.
     fn swap(&self, pair: usize, result: &SwapResult) -> Result<()>;
+    /// The counts of a chunk of images that does not finish its round.
+    fn chunk(&self, record: &ChunkRecord) -> Result<()>;
 }
 
 /// An audit's link to its journal.
@@ -66,6 +69,20 @@ impl AuditJob<'_> {
             Some(s) => s.swap(i, result),
             None => Ok(()),
         }
+    }
+
+    /// A chunk that does not finish its round is counted: journal it (when journaling).
+    pub fn record_chunk(&self, record: impl FnOnce() -> ChunkRecord) -> Result<()> {
+        match self.progress.and_then(|p| p.sink) {
+            Some(s) => s.chunk(&record()),
+            None => Ok(()),
+        }
+    }
+
+    /// The journal's counts of the chunk of `images` images from `first`, if they cover every
+    /// pair of `open` (a resumed audit takes them instead of running the chunk).
+    pub fn known_chunk(&self, first: usize, images: usize, open: &[usize]) -> Option<&ChunkRecord> {
+        self.progress?.known.chunk(first, images, open)
     }
 
     /// The outcome from the journal alone, when it holds the baseline and nothing is left

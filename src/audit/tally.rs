@@ -22,6 +22,8 @@ pub struct Tally {
     stopped: Vec<Option<(usize, (f64, f64))>>,
     /// Wall time of the forward passes so far (the strategies add to it).
     pub clock: RunClock,
+    /// Image forwards whose counts came from a journal, not from this run.
+    restored: usize,
 }
 
 impl Tally {
@@ -38,6 +40,7 @@ impl Tally {
             swaps,
             stopped: vec![None; pairs],
             clock: RunClock::default(),
+            restored: 0,
         }
     }
 
@@ -67,6 +70,17 @@ impl Tally {
         if let Some(dst) = dst {
             dst.slice_mut(s![start..start + counts.dim().0, .., ..]).assign(&counts);
         }
+    }
+
+    /// The baseline's counts of images `start..start + len`.
+    pub fn baseline_counts(&self, start: usize, len: usize) -> ArrayView3<'_, u32> {
+        self.baseline.slice(s![start..start + len, .., ..])
+    }
+
+    /// Counts of `images` image forwards were taken from a journal (a resumed audit's
+    /// chunk): the run's clock does not count them as computed.
+    pub fn add_restored(&mut self, images: usize) {
+        self.restored += images;
     }
 
     /// After the images `..end` are scored for the `open` pairs: each one's interval over
@@ -161,7 +175,7 @@ impl Tally {
             exact_image_forwards: self.n * (runs + 1),
             rounds,
             level,
-            clock: RunClock { image_forwards: forwards, ..self.clock },
+            clock: RunClock { image_forwards: forwards - self.restored, ..self.clock },
         }
     }
 }

@@ -110,6 +110,16 @@ pub fn parse<B: DeserializeOwned, S: DeserializeOwned>(bytes: &[u8], path: &Path
                 }
             }
             Record::Timing(t) => known.timings.push(t),
+            Record::Chunk(c) => {
+                let fits = |v: &[u32]| v.len() == c.values();
+                if !fits(&c.baseline) || !c.swaps.iter().all(|(_, v)| fits(v)) {
+                    return Err(corrupt(n, format!("is a chunk of {} image(s) whose counts do not fit it", c.images)));
+                }
+                if let Some((p, _)) = c.swaps.iter().find(|(p, _)| key_of(*p).is_none()) {
+                    return Err(corrupt(n, format!("counts swap {p}, which the header does not list")));
+                }
+                known.chunks.push(c);
+            }
         }
     }
     Ok(Some(Loaded { header, known, intact: complete.len() as u64, torn }))

@@ -7,7 +7,8 @@
 //! evaluated and of the preprocessed data, the resolved settings), the list of swaps of the
 //! whole audit and, for a shard, which of them it computes. The other lines are
 //! [`Record`]s: the baseline, then one per finished swap (and, in a shard's journal, the
-//! timing of each run that finished it). A record holds the audit's whole
+//! timing of each run that finished it), and, when the incremental strategy cuts the set into
+//! chunks, the per-image counts of each chunk that does not finish its round. A record holds the audit's whole
 //! result value (any serde type), so fields added to it later are journaled as they are.
 //! Each line is written with one `write` and synced before the audit goes on: a kill leaves
 //! at most a torn last line, which reading drops; a bad line anywhere else is corruption
@@ -107,6 +108,35 @@ pub enum Record<B, S> {
     /// How long a run took (written by a shard that computed something, after its last
     /// swap: `merge` adds them up).
     Timing(crate::report::timing::Timing),
+    /// The per-image counts of a chunk of images that is not the last of its round (the
+    /// incremental strategy with the set cut into chunks by `--cache-mb`): swaps are final,
+    /// and journaled as such, only with the round's last chunk, so without these a kill
+    /// lost every earlier chunk's work.
+    Chunk(ChunkRecord),
+}
+
+/// One chunk's per-image Dice counts (`[images, classes, 3]`, row-major): the baseline's and
+/// those of every swap open in it. A resumed audit whose chunk has the same images takes
+/// them instead of running the chunk; they are whole numbers, so its results are the same bits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    /// Its first image.
+    pub first: usize,
+    /// Its images.
+    pub images: usize,
+    /// Classes counted.
+    pub classes: usize,
+    /// The baseline's counts.
+    pub baseline: Vec<u32>,
+    /// `(pair, counts)` of each swap open in the chunk, in pair order.
+    pub swaps: Vec<(usize, Vec<u32>)>,
+}
+
+impl ChunkRecord {
+    /// Values each counts array holds.
+    pub fn values(&self) -> usize {
+        self.images * self.classes * 3
+    }
 }
 
 /// The baseline's line.
@@ -140,11 +170,22 @@ pub struct Known<B, S> {
     pub swaps: HashMap<usize, S>,
     /// The timings of the runs that wrote it (a shard's; joined shards: all of them).
     pub timings: Vec<crate::report::timing::Timing>,
+    /// Chunks of images counted before the last chunk of their round (see [`Record::Chunk`]).
+    pub chunks: Vec<ChunkRecord>,
+}
+
+impl<B, S> Known<B, S> {
+    /// The chunk of `images` images from `first` counted for every pair of `open`, if any.
+    pub fn chunk(&self, first: usize, images: usize, open: &[usize]) -> Option<&ChunkRecord> {
+        self.chunks.iter().rev().find(|c| {
+            c.first == first && c.images == images && open.iter().all(|p| c.swaps.iter().any(|(q, _)| q == p))
+        })
+    }
 }
 
 impl<B, S> Default for Known<B, S> {
     fn default() -> Self {
-        Known { baseline: None, swaps: HashMap::new(), timings: Vec::new() }
+        Known { baseline: None, swaps: HashMap::new(), timings: Vec::new(), chunks: Vec::new() }
     }
 }
 

@@ -274,3 +274,31 @@ fn merge_refuses_what_is_not_one_whole_audit() {
     plain.loaded.header.shard = None;
     assert!(join_err(vec![plain]).contains("not a shard result"));
 }
+
+#[test]
+fn chunk_records_read_back_and_are_checked_against_the_header() {
+    let chunk = |swaps: &str, base: &str| {
+        format!(r#"{{"chunk":{{"first":4,"images":1,"classes":2,"baseline":{base},"swaps":{swaps}}}}}"#)
+    };
+    let mut lines = records();
+    lines.push(chunk("[[0,[1,2,3,4,5,6]],[3,[0,0,0,1,1,1]]]", "[1,1,1,2,2,2]"));
+    let l = read(&text(&lines)).unwrap().unwrap();
+    assert_eq!(l.known.chunks.len(), 1);
+    let c = &l.known.chunks[0];
+    assert_eq!((c.first, c.images, c.values()), (4, 1, 6));
+    // Found for the images it covers and a subset of its swaps, not for other images or a
+    // swap it lacks.
+    assert!(l.known.chunk(4, 1, &[0, 3]).is_some() && l.known.chunk(4, 1, &[]).is_some());
+    assert!(l.known.chunk(4, 2, &[0]).is_none() && l.known.chunk(3, 1, &[0]).is_none());
+    assert!(l.known.chunk(4, 1, &[1]).is_none());
+    // Counts that do not fit [images, classes, 3], or a pair the header does not list: corrupt.
+    for bad in
+        [chunk("[[0,[1,2,3]]]", "[1,1,1,2,2,2]"), chunk("[]", "[1]"), chunk("[[7,[1,2,3,4,5,6]]]", "[1,1,1,2,2,2]")]
+    {
+        let mut lines = records();
+        lines.push(bad.clone());
+        lines.push(records()[2].replace("\"pair\":3", "\"pair\":0").replace("conv 2 W w2 <- w2", "conv 1 W w1 <- w1"));
+        let e = read(&text(&lines)).unwrap_err().to_string();
+        assert!(e.contains("line 4"), "{bad}: {e}");
+    }
+}

@@ -216,10 +216,10 @@ impl Audit {
         };
         let sink =
             opened.as_ref().and_then(|(h, op)| op.writer.as_ref().map(|w| journaling::JournalSink::new(w, &h.swaps)));
-        // Should the audit fail from here on, a journal without any swap goes, one with swaps
-        // stays to be resumed (a kill skips this: its journal stays as it is).
-        let mut guard =
-            journaling::Guard::new(sink.as_ref(), opened.as_ref().map_or(0, |(_, op)| op.known.swaps.len()));
+        // Should the audit fail from here on, a journal without any swap or chunk of counts
+        // goes, one with them stays to be resumed (a kill skips this: its journal stays).
+        let known = opened.as_ref().map_or((0, 0), |(_, op)| (op.known.swaps.len(), op.known.chunks.len()));
+        let mut guard = journaling::Guard::new(sink.as_ref(), known.0, known.1);
         let progress = opened.as_ref().map(|(_, op)| audit::Progress {
             known: &op.known,
             only: op.only.as_deref(),

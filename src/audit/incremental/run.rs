@@ -13,6 +13,8 @@ use super::{schedule, Plan};
 use crate::audit::clock::RunClock;
 use crate::audit::forward::{check_finite, class_maps, Feed};
 use crate::audit::{AuditJob, Strategy, Tally, Truth};
+use crate::journal::ChunkRecord;
+use crate::metrics::bootstrap::ImageCounts;
 
 impl Plan {
     /// Run the baseline and every swap, round by round (one round when exact), a chunk of
@@ -84,6 +86,21 @@ impl Plan {
             for (ci, chunk) in batches.chunks(batches_per_chunk).enumerate() {
                 // The last chunk of a round completes each open swap's counts for the round.
                 let completes = ci + 1 == chunks;
+                let (first, images) = (chunk[0].0, chunk.iter().map(|b| b.1).sum::<usize>());
+                // A chunk a killed run of this audit counted already: its counts, not its runs.
+                if let Some(known) = job.known_chunk(first, images, &open).filter(|_| !completes) {
+                    if tally.is_none() {
+                        labels = match job.truth {
+                            Truth::Labels => Some(crate::audit::labels(data, known.classes)?),
+                            Truth::Baseline => None,
+                        };
+                        tally = Some(Tally::new(known.classes, n, job.pairing.pairs.len(), &open));
+                    }
+                    if let Some(tl) = tally.as_mut().filter(|tl| tl.classes() == known.classes) {
+                        restore_chunk(tl, known, &open)?;
+                        continue;
+                    }
+                }
                 // Baseline over the chunk, keeping the frontier tensors; batches spread over
                 // the workers, each with its own baseline session.
                 let t = crate::profile::span("  baseline + cache (wall)");
@@ -154,8 +171,12 @@ impl Plan {
                 let per_region = clock.swaps(|| self.chunk_swaps(&order, &open, job, feed, &swaps_chunk, settle))?;
                 drop(t);
                 if let Some(tl) = tally.as_mut() {
-                    for (p, c) in per_region.into_iter().flatten() {
-                        tl.add_counts(Some(p), chunk[0].0, c.view());
+                    let counted: Vec<(usize, ImageCounts)> = per_region.into_iter().flatten().collect();
+                    if !completes {
+                        job.record_chunk(|| chunk_record(tl, first, images, &counted))?;
+                    }
+                    for (p, c) in counted {
+                        tl.add_counts(Some(p), first, c.view());
                     }
                 }
             }
@@ -173,6 +194,28 @@ impl Plan {
         tally.clock = clock;
         Ok(tally)
     }
+}
+
+/// The journal's line for a chunk that does not finish its round: the baseline's counts
+/// (already in `tally`) and each open swap's, in pair order.
+fn chunk_record(tally: &Tally, first: usize, images: usize, counted: &[(usize, ImageCounts)]) -> ChunkRecord {
+    let flat = |a: ndarray::ArrayView3<u32>| a.iter().copied().collect::<Vec<u32>>();
+    let mut swaps: Vec<(usize, Vec<u32>)> = counted.iter().map(|(p, c)| (*p, flat(c.view()))).collect();
+    swaps.sort_unstable_by_key(|s| s.0);
+    ChunkRecord { first, images, classes: tally.classes(), baseline: flat(tally.baseline_counts(first, images)), swaps }
+}
+
+/// Lay a journaled chunk's counts (the baseline's and those of the `open` swaps) into
+/// `tally`, as if the chunk had run.
+fn restore_chunk(tally: &mut Tally, known: &ChunkRecord, open: &[usize]) -> Result<()> {
+    let shape = (known.images, known.classes, 3);
+    let counts = |v: &[u32]| ImageCounts::from_shape_vec(shape, v.to_vec());
+    tally.add_counts(None, known.first, counts(&known.baseline)?.view());
+    for (p, v) in known.swaps.iter().filter(|(p, _)| open.binary_search(p).is_ok()) {
+        tally.add_counts(Some(*p), known.first, counts(v)?.view());
+    }
+    tally.add_restored(known.images * (1 + open.len()));
+    Ok(())
 }
 
 /// Whether an ONNX Runtime error says a device allocation failed (its arena, CUDA, cuBLAS or

@@ -117,10 +117,12 @@ pub fn open(spec: &JournalSpec, now: &Header, quiet: bool) -> Result<Opened> {
             }
             let total = now.shard.as_ref().map_or(now.swaps.len(), |s| s.pairs.len());
             let kept = loaded.known.swaps.len();
+            let chunks = loaded.known.chunks.len();
             note(format!(
-                "resume: {kept} of {total} swap(s) kept from {}{}; {} left to compute",
+                "resume: {kept} of {total} swap(s) kept from {}{}{}; {} left to compute",
                 path.display(),
                 if loaded.known.baseline.is_some() { " (and the baseline)" } else { "" },
+                if chunks > 0 { format!(", with {chunks} chunk(s) of counted images") } else { String::new() },
                 total - kept
             ));
             let w = Writer::resume(file, path, loaded.intact)?;
