@@ -14,9 +14,9 @@ pub mod progress;
 pub mod scoring;
 mod strategy;
 mod tally;
+pub mod work_bar;
 
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array3;
 
 pub use progress::{Known, Progress, Sink};
@@ -33,6 +33,7 @@ use crate::model::{Kind, Model};
 use crate::pair::Pairing;
 use compare::PairValues;
 use forward::Feed;
+use work_bar::WorkBar;
 
 /// Where the ground truth comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,9 +210,9 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
         };
         match plan {
             Ok(plan) => {
-                let bar = progress(1, job.quiet);
+                let bar = WorkBar::new(job.data.n(), todo(job).len(), job.quiet);
                 let out = plan.run(job, &feed, job.cache_mb, &bar)?;
-                bar.finish_and_clear();
+                bar.finish();
                 plan.close(engine);
                 return Ok((out, Strategy::Incremental));
             }
@@ -240,7 +241,7 @@ pub fn labels(data: &Dataset, classes: usize) -> Result<Array3<u8>> {
 /// Naive and shared strategies: full forward passes, round by round (one round when exact).
 fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
     let mut open = todo(job);
-    let bar = progress(open.len() as u64 + 1, job.quiet);
+    let bar = WorkBar::new(job.data.n(), open.len(), job.quiet);
     let mut eval = strategy::Evaluator::new(engine, job, feed)?;
     let n = job.data.n();
     let level = job.scoring.level(n);
@@ -253,9 +254,7 @@ fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
         let (base_pred, classes) = timed.baseline(|| eval.baseline(start..end))?;
         let t = tally.get_or_insert_with(|| Tally::new(classes, n, job.pairing.pairs.len(), &todo(job)));
         t.clock.baseline += timed.baseline;
-        if start == 0 {
-            bar.inc(1);
-        }
+        bar.ran(end - start);
         let truth = match job.truth {
             Truth::Labels => {
                 if labels_all.is_none() {
@@ -271,32 +270,19 @@ fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
         }
         for &i in &open {
             let p = &job.pairing.pairs[i];
-            bar.set_message(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
+            bar.say(format!("{} {} {}", p.layer.family, p.layer.index, p.kind()));
             let pred = t.clock.swaps(|| eval.swap(i, start..end))?;
+            bar.ran(end - start);
             t.add_swap(i, start, pred.view(), truth.view());
             // Journaled as soon as it is final (as `close_round` will find it).
             if let Some(result) = t.settled(i, end, None, &job.scoring, level, job.metric) {
                 job.record_swap(i, &result)?;
             }
         }
-        let before = open.len();
         open = t.close_round(end, &job.scoring, level, &open);
-        bar.inc((before - open.len()) as u64);
+        bar.round_closed(end, open.len());
         start = end;
     }
-    bar.finish_and_clear();
+    bar.finish();
     tally.ok_or_else(|| anyhow::anyhow!("no data"))
-}
-
-fn progress(len: u64, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} swaps {pos}/{len} [{bar:30}] {elapsed} (ETA {eta}) {msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }

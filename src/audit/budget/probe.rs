@@ -3,7 +3,6 @@
 //! every step, or by the shared/naive strategy where incremental does not apply.
 
 use anyhow::Result;
-use indicatif::ProgressBar;
 
 use crate::audit::forward::Feed;
 use crate::audit::{incremental, AuditJob, AuditOutcome, Strategy};
@@ -78,7 +77,7 @@ impl Prober {
                     output: job.output,
                     per_image: job.per_image,
                 };
-                let tally = plan.run(job, &feed, job.cache_mb, &ProgressBar::hidden())?;
+                let tally = plan.run(job, &feed, job.cache_mb, &crate::audit::work_bar::WorkBar::hidden())?;
                 let n = job.data.n();
                 Ok(tally.finish(&[], vec![n], job.scoring.level(n), job.metric))
             }

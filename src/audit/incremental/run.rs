@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use indicatif::ProgressBar;
 use ndarray::{s, Array3};
 
 use super::swaps::{Chunk, RegionCounts};
 use super::{schedule, Plan};
 use crate::audit::clock::RunClock;
 use crate::audit::forward::{check_finite, class_maps, Feed};
+use crate::audit::work_bar::WorkBar;
 use crate::audit::{AuditJob, Strategy, Tally, Truth};
 use crate::journal::ChunkRecord;
 use crate::metrics::bootstrap::ImageCounts;
@@ -21,7 +21,7 @@ impl Plan {
     /// images at a time; a swap stops after the round that decides it.
     /// `cache_mb`: the cache budget (`None`: the plan's default, see `default_cache_mb`).
     /// A GPU running out of memory is said as such, with the budget to lower.
-    pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: Option<usize>, bar: &ProgressBar) -> Result<Tally> {
+    pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: Option<usize>, bar: &WorkBar) -> Result<Tally> {
         let cache_mb = cache_mb.unwrap_or_else(|| super::default_cache_mb(self.cache_on));
         self.run_chunks(job, feed, cache_mb, bar).map_err(|e| {
             if self.cache_on == Some(crate::engine::Device::Cuda) && out_of_memory(&format!("{e:#}")) {
@@ -34,7 +34,7 @@ impl Plan {
         })
     }
 
-    fn run_chunks(&self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &ProgressBar) -> Result<Tally> {
+    fn run_chunks(&self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &WorkBar) -> Result<Tally> {
         let data = feed.data;
         let budget = cache_mb << 20;
         // With a dynamic batch, shrink the batch until one batch's cache fits the budget.
@@ -49,8 +49,6 @@ impl Plan {
         let n = data.n();
         let rounds = job.scoring.rounds(n);
         let level = job.scoring.level(n);
-        let swaps: usize = self.regions.iter().map(|r| r.pairs.len()).sum();
-        bar.set_length((swaps + 1) as u64);
         if !job.quiet {
             eprintln!(
                 "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, chunks of up to {} images (--cache-mb {cache_mb}){}{}{}{}",
@@ -98,6 +96,7 @@ impl Plan {
                     }
                     if let Some(tl) = tally.as_mut().filter(|tl| tl.classes() == known.classes) {
                         restore_chunk(tl, known, &open)?;
+                        bar.ran(images * (1 + open.len()));
                         continue;
                     }
                 }
@@ -148,6 +147,10 @@ impl Plan {
                     cache.push(outs);
                 }
                 drop(t);
+                bar.ran(images);
+                if chunks > 1 {
+                    bar.say(format!("chunk {}/{chunks} of images {}..{}", ci + 1, first, first + images));
+                }
                 let classes = tally.as_ref().map_or(0, Tally::classes);
                 if let (true, true, Some(tl)) = (completes, round == last_round, tally.as_ref()) {
                     job.record_baseline(Strategy::Incremental, classes, &tl.baseline_score(job.metric))?;
@@ -157,6 +160,7 @@ impl Plan {
                 let t = crate::profile::span("  swaps (wall)");
                 let swaps_chunk = Chunk { batches: chunk, cache: &cache, truth: &truth, classes };
                 let settle = |counts: RegionCounts| {
+                    bar.ran(counts.pairs.len() * images);
                     let counts = counts.into_pairs();
                     if let (true, Some(tl)) = (completes, tally.as_ref()) {
                         for (p, c) in &counts {
@@ -180,14 +184,10 @@ impl Plan {
                     }
                 }
             }
-            if start == 0 {
-                bar.inc(1);
-            }
             if let Some(tl) = tally.as_mut() {
-                let before = open.len();
                 open = tl.close_round(end, &job.scoring, level, &open);
-                bar.inc((before - open.len()) as u64);
             }
+            bar.round_closed(end, open.len());
             start = end;
         }
         let mut tally = tally.ok_or_else(|| anyhow::anyhow!("no data"))?;
