@@ -73,6 +73,9 @@ impl Engine {
         switches::check()?;
         let cuda_nhwc = switches::switch("REUSE_AUDIT_CUDA_NHWC")?.unwrap_or(false);
         disable_telemetry();
+        if cuda {
+            pci_bus_device_order();
+        }
         // One intra-op pool shared by the sessions of full forward passes (naive, shared):
         // per-session pools would spin against each other. Worker sessions (incremental)
         // run on their caller's thread instead. (The library must be loaded before any
@@ -290,6 +293,22 @@ fn disable_telemetry() {
     }
 }
 
+/// CUDA numbers GPUs fastest first unless `CUDA_DEVICE_ORDER=PCI_BUS_ID`, while `nvidia-smi`
+/// (asked for the card's name and free memory) numbers them by PCI bus: on a machine with
+/// GPUs of different kinds, device 0 (and `CUDA_VISIBLE_DEVICES=1`) meant two different
+/// cards. Unless the user chose an order, the bus order is set before CUDA starts, so
+/// both number alike. (Set on the thread that loads the engine, before CUDA is touched.)
+fn pci_bus_device_order() {
+    if let Some(order) = device_order_to_set(std::env::var("CUDA_DEVICE_ORDER").ok().as_deref()) {
+        std::env::set_var("CUDA_DEVICE_ORDER", order);
+    }
+}
+
+/// The `CUDA_DEVICE_ORDER` to set given the current one: the bus order when none is set.
+fn device_order_to_set(current: Option<&str>) -> Option<&'static str> {
+    current.is_none_or(|c| c.trim().is_empty()).then_some("PCI_BUS_ID")
+}
+
 /// Whether an NVIDIA kernel driver is loaded (checked before fetching a GPU runtime).
 /// `REUSE_AUDIT_TEST_ASSUME_NVIDIA_DRIVER=1` is a test hook: the tests of what comes after
 /// the driver (finding the CUDA build and libraries) run on machines without one.
@@ -421,4 +440,17 @@ fn session_inputs<'s, 'v: 's>(
         feed.push((std::borrow::Cow::from(*name), v));
     }
     Ok(feed)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cuda_numbers_gpus_by_bus_unless_the_user_chose_an_order() {
+        // Regression: CUDA's default (fastest first) and nvidia-smi's (PCI bus) numbering
+        // named another card's name and free memory on a machine with mixed GPUs.
+        assert_eq!(super::device_order_to_set(None), Some("PCI_BUS_ID"));
+        assert_eq!(super::device_order_to_set(Some("")), Some("PCI_BUS_ID"));
+        assert_eq!(super::device_order_to_set(Some("FASTEST_FIRST")), None);
+        assert_eq!(super::device_order_to_set(Some("PCI_BUS_ID")), None);
+    }
 }
