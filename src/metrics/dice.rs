@@ -2,13 +2,18 @@
 //! channel: value > threshold, 0 for logits, 0.5 for probabilities; see `model::head`), 1.0
 //! when prediction and truth are both empty. A pixel whose class scores hold NaN or an
 //! infinity predicts no class ([`NO_PREDICTION`]): it counts against the class it should
-//! have been, never as background.
+//! have been, never as background. A pixel whose truth is out of range ([`IGNORED`], from
+//! `--ignore-label`) is not scored at all: it adds to no class's |P|, |G| or |P∩G|.
 
 use ndarray::{Array3, ArrayView, ArrayView4, Dimension};
 
 /// The class map value of a pixel whose class scores are not all finite: no class (class
 /// counts never reach it: at most 255 classes are scored).
 pub const NO_PREDICTION: u8 = u8::MAX;
+
+/// The truth map value of a pixel not scored (`--ignore-label`): it counts for no class,
+/// predicted or true, whatever the model predicts there.
+pub const IGNORED: u8 = u8::MAX;
 
 /// Turn model output `[n, c, h, w]` into a class map `[n, h, w]`: argmax over channels, or
 /// for one channel, foreground where the value is above `threshold`; [`NO_PREDICTION`]
@@ -136,7 +141,8 @@ impl DiceCounts {
         let k = self.predicted.len();
         let w = k + 1;
         for c in 0..k {
-            self.predicted[c] += table[c * w..(c + 1) * w].iter().sum::<u64>();
+            // Column k (truth out of range: an ignored pixel) counts for nothing.
+            self.predicted[c] += table[c * w..c * w + k].iter().sum::<u64>();
             self.truth[c] += (0..w).map(|r| table[r * w + c]).sum::<u64>();
             self.intersection[c] += table[c * w + c];
         }
@@ -157,7 +163,7 @@ impl DiceCounts {
         }
         for (&p, &g) in pixels {
             let (p, g) = (p as usize, g as usize);
-            if p < k {
+            if p < k && g < k {
                 self.predicted[p] += 1;
             }
             if g < k {
@@ -221,6 +227,39 @@ impl Dice {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_ignored_truth_pixel_counts_for_no_class() {
+        // 2 classes; pixels (pred, truth): (0,0) (1,1) (1,0) (0,IGNORED) (1,IGNORED):
+        // the last two are left out, so class 0: |P|=1 |G|=2 |P∩G|=1, class 1: |P|=2 |G|=1 |P∩G|=1.
+        // The same with 20 classes takes the other (per-pixel) path.
+        use super::{DiceCounts, IGNORED};
+        use ndarray::arr1;
+        let pred = arr1(&[0u8, 1, 1, 0, 1]);
+        let truth = arr1(&[0u8, 1, 0, IGNORED, IGNORED]);
+        for classes in [2, 20] {
+            let mut c = DiceCounts::new(classes);
+            c.add(pred.view(), truth.view());
+            assert_eq!((c.predicted[0], c.truth[0], c.intersection[0]), (1, 2, 1), "{classes} classes");
+            assert_eq!((c.predicted[1], c.truth[1], c.intersection[1]), (2, 1, 1), "{classes} classes");
+        }
+        // Over many pixels (the 4-lane table): every ignored pixel is left out.
+        let n = 1003;
+        let pred: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        let truth: Vec<u8> = (0..n).map(|i| if i % 5 == 0 { IGNORED } else { (i % 2) as u8 }).collect();
+        let mut fast = DiceCounts::new(3);
+        fast.add(ndarray::aview1(&pred), ndarray::aview1(&truth));
+        let kept: Vec<usize> = (0..n).filter(|i| i % 5 != 0).collect();
+        for k in 0..3u8 {
+            let p = kept.iter().filter(|&&i| pred[i] == k).count() as u64;
+            let g = kept.iter().filter(|&&i| truth[i] == k).count() as u64;
+            let both = kept.iter().filter(|&&i| pred[i] == k && truth[i] == k).count() as u64;
+            assert_eq!(
+                (fast.predicted[k as usize], fast.truth[k as usize], fast.intersection[k as usize]),
+                (p, g, both)
+            );
+        }
+    }
+
     use super::*;
     use ndarray::{array, aview1, Array2};
 
@@ -296,7 +335,8 @@ mod tests {
             let mut want = DiceCounts::new(k);
             for (&p, &g) in pred.iter().zip(&truth) {
                 let (p, g) = (p as usize, g as usize);
-                if p < k {
+                // A truth out of range is an ignored pixel: no count at all.
+                if p < k && g < k {
                     want.predicted[p] += 1;
                 }
                 if g < k {
@@ -344,7 +384,7 @@ mod tests {
             let mut want = DiceCounts::new(k);
             for (&p, &g) in p.iter().zip(t) {
                 let (p, g) = (usize::from(p), usize::from(g));
-                if p < k {
+                if p < k && g < k {
                     want.predicted[p] += 1;
                 }
                 if g < k {
