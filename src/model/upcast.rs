@@ -85,11 +85,8 @@ pub struct Upcast {
 impl Upcast {
     /// `float16`, `bfloat16`, or `float16 and bfloat16`.
     pub fn type_name(&self) -> String {
-        let names: Vec<&str> = self
-            .types
-            .iter()
-            .map(|t| if *t == DType::Bfloat16 { "bfloat16" } else { "float16" })
-            .collect();
+        let names: Vec<&str> =
+            self.types.iter().map(|t| if *t == DType::Bfloat16 { "bfloat16" } else { "float16" }).collect();
         names.join(" and ")
     }
 
@@ -99,7 +96,9 @@ impl Upcast {
         let how = match (self.half_input, self.type_attributes) {
             (true, _) => String::new(),
             (false, 0) => format!(" (its input is not {t}; {t} tensors are read inside)"),
-            (false, n) => format!(" (float32 input; inside, {n} Cast(s) or other element-type attribute(s) to {t}, now float32)"),
+            (false, n) => {
+                format!(" (float32 input; inside, {n} Cast(s) or other element-type attribute(s) to {t}, now float32)")
+            }
         };
         format!(
             "computes in {t}{how}: audited in float32 with its {t} weights upcast exactly (activations are not rounded to {t} as a {t} run would)"
@@ -193,7 +192,8 @@ fn rewrite(g: &mut GraphProto, up: &mut Upcast) -> Result<(), String> {
     }
     for n in g.node.iter_mut() {
         if n.op_type == "BitCast" && onnx_domain(n) {
-            let what = if n.name.is_empty() { "a BitCast node".to_string() } else { format!("BitCast node '{}'", n.name) };
+            let what =
+                if n.name.is_empty() { "a BitCast node".to_string() } else { format!("BitCast node '{}'", n.name) };
             return Err(format!(
                 "the graph computes in half precision and {what} reinterprets bits: it cannot be audited in float32 (re-export it in float32)"
             ));

@@ -147,13 +147,16 @@ fn precision_warning(t: &Model, s: &Model) -> Option<String> {
     if tn == sn {
         return None;
     }
-    let coarse = [&t.upcast, &s.upcast].into_iter().flatten().map(|u| u.rounding()).fold(0.0, f64::max);
-    let step = if coarse > 2f64.powi(-10) { "2^-8 (bfloat16)" } else { "2^-11 (float16)" };
+    let halves: Vec<&crate::model::upcast::Upcast> = [&t.upcast, &s.upcast].into_iter().flatten().collect();
+    let mut names: Vec<String> = halves.iter().map(|u| u.type_name()).collect();
+    names.dedup();
+    let coarse = halves.iter().map(|u| u.rounding()).fold(0.0, f64::max);
+    let step = if coarse > 2f64.powi(-10) { "2^-8" } else { "2^-11" };
     Some(format!(
-        "{} computes in {tn} and {} in {sn}: their weights also differ by {} rounding (up to {step} of each value; an nRMSE of that order is rounding, not training), and each swap puts the source's values into the float32-upcast target as they are (a graft into a half-precision file rounds them)",
+        "{} computes in {tn} and {} in {sn}: their weights also differ by {} rounding (up to {step} of each value: an nRMSE of that order is rounding, not training); a swap puts the source's values into the float32-upcast target as they are",
         t.display_name(),
         s.display_name(),
-        if tn == "float32" { sn.as_str() } else { tn.as_str() },
+        names.join(" and "),
     ))
 }
 

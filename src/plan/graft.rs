@@ -212,9 +212,17 @@ pub fn disagreements(
         if owners.is_empty() {
             bail!("internal: grafting changed '{}', which no reused tensor owns", a.name);
         }
+        // A half file rounds what is written into it; the audit swapped the values unrounded.
+        let rounds = match &ctx.target.upcast {
+            Some(u) => format!(": the target file stores {}, which rounds the source's values", u.type_name()),
+            None => String::new(),
+        };
         for gr in owners {
             out.entry(gr.pair).or_insert_with(|| {
-                format!("grafting it into the stored tensor does not give the audited swap ('{}' differs)", a.name)
+                format!(
+                    "grafting it into the stored tensor does not give the audited swap ('{}' differs{rounds})",
+                    a.name
+                )
             });
         }
     }

@@ -114,7 +114,9 @@ fn a_half_export_computes_in_float32_with_the_same_numbers() {
     ];
     let values = |g: &GraphProto| -> Vec<Vec<f64>> {
         let inits = g.initializer.iter().map(|t| tensor::decode(t).unwrap().iter().copied().collect());
-        inits.chain([1, 2].map(|i| tensor::decode(attr_t(&g.node[i], "value")).unwrap().iter().copied().collect())).collect()
+        inits
+            .chain([1, 2].map(|i| tensor::decode(attr_t(&g.node[i], "value")).unwrap().iter().copied().collect()))
+            .collect()
     };
     let before = values(&g);
     let up = upcast(&mut g).unwrap().expect("computes in half");
@@ -125,7 +127,8 @@ fn a_half_export_computes_in_float32_with_the_same_numbers() {
     assert_eq!(up.type_name(), "float16 and bfloat16");
     // Same numbers, bit for bit (negative zero too), now float32.
     let after = values(&g);
-    let bits = |v: &Vec<Vec<f64>>| v.iter().map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>();
+    let bits =
+        |v: &Vec<Vec<f64>>| v.iter().map(|x| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>();
     assert_eq!(bits(&after), bits(&before));
     assert!(g.initializer.iter().all(|t| t.data_type == 1 && t.int32_data.is_empty()));
     assert_eq!(attr_t(&g.node[1], "value").data_type, 1);
@@ -183,7 +186,9 @@ fn half_weights_read_directly_or_through_identity_or_in_a_subgraph_are_found() {
     assert_eq!(up.tensors, 2);
     let branch = g.node[0].attribute[0].g.as_ref().unwrap();
     assert_eq!((branch.initializer[0].data_type, elem(&branch.output[0])), (1, 1));
-    assert!(up.warning().starts_with("computes in bfloat16 (its input is not bfloat16; bfloat16 tensors are read inside): audited"));
+    assert!(up
+        .warning()
+        .starts_with("computes in bfloat16 (its input is not bfloat16; bfloat16 tensors are read inside): audited"));
 }
 
 #[test]
@@ -202,5 +207,8 @@ fn the_warning_says_what_a_half_run_would_differ_in() {
         up.warning(),
         "computes in float16: audited in float32 with its float16 weights upcast exactly (activations are not rounded to float16 as a float16 run would)"
     );
-    assert_eq!((up.rounding(), Upcast { types: vec![DType::Bfloat16], ..up }.rounding()), (2f64.powi(-11), 2f64.powi(-8)));
+    assert_eq!(
+        (up.rounding(), Upcast { types: vec![DType::Bfloat16], ..up }.rounding()),
+        (2f64.powi(-11), 2f64.powi(-8))
+    );
 }
