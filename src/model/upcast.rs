@@ -226,6 +226,8 @@ fn to_float32(t: &mut TensorProto, up: &mut Upcast) -> Result<(), String> {
     if !is_half(t.data_type) {
         return Ok(());
     }
+    // Subgraph tensors were not checked on load: their dims and data first.
+    super::validate::dims(t).and_then(|_| super::validate::data(t))?;
     let values = tensor::decode(t).map_err(|e| format!("{e:#}"))?;
     t.raw_data = tensor::encode_raw(values.iter(), DType::Float32);
     t.int32_data.clear();

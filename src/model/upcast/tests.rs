@@ -212,3 +212,17 @@ fn the_warning_says_what_a_half_run_would_differ_in() {
         (2f64.powi(-11), 2f64.powi(-8))
     );
 }
+
+#[test]
+fn a_half_tensor_with_impossible_dims_is_an_error_not_a_panic() {
+    // Subgraph tensors are not checked on load: the rewrite checks what it decodes.
+    let mut bad = stored("huge", DType::Float16, &[1.0]);
+    bad.dims = vec![1 << 40, 1 << 40];
+    let mut branch = GraphProto::new();
+    branch.initializer = vec![bad];
+    let mut g = GraphProto::new();
+    g.input = vec![value("x", 10)];
+    g.node = vec![node("If", &["c"], &["y"], vec![graph_attr("then_branch", branch)])];
+    let e = upcast(&mut g).unwrap_err();
+    assert!(e.contains("huge"), "{e}");
+}
