@@ -45,6 +45,9 @@ struct InspectOut {
     norm_layers: usize,
     parameters: usize,
     bn_probably_folded: bool,
+    /// The half-precision type the file computes in (audited in float32), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    computes_in: Option<String>,
     warnings: Vec<String>,
     /// Quantized conv layers, audited or not, with the reason.
     quantized: Vec<reuse_audit::model::quantized::QuantizedLayer>,
@@ -70,7 +73,8 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     let m = Model::load(path)?;
     let sc = scan(&m);
     let cost = if flops { Some(flops_of(&m, &sc, size)?) } else { None };
-    let mut warnings: Vec<String> = sc.skipped.iter().map(|s| format!("skipped {s}")).collect();
+    let mut warnings: Vec<String> = m.upcast.iter().map(|u| u.warning()).collect();
+    warnings.extend(sc.skipped.iter().map(|s| format!("skipped {s}")));
     warnings.extend(folding::warning(&m, &sc));
     warnings.extend(reuse_audit::model::quantized::summary(&sc.quantized));
     warnings.extend(
@@ -100,6 +104,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
         norm_layers: sc.of(Family::Norm).count(),
         parameters: sc.layers.iter().flat_map(|l| &l.params).map(|p| p.numel()).sum(),
         bn_probably_folded: sc.bn_probably_folded(),
+        computes_in: m.upcast.as_ref().map(|u| u.type_name()),
         warnings,
         quantized: sc.quantized.clone(),
         layers: sc

@@ -35,7 +35,9 @@ pub fn make_batch_dynamic(model: &Model) -> Result<Model> {
         set_dim0_symbolic(o);
     }
     g.value_info.clear();
-    Ok(Model::index(m.path.clone(), m.sha256.clone(), m.proto))
+    let mut out = Model::index(m.path.clone(), m.sha256.clone(), m.proto);
+    out.upcast = model.upcast.clone();
+    Ok(out)
 }
 
 /// The first node whose results depend on the images that share its run, if any:

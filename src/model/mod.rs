@@ -12,6 +12,7 @@ pub mod lift;
 pub mod quantized;
 pub mod stride;
 pub mod tensor;
+pub mod upcast;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -55,6 +56,9 @@ pub struct Model {
     /// Initializers lifted from (or now read past) Constant/Identity/Cast nodes on load,
     /// with the node they came from, for messages.
     lifted: HashMap<String, String>,
+    /// How the file computed in float16/bfloat16 before it was made to compute in float32 on
+    /// load ([`upcast`]); `None` for a float32 model.
+    pub upcast: Option<upcast::Upcast>,
 }
 
 impl Model {
@@ -94,12 +98,17 @@ impl Model {
             tensor::internalize(t, &dir).map_err(|e| bad_file(path, format!("{e:#}")))?;
             validate::data(t).map_err(corrupt)?;
         }
+        // Before anything reads it: matching, layers, swaps and RMSE all see float32.
+        let upcast = upcast::upcast(graph).map_err(|why| bad_file(path, why))?;
         let sha256 = hex(&Sha256::digest(bytes));
-        Ok(Model::index(path.to_path_buf(), sha256, proto))
+        let mut model = Model::index(path.to_path_buf(), sha256, proto);
+        model.upcast = upcast;
+        Ok(model)
     }
 
-    /// Build the lookup tables of a parsed model.
-    /// Parameters held in Constant nodes or behind Identity/Cast nodes are lifted into
+    /// Build the lookup tables of a parsed model (one that computes in float32: a half one is
+    /// made so first by [`upcast::upcast`], as [`Model::from_bytes`] does; `upcast` is left
+    /// `None` here). Parameters held in Constant nodes or behind Identity/Cast nodes are lifted into
     /// initializers first (see [`lift`]); the model computes the same outputs.
     pub fn index(path: PathBuf, sha256: String, mut proto: ModelProto) -> Model {
         let lifted = match proto.graph.as_mut() {
@@ -125,7 +134,7 @@ impl Model {
                 _ => {}
             }
         }
-        Model { path, sha256, proto, initializers, constants, identities, lifted }
+        Model { path, sha256, proto, initializers, constants, identities, lifted, upcast: None }
     }
 
     /// The node an initializer was lifted from on load (`Constant node 'w1'`), if it was.
@@ -281,17 +290,11 @@ impl Model {
         };
         let elem = input.type_.tensor_type().elem_type;
         if elem != 1 {
-            // A half-precision export (`model.half()`) is the usual case: say what does work.
-            let hint = match elem {
-                10 | 16 => {
-                    "; audit the float32 model it was exported from (its weights compare with this one's: `inspect`, `match` and `rmse` read float16 weights)"
-                }
-                _ => "",
-            };
+            // Half-precision inputs were made float32 on load (`upcast`): anything else is not.
             return Err(bad_file(
                 &self.path,
                 format!(
-                    "input '{}' is {}; the audit feeds float32 images{hint}",
+                    "input '{}' is {}; the audit feeds float32 images (float16 and bfloat16 exports are audited in float32; re-export this one with a float32 input)",
                     input.name,
                     tensor::onnx_type_name(elem)
                 ),

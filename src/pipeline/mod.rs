@@ -74,6 +74,9 @@ pub fn pair_models_of(t: Model, s: Model, mode: &MatchMode, families: &[Family])
             push_once(&mut warnings, w);
         }
     }
+    if let Some(w) = precision_warning(&t, &s) {
+        push_once(&mut warnings, w);
+    }
     let pairing = pair(&ts.only(families), &ss.only(families), mode).map_err(|e| match e.downcast::<UserError>() {
         Ok(UserError::Mismatch(why)) => {
             let mut why = format!("{} (target) and {} (source): {why}", t.display_name(), s.display_name());
@@ -110,6 +113,9 @@ pub fn pair_models_of(t: Model, s: Model, mode: &MatchMode, families: &[Family])
 /// the fix for its producer, parameters computed in the graph.
 pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(u) = &m.upcast {
+        out.push(format!("{}: {}", m.display_name(), u.warning()));
+    }
     if let Some(w) = folding::warning(m, sc) {
         out.push(format!("{}: {w}", m.display_name()));
     }
@@ -132,6 +138,28 @@ pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
     out
 }
 
+/// A pair whose models compute in different precisions (a float16 export against a
+/// float32 one): both are audited in float32, and what their weights differ by includes the
+/// half type's rounding.
+fn precision_warning(t: &Model, s: &Model) -> Option<String> {
+    let name = |m: &Model| m.upcast.as_ref().map_or("float32".to_string(), |u| u.type_name());
+    let (tn, sn) = (name(t), name(s));
+    if tn == sn {
+        return None;
+    }
+    let halves: Vec<&crate::model::upcast::Upcast> = [&t.upcast, &s.upcast].into_iter().flatten().collect();
+    let mut names: Vec<String> = halves.iter().map(|u| u.type_name()).collect();
+    names.dedup();
+    let coarse = halves.iter().map(|u| u.rounding()).fold(0.0, f64::max);
+    let step = if coarse > 2f64.powi(-10) { "2^-8" } else { "2^-11" };
+    Some(format!(
+        "{} computes in {tn} and {} in {sn}: their weights also differ by {} rounding (up to {step} of each value: an nRMSE of that order is rounding, not training); a swap puts the source's values into the float32-upcast target as they are",
+        t.display_name(),
+        s.display_name(),
+        names.join(" and "),
+    ))
+}
+
 /// Add a warning unless the list has it already.
 pub fn push_once(warnings: &mut Vec<String>, w: String) {
     if !warnings.contains(&w) {
@@ -150,6 +178,7 @@ pub fn model_info(m: &Model, sc: &LayerScan) -> ModelInfo {
         norm_layers: sc.of(Family::Norm).count(),
         bn_probably_folded: sc.bn_probably_folded(),
         quantized: sc.quantized.clone(),
+        computes_in: m.upcast.as_ref().map(|u| u.type_name()),
     }
 }
 

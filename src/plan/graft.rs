@@ -172,7 +172,10 @@ pub fn disagreements(
 ) -> Result<BTreeMap<usize, String>> {
     let pairs: Vec<usize> = grafts.iter().map(|g| g.pair).collect();
     let want = audited(ctx, values, &pairs)?;
-    let got = Model::index(ctx.target.path.clone(), String::new(), grafted.clone());
+    // Read as the audit read the target: made float32 first if it computes in half.
+    let mut grafted = grafted.clone();
+    crate::model::upcast::upcast(grafted.graph.mut_or_insert_default()).map_err(anyhow::Error::msg)?;
+    let got = Model::index(ctx.target.path.clone(), String::new(), grafted);
     let (w, g) = (&want.proto.graph, &got.proto.graph);
     let names = |v: &[TensorProto]| v.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     if names(&w.initializer) != names(&g.initializer) || w.node.len() != g.node.len() {
@@ -209,9 +212,17 @@ pub fn disagreements(
         if owners.is_empty() {
             bail!("internal: grafting changed '{}', which no reused tensor owns", a.name);
         }
+        // A half file rounds what is written into it; the audit swapped the values unrounded.
+        let rounds = match &ctx.target.upcast {
+            Some(u) => format!(": the target file stores {}, which rounds the source's values", u.type_name()),
+            None => String::new(),
+        };
         for gr in owners {
             out.entry(gr.pair).or_insert_with(|| {
-                format!("grafting it into the stored tensor does not give the audited swap ('{}' differs)", a.name)
+                format!(
+                    "grafting it into the stored tensor does not give the audited swap ('{}' differs{rounds})",
+                    a.name
+                )
             });
         }
     }

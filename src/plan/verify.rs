@@ -79,7 +79,10 @@ pub fn joint(
     let mut dropped = Vec::new();
     loop {
         let refs: Vec<&Graft> = grafts.iter().collect();
-        let bytes = apply(target, &refs)?.write_to_bytes()?;
+        // Scored as the audit scored the target: in float32 if it computes in half.
+        let mut grafted = apply(target, &refs)?;
+        crate::model::upcast::upcast(grafted.graph.mut_or_insert_default()).map_err(anyhow::Error::msg)?;
+        let bytes = grafted.write_to_bytes()?;
         let score = scorer
             .score(&bytes)
             .with_context(|| format!("scoring the grafted model ({} reused tensors)", grafts.len()))?;

@@ -147,6 +147,10 @@ pub struct ModelInfo {
     /// Its quantized conv layers (QDQ, QOperator, dynamic), each with whether it is audited
     /// and why (not); empty for a float model.
     pub quantized: Vec<crate::model::quantized::QuantizedLayer>,
+    /// The half-precision type the file computes in (`float16`, `bfloat16`), when it does:
+    /// audited in float32 with its weights upcast exactly (absent for a float32 model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computes_in: Option<String>,
 }
 
 impl ModelInfo {

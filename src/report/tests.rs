@@ -71,6 +71,7 @@ pub fn fixed_report() -> Report {
             norm_layers: 0,
             bn_probably_folded: false,
             quantized: vec![],
+            computes_in: None,
         },
         source: ModelInfo {
             path: "s.onnx".into(),
@@ -81,6 +82,7 @@ pub fn fixed_report() -> Report {
             norm_layers: 0,
             bn_probably_folded: false,
             quantized: vec![],
+            computes_in: None,
         },
         engine: Some(EngineInfo {
             runtime: "onnxruntime".into(),
