@@ -252,6 +252,11 @@ pub struct RunArgs {
     /// this (it does not segment or classify the data); 0 audits anyway.
     #[arg(long, default_value_t = 0.5)]
     pub min_baseline: f64,
+    /// A label value that marks pixels not to score (e.g. 255, the "void" of VOC-style
+    /// masks): those pixels count for no class, predicted or true. Must not be one of the
+    /// model's classes.
+    #[arg(long, value_name = "LABEL", value_parser = clap::value_parser!(u8))]
+    pub ignore_label: Option<u8>,
     /// Two-sided confidence of each swap's loss interval (paired bootstrap over images):
     /// a swap is decided reusable or not only when its interval lies on one side of the
     /// tolerance, else undecided.

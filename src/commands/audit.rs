@@ -160,6 +160,7 @@ pub fn audit_of(target: &Path, source: &Path, s: &Settings, a: &RunArgs) -> Audi
         .threshold(a.threshold)
         .output(a.output.clone())
         .min_baseline(a.min_baseline)
+        .ignore_label(a.ignore_label)
         .metric(a.metric)
         .mean_std(mean_std(a))
 }

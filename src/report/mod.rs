@@ -235,6 +235,9 @@ pub struct DatasetInfo {
     pub classes: usize,
     /// `file` (ground truth given) or `baseline` (label-free: baseline predictions).
     pub labels: String,
+    /// `--ignore-label`: the label value whose pixels were not scored (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_label: Option<u8>,
     /// The input scaling used (`--normalize`, or the one `auto` chose).
     pub normalize: String,
     /// Baseline mean Dice on the probe batch for each scaling tried, in the order tried

@@ -103,6 +103,7 @@ pub fn fixed_report() -> Report {
             width: 4,
             classes: 2,
             labels: "file".into(),
+            ignore_label: None,
             normalize: "zscore".into(),
             normalize_scores: vec![],
             fit: "none".into(),

@@ -1,11 +1,12 @@
 """Independent check of reuse-audit's Dice numbers: onnx + onnxruntime + numpy only.
 
-    python independent_check.py TARGET SOURCE DATA.npz REPORT.json [--every N]
+    python independent_check.py TARGET SOURCE DATA.npz REPORT.json [--every N] [--ignore L]
 
 Rewrites the target's initializer with the source's (onnx.numpy_helper), builds a fresh
 onnxruntime session, runs the whole validation set, takes the argmax and scores Dice per
 class over the whole set (empty-empty = 1), exactly as METHOD.md defines it. Compares the
 baseline and every N-th swap with the report to 1e-5. Exit code 1 on any mismatch.
+With --ignore L, pixels labelled L are left out of every class's counts.
 """
 
 import argparse
@@ -25,10 +26,11 @@ def zscore(x):
     return ((x - m) / s).astype(np.float32)
 
 
-def dice(pred, gt, classes):
+def dice(pred, gt, classes, ignore=None):
+    keep = np.ones_like(gt, dtype=bool) if ignore is None else gt != ignore
     out = []
     for k in range(classes):
-        p, g = pred == k, gt == k
+        p, g = (pred == k) & keep, (gt == k) & keep
         den = int(p.sum()) + int(g.sum())
         out.append(1.0 if den == 0 else 2.0 * int((p & g).sum()) / den)
     return out
@@ -47,6 +49,7 @@ def main():
     ap.add_argument("data")
     ap.add_argument("report")
     ap.add_argument("--every", type=int, default=7)
+    ap.add_argument("--ignore", type=int, default=None)
     a = ap.parse_args()
     report = json.load(open(a.report))
     d = np.load(a.data)
@@ -59,7 +62,7 @@ def main():
 
     out = run(target, images)
     classes = out.shape[1]
-    base = dice(out.argmax(1), labels, classes)
+    base = dice(out.argmax(1), labels, classes, a.ignore)
     failures = 0
     want = report["baseline"]["per_class"]
     err = max(abs(x - y) for x, y in zip(base, want))
@@ -75,7 +78,7 @@ def main():
         init = next(t for t in m.graph.initializer if t.name == row["target_initializer"])
         new = numpy_helper.from_array(src[row["source_initializer"]].astype(numpy_helper.to_array(init).dtype), init.name)
         init.CopyFrom(new)
-        got = float(np.mean(dice(run(m, images).argmax(1), labels, classes)))
+        got = float(np.mean(dice(run(m, images).argmax(1), labels, classes, a.ignore)))
         diff = abs(got - row["swapped_dice"])
         print(f"{row['family']} {row['layer']:>3} {row['kind']:<2}: python {got:.6f} report {row['swapped_dice']:.6f} diff {diff:.1e}")
         failures += diff > 1e-5

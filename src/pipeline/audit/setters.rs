@@ -105,6 +105,13 @@ impl Audit {
         self
     }
 
+    /// A label value whose pixels are not scored (`--ignore-label`; default none: every
+    /// label must be a class).
+    pub fn ignore_label(mut self, label: Option<u8>) -> Audit {
+        self.ignore_label = label;
+        self
+    }
+
     /// With labels, refuse to decide anything when the baseline mean Dice is below this
     /// (default 0.5): the target does not segment the data, so every swap would look free.
     pub fn min_baseline(mut self, min: f64) -> Audit {

@@ -107,6 +107,9 @@ impl Audit {
         settings.extend(resolved.iter().map(|(k, v)| (k.to_string(), v.clone())));
         // The intervals depend on the level and resamples; an adaptive audit's stops (so the
         // images each swap is scored on) on the tolerance too.
+        if let Some(l) = self.ignore_label {
+            settings.insert("--ignore-label".into(), l.to_string());
+        }
         settings.insert("--confidence".into(), o.confidence.to_string());
         settings.insert("--bootstrap".into(), o.bootstrap.to_string());
         settings.insert("--adaptive".into(), self.adaptive.to_string());
