@@ -107,6 +107,18 @@ impl Audit {
         let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
         drop(t);
         data::preprocess::check_fed_size(&loaded.samples, input)?;
+        // The set as fed (and its shuffled copy, adaptive), beside the samples as loaded.
+        let fed = data::preprocess::fed_bytes(&loaded.samples, input);
+        let held: u64 = loaded.samples.iter().map(|s| s.bytes()).sum();
+        let copies = if self.adaptive { 2 } else { 1 };
+        let what = format!("{} images fed to the model's input", loaded.samples.len());
+        data::memory::check(
+            fed.saturating_mul(copies),
+            held,
+            &what,
+            data_path,
+            "audit a subset, or at a smaller --size",
+        )?;
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
             return Err(
                 UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
