@@ -119,6 +119,9 @@ pub struct Loaded {
     pub samples: Vec<Sample>,
     /// `npz`, `npy`, `nifti` or `png`.
     pub format: &'static str,
+    /// What was in the data but not read, for warnings (an `.npz` array other than `images`
+    /// and `labels`: `masks` or `y` are not labels to the tool).
+    pub unread: Vec<String>,
 }
 
 /// Load a data set. `labels` is a `.npy` file for `.npy` images (else `None`). A 4-D array
@@ -145,18 +148,34 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
     }
     let loaded = if data.is_dir() {
         if data.join("images").is_dir() {
-            Loaded { samples: load_png(data)?, format: "png" }
+            Loaded { samples: load_png(data)?, format: "png", unread: vec![] }
         } else {
-            Loaded { samples: load_nifti(data)?, format: "nifti" }
+            Loaded { samples: load_nifti(data)?, format: "nifti", unread: vec![] }
         }
     } else if name.ends_with(".npz") {
-        Loaded { samples: npz_samples(&mut npz::Npz::open(data)?, data, hint)?, format: "npz" }
+        let mut archive = npz::Npz::open(data)?;
+        let samples = npz_samples(&mut archive, data, hint)?;
+        let others: Vec<String> = archive.names().into_iter().filter(|n| n != "images" && n != "labels").collect();
+        let unread = match (others.is_empty(), samples.first().is_some_and(|s| s.label.is_some())) {
+            (true, _) => vec![],
+            (false, labelled) => vec![format!(
+                "{}: array(s) {} not read: the tool reads 'images'{}",
+                data.display(),
+                others.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "),
+                if labelled {
+                    " and 'labels'"
+                } else {
+                    " and 'labels' (which it has not): label maps under another name are not used; save them as labels="
+                }
+            )],
+        };
+        Loaded { samples, format: "npz", unread }
     } else if name.ends_with(".npy") {
         let read = |p: &Path| crate::input::read(p).map_err(anyhow::Error::from);
         let images = read(data)?;
         let labels = labels.map(|p| read(p).map(|b| (b, p))).transpose()?;
         let samples = npy_samples(&images, data, labels.as_ref().map(|(b, p)| (b.as_slice(), *p)), hint)?;
-        Loaded { samples, format: "npy" }
+        Loaded { samples, format: "npy", unread: vec![] }
     } else {
         return Err(bad_file(
             data,

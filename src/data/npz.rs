@@ -160,6 +160,12 @@ impl<R: Read + Seek> Npz<R> {
         let names = self.names();
         let has =
             if names.is_empty() { "no arrays at all".to_string() } else { format!("it has: {}", names.join(", ")) };
-        bad_file(&self.path, format!("the archive has no '{name}' array ({has})"))
+        bad_file(
+            &self.path,
+            format!(
+                "the archive has no '{name}' array ({has}); the tool reads arrays saved as \
+                 np.savez(path, images=x, labels=y)"
+            ),
+        )
     }
 }

@@ -106,6 +106,8 @@ impl Audit {
         let t = crate::profile::span("data load");
         let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
         drop(t);
+        warn(&loaded.unread, o.quiet);
+        report.warnings.extend(loaded.unread.iter().cloned());
         data::preprocess::check_fed_size(&loaded.samples, input)?;
         // The set as fed (and its shuffled copy, adaptive), beside the samples as loaded.
         let fed = data::preprocess::fed_bytes(&loaded.samples, input);
