@@ -182,23 +182,42 @@ fn describe(path: &Path, e: &NiftiError) -> String {
     }
 }
 
-/// The (image, label) file pairs of an ACDC-style folder, sorted by name.
+/// The (image, label) file pairs of an ACDC-style folder, sorted by name. An image is a
+/// file whose name does not end in `_gt` (before `.nii`/`.nii.gz`); `X_gt` labels `X`, which
+/// must be there; `X_gt_gt` is refused (it would make the label `X_gt` an image too), as is
+/// an image without its label.
 pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut pairs = Vec::new();
     let mut unlabelled = Vec::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| UserError::Unreadable { path: dir.into(), reason: e.to_string() })?;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
+    // In name order, so that of several problems the same one is named on every run.
+    let mut names: Vec<(String, PathBuf)> =
+        entries.flatten().map(|e| (e.file_name().to_string_lossy().to_string(), e.path())).collect();
+    names.sort();
+    // Labels of labels first: they explain an "image without its label" that follows.
+    names.sort_by_key(|(name, _)| !name.replace(".nii.gz", ".nii").ends_with("_gt_gt.nii"));
+    for (name, path) in names {
         for ext in [".nii.gz", ".nii"] {
             let Some(stem) = name.strip_suffix(ext) else { continue };
             match stem.strip_suffix("_gt") {
+                // An image is a file whose name does not end in `_gt`: `a_gt_gt` would make
+                // the label `a_gt` an image as well.
+                Some(inner) if inner.ends_with("_gt") => {
+                    return Err(bad_file(
+                        dir,
+                        format!(
+                            "{name} would be the label of {inner}{ext}, itself a label (names ending in _gt are \
+                             labels, never images): which volume is which is ambiguous; rename or move {name}"
+                        ),
+                    ));
+                }
                 Some(stem) => {
                     let image = dir.join(format!("{stem}{ext}"));
                     if !image.exists() {
                         return Err(bad_file(dir, format!("{name} has no image {stem}{ext}")));
                     }
-                    pairs.push((image, e.path()));
+                    pairs.push((image, path.clone()));
                 }
                 None if !dir.join(format!("{stem}_gt{ext}")).exists() => unlabelled.push(name.clone()),
                 None => {}
