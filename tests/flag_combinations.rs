@@ -1,0 +1,118 @@
+//! Odd flag combinations of `plan` and `merge` (found trying them): an output folder that
+//! holds the command's own input destroyed it, and `plan`'s scoring flags without `--data`
+//! were silently ignored (`--device cuda` "worked" on a machine without a GPU). Each is now
+//! exit 2 before any work, nothing written, the input left as it was.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use predicates::prelude::*;
+
+/// A finished audit of the tiny pair into `out` (report.json only).
+fn report(t: &Tiny, out: &Path) {
+    audit_cmd(&t.t, &t.s, &t.data)
+        .args(["--labels", "baseline", "-q", "--format", "json"])
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+}
+
+#[test]
+fn plan_out_holding_its_report_deleted_the_report() {
+    let t = tiny_pair(4);
+    let folder = t.dir.path().join("run");
+    report(&t, &folder);
+    let before = std::fs::read(folder.join("report.json")).unwrap();
+    bin()
+        .arg("plan")
+        .arg(&t.t)
+        .arg(&t.s)
+        .arg("--report")
+        .arg(folder.join("report.json"))
+        .arg("--out")
+        .arg(&folder)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--out"))
+        .stderr(predicate::str::contains("holds the --report"))
+        .stderr(predicate::str::contains("report.json is one of the names the tool writes there"));
+    assert_eq!(std::fs::read(folder.join("report.json")).unwrap(), before, "the report is left as it was");
+    assert!(!folder.join("plan.json").exists());
+    // Beside it, the plan is made.
+    let plan = t.dir.path().join("plan");
+    let mut ok = bin();
+    ok.arg("plan")
+        .arg(&t.t)
+        .arg(&t.s)
+        .arg("--report")
+        .arg(folder.join("report.json"))
+        .arg("--out")
+        .arg(&plan)
+        .arg("-q");
+    ok.assert().success();
+    assert!(plan.join("plan.json").is_file());
+}
+
+#[test]
+fn merge_out_in_a_shard_folder_deleted_its_journal() {
+    let t = tiny_pair(4);
+    let shards: Vec<_> = (1..=2).map(|k| t.dir.path().join(format!("shard-{k}"))).collect();
+    for (k, out) in shards.iter().enumerate() {
+        audit_cmd(&t.t, &t.s, &t.data)
+            .args(["--labels", "baseline", "-q", "--shard", &format!("{}/2", k + 1)])
+            .arg("--out")
+            .arg(out)
+            .assert()
+            .success();
+    }
+    let journal = std::fs::read(shards[1].join("shard.journal")).unwrap();
+    bin()
+        .arg("merge")
+        .args(&shards)
+        .arg("--out")
+        .arg(&shards[1])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("holds the shard result"))
+        .stderr(predicate::str::contains("shard.journal"));
+    assert_eq!(std::fs::read(shards[1].join("shard.journal")).unwrap(), journal);
+    assert!(!shards[1].join("report.json").exists());
+    let merged = t.dir.path().join("merged");
+    bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("-q").assert().success();
+    assert!(merged.join("report.json").is_file());
+}
+
+#[test]
+fn plan_scoring_flags_without_data_were_ignored() {
+    let t = tiny_pair(4);
+    let folder = t.dir.path().join("run");
+    report(&t, &folder);
+    let out = t.dir.path().join("plan");
+    for flags in [
+        vec!["--device", "cuda"],
+        vec!["--labels", "baseline"],
+        vec!["--normalize", "none"],
+        vec!["--fit", "pad"],
+        vec!["--threads", "2"],
+        vec!["--batch", "4"],
+        vec!["--mean", "0.5"],
+    ] {
+        bin()
+            .arg("plan")
+            .arg(&t.t)
+            .arg(&t.s)
+            .arg("--report")
+            .arg(folder.join("report.json"))
+            .arg("--out")
+            .arg(&out)
+            .args(&flags)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--data <DATA>"))
+            .stderr(predicate::str::contains(flags[0]));
+        assert!(!out.exists(), "{flags:?}");
+    }
+}
