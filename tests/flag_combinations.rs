@@ -116,3 +116,48 @@ fn plan_scoring_flags_without_data_were_ignored() {
         assert!(!out.exists(), "{flags:?}");
     }
 }
+
+#[test]
+fn out_holding_a_grafted_model_deleted_the_model() {
+    // A plan folder's grafted.onnx audited (or compared) with --out the plan folder: the
+    // report replaced the folder and grafted.onnx, one of the tool's own names, was gone.
+    let t = tiny_pair(4);
+    let plan = t.dir.path().join("plan");
+    std::fs::create_dir(&plan).unwrap();
+    let grafted = plan.join("grafted.onnx");
+    std::fs::copy(&t.t, &grafted).unwrap();
+    let bytes = std::fs::read(&grafted).unwrap();
+    let says = ["holds the target model", "grafted.onnx is one of the names the tool writes there"];
+    let mut runs = vec![audit_cmd(&grafted, &t.s, &t.data), {
+        let mut c = bin();
+        c.arg("rmse").arg(&grafted).arg(&t.s);
+        c
+    }];
+    for c in runs.iter_mut() {
+        c.arg("--out")
+            .arg(&plan)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says[0]))
+            .stderr(predicate::str::contains(says[1]));
+    }
+    bin()
+        .arg("matrix")
+        .arg(&grafted)
+        .arg(&t.s)
+        .arg("--out")
+        .arg(&plan)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("holds a model"));
+    // An audit's --plan folder is held to the same.
+    let mut c2 = audit_cmd(&grafted, &t.s, &t.data);
+    c2.arg("--out").arg(t.dir.path().join("report")).arg("--plan").arg(&plan);
+    c2.assert()
+        .code(2)
+        .stderr(predicate::str::contains("--plan"))
+        .stderr(predicate::str::contains("holds the target model"));
+    assert_eq!(std::fs::read(&grafted).unwrap(), bytes, "the model is left as it was");
+    assert_eq!(std::fs::read_dir(&plan).unwrap().count(), 1, "nothing written beside it");
+    assert!(!t.dir.path().join("report").exists());
+}
