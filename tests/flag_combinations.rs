@@ -128,7 +128,7 @@ fn out_holding_a_grafted_model_deleted_the_model() {
     std::fs::copy(&t.t, &grafted).unwrap();
     let bytes = std::fs::read(&grafted).unwrap();
     let says = ["holds the target model", "grafted.onnx is one of the names the tool writes there"];
-    let mut runs = vec![audit_cmd(&grafted, &t.s, &t.data), {
+    let mut runs = [audit_cmd(&grafted, &t.s, &t.data), {
         let mut c = bin();
         c.arg("rmse").arg(&grafted).arg(&t.s);
         c
