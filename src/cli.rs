@@ -335,44 +335,45 @@ pub struct PolicyArgs {
 /// unless given.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Validation data to score grafted.onnx on (without it the plan is not checked jointly).
+    /// Validation data to score grafted.onnx on (without it the plan is not checked jointly,
+    /// and the flags below, which say how to score it, are refused).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Labels .npy for .npy data, or `baseline` (default: as the report's dataset.labels).
-    #[arg(long)]
+    #[arg(long, requires = "data")]
     pub labels: Option<String>,
     /// Input scaling (default: the one the audit used).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, requires = "data")]
     pub normalize: Option<Normalize>,
     /// Fit data to the model's input size (default: the audit's).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, requires = "data")]
     pub fit: Option<Fit>,
     /// Axis order of input and output (default: the audit's).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, requires = "data")]
     pub layout: Option<LayoutChoice>,
     /// Height x width fed (default: the audit's).
-    #[arg(long, value_parser = size_arg)]
+    #[arg(long, value_parser = size_arg, requires = "data")]
     pub size: Option<(usize, usize)>,
     /// Foreground threshold of a one-channel output (default: from the graph).
-    #[arg(long)]
+    #[arg(long, requires = "data")]
     pub threshold: Option<f32>,
     /// The graph output to score, by name (default: the first; give the audit's --output).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", requires = "data")]
     pub output: Option<String>,
     /// Per-channel mean after --normalize (default: the audit's).
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, requires = "data")]
     pub mean: Option<Vec<f32>>,
     /// Per-channel std after --mean (default: the audit's).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "data")]
     pub std: Option<Vec<f32>>,
     /// Images per run when the batch dimension is dynamic.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, requires = "data")]
     pub batch: usize,
     /// Execution provider.
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, value_enum, default_value = "cpu", requires = "data")]
     pub device: Device,
     /// Intra-op threads (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, requires = "data")]
     pub threads: usize,
 }
 

@@ -224,3 +224,34 @@ fn fifo_or_dev_zero_as_model_data_or_mapping_hung_or_grew_without_bound() {
     run(plan, ["report.json", fifo_says]);
     assert!(!dir.path().join("plan").exists());
 }
+
+/// Found and left: an initializer named like the graph input made every command that feeds
+/// images say "the graph has no input" (ONNX reads such an initializer as the input's
+/// default value), and `inspect` dropped the input line without a word.
+#[test]
+fn initializer_named_like_the_graph_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.push(tensor("x", &[1, 1, 8, 8], &[0.0; 64], Storage::Raw));
+    let p = save(&m, dir.path(), "shadowed.onnx");
+    let says = [
+        "shadowed.onnx",
+        "the graph's input 'x' has an initializer of the same name [1, 1, 8, 8]",
+        "remove the initializer 'x'",
+    ];
+    let inspect = bin().arg("inspect").arg(&p).assert().success();
+    let text = String::from_utf8_lossy(&inspect.get_output().stdout).to_string();
+    assert!(says.iter().all(|s| text.contains(s)) && !text.contains("input 'x':"), "{text}");
+    let data = dir.path().join("val.npz");
+    npz(&data, 2, 8, Some(&[0u8; 128]), 1);
+    let good = save(&tiny_cnn(&Spec::default()), dir.path(), "good.onnx");
+    let out = dir.path().join("out");
+    let mut audit = audit_cmd(&p, &good, &data);
+    audit.arg("--out").arg(&out);
+    for s in says {
+        fails_with(&mut audit, s);
+    }
+    assert!(!out.exists());
+    fails_with(bin().args(["inspect", "--flops"]).arg(&p), says[1]);
+}

@@ -232,3 +232,32 @@ fn nii_beside_its_own_nii_gz_was_audited_twice() {
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["dataset"]["images"], 2);
 }
+
+#[test]
+fn nii_gt_gt_made_a_label_an_image() {
+    // `a_gt.nii` beside `a.nii` and `a_gt_gt.nii` was the label of `a.nii` and, paired with
+    // `a_gt_gt.nii`, an image too: its label map audited as if it were a scan.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("vols");
+    std::fs::create_dir(&dir).unwrap();
+    let image = nii_bytes(&[64, 64, 2], 2, 8, (0.0, 0.0), &[7; 2 * 4096], false);
+    let gt = nii_bytes(&[64, 64, 2], 2, 8, (0.0, 0.0), &[1; 2 * 4096], false);
+    for (name, bytes) in [("a.nii", &image), ("a_gt.nii", &gt), ("a_gt_gt.nii", &gt)] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    fails_with(
+        &dir,
+        &["vols", "a_gt_gt.nii would be the label of a_gt.nii, itself a label", "rename or move a_gt_gt.nii"],
+    );
+    // Without `a.nii` it is refused too: `a_gt.nii` has no image.
+    std::fs::remove_file(dir.join("a.nii")).unwrap();
+    fails_with(&dir, &["vols", "a_gt_gt.nii"]);
+    // Moved away, the pair is two slices.
+    std::fs::write(dir.join("a.nii"), &image).unwrap();
+    std::fs::remove_file(dir.join("a_gt_gt.nii")).unwrap();
+    let t = root().join("models/unet-acdc-seg.onnx");
+    let out = audit_cmd(&t, &t, &dir).args(["--json", "-q", "--kinds", "B"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["dataset"]["images"], 2);
+}

@@ -33,8 +33,8 @@ pub fn run(data: &[u8]) {
     // As a NIfTI folder is read: one sample per slice, the volume as its own label map.
     let samples: Vec<Sample> = (0..v.dim().2)
         .map(|k| Sample {
-            image: v.index_axis(Axis(2), k).insert_axis(Axis(0)).as_standard_layout().into_owned(),
-            label: Some(Label::Map(v.index_axis(Axis(2), k).as_standard_layout().into_owned())),
+            image: v.index_axis(Axis(2), k).insert_axis(Axis(0)).as_standard_layout().into_owned().into(),
+            label: Some(Label::Map(v.index_axis(Axis(2), k).as_standard_layout().into_owned().into())),
             origin: format!("v#{k}"),
         })
         .collect();

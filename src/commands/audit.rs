@@ -42,6 +42,12 @@ pub fn run_journaled(
         }
         super::plan::check_plan_folder(dir, s.out.as_deref())?;
     }
+    let labels = a.labels.as_deref().filter(|l| *l != "baseline").map(Path::new);
+    let mut inputs = vec![(target, "the target model"), (source, "the source model"), (a.data.as_path(), "the --data")];
+    inputs.extend(labels.map(|l| (l, "the --labels")));
+    inputs.extend(super::mapping_file(&s.options.match_mode).map(|m| (m, "the --match file")));
+    super::spare_inputs(s.out.as_deref(), "--out", &inputs)?;
+    super::spare_inputs(plan, "--plan", &inputs)?;
     if a.budget && a.shard.is_some() {
         return Err(UserError::BadFlag {
             flag: "--budget",

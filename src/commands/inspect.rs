@@ -83,6 +83,13 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
             .filter(|q| !q.audited)
             .map(|q| format!("not audited: {} ({}, {}): {}", q.node, q.op, q.format, q.reason)),
     );
+    // An image input shadowed by an initializer leaves nothing to feed: said here, as the
+    // audit says it (with no input the line `input '...'` is missing).
+    if let Err(e) = m.input_spec() {
+        if !m.shadowed_inputs().is_empty() {
+            warnings.push(format!("{e:#}"));
+        }
+    }
     let nested = control_flow::nested_layers(&m);
     warnings.extend(control_flow::summary(&nested));
     warnings.extend(nested.iter().map(|n| format!("not audited: {} ({}, in the {})", n.node, n.op, n.inside)));

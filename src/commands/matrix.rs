@@ -166,6 +166,9 @@ pub fn run(models: &[PathBuf], mode: &MatchMode, out: Option<&Path>, quiet: bool
     if let Some(dir) = out {
         reuse_audit::report::write::check_out(dir)?;
     }
+    let mut inputs: Vec<(&Path, &str)> = models.iter().map(|m| (m.as_path(), "a model")).collect();
+    inputs.extend(super::mapping_file(mode).map(|m| (m, "the --match file")));
+    super::spare_inputs(out, "--out", &inputs)?;
     let m = compute(models, mode, quiet)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(m.table().as_bytes())?;

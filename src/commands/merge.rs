@@ -24,6 +24,7 @@ pub fn run(shards: &[PathBuf], out: &Path, quiet: bool) -> Result<()> {
     let mut parts = Vec::with_capacity(shards.len());
     for origin in shards {
         let file = if origin.is_dir() { origin.join(SHARD_FILE) } else { origin.clone() };
+        reuse_audit::report::write::check_out_spares(out, "--out", &file, "the shard result")?;
         let loaded = journal::read::<Dice, SwapResult>(&file)?.ok_or_else(|| UserError::Unreadable {
             path: file.clone(),
             reason: format!("no shard result here (an `audit --shard K/N --out DIR` run writes DIR/{SHARD_FILE})"),

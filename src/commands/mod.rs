@@ -11,6 +11,7 @@ mod plan;
 mod rmse;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -20,6 +21,27 @@ use reuse_audit::pair::MatchMode;
 use reuse_audit::report::{self, Report};
 
 use reuse_audit::pipeline::load_pair;
+
+/// Refuse an output folder (`flag`) that holds one of the command's inputs under a name the
+/// tool writes there (see [`reuse_audit::report::write::check_out_spares`]): a model (and
+/// its external data), the data, a labels or mapping file, given as (path, what it is).
+fn spare_inputs(out: Option<&Path>, flag: &'static str, inputs: &[(&Path, &str)]) -> Result<()> {
+    let Some(out) = out else { return Ok(()) };
+    for (path, what) in inputs {
+        reuse_audit::report::write::check_out_spares(out, flag, path, what)?;
+        let external = PathBuf::from(format!("{}.data", path.display()));
+        reuse_audit::report::write::check_out_spares(out, flag, &external, &format!("the external data of {what}"))?;
+    }
+    Ok(())
+}
+
+/// The files a pairing reads: a `--match` mapping file, if one is given.
+fn mapping_file(mode: &MatchMode) -> Option<&Path> {
+    match mode {
+        MatchMode::File(p) => Some(p.as_path()),
+        _ => None,
+    }
+}
 
 /// Run one subcommand.
 pub fn dispatch(cmd: Command) -> Result<()> {

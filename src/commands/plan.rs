@@ -45,6 +45,7 @@ pub struct Args {
 /// Run `plan`.
 pub fn run(a: &Args) -> Result<()> {
     check_plan_folder(&a.out, None)?;
+    reuse_audit::report::write::check_out_spares(&a.out, "--out", &a.report, "the --report")?;
     let record = AuditRecord::read(&a.report)?;
     let policy = policy_of(&a.policy)?;
     let match_mode = MatchMode::parse(&a.policy.match_mode);

@@ -5,8 +5,11 @@
 use std::path::Path;
 
 use anyhow::Result;
-use ndarray::{Array3, Array4, ArrayD, Axis};
+#[cfg(test)]
+use ndarray::ArrayD;
+use ndarray::Ix1;
 
+use super::values::Values;
 use super::{Label, Sample};
 use crate::error::bad_file;
 use crate::model::layout::Layout;
@@ -87,46 +90,113 @@ pub fn check_labels_fit(path: &Path, images: &[usize], labels: &[usize], hint: &
     ))
 }
 
-/// Samples from an image array and an optional label array.
+/// Cuts arrays handed over one image (index of the first axis) at a time into samples: the
+/// images first, then the labels, if any. Each image is held once, as [`Values`]; the whole
+/// array never is.
+pub struct Cutter<'a> {
+    path: &'a Path,
+    /// The images' shape as stored.
+    shape: Vec<usize>,
+    /// `[n, c, h, w]`.
+    dims: [usize; 4],
+    /// How the images are stored.
+    layout: Layout,
+    /// Labels are one class id per image.
+    class_ids: bool,
+    /// Labels handed over so far.
+    labelled: usize,
+    samples: Vec<Sample>,
+}
+
+impl<'a> Cutter<'a> {
+    /// A cutter for images of stored shape `images` (`path` names them in messages).
+    pub fn new(path: &'a Path, images: &[usize], hint: &LayoutHint) -> Result<Self> {
+        let (dims, layout) = image_dims(path, images, hint)?;
+        super::check_image_count(0, dims[0], path)?;
+        Ok(Cutter {
+            path,
+            shape: images.to_vec(),
+            dims,
+            layout,
+            class_ids: false,
+            labelled: 0,
+            samples: Vec::with_capacity(dims[0]),
+        })
+    }
+
+    /// The next image's values, in the order they are stored.
+    pub fn image(&mut self, values: Values<Ix1>) -> Result<()> {
+        let [_, c, h, w] = self.dims;
+        let i = self.samples.len();
+        let image = values
+            .into_chw((c, h, w), self.layout == Layout::Nhwc)
+            .map_err(|e| bad_file(self.path, format!("image {i}: {e}")))?;
+        self.samples.push(Sample { image, label: None, origin: format!("{}#{i}", self.path.display()) });
+        Ok(())
+    }
+
+    /// Labels of shape `labels` follow (checked to fit the images first).
+    pub fn start_labels(&mut self, labels: &[usize], hint: &LayoutHint) -> Result<()> {
+        check_labels_fit(self.path, &self.shape, labels, hint)?;
+        self.class_ids = matches!(*labels, [ln] | [ln, 1] if ln == self.dims[0]);
+        Ok(())
+    }
+
+    /// The next image's labels: its class id, or its `H x W` map (any channel axis of 1
+    /// dropped).
+    pub fn label(&mut self, values: Values<Ix1>) -> Result<()> {
+        let [_, _, h, w] = self.dims;
+        let i = self.labelled;
+        let label = match self.class_ids {
+            true => Label::Class(values.iter().next().unwrap_or(f64::NAN)),
+            false => Label::Map(values.into_hw((h, w)).map_err(|e| bad_file(self.path, format!("labels {i}: {e}")))?),
+        };
+        let Some(sample) = self.samples.get_mut(i) else {
+            return Err(bad_file(self.path, format!("more label maps than the {} images", self.dims[0])));
+        };
+        sample.label = Some(label);
+        self.labelled += 1;
+        Ok(())
+    }
+
+    /// The samples, once every image (and every label, when there are labels) came.
+    pub fn finish(self) -> Result<Vec<Sample>> {
+        let n = self.dims[0];
+        if self.samples.len() != n || !(self.labelled == 0 || self.labelled == n) {
+            return Err(bad_file(
+                self.path,
+                format!("{} images and {} labels read of {n} declared", self.samples.len(), self.labelled),
+            ));
+        }
+        Ok(self.samples)
+    }
+}
+
+/// Hand the rows (indices of the first axis) of an array to `each`, as [`Cutter`] takes them.
+#[cfg(test)]
+fn for_each_row(a: &ArrayD<f64>, mut each: impl FnMut(Values<Ix1>) -> Result<()>) -> Result<()> {
+    if a.ndim() == 0 {
+        return each(Values::narrowed(a.iter().copied().collect()));
+    }
+    a.outer_iter().try_for_each(|row| each(Values::narrowed(row.iter().copied().collect())))
+}
+
+/// Samples from an image array and an optional label array held whole (the loaders stream
+/// theirs through a [`Cutter`] instead).
+#[cfg(test)]
 pub fn samples(
     path: &Path,
     images: ArrayD<f64>,
     labels: Option<ArrayD<f64>>,
     hint: &LayoutHint,
 ) -> Result<Vec<Sample>> {
-    let shape = images.shape().to_vec();
-    let ([n, c, h, w], layout) = image_dims(path, &shape, hint)?;
-    let images: Array4<f64> = match layout {
-        Layout::Nchw => images.into_shape_with_order((n, c, h, w)),
-        Layout::Nhwc => images.into_shape_with_order((n, h, w, c)).map(|x| x.permuted_axes([0, 3, 1, 2])),
+    let mut cut = Cutter::new(path, images.shape(), hint)?;
+    for_each_row(&images, |v| cut.image(v))?;
+    if let Some(l) = labels {
+        cut.start_labels(l.shape(), hint)?;
+        for_each_row(&l, |v| cut.label(v))?;
     }
-    .map_err(|e| bad_file(path, format!("images: {e}")))?;
-    super::check_image_count(0, n, path)?;
-    if let Some(l) = &labels {
-        check_labels_fit(path, &shape, l.shape(), hint)?;
-    }
-    // One class id per image (a classifier's labels), read as N x 1 x 1.
-    let class_ids = labels.as_ref().is_some_and(|l| matches!(*l.shape(), [ln] | [ln, 1] if ln == n));
-    let labels: Option<Array3<f64>> = match labels {
-        None => None,
-        Some(l) if class_ids => {
-            Some(l.into_shape_with_order((n, 1, 1)).map_err(|e| bad_file(path, format!("labels: {e}")))?)
-        }
-        Some(l) => Some(l.into_shape_with_order((n, h, w)).map_err(|e| bad_file(path, format!("labels: {e}")))?),
-    };
-    let file = path.display();
-    Ok(images
-        .outer_iter()
-        .enumerate()
-        .map(|(i, image)| Sample {
-            image: image.as_standard_layout().into_owned(),
-            label: labels.as_ref().map(|l| match class_ids {
-                true => Label::Class(l[[i, 0, 0]]),
-                false => Label::Map(l.index_axis(Axis(0), i).to_owned()),
-            }),
-            origin: format!("{file}#{i}"),
-        })
-        .collect())
+    cut.finish()
 }
 
 #[cfg(test)]
@@ -159,9 +229,10 @@ mod tests {
         let labels = ArrayD::from_shape_vec(vec![1, 2, 2, 1], vec![0.0, 1.0, 2.0, 3.0]).unwrap();
         let s = samples(Path::new("d.npz"), images, Some(labels), &AUTO).unwrap();
         assert_eq!(s[0].image.dim(), (3, 2, 2));
-        assert_eq!(s[0].image[[2, 1, 0]], 102.0);
-        assert_eq!(s[0].image[[1, 0, 1]], 11.0);
-        assert_eq!(s[0].label, Some(Label::Map(ndarray::array![[0.0, 1.0], [2.0, 3.0]])));
+        assert_eq!(s[0].image.at((2, 1, 0)), 102.0);
+        assert_eq!(s[0].image.at((1, 0, 1)), 11.0);
+        assert!(matches!(s[0].image, Values::F32(_)), "small integers are held as float32");
+        assert_eq!(s[0].label, Some(Label::Map(ndarray::array![[0.0, 1.0], [2.0, 3.0]].into())));
     }
 
     #[test]

@@ -2,29 +2,34 @@
 //! preprocessing to the model's input (normalization, fit, channel replication).
 
 mod arrays;
+pub mod memory;
 pub mod nifti;
 pub mod npy;
+pub mod npz;
 pub mod png_folder;
 pub mod preprocess;
 pub mod standardize;
+pub mod stream;
 #[cfg(test)]
 mod tests;
+pub mod values;
 
 use std::path::Path;
 
 use anyhow::Result;
-use ndarray::{Array2, Array3, Axis};
+use ndarray::{Axis, Ix2, Ix3};
 
 pub use arrays::{array_layout, LayoutHint};
 pub use preprocess::{Fit, InputSpec, Normalize};
+pub use values::Values;
 
 use crate::error::{bad_file, UserError};
 
 /// What one image is labelled with (as stored; checked later against the model's classes).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Label {
-    /// `height x width` class labels, one per pixel (segmentation).
-    Map(Array2<f64>),
+    /// `height x width` class labels, one per pixel (segmentation), float32 where exact.
+    Map(Values<Ix2>),
     /// One class id for the whole image (classification; `.npz`/`.npy` labels of shape N).
     Class(f64),
 }
@@ -32,8 +37,8 @@ pub enum Label {
 /// One loaded image with its optional label, before preprocessing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// `channels x height x width` values as stored.
-    pub image: Array3<f64>,
+    /// `channels x height x width` values as stored, float32 where exact ([`Values`]).
+    pub image: Values<Ix3>,
     /// Its label map or class id.
     pub label: Option<Label>,
     /// Where it came from, for messages (`file#slice`).
@@ -55,6 +60,16 @@ impl Sample {
     pub fn width(&self) -> usize {
         self.image.dim().2
     }
+
+    /// Bytes its values take.
+    pub fn bytes(&self) -> u64 {
+        let label = match &self.label {
+            Some(Label::Map(l)) => l.bytes(),
+            Some(Label::Class(_)) => 8,
+            None => 0,
+        };
+        (self.image.bytes() + label) as u64
+    }
 }
 
 /// The most images one data set may hold: 2^20. Each is a forward pass per swap, and each
@@ -75,8 +90,8 @@ pub fn check_image_count(have: usize, more: usize, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The most values a NIfTI or PNG folder may hold as loaded, before fitting: 2^30 (8 GiB
-/// as the f64 values the tool holds; the limit of one `.npz` array). Each file is bounded
+/// The most values a NIfTI or PNG folder may hold as loaded, before fitting: 2^30 (4 GiB
+/// as the float32 values the tool holds; the limit of one `.npz` array). Each file is bounded
 /// on its own from its header; this bounds a folder of many (a thousand 8192 x 8192 PNGs
 /// of a few KB each were half a terabyte). Summed from the headers before any file's data
 /// is read.
@@ -104,6 +119,9 @@ pub struct Loaded {
     pub samples: Vec<Sample>,
     /// `npz`, `npy`, `nifti` or `png`.
     pub format: &'static str,
+    /// What was in the data but not read, for warnings (an `.npz` array other than `images`
+    /// and `labels`: `masks` or `y` are not labels to the tool).
+    pub unread: Vec<String>,
 }
 
 /// Load a data set. `labels` is a `.npy` file for `.npy` images (else `None`). A 4-D array
@@ -130,18 +148,34 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
     }
     let loaded = if data.is_dir() {
         if data.join("images").is_dir() {
-            Loaded { samples: load_png(data)?, format: "png" }
+            Loaded { samples: load_png(data)?, format: "png", unread: vec![] }
         } else {
-            Loaded { samples: load_nifti(data)?, format: "nifti" }
+            Loaded { samples: load_nifti(data)?, format: "nifti", unread: vec![] }
         }
     } else if name.ends_with(".npz") {
-        Loaded { samples: npz_samples(&mut npy::Npz::open(data)?, data, hint)?, format: "npz" }
+        let mut archive = npz::Npz::open(data)?;
+        let samples = npz_samples(&mut archive, data, hint)?;
+        let others: Vec<String> = archive.names().into_iter().filter(|n| n != "images" && n != "labels").collect();
+        let unread = match (others.is_empty(), samples.first().is_some_and(|s| s.label.is_some())) {
+            (true, _) => vec![],
+            (false, labelled) => vec![format!(
+                "{}: array(s) {} not read: the tool reads 'images'{}",
+                data.display(),
+                others.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "),
+                if labelled {
+                    " and 'labels'"
+                } else {
+                    " and 'labels' (which it has not): label maps under another name are not used; save them as labels="
+                }
+            )],
+        };
+        Loaded { samples, format: "npz", unread }
     } else if name.ends_with(".npy") {
         let read = |p: &Path| crate::input::read(p).map_err(anyhow::Error::from);
         let images = read(data)?;
         let labels = labels.map(|p| read(p).map(|b| (b, p))).transpose()?;
         let samples = npy_samples(&images, data, labels.as_ref().map(|(b, p)| (b.as_slice(), *p)), hint)?;
-        Loaded { samples, format: "npy" }
+        Loaded { samples, format: "npy", unread: vec![] }
     } else {
         return Err(bad_file(
             data,
@@ -156,40 +190,67 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
 
 /// The samples of an `.npz` archive: its `images` and, when it has them, `labels` (`path`
 /// names it in messages). [`load`] reads files this way; the fuzz target `npz` passes bytes
-/// ([`npy::Npz::from_bytes`]).
+/// ([`npz::Npz::from_bytes`]). The arrays' shapes are checked, and the memory they take
+/// held against the machine's ([`memory::check`]), from their headers before their data is
+/// read; each array then streams in one image at a time.
 pub fn npz_samples<R: std::io::Read + std::io::Seek>(
-    npz: &mut npy::Npz<R>,
+    npz: &mut npz::Npz<R>,
     path: &Path,
     hint: &LayoutHint,
 ) -> Result<Vec<Sample>> {
-    let images = npz.require("images")?;
-    // The labels' shape is checked from their header before their data is read.
-    if let Some(shape) = npz.shape("labels")? {
-        arrays::check_labels_fit(path, images.shape(), &shape, hint)?;
+    let Some(images) = npz.declared("images")? else { return Err(npz.missing("images")) };
+    let labels = npz.declared("labels")?;
+    if let Some(l) = &labels {
+        arrays::check_labels_fit(path, &images.shape, &l.shape, hint)?;
     }
-    let labels = npz.get("labels")?;
-    arrays::samples(path, images, labels, hint)
+    check_array_memory(&images, labels.as_ref(), path)?;
+    let mut cut = arrays::Cutter::new(path, &images.shape, hint)?;
+    npz.for_each_image("images", |v| cut.image(v))?;
+    if let Some(l) = labels {
+        cut.start_labels(&l.shape, hint)?;
+        npz.for_each_image("labels", |v| cut.label(v))?;
+    }
+    cut.finish()
+}
+
+/// Refuse images (and labels) whose headers declare more than the machine's memory holds.
+fn check_array_memory(images: &npy::Declared, labels: Option<&npy::Declared>, path: &Path) -> Result<()> {
+    let need = images.bytes_to_read().saturating_add(labels.map_or(0, |l| l.bytes_to_read()));
+    let what = match labels {
+        Some(l) => format!("its images {:?} and labels {:?}, as held,", images.shape, l.shape),
+        None => format!("its images {:?}, as held,", images.shape),
+    };
+    memory::check(need, 0, &what, path, "audit a subset")
 }
 
 /// The samples of `.npy` images (`path` names them in messages) and labels, given as the
 /// files' bytes: what [`load`] makes of the files ([`npy::read_npy`] is `std::fs::read`
-/// and [`npy::parse_npy`]); the fuzz target `npy` enters here.
+/// and [`npy::parse_npy`]); the fuzz target `npy` enters here. Checked from the headers as
+/// [`npz_samples`] checks, then streamed image by image.
 pub fn npy_samples(
     images: &[u8],
     path: &Path,
     labels: Option<(&[u8], &Path)>,
     hint: &LayoutHint,
 ) -> Result<Vec<Sample>> {
-    let parse = |bytes: &[u8], p: &Path| npy::parse_npy(bytes).map_err(|e| bad_file(p, format!("{e:#}")));
-    let images = parse(images, path)?;
-    if let Some((b, p)) = labels {
-        // The labels' shape is checked from their header before their data is decoded.
-        if let Some(shape) = npy::declared_shape(b).map_err(|e| bad_file(p, format!("{e:#}")))? {
-            arrays::check_labels_fit(path, images.shape(), &shape, hint)?;
-        }
+    let header = |bytes: &[u8], p: &Path| npy::declared_strict(bytes).map_err(|e| bad_file(p, format!("{e:#}")));
+    let image_header = header(images, path)?;
+    let label_header = labels.map(|(b, p)| header(b, p)).transpose()?;
+    if let Some(l) = &label_header {
+        arrays::check_labels_fit(path, &image_header.shape, &l.shape, hint)?;
     }
-    let labels = labels.map(|(b, p)| parse(b, p)).transpose()?;
-    arrays::samples(path, images, labels, hint)
+    check_array_memory(&image_header, label_header.as_ref(), path)?;
+    let stream = |bytes: &[u8], p: &Path, each: &mut dyn FnMut(Values<ndarray::Ix1>) -> Result<()>| -> Result<()> {
+        let npy = npyz::NpyFile::new(bytes).map_err(|e| bad_file(p, format!("not a .npy array: {e}")))?;
+        stream::for_each_image(npy, each).map_err(|e| bad_file(p, format!("{e:#}")))
+    };
+    let mut cut = arrays::Cutter::new(path, &image_header.shape, hint)?;
+    stream(images, path, &mut |v| cut.image(v))?;
+    if let (Some((bytes, p)), Some(l)) = (labels, label_header) {
+        cut.start_labels(&l.shape, hint)?;
+        stream(bytes, p, &mut |v| cut.label(v))?;
+    }
+    cut.finish()
 }
 
 fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
@@ -202,11 +263,17 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
     }
     let mut out = Vec::new();
     check_image_count(0, pairs.len(), dir)?;
-    let mut values = 0u64;
+    let (mut values, mut held, mut largest) = (0u64, 0u64, 0u64);
     for (img, gt) in &pairs {
-        values = values.saturating_add(nifti::declared_voxels(img)?).saturating_add(nifti::declared_voxels(gt)?);
+        let (i, g) = (nifti::declared(img)?, nifti::declared(gt)?);
+        values = values.saturating_add(i.voxels).saturating_add(g.voxels);
         check_loaded_values(values, img)?;
+        held = held.saturating_add(i.held_bytes()).saturating_add(g.held_bytes());
+        largest = largest.max(i.read_bytes().saturating_add(g.read_bytes()));
     }
+    // Every slice as held, and the largest pair of volumes as read (raw, then f64) beside them.
+    let what = format!("its {} volume pair(s), as held,", pairs.len());
+    memory::check(held.saturating_add(largest), 0, &what, dir, "audit a subset")?;
     for (img, gt) in pairs {
         let v = nifti::read(&img)?;
         check_image_count(out.len(), v.dim().2, &img)?;
@@ -219,8 +286,10 @@ fn load_nifti(dir: &Path) -> Result<Vec<Sample>> {
         }
         for k in 0..v.dim().2 {
             out.push(Sample {
-                image: v.index_axis(Axis(2), k).insert_axis(Axis(0)).as_standard_layout().into_owned(),
-                label: Some(Label::Map(g.index_axis(Axis(2), k).as_standard_layout().into_owned())),
+                image: Values::narrowed(
+                    v.index_axis(Axis(2), k).insert_axis(Axis(0)).as_standard_layout().into_owned(),
+                ),
+                label: Some(Label::Map(Values::narrowed(g.index_axis(Axis(2), k).as_standard_layout().into_owned()))),
                 origin: format!("{}#{k}", img.display()),
             });
         }
@@ -240,6 +309,9 @@ fn load_png(dir: &Path) -> Result<Vec<Sample>> {
         }
         check_loaded_values(values, img)?;
     }
+    // 8- and 16-bit levels are held as float32.
+    let what = format!("its {} image(s) and their masks, as held,", pairs.len());
+    memory::check(values.saturating_mul(4), 0, &what, dir, "audit a subset")?;
     for (img, mask) in pairs {
         let image = png_folder::read(&img)?;
         let label = match mask {
@@ -249,11 +321,11 @@ fn load_png(dir: &Path) -> Result<Vec<Sample>> {
                 if l.dim() != (1, h, w) {
                     return Err(bad_file(&m, format!("mask must be a gray {h}x{w} image")));
                 }
-                Some(Label::Map(l.index_axis_move(Axis(0), 0)))
+                Some(Label::Map(Values::F32(l.index_axis_move(Axis(0), 0))))
             }
             None => None,
         };
-        out.push(Sample { image, label, origin: img.display().to_string() });
+        out.push(Sample { image: Values::F32(image), label, origin: img.display().to_string() });
     }
     Ok(out)
 }

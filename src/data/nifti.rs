@@ -16,7 +16,7 @@ use nifti::{InMemNiftiObject, InMemNiftiVolume, IntoNdArray, NiftiError, NiftiOb
 
 use crate::error::{bad_file, UserError};
 
-/// The most voxels one volume may declare: 2^27 (e.g. 512 x 512 x 512; 1 GiB as the f64
+/// The most voxels one volume may declare: 2^27 (e.g. 512 x 512 x 512; 0.5 to 1 GiB as the float32 or f64
 /// values the tool holds). Checked from the header before any voxel is inflated.
 pub const MAX_VOXELS: u64 = 1 << 27;
 
@@ -28,14 +28,53 @@ pub fn read(path: &Path) -> Result<Array3<f64>> {
     volume(obj, path)
 }
 
+/// What a NIfTI file's header declares, its voxels unread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Declared {
+    /// Voxels in the volume.
+    pub voxels: u64,
+    /// Bytes a voxel takes in the file.
+    pub size: u64,
+    /// Whether every voxel, as read, is exactly a float32: unscaled 8- and 16-bit integers
+    /// and float32.
+    pub f32_exact: bool,
+}
+
+impl Declared {
+    /// Bytes the volume's slices take as held ([`super::Values`]).
+    pub fn held_bytes(&self) -> u64 {
+        self.voxels.saturating_mul(if self.f32_exact { 4 } else { 8 })
+    }
+
+    /// Bytes the volume takes while it is read: the raw voxels and their f64 values.
+    pub fn read_bytes(&self) -> u64 {
+        self.voxels.saturating_mul(self.size + 8)
+    }
+}
+
 /// The voxels a `.nii` or `.nii.gz` file's header declares, after the checks made before
 /// any voxel is read (see [`check_declared`]).
 pub fn declared_voxels(path: &Path) -> Result<u64> {
+    Ok(declared(path)?.voxels)
+}
+
+/// What a `.nii` or `.nii.gz` file's header declares, after the checks made before any
+/// voxel is read (see [`check_declared`]).
+pub fn declared(path: &Path) -> Result<Declared> {
     crate::input::check_regular(path)?;
     let h = nifti::NiftiHeader::from_file(path).map_err(|e| bad_file(path, describe(path, &e)))?;
     let gz = path.to_string_lossy().ends_with(".gz");
     let len = if gz { None } else { Some(std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX)) };
-    check_declared(&h, len, path)
+    let voxels = check_declared(&h, len, path)?;
+    let datatype = supported_datatype(&h, path)?;
+    use NiftiType::*;
+    let f32_exact = !scaled(&h) && matches!(datatype, Uint8 | Int8 | Uint16 | Int16 | Float32);
+    Ok(Declared { voxels, size: datatype.size_of() as u64, f32_exact })
+}
+
+/// Whether the header's `scl_slope`/`scl_inter` are applied (see the module's note).
+fn scaled(h: &nifti::NiftiHeader) -> bool {
+    h.scl_slope.is_finite() && h.scl_slope != 0.0 && !(h.scl_slope == 1.0 && h.scl_inter == 0.0)
 }
 
 /// Read the bytes of a `.nii` file, or of a `.nii.gz` with `gz`, as [`read`] reads the file
@@ -58,8 +97,7 @@ pub fn read_bytes(bytes: &[u8], gz: bool, path: &Path) -> Result<Array3<f64>> {
 fn volume(obj: InMemNiftiObject, path: &Path) -> Result<Array3<f64>> {
     let h = obj.header().clone();
     let datatype = supported_datatype(&h, path)?;
-    let scaled = h.scl_slope.is_finite() && h.scl_slope != 0.0 && !(h.scl_slope == 1.0 && h.scl_inter == 0.0);
-    let slope = if scaled { h.scl_slope } else { 0.0 };
+    let slope = if scaled(&h) { h.scl_slope } else { 0.0 };
     let raw = obj.into_volume().into_raw_data();
     let values = InMemNiftiVolume::from_raw_fields(h.dim, datatype, slope, h.scl_inter, raw, h.endianness)
         .and_then(|v| v.into_ndarray::<f64>())
@@ -144,23 +182,42 @@ fn describe(path: &Path, e: &NiftiError) -> String {
     }
 }
 
-/// The (image, label) file pairs of an ACDC-style folder, sorted by name.
+/// The (image, label) file pairs of an ACDC-style folder, sorted by name. An image is a
+/// file whose name does not end in `_gt` (before `.nii`/`.nii.gz`); `X_gt` labels `X`, which
+/// must be there; `X_gt_gt` is refused (it would make the label `X_gt` an image too), as is
+/// an image without its label.
 pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut pairs = Vec::new();
     let mut unlabelled = Vec::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| UserError::Unreadable { path: dir.into(), reason: e.to_string() })?;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
+    // In name order, so that of several problems the same one is named on every run.
+    let mut names: Vec<(String, PathBuf)> =
+        entries.flatten().map(|e| (e.file_name().to_string_lossy().to_string(), e.path())).collect();
+    names.sort();
+    // Labels of labels first: they explain an "image without its label" that follows.
+    names.sort_by_key(|(name, _)| !name.replace(".nii.gz", ".nii").ends_with("_gt_gt.nii"));
+    for (name, path) in names {
         for ext in [".nii.gz", ".nii"] {
             let Some(stem) = name.strip_suffix(ext) else { continue };
             match stem.strip_suffix("_gt") {
+                // An image is a file whose name does not end in `_gt`: `a_gt_gt` would make
+                // the label `a_gt` an image as well.
+                Some(inner) if inner.ends_with("_gt") => {
+                    return Err(bad_file(
+                        dir,
+                        format!(
+                            "{name} would be the label of {inner}{ext}, itself a label (names ending in _gt are \
+                             labels, never images): which volume is which is ambiguous; rename or move {name}"
+                        ),
+                    ));
+                }
                 Some(stem) => {
                     let image = dir.join(format!("{stem}{ext}"));
                     if !image.exists() {
                         return Err(bad_file(dir, format!("{name} has no image {stem}{ext}")));
                     }
-                    pairs.push((image, e.path()));
+                    pairs.push((image, path.clone()));
                 }
                 None if !dir.join(format!("{stem}_gt{ext}")).exists() => unlabelled.push(name.clone()),
                 None => {}

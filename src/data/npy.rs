@@ -8,15 +8,15 @@
 //! element type at run time, and with its `half` feature it reads float16. Both endiannesses
 //! are decoded by `npyz`; the order flag is ours to apply.
 
-use std::fs::File;
-use std::io::{self, BufReader, Cursor, Read, Seek};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
-use npyz::{npz::NpzArchive, DType, Deserialize, NpyFile, Order, TypeChar};
+use npyz::{DType, Deserialize, NpyFile, Order, TypeChar};
 
-use crate::error::{bad_file, UserError};
+pub use super::npz::Npz;
+use crate::error::bad_file;
 
 /// Decode a `.npy` stream: every numeric dtype NumPy writes (float16/32/64, (u)int8..64,
 /// bool), either byte order, C or Fortran order. Values are exact as f64 except 64-bit
@@ -58,7 +58,7 @@ fn all<T: Deserialize, R: Read>(npy: NpyFile<R>, widen: impl Fn(T) -> f64) -> io
     reader.map(|v| v.map(&widen)).collect()
 }
 
-/// The most values one array may declare: 2^30 (8 GiB as the f64 values the tool holds).
+/// The most values one array may declare: 2^30 (4 GiB as the float32 values the tool holds, 8 as f64).
 pub const MAX_ARRAY_VALUES: u128 = 1 << 30;
 
 /// The longest header a `.npy` may declare: 64 KiB. NumPy writes a few hundred bytes and
@@ -160,8 +160,60 @@ pub fn check_declared_shape(mut r: impl Read) -> Result<()> {
 /// [`check_declared_shape`]; `None` for a stream that is not a `.npy` (the reader refuses
 /// it when the array is read).
 pub fn declared_shape(bytes: &[u8]) -> Result<Option<Vec<usize>>> {
-    check_declared_shape(bytes)?;
-    Ok(NpyFile::new(bytes).ok().map(|npy| npy.shape().iter().map(|&d| d as usize).collect()))
+    Ok(declared(bytes)?.map(|d| d.shape))
+}
+
+/// What a `.npy` header declares, its data unread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    /// The array's shape.
+    pub shape: Vec<usize>,
+    /// Bytes one value takes as held ([`super::values::Values`]): 4 for the dtypes every value
+    /// of which is a float32 (float16/32, 8- and 16-bit integers, bool), else at most 8.
+    pub held: u64,
+    /// Fortran order: the array is decoded whole (8 bytes a value) before it is cut into
+    /// images.
+    pub fortran: bool,
+}
+
+impl Declared {
+    /// Values in the array.
+    pub fn values(&self) -> u64 {
+        self.shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64))
+    }
+
+    /// Bytes the array takes at most while it is read into images: the images as held, and
+    /// a Fortran-ordered array decoded whole beside them.
+    pub fn bytes_to_read(&self) -> u64 {
+        let per_value = self.held + if self.fortran { 8 } else { 0 };
+        self.values().saturating_mul(per_value)
+    }
+}
+
+/// The header at the start of `r` ([`check_declared_shape`] first); `None` for a stream that
+/// is not a `.npy` (the reader refuses it when the array is read).
+pub fn declared(start: &[u8]) -> Result<Option<Declared>> {
+    check_declared_shape(start)?;
+    let Ok(npy) = NpyFile::new(start) else { return Ok(None) };
+    let held = match npy.dtype() {
+        DType::Plain(ty) => match (ty.type_char(), ty.size_field()) {
+            (TypeChar::Float, 2 | 4) | (TypeChar::Int | TypeChar::Uint, 1 | 2) | (TypeChar::Bool, 1) => 4,
+            _ => 8,
+        },
+        _ => 8,
+    };
+    let shape = npy.shape().iter().map(|&d| d as usize).collect();
+    Ok(Some(Declared { shape, held, fortran: npy.order() == Order::Fortran }))
+}
+
+/// [`declared`], with a stream that is not a `.npy` refused (saying why).
+pub fn declared_strict(start: &[u8]) -> Result<Declared> {
+    match declared(start)? {
+        Some(d) => Ok(d),
+        None => Err(NpyFile::new(start)
+            .err()
+            .map_or_else(|| anyhow!("not a .npy array"), |e| anyhow!("not a .npy array: {e}"))),
+    }
 }
 
 /// Parse the bytes of a `.npy` file.
@@ -174,84 +226,6 @@ pub fn parse_npy(bytes: &[u8]) -> Result<ArrayD<f64>> {
 pub fn read_npy(path: &Path) -> Result<ArrayD<f64>> {
     let bytes = crate::input::read(path)?;
     parse_npy(&bytes).map_err(|e| bad_file(path, format!("{e:#}")))
-}
-
-/// An open `.npz` archive (a file, or bytes in memory); arrays are read by name (the
-/// entry `NAME.npy`).
-pub struct Npz<R: Read + Seek = BufReader<File>> {
-    path: PathBuf,
-    archive: NpzArchive<R>,
-}
-
-impl Npz {
-    /// Open an archive (stored or deflated entries).
-    pub fn open(path: &Path) -> Result<Self> {
-        crate::input::check_regular(path)?;
-        let file = File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
-        Npz::new(BufReader::new(file), path)
-    }
-}
-
-impl<'a> Npz<Cursor<&'a [u8]>> {
-    /// An archive's bytes, read as [`Npz::open`] reads its file; `path` names it in messages.
-    pub fn from_bytes(bytes: &'a [u8], path: &Path) -> Result<Self> {
-        Npz::new(Cursor::new(bytes), path)
-    }
-}
-
-impl<R: Read + Seek> Npz<R> {
-    fn new(reader: R, path: &Path) -> Result<Self> {
-        let archive = NpzArchive::new(reader).map_err(|e| bad_file(path, format!("not a valid .npz archive: {e}")))?;
-        Ok(Npz { path: path.into(), archive })
-    }
-
-    /// The names of the arrays in the archive, sorted.
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.archive.array_names().map(String::from).collect();
-        names.sort();
-        names
-    }
-
-    /// The shape the header of array `name` declares, its data unread (`None`: no such
-    /// array, or an entry that is not a `.npy`, which [`Npz::get`] then refuses).
-    pub fn shape(&mut self, name: &str) -> Result<Option<Vec<usize>>> {
-        let entry = format!("{name}.npy");
-        let Ok(mut header) = self.archive.zip_archive().by_name(&entry) else { return Ok(None) };
-        // At most the longest header allowed, and the 12 bytes in front of it.
-        let mut start = Vec::new();
-        (&mut header)
-            .take(MAX_HEADER_BYTES as u64 + 12)
-            .read_to_end(&mut start)
-            .map_err(|e| bad_file(&self.path, format!("{entry}: {e}")))?;
-        check_declared_shape(start.as_slice()).map_err(|e| bad_file(&self.path, format!("{entry}: {e:#}")))?;
-        Ok(NpyFile::new(start.as_slice()).ok().map(|npy| npy.shape().iter().map(|&d| d as usize).collect()))
-    }
-
-    /// The array `name`, or `None` when the archive has no such array.
-    pub fn get(&mut self, name: &str) -> Result<Option<ArrayD<f64>>> {
-        let entry = || format!("{name}.npy");
-        // The header first, read alone: its shape is checked before the reader sizes it.
-        if let Ok(header) = self.archive.zip_archive().by_name(&entry()) {
-            check_declared_shape(header).map_err(|e| bad_file(&self.path, format!("{}: {e:#}", entry())))?;
-        }
-        let npy = match self.archive.by_name(name) {
-            Ok(Some(npy)) => npy,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(bad_file(&self.path, format!("{}: {e}", entry()))),
-        };
-        decode(npy).map(Some).map_err(|e| bad_file(&self.path, format!("{}: {e:#}", entry())))
-    }
-
-    /// The array `name`; its absence is an error that lists the arrays the archive has.
-    pub fn require(&mut self, name: &str) -> Result<ArrayD<f64>> {
-        match self.get(name)? {
-            Some(a) => Ok(a),
-            None => Err(bad_file(
-                &self.path,
-                format!("the archive has no '{name}' array (it has: {})", self.names().join(", ")),
-            )),
-        }
-    }
 }
 
 /// Bytes of a `.npy` file holding `values` as `<f4` with `shape` (used by tests and fixtures).

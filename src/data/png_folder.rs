@@ -8,7 +8,7 @@ use ndarray::Array3;
 use crate::error::{bad_file, UserError};
 
 /// The most values one PNG may declare: 2^27 (as a NIfTI volume: e.g. 8192 x 8192 in
-/// two channels; 1 GiB as the f64 values the tool holds). Checked from the header before
+/// two channels; 512 MiB as the float32 values the tool holds). Checked from the header before
 /// the pixels are inflated: a 500 KB PNG of 16000 x 16000 zeros took 10 GB.
 pub const MAX_PNG_VALUES: u64 = 1 << 27;
 
@@ -42,19 +42,19 @@ pub fn declared_values(path: &Path) -> Result<u64> {
 }
 
 /// Read one PNG file as `channels x height x width` raw gray levels: 1 channel for gray, 3
-/// for colour (alpha dropped).
-pub fn read(path: &Path) -> Result<Array3<f64>> {
+/// for colour (alpha dropped); 8- and 16-bit levels are exact as float32.
+pub fn read(path: &Path) -> Result<Array3<f32>> {
     let (mut reader, _) = open(path)?;
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).map_err(|e| bad_file(path, format!("corrupt PNG: {e}")))?;
     let (h, w) = (info.height as usize, info.width as usize);
     let samples = info.color_type.samples();
     let wide = info.bit_depth == png::BitDepth::Sixteen;
-    let sample = |i: usize| -> f64 {
+    let sample = |i: usize| -> f32 {
         if wide {
-            u16::from_be_bytes([buf[2 * i], buf[2 * i + 1]]) as f64
+            f32::from(u16::from_be_bytes([buf[2 * i], buf[2 * i + 1]]))
         } else {
-            buf[i] as f64
+            f32::from(buf[i])
         }
     };
     let channels = if samples >= 3 { 3 } else { 1 };

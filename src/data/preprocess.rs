@@ -2,8 +2,9 @@
 //! model's height/width, channel replication; label checks against the class count.
 
 use anyhow::Result;
-use ndarray::{s, Array2, Array3, Array4, ArrayView2, Axis};
+use ndarray::{s, Array2, Array3, Array4, ArrayView2, Axis, Ix3};
 
+use super::values::{exact_f32, Values};
 use super::{Label, Sample};
 use crate::error::UserError;
 use crate::model::layout::Layout;
@@ -64,9 +65,10 @@ pub struct Dataset {
     pub images: Array4<f32>,
     /// The layout of `images`.
     pub layout: Layout,
-    /// `N x H x W` labels as stored (checked by [`Dataset::checked_labels`]); one class id
-    /// per image is `N x 1 x 1` (see `class_ids`).
-    pub labels: Option<Array3<f64>>,
+    /// `N x H x W` labels as stored (checked by [`Dataset::checked_labels`]), float32 where
+    /// every one is exactly a float32; one class id per image is `N x 1 x 1` (see
+    /// `class_ids`).
+    pub labels: Option<Values<Ix3>>,
     /// Whether `labels` are one class id per image (a classifier's) rather than label maps.
     pub class_ids: bool,
     /// Origin of each image, for messages.
@@ -122,7 +124,7 @@ impl Dataset {
         let w = labels.dim().2;
         // Where a label is: a pixel of a map (a class id is the image's own).
         let at = |y: usize, x: usize| if self.class_ids { String::new() } else { format!(" at pixel {}", y * w + x) };
-        for ((i, y, x), &v) in labels.indexed_iter() {
+        for ((i, y, x), v) in labels.indexed_iter() {
             if v.fract() != 0.0 || !v.is_finite() {
                 return Err(UserError::BadData(format!(
                     "labels must be class numbers: {} has label {v}{} (not an integer)",
@@ -141,7 +143,10 @@ impl Dataset {
                 .into());
             }
         }
-        Ok(Some(labels.mapv(|v| v as u8)))
+        Ok(Some(match labels {
+            Values::F32(l) => l.mapv(|v| v as u8),
+            Values::F64(l) => l.mapv(|v| v as u8),
+        }))
     }
 }
 
@@ -168,6 +173,23 @@ pub fn check_fed_size(samples: &[Sample], spec: &InputSpec) -> Result<()> {
     Ok(())
 }
 
+/// Bytes the samples take fed to `spec` (its fixed size, else the first sample's): the
+/// float32 images and their labels (float32, or f64 where a label is not a float32).
+pub fn fed_bytes(samples: &[Sample], spec: &InputSpec) -> u64 {
+    let Some(first) = samples.first() else { return 0 };
+    let h = spec.height.unwrap_or(first.height()) as u64;
+    let w = spec.width.unwrap_or(first.width()) as u64;
+    let c = spec.channels.unwrap_or(first.channels()) as u64;
+    let n = samples.len() as u64;
+    let images = n.saturating_mul(c).saturating_mul(h).saturating_mul(w).saturating_mul(4);
+    let labels = match &first.label {
+        None => 0,
+        Some(Label::Class(_)) => n.saturating_mul(8),
+        Some(Label::Map(_)) => n.saturating_mul(h).saturating_mul(w).saturating_mul(8),
+    };
+    images.saturating_add(labels)
+}
+
 /// Preprocess samples for a model input.
 pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: Fit) -> Result<Dataset> {
     let Some(first) = samples.first() else {
@@ -179,9 +201,24 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
     let with_labels = first.label.is_some();
     let class_ids = matches!(first.label, Some(Label::Class(_)));
     check_fed_size(samples, spec)?;
-    let mut images = Array4::<f32>::zeros((samples.len(), c, h, w));
+    // Stored as the model takes it, so every batch stays a zero-copy view; filled through an
+    // `N x C x H x W` view either way, so the set is never held twice.
+    let mut images = match spec.layout {
+        Layout::Nchw => Array4::<f32>::zeros((samples.len(), c, h, w)),
+        Layout::Nhwc => Array4::<f32>::zeros((samples.len(), h, w, c)),
+    };
+    let mut nchw = match spec.layout {
+        Layout::Nchw => images.view_mut(),
+        Layout::Nhwc => images.view_mut().permuted_axes([0, 3, 1, 2]),
+    };
     let (lh, lw) = if class_ids { (1, 1) } else { (h, w) };
-    let mut labels = with_labels.then(|| Array3::<f64>::zeros((samples.len(), lh, lw)));
+    // float32 unless a label is not one (a label that is not a class number, refused later).
+    let narrow = samples.iter().all(|s| match &s.label {
+        Some(Label::Map(l)) => matches!(l, Values::F32(_)),
+        Some(Label::Class(k)) => exact_f32(*k),
+        None => true,
+    });
+    let mut labels = with_labels.then(|| Values::zeros((samples.len(), lh, lw), narrow));
     for (i, sample) in samples.iter().enumerate() {
         if sample.label.is_some() != with_labels {
             return Err(UserError::BadData(format!(
@@ -208,32 +245,28 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
             ))
             .into());
         }
-        if let Some((at, v)) = sample.image.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        // One image at a time as f64, the values exactly as stored.
+        let mut img = sample.image.to_f64();
+        if let Some((at, v)) = img.indexed_iter().find(|(_, v)| !v.is_finite()) {
             return Err(UserError::BadData(format!(
                 "{} has a non-finite pixel ({v}) at channel {}, row {}, column {}: fix or drop the image",
                 sample.origin, at.0, at.1, at.2
             ))
             .into());
         }
-        let mut img = sample.image.clone();
         normalize_image(&mut img, normalize);
         for ch in 0..c {
             let fitted = fit_plane(img.index_axis(Axis(0), ch % have), (h, w), fit, false, &sample.origin)?;
-            images.slice_mut(s![i, ch, .., ..]).zip_mut_with(&fitted, |d, &v| *d = v as f32);
+            nchw.slice_mut(s![i, ch, .., ..]).zip_mut_with(&fitted, |d, &v| *d = v as f32);
         }
         match (labels.as_mut(), &sample.label) {
             (Some(out), Some(Label::Map(l))) => {
-                out.index_axis_mut(Axis(0), i).assign(&fit_plane(l.view(), (h, w), fit, true, &sample.origin)?);
+                out.assign_at(Axis(0), i, &fit_plane(l.to_f64().view(), (h, w), fit, true, &sample.origin)?);
             }
-            (Some(out), Some(Label::Class(k))) => out[[i, 0, 0]] = *k,
+            (Some(out), Some(Label::Class(k))) => out.assign_at(Axis(0), i, &ndarray::arr2(&[[*k]])),
             _ => {}
         }
     }
-    let images = match spec.layout {
-        Layout::Nchw => images,
-        // Stored as the model takes it, so every batch stays a zero-copy view.
-        Layout::Nhwc => images.permuted_axes([0, 2, 3, 1]).as_standard_layout().into_owned(),
-    };
     let origins = samples.iter().map(|s| s.origin.clone()).collect();
     Ok(Dataset { images, layout: spec.layout, labels, class_ids, origins })
 }
@@ -320,7 +353,7 @@ mod tests {
     use super::*;
 
     fn sample(image: Array2<f64>, label: Array2<f64>) -> Sample {
-        Sample { image: image.insert_axis(Axis(0)), label: Some(Label::Map(label)), origin: "t#0".into() }
+        Sample { image: image.insert_axis(Axis(0)).into(), label: Some(Label::Map(label.into())), origin: "t#0".into() }
     }
 
     fn spec(c: usize, h: usize, w: usize) -> InputSpec {
@@ -346,7 +379,7 @@ mod tests {
     #[test]
     fn channels_last_input_stores_n_h_w_c() {
         let s = Sample {
-            image: Array::from_shape_vec((2, 1, 2), vec![1.0, 2.0, 10.0, 20.0]).unwrap(),
+            image: Array::from_shape_vec((2, 1, 2), vec![1.0, 2.0, 10.0, 20.0]).unwrap().into(),
             label: None,
             origin: "t#0".into(),
         };
@@ -376,7 +409,7 @@ mod tests {
         let d = prepare(std::slice::from_ref(&s), &spec(1, 4, 4), Normalize::None, Fit::Resize).unwrap();
         assert_eq!(d.images[[0, 0, 0, 0]], 1.0);
         assert_eq!(d.images[[0, 0, 3, 3]], 4.0);
-        assert_eq!(d.labels.unwrap()[[0, 3, 3]], 3.0);
+        assert_eq!(d.labels.unwrap().at((0, 3, 3)), 3.0);
         let e = prepare(&[s], &spec(1, 4, 4), Normalize::None, Fit::None).unwrap_err();
         assert!(e.to_string().contains("2x2, the model takes 4x4"));
     }
@@ -394,7 +427,11 @@ mod tests {
 
     #[test]
     fn class_id_labels_stay_one_per_image_whatever_the_fit() {
-        let s = |k: f64| Sample { image: Array::zeros((1, 2, 2)), label: Some(Label::Class(k)), origin: "t#0".into() };
+        let s = |k: f64| Sample {
+            image: Array::zeros((1, 2, 2)).into(),
+            label: Some(Label::Class(k)),
+            origin: "t#0".into(),
+        };
         let d = prepare(&[s(3.0), s(0.0)], &spec(1, 4, 4), Normalize::None, Fit::Pad).unwrap();
         assert!(d.class_ids);
         assert_eq!(d.checked_labels(4).unwrap().unwrap(), ndarray::array![[[3u8]], [[0]]]);

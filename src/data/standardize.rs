@@ -64,7 +64,7 @@ mod tests {
     fn standardize_per_channel_in_float32_either_layout() {
         // rapidocr's x / 255, (x - 0.5) / 0.5 on 8-bit values, in float32 as numpy does it.
         let s = Sample {
-            image: Array::from_shape_vec((3, 1, 2), vec![0.0, 1.0, 17.0, 128.0, 254.0, 255.0]).unwrap(),
+            image: Array::from_shape_vec((3, 1, 2), vec![0.0, 1.0, 17.0, 128.0, 254.0, 255.0]).unwrap().into(),
             label: None,
             origin: "t#0".into(),
         };

@@ -262,6 +262,40 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl Model {
+    /// The graph inputs that share their name with an initializer. ONNX reads such an
+    /// initializer as the input's default value: an IR < 4 export lists every parameter so;
+    /// an image input listed so has its images replaced by a constant unless they are fed.
+    pub fn shadowed_inputs(&self) -> Vec<&onnx_protobuf::ValueInfoProto> {
+        self.proto.graph.input.iter().filter(|i| self.initializers.contains_key(&i.name)).collect()
+    }
+
+    /// Why the graph has no input to feed images to: none at all, or every one shadowed by
+    /// an initializer of its name (the likely image input named: rank 4, the first input of
+    /// a node that is not a parameter slot).
+    fn no_input_reason(&self) -> String {
+        let shadowed = self.shadowed_inputs();
+        if shadowed.is_empty() {
+            return "the graph has no input".into();
+        }
+        let feeds_a_node =
+            |name: &str| self.proto.graph.node.iter().any(|n| n.input.first().is_some_and(|i| i == name));
+        let likely = shadowed
+            .iter()
+            .find(|i| value_dims(i).len() == 4 && feeds_a_node(&i.name))
+            .or_else(|| shadowed.iter().find(|i| feeds_a_node(&i.name)))
+            .unwrap_or(&shadowed[0]);
+        let init = self.initializers.get(&likely.name).and_then(|&k| self.proto.graph.initializer.get(k));
+        let dims = init.map(|t| format!(" {:?}", t.dims)).unwrap_or_default();
+        format!(
+            "the graph's input '{}' has an initializer of the same name{dims}: ONNX reads it as the input's default \
+             value, which leaves the graph no input for the images ({} graph input(s), every one named like an \
+             initializer); remove the initializer '{}' from the model (or rename it) and keep the input",
+            likely.name,
+            shadowed.len(),
+            likely.name
+        )
+    }
+
     /// The graph's first real input (not an initializer): name and fixed dims, in the
     /// layout `--layout auto` detects (see [`layout`]).
     pub fn input_spec(&self) -> Result<crate::data::InputSpec> {
@@ -276,7 +310,7 @@ impl Model {
             .input
             .iter()
             .find(|i| !self.initializers.contains_key(&i.name))
-            .ok_or_else(|| bad_file(&self.path, "the graph has no input"))?;
+            .ok_or_else(|| bad_file(&self.path, self.no_input_reason()))?;
         let dims = value_dims(input);
         let Ok(dims) = <[Option<usize>; 4]>::try_from(dims.as_slice()) else {
             return Err(bad_file(

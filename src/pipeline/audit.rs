@@ -21,6 +21,7 @@ use prepare::Prepared;
 use scaling::Probe;
 
 mod budget;
+mod constant_norm;
 mod group_norm;
 mod metric;
 mod prepare;

@@ -78,6 +78,30 @@ pub fn check_out(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuse, before any work, an `--out` (`flag`) that holds `input`, a file the command reads,
+/// under one of the names the tool owns ([`OWNED`]): publishing the folder would drop it
+/// (`plan --report DIR/report.json --out DIR` deleted the report it was made from; `merge
+/// DIR ... --out DIR` the shard's journal). `what` says what the input is.
+pub fn check_out_spares(dir: &Path, flag: &'static str, input: &Path, what: &str) -> Result<()> {
+    let (Ok(out), Some(name)) = (dir.canonicalize(), input.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    let folder = input.canonicalize().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    if folder.as_deref() == Some(out.as_path()) && OWNED.contains(&name) {
+        return Err(UserError::BadFlag {
+            flag,
+            reason: format!(
+                "{} holds {what} {}, which publishing the folder would delete ({name} is one of the names the \
+                 tool writes there); give another folder",
+                dir.display(),
+                input.display()
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// The absolute folder to publish: symlinks resolved where it exists, its parent created.
 fn resolve(dir: &Path) -> Result<PathBuf> {
     check_out(dir)?;

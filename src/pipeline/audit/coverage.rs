@@ -36,6 +36,9 @@ pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], repor
             });
         }
     };
+    let is_unmatched = |label: &str, kind: Kind| {
+        ctx.pairing.unmatched.iter().any(|u| u.side == "target" && u.layer == label && u.kind == kind.to_string())
+    };
     let unmatched_reason = |label: &str, kind: Kind| {
         ctx.pairing
             .unmatched
@@ -52,6 +55,11 @@ pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], repor
                 super::scored::reason(&ctx.target)
             } else if placeholders.contains(&l.node_index) {
                 super::group_norm::REASON.to_string()
+            } else if is_unmatched(&l.label(), p.kind) {
+                unmatched_reason(&l.label(), p.kind)
+            } else if matches!(p.kind, Kind::RW | Kind::RB) && super::constant_norm::is_constant(&ctx.target, l) {
+                // Paired, yet without a swap: left out as constant in both models.
+                super::constant_norm::REASON.to_string()
             } else {
                 unmatched_reason(&l.label(), p.kind)
             };
@@ -96,8 +104,13 @@ pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], repor
 pub fn withhold(report: &mut Report) -> Vec<String> {
     let mut warnings = Vec::new();
     // Layers that cannot change the scored output are not part of the network it measures.
-    let missing: Vec<NotAudited> =
-        report.not_audited.iter().filter(|n| !n.reason.starts_with(super::scored::REASON)).cloned().collect();
+    // Nor are constants that are no trained parameter (a norm layer without affine ones).
+    let missing: Vec<NotAudited> = report
+        .not_audited
+        .iter()
+        .filter(|n| !n.reason.starts_with(super::scored::REASON) && n.reason != super::constant_norm::REASON)
+        .cloned()
+        .collect();
     let missing = &missing;
     let s = &mut report.summary;
     let conv_w = |n: &&NotAudited| n.family == "conv" && n.kind == "W";

@@ -3,7 +3,9 @@
 //! contain, whose Dice is all-or-nothing and still weighs as much as any other class in the
 //! mean.
 
-use ndarray::Array3;
+use ndarray::Ix3;
+
+use crate::data::Values;
 
 /// Below this many images the paired bootstrap over images has too few distinct resamples
 /// for its intervals to be trusted (with one image every resample is that image: zero width).
@@ -28,9 +30,9 @@ pub fn few_images(images: usize, confidence: f64) -> Option<String> {
 /// One warning per class of `0..classes` that never occurs in `labels` (label maps scored by
 /// Dice): its Dice is 0 on every image set where the model predicts it anywhere and 1
 /// otherwise, and counts 1/`classes` of every mean Dice on its own.
-pub fn absent_classes(labels: &Array3<f64>, classes: usize) -> Vec<String> {
+pub fn absent_classes(labels: &Values<Ix3>, classes: usize) -> Vec<String> {
     let mut seen = vec![false; classes];
-    for &v in labels {
+    for v in labels.iter() {
         if let Some(s) = (v >= 0.0).then_some(v as usize).and_then(|c| seen.get_mut(c)) {
             *s = true;
         }
@@ -61,7 +63,8 @@ mod tests {
     #[test]
     fn a_class_absent_from_every_label_map_is_named_once() {
         // Classes 0 and 2 occur, 1 and 3 do not.
-        let labels = Array3::from_shape_vec((2, 1, 3), vec![0.0, 2.0, 0.0, 2.0, 2.0, 0.0]).unwrap();
+        let labels =
+            Values::narrowed(ndarray::Array3::from_shape_vec((2, 1, 3), vec![0.0, 2.0, 0.0, 2.0, 2.0, 0.0]).unwrap());
         let w = absent_classes(&labels, 4);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].starts_with("class 1 never occurs") && w[0].contains("1/4"), "{}", w[0]);

@@ -85,6 +85,8 @@ impl Audit {
         ctx.warnings.extend(super::scored::leave_out(&ctx.target, &mut ctx.pairing));
         // A GroupNorm's InstanceNormalization placeholders are not its parameters.
         ctx.warnings.extend(super::group_norm::leave_out(&ctx.target, &ctx.target_layers, &mut ctx.pairing));
+        // Nor are the constant 1/0 a norm layer without affine parameters is exported with.
+        ctx.warnings.extend(super::constant_norm::leave_out(&ctx.target, &ctx.source, &mut ctx.pairing));
         warn(&ctx.warnings, o.quiet);
         let t = crate::profile::span("weight values (checked)");
         let (mut report, values, rows) = data_free_report_pending(&ctx, o, "audit")?;
@@ -106,7 +108,21 @@ impl Audit {
         let t = crate::profile::span("data load");
         let loaded = data::load_for(data_path, labels_file, &hint).map_err(layout_hint)?;
         drop(t);
+        warn(&loaded.unread, o.quiet);
+        report.warnings.extend(loaded.unread.iter().cloned());
         data::preprocess::check_fed_size(&loaded.samples, input)?;
+        // The set as fed (and its shuffled copy, adaptive), beside the samples as loaded.
+        let fed = data::preprocess::fed_bytes(&loaded.samples, input);
+        let held: u64 = loaded.samples.iter().map(|s| s.bytes()).sum();
+        let copies = if self.adaptive { 2 } else { 1 };
+        let what = format!("{} images fed to the model's input", loaded.samples.len());
+        data::memory::check(
+            fed.saturating_mul(copies),
+            held,
+            &what,
+            data_path,
+            "audit a subset, or at a smaller --size",
+        )?;
         if let Some(t) = self.threshold.filter(|t| !t.is_finite()) {
             return Err(
                 UserError::BadFlag { flag: "--threshold", reason: format!("{t} is not a finite number") }.into()
