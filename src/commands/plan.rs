@@ -207,6 +207,7 @@ fn check_audit(a: &Args, rec: &AuditRecord, match_mode: &MatchMode, data: &Path)
         .threshold(c.threshold)
         .output(c.output.clone())
         .min_baseline(0.0)
+        .ignore_label(ds.and_then(|d| d.ignore_label))
         .metric(metric)
         .mean_std(mean_std)
 }

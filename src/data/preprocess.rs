@@ -7,6 +7,7 @@ use ndarray::{s, Array2, Array3, Array4, ArrayView2, Axis, Ix3};
 use super::values::{exact_f32, Values};
 use super::{Label, Sample};
 use crate::error::UserError;
+use crate::metrics::dice::IGNORED;
 use crate::model::layout::Layout;
 
 /// `--normalize`.
@@ -73,6 +74,9 @@ pub struct Dataset {
     pub class_ids: bool,
     /// Origin of each image, for messages.
     pub origins: Vec<String>,
+    /// `--ignore-label`: the label value whose pixels are not scored (made [`IGNORED`] by
+    /// [`Dataset::checked_labels`]).
+    pub ignore_label: Option<u8>,
 }
 
 impl Dataset {
@@ -112,6 +116,7 @@ impl Dataset {
             labels: self.labels.as_ref().map(|l| l.select(axis, order)),
             class_ids: self.class_ids,
             origins: order.iter().map(|&i| self.origins[i].clone()).collect(),
+            ignore_label: self.ignore_label,
         }
     }
 
@@ -121,6 +126,17 @@ impl Dataset {
         let Some(labels) = &self.labels else {
             return Ok(None);
         };
+        if let Some(l) = self.ignore_label.filter(|&l| usize::from(l) < classes) {
+            return Err(UserError::BadFlag {
+                flag: "--ignore-label",
+                reason: format!(
+                    "{l} is one of the model's {classes} classes (0..{}); give the value that marks pixels not to score",
+                    classes - 1
+                ),
+            }
+            .into());
+        }
+        let ignored = |v: f64| self.ignore_label.is_some_and(|l| v == f64::from(l));
         let w = labels.dim().2;
         // Where a label is: a pixel of a map (a class id is the image's own).
         let at = |y: usize, x: usize| if self.class_ids { String::new() } else { format!(" at pixel {}", y * w + x) };
@@ -133,9 +149,16 @@ impl Dataset {
                 ))
                 .into());
             }
-            if !(v >= 0.0 && (v as usize) < classes && v < 256.0) {
+            if !(v >= 0.0 && (v as usize) < classes && v < 256.0) && !ignored(v) {
+                // A value past the classes that fits a byte may mark pixels not to score.
+                let hint = match self.ignore_label {
+                    None if v < 256.0 && !self.class_ids => {
+                        format!("; if {v} marks pixels not to score (as 255 does in VOC-style masks), pass --ignore-label {v}")
+                    }
+                    _ => String::new(),
+                };
                 return Err(UserError::BadData(format!(
-                    "labels out of range: {} has label {v}{} but the model has {classes} classes (0..{})",
+                    "labels out of range: {} has label {v}{} but the model has {classes} classes (0..{}){hint}",
                     self.origins[i],
                     at(y, x),
                     classes.saturating_sub(1)
@@ -143,9 +166,10 @@ impl Dataset {
                 .into());
             }
         }
+        let class = |v: f64| if ignored(v) { IGNORED } else { v as u8 };
         Ok(Some(match labels {
-            Values::F32(l) => l.mapv(|v| v as u8),
-            Values::F64(l) => l.mapv(|v| v as u8),
+            Values::F32(l) => l.mapv(|v| class(f64::from(v))),
+            Values::F64(l) => l.mapv(class),
         }))
     }
 }
@@ -268,7 +292,7 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
         }
     }
     let origins = samples.iter().map(|s| s.origin.clone()).collect();
-    Ok(Dataset { images, layout: spec.layout, labels, class_ids, origins })
+    Ok(Dataset { images, layout: spec.layout, labels, class_ids, origins, ignore_label: None })
 }
 
 /// Normalize one image (all its channels together). Sums run in element order, as before

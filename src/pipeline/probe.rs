@@ -117,6 +117,8 @@ pub struct ProbeScoring<'a> {
     pub per_image: bool,
     /// What the baseline is scored by.
     pub metric: Metric,
+    /// `--ignore-label`.
+    pub ignore_label: Option<u8>,
 }
 
 /// The baseline on the probe batch under each scaling in `tries` (with labels), in order.
@@ -131,11 +133,12 @@ pub fn score_scalings(
     tries: &[Normalize],
     session: Option<Runner>,
 ) -> Result<Vec<ScalingScore>> {
-    let ProbeScoring { fit, mean_std, threshold, output, per_image, metric } = how;
+    let ProbeScoring { fit, mean_std, threshold, output, per_image, metric, ignore_label } = how;
     let data: Vec<Dataset> = tries
         .iter()
         .map(|&normalize| {
             let mut data = prepare(probe, input, normalize, fit)?;
+            data.ignore_label = ignore_label;
             if let Some(ms) = mean_std {
                 data.standardize(ms)?;
             }

@@ -83,6 +83,9 @@ pub struct RecordDataset {
     /// `--mean`/`--std`.
     #[serde(default)]
     pub mean_std: Option<RecordMeanStd>,
+    /// `--ignore-label`.
+    #[serde(default)]
+    pub ignore_label: Option<u8>,
 }
 
 /// `--mean`/`--std` as recorded.

@@ -48,9 +48,37 @@ pub fn absent_classes(labels: &Values<Ix3>, classes: usize) -> Vec<String> {
         .collect()
 }
 
+/// With `--ignore-label`: a warning when no label has that value (every pixel is scored,
+/// perhaps not what was meant), an error when every label does (nothing would be scored:
+/// every Dice 1, every swap "reusable").
+pub fn ignored_labels(labels: &Values<Ix3>, ignore: u8) -> Result<Option<String>, String> {
+    let (mut ignored, mut total) = (0usize, 0usize);
+    for v in labels.iter() {
+        total += 1;
+        ignored += usize::from(v == f64::from(ignore));
+    }
+    if total > 0 && ignored == total {
+        return Err(format!(
+            "every label is {ignore}, the --ignore-label value: no pixel would be scored (every Dice 1, every swap free); check the labels and the value"
+        ));
+    }
+    Ok((ignored == 0).then(|| {
+        format!("--ignore-label {ignore}: no label has that value, so every pixel is scored; check the value")
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ignore_label_on_no_pixel_warns_and_on_every_pixel_is_refused() {
+        let some = Values::narrowed(ndarray::array![[[0.0, 255.0], [1.0, 2.0]]]);
+        assert_eq!(ignored_labels(&some, 255), Ok(None));
+        assert!(ignored_labels(&some, 200).unwrap().unwrap().contains("no label has that value"));
+        let all = Values::narrowed(ndarray::Array3::from_elem((2, 2, 2), 255.0));
+        assert!(ignored_labels(&all, 255).unwrap_err().contains("every label is 255"));
+    }
 
     #[test]
     fn one_image_says_the_intervals_have_zero_width_and_ten_say_nothing() {

@@ -140,6 +140,7 @@ impl Audit {
         let first_norm = if self.normalize == Normalize::Auto { Normalize::Zscore } else { self.normalize };
         let mut probe_data =
             data::preprocess::prepare(&probe_samples, input, first_norm, self.fit).map_err(layout_hint)?;
+        probe_data.ignore_label = self.ignore_label;
         if let Some(ms) = &self.mean_std {
             probe_data.standardize(ms)?;
         }
@@ -188,6 +189,13 @@ impl Audit {
         });
         let (normalize, scores) = scaling?;
         let mut dataset = data::preprocess::prepare(&loaded.samples, input, normalize, self.fit)?;
+        dataset.ignore_label = self.ignore_label;
+        if let (Some(l), Some(labels), false) = (self.ignore_label, &dataset.labels, label_free) {
+            if let Some(w) = super::evidence::ignored_labels(labels, l).map_err(UserError::BadData)? {
+                warn(std::slice::from_ref(&w), o.quiet);
+                report.warnings.push(w);
+            }
+        }
         if let Some(ms) = &self.mean_std {
             dataset.standardize(ms)?;
         }

@@ -79,6 +79,7 @@ impl Audit {
                 output: p.output,
                 per_image: p.per_image,
                 metric: self.metric,
+                ignore_label: self.ignore_label,
             };
             let scores = probe::score_scalings(engine, target, p.samples, p.input, how, &tries, p.session)?;
             let best = probe::best(&scores).map(|b| (b.normalize, b.probe_dice)).unwrap_or((first_norm, 0.0));
