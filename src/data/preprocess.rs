@@ -149,7 +149,8 @@ impl Dataset {
                 ))
                 .into());
             }
-            if !(v >= 0.0 && (v as usize) < classes && v < 256.0) && !ignored(v) {
+            let in_range = v >= 0.0 && (v as usize) < classes && v < 256.0;
+            if !in_range && !ignored(v) {
                 // A value past the classes that fits a byte may mark pixels not to score.
                 let hint = match self.ignore_label {
                     None if v < 256.0 && !self.class_ids => {
