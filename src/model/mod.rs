@@ -12,6 +12,7 @@ pub mod lift;
 pub mod quantized;
 pub mod stride;
 pub mod tensor;
+pub mod tied;
 pub mod validate;
 
 use std::collections::HashMap;
