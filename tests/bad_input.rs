@@ -255,3 +255,26 @@ fn initializer_named_like_the_graph_input() {
     assert!(!out.exists());
     fails_with(bin().args(["inspect", "--flops"]).arg(&p), says[1]);
 }
+
+/// A model with a second image input (a two-branch net, `forward(x, y)`) was fed only the
+/// first: ONNX Runtime failed mid-run with "Missing Input: y". Now refused up front.
+#[test]
+fn two_input_model_failed_with_onnx_runtimes_missing_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    let g = m.graph.as_mut().unwrap();
+    g.input.push(value_info("guide", &[None, Some(1), Some(8), Some(8)]));
+    let first = g.node.iter_mut().find(|n| n.op_type == "Relu").unwrap();
+    let relu_in = first.input[0].clone();
+    first.input[0] = "mixed".into();
+    g.node.insert(0, node("Add", "mix", &[&relu_in, "guide"], &["mixed"], vec![]));
+    g.node.rotate_left(1); // the Add after the node that makes its input: sorted on load anyway
+    let t = save(&m, dir.path(), "two-in.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, Some(&[0u8; 4 * 64]), 3);
+    let out = dir.path().join("out");
+    let mut cmd = audit_cmd(&t, &t, &data);
+    fails_with(cmd.arg("--out").arg(&out), "two-in.onnx: the graph has 2 inputs ('x', 'guide')");
+    assert!(!out.exists(), "no report");
+    fails_with(bin().args(["inspect", "--flops"]).arg(&t), "the graph has 2 inputs");
+}

@@ -175,6 +175,40 @@ fn accuracy_below_min_baseline_is_exit_2_naming_the_accuracy() {
     );
 }
 
+/// A classifier stuck on one class (its Gemm bias pushed up by 1000 for class 3) on a set
+/// where 24 of 32 images are class 3 scores accuracy 0.75, over `--min-baseline` 0.5: the
+/// audit called it a reusable network with every swap reusable (each leaves it stuck). It
+/// is no better than always answering the most frequent label, so it is refused.
+#[test]
+fn classifier_stuck_on_the_majority_class_passed_the_baseline_guard_as_an_rn() {
+    let (t, s, data) = pair();
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = ModelProto::parse_from_bytes(&std::fs::read(&t).unwrap()).unwrap();
+    set_init(&mut m, "fc.bias", |i, v| if i == 3 { v + 1000.0 } else { v });
+    let stuck = save(&m, dir.path(), "stuck.onnx");
+    let images = reuse_audit::data::npy::Npz::open(&data).unwrap().require("images").unwrap();
+    let labels = reuse_audit::data::npy::Npz::open(&data).unwrap().require("labels").unwrap();
+    let mostly_3: Vec<u8> = labels.iter().enumerate().map(|(i, &l)| if i < 24 { 3 } else { l as u8 }).collect();
+    let extra = mostly_3[24..].iter().filter(|&&l| l == 3).count();
+    let pixels: Vec<f32> = images.iter().map(|&v| v as f32).collect();
+    let set = dir.path().join("mostly-3.npz");
+    npz_arrays(&set, images.shape(), &pixels, Some((&[mostly_3.len()], &mostly_3)));
+    let share = 100.0 * (24 + extra) as f64 / 32.0;
+    let out = dir.path().join("out");
+    guarded_audit_cmd(&stuck, &s, &set).args(["--metric", "accuracy", "--out"]).arg(&out).assert().code(2).stderr(
+        predicate::str::contains("stuck.onnx does not classify this data").and(predicate::str::contains(format!(
+            "no better than always answering class 3, the label of {share:.1}%"
+        ))),
+    );
+    assert!(!out.exists(), "no report");
+    // What it said before: every swap leaves the model stuck, so every swap looks free.
+    let r = audit_json(&stuck, &s, &set, &["--metric", "accuracy", "--min-baseline", "0"]);
+    close(&r["baseline"]["mean"], &serde_json::json!((24 + extra) as f64 / 32.0), "stuck accuracy");
+    assert_eq!(r["summary"]["rn"], true, "{}", r["summary"]);
+    // A classifier that does classify the same set is audited as before.
+    audit_json(&t, &s, &data, &["--metric", "accuracy"]);
+}
+
 #[test]
 fn a_metric_that_does_not_fit_is_exit_2() {
     let (t, s, data) = pair();

@@ -77,6 +77,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     warnings.extend(sc.skipped.iter().map(|s| format!("skipped {s}")));
     warnings.extend(folding::warning(&m, &sc));
     warnings.extend(reuse_audit::model::quantized::summary(&sc.quantized));
+    warnings.extend(reuse_audit::model::tied::summary(&sc));
     warnings.extend(
         sc.quantized
             .iter()

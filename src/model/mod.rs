@@ -12,6 +12,7 @@ pub mod lift;
 pub mod quantized;
 pub mod stride;
 pub mod tensor;
+pub mod tied;
 pub mod upcast;
 pub mod validate;
 
@@ -296,21 +297,31 @@ impl Model {
         )
     }
 
-    /// The graph's first real input (not an initializer): name and fixed dims, in the
+    /// The graph's real input (not an initializer; only one allowed): name and fixed dims, in the
     /// layout `--layout auto` detects (see [`layout`]).
     pub fn input_spec(&self) -> Result<crate::data::InputSpec> {
         self.input_spec_as(layout::detect(self).input.layout)
     }
 
-    /// The graph's first real input read in `layout`: its channels, height and width are
-    /// the dims that layout puts them at.
+    /// The graph's real input (not an initializer) read in `layout`: its channels, height and
+    /// width are the dims that layout puts them at. A graph with more than one is refused.
     pub fn input_spec_as(&self, layout: layout::Layout) -> Result<crate::data::InputSpec> {
         let g = &self.proto.graph;
-        let input = g
-            .input
-            .iter()
-            .find(|i| !self.initializers.contains_key(&i.name))
-            .ok_or_else(|| bad_file(&self.path, self.no_input_reason()))?;
+        let real: Vec<_> = g.input.iter().filter(|i| !self.initializers.contains_key(&i.name)).collect();
+        let input = *real.first().ok_or_else(|| bad_file(&self.path, self.no_input_reason()))?;
+        if real.len() > 1 {
+            // Fed only the first, ONNX Runtime fails on the first run with "Missing Input".
+            let names: Vec<_> = real.iter().map(|i| format!("'{}'", i.name)).collect();
+            return Err(bad_file(
+                &self.path,
+                format!(
+                    "the graph has {} inputs ({}); reuse-audit feeds a model one image input: export it with \
+                     the others fixed (or folded into the graph as constants)",
+                    real.len(),
+                    names.join(", ")
+                ),
+            ));
+        }
         let dims = value_dims(input);
         let Ok(dims) = <[Option<usize>; 4]>::try_from(dims.as_slice()) else {
             return Err(bad_file(

@@ -237,10 +237,8 @@ impl Audit {
         let t = crate::profile::span("audit (all swaps)");
         let (outcome, strategy) = audit::run(engine, &job)?;
         drop(t);
-        if !label_free && outcome.baseline.mean < self.min_baseline {
-            return Err(self
-                .no_baseline(&ctx.target, outcome.baseline.mean, "on the whole set", &scores, &rule)
-                .into());
+        if !label_free {
+            self.whole_set_guard(&ctx.target, (outcome.baseline.mean, &dataset), &scores, &rule)?;
         }
         let scope = match self.journal.as_ref().map(|j| &j.plan) {
             Some(JournalPlan::Merged(_)) => TimingScope::Shards,

@@ -110,7 +110,7 @@ pub fn pair_models_of(t: Model, s: Model, mode: &MatchMode, families: &[Family])
 }
 
 /// The warnings about one model, each starting with its name: BN folded (or partly) with
-/// the fix for its producer, parameters computed in the graph.
+/// the fix for its producer, parameters computed in the graph, tensors read by several layers.
 pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(u) = &m.upcast {
@@ -124,6 +124,9 @@ pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
     }
     if let Some(n) = crate::model::control_flow::summary(&crate::model::control_flow::nested_layers(m)) {
         out.push(format!("{}: {n}", m.display_name()));
+    }
+    if let Some(t) = crate::model::tied::summary(sc) {
+        out.push(format!("{}: {t}", m.display_name()));
     }
     if let Some(first) = sc.skipped.first() {
         // Only Conv/BN layers: the words this warning always had.

@@ -39,6 +39,7 @@ impl OutputKind {
 /// else is no pixel or class output (an error saying so).
 pub fn read_output(name: &str, shape: &[usize], layout: Layout, (h, w): (usize, usize)) -> Result<OutputKind, String> {
     let kind = |channels, per_image| OutputKind { name: name.into(), shape: shape.to_vec(), channels, per_image };
+    let mut smaller = String::new();
     match *shape {
         [_, c] => return Ok(kind(c, true)),
         [a, b, c, d] => {
@@ -49,11 +50,20 @@ pub fn read_output(name: &str, shape: &[usize], layout: Layout, (h, w): (usize, 
             if (oh, ow) == (1, 1) {
                 return Ok(kind(ch, true));
             }
+            if oh < h && ow < w {
+                smaller = format!(
+                    " It reads as a {ch}-channel map at {oh}x{ow}, below the input's {h}x{w}: Dice is scored at \
+                     the input's resolution, so end the model with an upsampling (e.g. a Resize to {h}x{w}) \
+                     before exporting."
+                );
+            }
         }
         _ => {}
     }
     Err(format!(
-        "the model's output '{name}' has shape {shape:?}: neither N x classes (a classifier, --metric accuracy) nor {}          at the input's {h}x{w} (a segmentation map, read as {}; see --layout). reuse-audit scores a pixel or class          output; detectors (boxes and scores) and other heads are not supported",
+        "the model's output '{name}' has shape {shape:?}: neither N x classes (a classifier, --metric accuracy) nor {} \
+         at the input's {h}x{w} (a segmentation map, read as {}; see --layout). reuse-audit scores a pixel or class \
+         output; detectors (boxes and scores) and other heads are not supported.{smaller}",
         layout.pattern().replace(" C", " classes").replace(" H x W", &format!(" {h} x {w}")),
         layout.name()
     ))
@@ -130,7 +140,14 @@ mod tests {
         for bad in [&[1, 3, 4, 4][..], &[1, 100, 4], &[1], &[1, 3, 8, 8, 2]] {
             let e = read(bad, Layout::Nchw).unwrap_err();
             assert!(e.contains(&format!("'out' has shape {bad:?}")) && e.contains("neither N x classes"), "{e}");
+            // Regression: the message carried runs of spaces from a broken line continuation.
+            assert!(!e.contains("  "), "{e}");
         }
+        // A map at a lower resolution (logits at stride 2, no final upsample) says so.
+        let e = read(&[1, 3, 4, 4], Layout::Nchw).unwrap_err();
+        assert!(e.contains("a 3-channel map at 4x4, below the input's 8x8") && e.contains("Resize to 8x8"), "{e}");
+        let e = read(&[1, 4, 4, 3], Layout::Nhwc).unwrap_err();
+        assert!(e.contains("a 3-channel map at 4x4"), "{e}");
         let outs = |v: &[(&str, &[usize])]| -> Vec<(String, Vec<usize>)> {
             v.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect()
         };

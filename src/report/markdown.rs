@@ -10,7 +10,7 @@ use crate::verdict::Decision;
 /// Render the Markdown summary.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "## reuse-audit: `{}` ← `{}`\n", r.target.path, r.source.path);
+    let _ = writeln!(s, "## reuse-audit: {} ← {}\n", code(&r.target.path, false), code(&r.source.path, false));
     let sm = &r.summary;
     match super::table::headline(r) {
         (Some(true), _) => s.push_str("**Verdict: reusable network (RN)**"),
@@ -75,7 +75,7 @@ pub fn render(r: &Report) -> String {
     s.push_str(&confidence::predictors_markdown(r));
     s.push_str(&super::budget::markdown(r));
     for w in &r.warnings {
-        let _ = writeln!(s, "\n> warning: {w}");
+        let _ = writeln!(s, "\n> warning: {}", quoted(w));
     }
     s
 }
@@ -95,14 +95,61 @@ fn swap_list(s: &mut String, r: &Report, rows: &[&Row], what: &str) {
     for row in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | `{}` | {:.4} | {} |",
+            "| {} | {} | {} | {} | {:.4} | {} |",
             row.family,
             row.layer,
             row.kind,
-            row.node,
+            code(&row.node, true),
             row.delta_dice.unwrap_or(f64::NAN),
             confidence::interval(row.delta_dice_lo, row.delta_dice_hi)
         );
     }
     s.push_str("\n</details>\n\n");
+}
+
+/// `text` as a Markdown code span that shows it verbatim: a fence of one backtick more than
+/// its longest run of backticks (padded with spaces when it starts or ends with one), control
+/// characters (a newline would end a table row or the line) written as escapes (`\n`), and,
+/// `in_table`, `|` escaped as `\|` (GFM splits table cells on it even inside code spans).
+/// Node names and paths come from the model's authors: any text may be in them.
+fn code(text: &str, in_table: bool) -> String {
+    let mut body = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '|' if in_table => body.push_str("\\|"),
+            c if c.is_control() => body.extend(c.escape_default()),
+            c => body.push(c),
+        }
+    }
+    let (mut run, mut longest) = (0, 0);
+    for ch in body.chars() {
+        run = if ch == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    if body.is_empty() {
+        return body;
+    }
+    // CommonMark strips one space from each end when both ends have one: pad to keep them.
+    let spaced = body.starts_with(' ') && body.ends_with(' ');
+    let pad = if body.starts_with('`') || body.ends_with('`') || spaced { " " } else { "" };
+    format!("{fence}{pad}{body}{pad}{fence}")
+}
+
+/// A warning as the text of a block quote, shown as typed: the characters Markdown reads
+/// as inline markup (code, emphasis, links, raw HTML, entities) backslash-escaped, each line
+/// of a multi-line warning kept inside the quote. Warnings name files and nodes.
+fn quoted(text: &str) -> String {
+    let mut s = String::with_capacity(text.len());
+    for ch in text.replace("\r\n", "\n").chars() {
+        match ch {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '&' | '~' => {
+                s.push('\\');
+                s.push(ch);
+            }
+            '\n' | '\r' => s.push_str("\n> "),
+            c => s.push(c),
+        }
+    }
+    s
 }

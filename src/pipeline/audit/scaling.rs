@@ -90,6 +90,54 @@ impl Audit {
         })
     }
 
+    /// The baseline guard on the whole set: a baseline below `--min-baseline` is refused, and
+    /// so is, with `--metric accuracy`, one no better than always answering the most frequent
+    /// label (a classifier stuck on one class scores its share, 0.9 on a 90/10 set: every
+    /// swap that leaves it stuck looks harmless). `--min-baseline 0` turns both off.
+    pub(super) fn whole_set_guard(
+        &self,
+        target: &Model,
+        (baseline, data): (f64, &Dataset),
+        scores: &[probe::ScalingScore],
+        rule: &Rule,
+    ) -> Result<(), UserError> {
+        if baseline < self.min_baseline {
+            return Err(self.no_baseline(target, baseline, "on the whole set", scores, rule));
+        }
+        let labels = data.labels.as_ref().filter(|_| self.metric == Metric::Accuracy && self.min_baseline > 0.0);
+        let Some(labels) = labels else { return Ok(()) };
+        // Images whose label is `--ignore-label` are scored for no class: not counted here either.
+        let ignored = |v: f64| self.ignore_label.is_some_and(|l| v == f64::from(l));
+        let mut counts = std::collections::BTreeMap::<u64, usize>::new();
+        let mut total = 0usize;
+        for v in labels.iter().filter(|&v| !ignored(v)) {
+            *counts.entry(v as u64).or_default() += 1;
+            total += 1;
+        }
+        let Some((&class, &most)) = counts.iter().max_by_key(|&(c, n)| (*n, std::cmp::Reverse(*c))) else {
+            return Ok(());
+        };
+        let share = most as f64 / total as f64;
+        if baseline > share {
+            return Ok(());
+        }
+        Err(UserError::BadData(format!(
+            "the target {} does not classify this data: baseline accuracy {baseline:.3} on the whole set is no better \
+             than always answering class {class}, the label of {:.1}% of the images (input scaling tried, probe \
+             accuracy: {}; output rule: {}). No verdict is given, because every swap that leaves a model stuck on one \
+             class looks harmless. Check the input scaling (--normalize, --mean, --std) and that the labels use the \
+             model's class numbers; --min-baseline 0 audits anyway",
+            self.target.display(),
+            100.0 * share,
+            scores
+                .iter()
+                .map(|s| format!("{} {:.3}", format!("{:?}", s.normalize).to_lowercase(), s.probe_dice))
+                .collect::<Vec<_>>()
+                .join(", "),
+            rule.describe(),
+        )))
+    }
+
     /// The refusal when the baseline does not segment (classify) the data.
     pub(super) fn no_baseline(
         &self,

@@ -39,8 +39,8 @@ impl Audit {
             predictions(&mut engine.session(&bytes)?, &feed, &[]).map_err(|e| name_the_model(e, &self.target))?;
         let truth = if p.label_free { pred.clone() } else { crate::audit::labels(&p.dataset, classes)? };
         let baseline = score(pred.view(), truth.view(), classes, self.metric);
-        if !p.label_free && baseline.mean < self.min_baseline {
-            return Err(self.no_baseline(&p.ctx.target, baseline.mean, "on the whole set", &p.scores, &p.rule).into());
+        if !p.label_free {
+            self.whole_set_guard(&p.ctx.target, (baseline.mean, &p.dataset), &p.scores, &p.rule)?;
         }
         let data = self.data.clone().unwrap_or_default();
         Ok(Scorer { engine, prepared, truth, classes, baseline, metric: self.metric, data })
