@@ -141,18 +141,36 @@ fn a_kill_before_the_last_cache_chunk_lost_every_chunk_counted() {
     assert!(!journal_of(&out).exists());
 
     // The counts are taken, not computed again: planted counts (every swap scoring like the
-    // baseline on image 0) change the resumed report, and only the swaps they touch.
-    std::fs::remove_dir_all(&out).unwrap();
-    killed(&t, &s, &data, &out, &extra, 3, false);
-    let mut lines = journal_lines(&out);
-    let mut rec = json_of(&lines[1]);
-    let base = rec["chunk"]["baseline"].clone();
-    for sw in rec["chunk"]["swaps"].as_array_mut().unwrap() {
-        sw[1] = base.clone();
-    }
-    lines[1] = resigned(&rec);
-    std::fs::write(journal_of(&out), lines.join("\n") + "\n").unwrap();
-    audit(&t, &s, &data, &out, &extra).arg("--resume").assert().success();
+    // baseline on the chunk's image) change the resumed report. Image 0's chunk always runs
+    // again (the classes come from the model, never from the journal): planted there, or a
+    // re-signed line claiming 2 classes (its counts cut to fit), is not taken, and nothing panics.
+    let plant = |at: usize, classes: Option<u64>| {
+        std::fs::remove_dir_all(&out).ok();
+        killed(&t, &s, &data, &out, &extra, 3, false);
+        let mut lines = journal_lines(&out);
+        let mut rec = json_of(&lines[at]);
+        let base = rec["chunk"]["baseline"].clone();
+        for sw in rec["chunk"]["swaps"].as_array_mut().unwrap() {
+            sw[1] = base.clone();
+        }
+        if let Some(c) = classes {
+            // Counts cut to fit the claim, so the line reads as whole.
+            let cut = |v: &serde_json::Value| serde_json::json!(v.as_array().unwrap()[..3 * c as usize].to_vec());
+            rec["chunk"]["classes"] = serde_json::json!(c);
+            rec["chunk"]["baseline"] = cut(&rec["chunk"]["baseline"]);
+            for sw in rec["chunk"]["swaps"].as_array_mut().unwrap() {
+                sw[1] = cut(&sw[1]);
+            }
+        }
+        lines[at] = resigned(&rec);
+        std::fs::write(journal_of(&out), lines.join("\n") + "\n").unwrap();
+        audit(&t, &s, &data, &out, &extra).arg("--resume").assert().success();
+    };
+    plant(1, None);
+    assert_same_files(&clean, &out);
+    plant(3, Some(2));
+    assert_same_files(&clean, &out);
+    plant(2, None);
     let rows = |dir: &Path| -> Vec<serde_json::Value> {
         let r: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
         r["rows"].as_array().unwrap().clone()

@@ -175,7 +175,7 @@ impl Tally {
             exact_image_forwards: self.n * (runs + 1),
             rounds,
             level,
-            clock: RunClock { image_forwards: forwards - self.restored, ..self.clock },
+            clock: RunClock { image_forwards: forwards.saturating_sub(self.restored), ..self.clock },
         }
     }
 }

@@ -86,14 +86,9 @@ impl Plan {
                 let completes = ci + 1 == chunks;
                 let (first, images) = (chunk[0].0, chunk.iter().map(|b| b.1).sum::<usize>());
                 // A chunk a killed run of this audit counted already: its counts, not its runs.
+                // The first chunk always runs: the classes come from the model's output, never
+                // from the journal (a line edited and re-signed could claim any number).
                 if let Some(known) = job.known_chunk(first, images, &open).filter(|_| !completes) {
-                    if tally.is_none() {
-                        labels = match job.truth {
-                            Truth::Labels => Some(crate::audit::labels(data, known.classes)?),
-                            Truth::Baseline => None,
-                        };
-                        tally = Some(Tally::new(known.classes, n, job.pairing.pairs.len(), &open));
-                    }
                     if let Some(tl) = tally.as_mut().filter(|tl| tl.classes() == known.classes) {
                         restore_chunk(tl, known, &open)?;
                         bar.ran(images * (1 + open.len()));
