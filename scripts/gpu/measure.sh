@@ -4,10 +4,11 @@
 # each under its own time limit and each copied to $OUT as soon as it ends (a call that runs out of
 # time still returns what came before):
 #   1. the bundled UNet on CUDA (smoke; the engine line);
-#   2. the 500 slices, default settings (TF32 off, cache in GPU memory, one worker);
-#   3. the same with --adaptive (rounds of images, each swap stopping once decided), then
+#   2. the 500 slices with --adaptive (rounds of images, each swap stopping once decided), then
 #      --adaptive --tf32: the speed goal's likeliest route, since the exact audit's FP32 ideal on
 #      an H200 is ~114 s (run 3);
+#   3. the 500 slices, default settings (TF32 off, cache in GPU memory, one worker): the exact
+#      audit the adaptive ones are compared with;
 #   3b. the exact audit with --tf32;
 #   4. the GPU's own forward pass over the 500, TF32 off and on (the bench's child, BENCH);
 #   5. the first 16 slices on the CPU, and on CUDA with and without TF32 (Dice compared);
@@ -15,7 +16,7 @@
 #   7. the 500 slices, TF32 off, with the cache in host memory (REUSE_AUDIT_CACHE_ON_DEVICE=0);
 #   8. the 500 slices, TF32 off, with the host work between runs (REUSE_AUDIT_OVERLAP_HOST=0);
 #   9. the forward pass and the 500 slices with --tf32 and channels-last kernels (REUSE_AUDIT_CUDA_NHWC=1).
-# STEPS (space-separated names: smoke fp32-500 adaptive-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500 nhwc) picks
+# STEPS (space-separated names: smoke adaptive-500 fp32-500 tf32-500 forward subset tf32-500-w2 host-500 inline-500 nhwc) picks
 # some, in this order; all by default.
 # Usage: scripts/gpu/measure.sh BENCH  (BENCH: target/release/deps/audit-HASH, carried with
 # target/release/reuse-audit; the bench binary reads the repository at /work/main.)
@@ -65,9 +66,9 @@ want smoke && { echo "--- smoke ($(el))"
 timeout 60 $BIN audit models/unet-acdc-seg.onnx models/unet-acdc-ae.onnx --data models/data/acdc-val.npz \
   --device cuda --format json --out /tmp/smoke >/tmp/smoke.log 2>&1; echo "  rc=$?"
 python3 -c "import json;r=json.load(open('/tmp/smoke/report.json'));print(r['engine'],r['timing'])"; }
-want fp32-500 && audit rs-gpu-500 300 val-500.npz -- --device cuda
 want adaptive-500 && { audit rs-gpu-500-adaptive 200 val-500.npz -- --device cuda --adaptive
   audit rs-gpu-500-adaptive-tf32 150 val-500.npz -- --device cuda --adaptive --tf32; }
+want fp32-500 && audit rs-gpu-500 300 val-500.npz -- --device cuda
 want tf32-500 && audit rs-gpu-500-tf32 200 val-500.npz -- --device cuda --tf32
 want forward && { forward forward-fp32 0; forward forward-tf32 1; }
 want subset && {
@@ -75,6 +76,11 @@ audit rs-cpu-16 120 val-16.npz -- --device cpu
 audit rs-gpu-16 60 val-16.npz -- --device cuda
 audit rs-gpu-16-tf32 60 val-16.npz -- --device cuda --tf32
 }
+want tf32-500-w2 && audit rs-gpu-500-tf32-w2 200 val-500.npz REUSE_AUDIT_CUDA_WORKERS=2 -- --device cuda --tf32
+want host-500 && audit rs-gpu-500-host 300 val-500.npz REUSE_AUDIT_CACHE_ON_DEVICE=0 -- --device cuda
+want inline-500 && audit rs-gpu-500-inline 300 val-500.npz REUSE_AUDIT_OVERLAP_HOST=0 -- --device cuda
+want nhwc && { REUSE_AUDIT_CUDA_NHWC=1 forward forward-tf32-nhwc 1
+  audit rs-gpu-500-tf32-nhwc 200 val-500.npz REUSE_AUDIT_CUDA_NHWC=1 -- --device cuda --tf32; }
 python3 - "$OUT" <<'PY'
 import json, os, sys
 load = lambda n: json.load(open(f"{sys.argv[1]}/{n}.json"))
@@ -87,9 +93,4 @@ for a, b in (("rs-cpu-16", "rs-gpu-16"), ("rs-cpu-16", "rs-gpu-16-tf32"), ("rs-g
         d, same = diff(load(a), load(b))
         print(f"{b} vs {a}: max |Dice diff| {d:.2e}; same decision {same}/{len(load(a)['rows'])}")
 PY
-want tf32-500-w2 && audit rs-gpu-500-tf32-w2 200 val-500.npz REUSE_AUDIT_CUDA_WORKERS=2 -- --device cuda --tf32
-want host-500 && audit rs-gpu-500-host 300 val-500.npz REUSE_AUDIT_CACHE_ON_DEVICE=0 -- --device cuda
-want inline-500 && audit rs-gpu-500-inline 300 val-500.npz REUSE_AUDIT_OVERLAP_HOST=0 -- --device cuda
-want nhwc && { REUSE_AUDIT_CUDA_NHWC=1 forward forward-tf32-nhwc 1
-  audit rs-gpu-500-tf32-nhwc 200 val-500.npz REUSE_AUDIT_CUDA_NHWC=1 -- --device cuda --tf32; }
 echo "--- done ($(el))"
