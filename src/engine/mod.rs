@@ -49,6 +49,9 @@ pub struct Engine {
     /// Whether the CUDA provider prefers channels-last kernels (`REUSE_AUDIT_CUDA_NHWC=1`;
     /// off by default: not yet measured, and a different kernel choice changes rounding).
     cuda_nhwc: bool,
+    /// How cuDNN picks convolution algorithms on CUDA (`REUSE_AUDIT_CUDNN_SEARCH`; recorded in
+    /// the report's `engine.cudnn_conv_search`).
+    pub conv_search: self::cuda::conv::ConvSearch,
     /// Threads releasing sessions handed to [`Engine::release`], joined when the engine
     /// drops (before its environment goes).
     releasing: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -72,6 +75,7 @@ impl Engine {
         let cuda_workers = switches::count("REUSE_AUDIT_CUDA_WORKERS", 1, 8)?.unwrap_or(1);
         switches::check()?;
         let cuda_nhwc = switches::switch("REUSE_AUDIT_CUDA_NHWC")?.unwrap_or(false);
+        let conv_search = self::cuda::conv::ConvSearch::from_env()?;
         disable_telemetry();
         if cuda {
             pci_bus_device_order();
@@ -118,6 +122,7 @@ impl Engine {
             tf32: false,
             cuda_workers,
             cuda_nhwc,
+            conv_search,
             releasing: Default::default(),
         })
     }
@@ -238,7 +243,7 @@ impl Engine {
             let cuda = ort::ep::CUDA::default()
                 .with_tf32(self.tf32)
                 .with_prefer_nhwc(self.cuda_nhwc)
-                .with_conv_algorithm_search(self::cuda::conv::conv_search()?);
+                .with_conv_algorithm_search(self.conv_search.provider_option());
             b = b.with_execution_providers([cuda.build().error_on_failure()]).map_err(|e| {
                 UserError::Runtime(format!(
                     "--device cuda: the CUDA execution provider could not be registered ({e}). \

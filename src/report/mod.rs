@@ -196,6 +196,10 @@ pub struct EngineInfo {
     /// The CUDA/cuDNN libraries loaded for the provider, in loading order (absent on CPU).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cuda_libraries: Vec<String>,
+    /// How cuDNN picked convolution algorithms (`heuristic`, `exhaustive` or `default`;
+    /// `REUSE_AUDIT_CUDNN_SEARCH`); absent on CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cudnn_conv_search: Option<String>,
 }
 
 impl EngineInfo {
@@ -212,6 +216,7 @@ impl EngineInfo {
             cudnn_version: cuda.and_then(|c| c.cudnn_version.clone()),
             cuda_libraries: cuda
                 .map_or_else(Vec::new, |c| c.libraries.iter().map(|f| f.path.display().to_string()).collect()),
+            cudnn_conv_search: cuda.map(|_| engine.conv_search.name().to_string()),
         }
     }
 }

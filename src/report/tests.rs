@@ -93,6 +93,7 @@ pub fn fixed_report() -> Report {
             cuda_version: None,
             cudnn_version: None,
             cuda_libraries: vec![],
+            cudnn_conv_search: None,
         }),
         dataset: Some(DatasetInfo {
             path: "val.npz".into(),

@@ -112,6 +112,10 @@ impl Audit {
         if let Some(l) = self.ignore_label {
             settings.insert("--ignore-label".into(), l.to_string());
         }
+        // cuDNN's algorithm choice changes rounding: a resume or a shard must use the same.
+        if engine.cuda.is_some() {
+            settings.insert("REUSE_AUDIT_CUDNN_SEARCH".into(), engine.conv_search.name().into());
+        }
         settings.insert("--confidence".into(), o.confidence.to_string());
         settings.insert("--bootstrap".into(), o.bootstrap.to_string());
         settings.insert("--adaptive".into(), self.adaptive.to_string());
