@@ -72,10 +72,17 @@ pub struct Plan {
     /// Where the baseline run leaves the cached tensors, through an I/O binding (see
     /// [`cache_on`]); `None`: where ONNX Runtime returns outputs (host memory).
     cache_on: Option<Device>,
+    /// Whether the baseline run keeps the image batches with the cache, for the regions that
+    /// read the image (on the cache's device; see [`KEPT_IMAGE`]).
+    image_kept: bool,
     /// With one worker, whether its host work (counting labels, settling swaps) runs on a
     /// thread of its own beside the runs (see [`overlap_host`]).
     overlap_host: bool,
 }
+
+/// The baseline run's copy of the image batch (an `Identity` output), kept with the cache
+/// under the input's name when the cache is bound to a device.
+pub(super) const KEPT_IMAGE: &str = "reuse_audit/kept_image";
 
 /// Where the cache is kept: on CUDA the baseline run's cached outputs are bound to the GPU's
 /// memory (an I/O binding), so the tensors regions read never cross the bus.
@@ -229,10 +236,24 @@ impl Plan {
         }
         drop(regions_span);
         let t = crate::profile::span("plan: baseline model");
+        let cache_on = cache_on(engine)?;
+        // With the cache bound to the device, the images the first layers' regions read are
+        // kept there too (one upload per batch, in the baseline run, instead of one per swap).
+        let image = &job.input.name;
+        let image_kept = cache_on.is_some() && built.iter().any(|r| r.frontier.contains(image));
         let mut full = model.clone();
         let fg = full.proto.graph.mut_or_insert_default();
         for name in &cached {
             fg.output.push(typed_value(name, types.get(name).copied().unwrap_or(0)));
+        }
+        if image_kept {
+            let mut copy = onnx_protobuf::NodeProto::new();
+            copy.op_type = "Identity".into();
+            copy.name = KEPT_IMAGE.into();
+            copy.input = vec![image.clone()];
+            copy.output = vec![KEPT_IMAGE.into()];
+            fg.node.push(copy);
+            fg.output.push(typed_value(KEPT_IMAGE, 1));
         }
         let full = full.to_bytes()?;
         drop(t);
@@ -242,6 +263,7 @@ impl Plan {
         drop(t);
         let bytes_per_image = cached
             .iter()
+            .chain(image_kept.then_some(image))
             .map(|n| {
                 let size = types.get(n).map_or(8, |&t| crate::model::tensor::onnx_type_size(t));
                 shapes.get(n).map(|s| s.iter().product::<usize>()).unwrap_or(0) * size
@@ -256,7 +278,6 @@ impl Plan {
         let batch_cap = (engine.device() == Device::Cpu).then(|| (WORKING_SET / largest.max(1)).max(1));
         let workers = engine.workers();
         let reduced = reduction.is_some();
-        let cache_on = cache_on(engine)?;
         Ok(Plan {
             cache_runners,
             output,
@@ -267,6 +288,7 @@ impl Plan {
             batch_cap,
             reduced,
             cache_on,
+            image_kept,
             overlap_host: overlap_host(engine)?,
         })
     }

@@ -61,7 +61,10 @@ impl Plan {
                 if self.reduced { "; swap labels computed in the session" } else { "" },
                 if self.overlap_host && self.workers == 1 { "; host work beside the runs" } else { "" },
                 match self.cache_on {
-                    Some(d) => format!("; cache bound to {d:?} memory"),
+                    Some(d) => format!(
+                        "; cache bound to {d:?} memory{}",
+                        if self.image_kept { ", images kept with it" } else { "" }
+                    ),
                     None => String::new(),
                 }
             );
@@ -109,6 +112,9 @@ impl Plan {
                             None => runner.run_keep(input, x.view().into_dyn())?,
                         };
                         let mut outs: HashMap<String, ort::value::DynValue> = kept.into_iter().collect();
+                        if let Some(image) = outs.remove(super::KEPT_IMAGE) {
+                            outs.insert(input.to_string(), image);
+                        }
                         let logits = outs
                             .remove(&self.output)
                             .ok_or_else(|| anyhow::anyhow!("the model output '{}' is missing", self.output))?;

@@ -138,8 +138,9 @@ impl Plan {
             })
             .collect();
         for (b, &(start, count)) in chunk.batches.iter().enumerate() {
-            // The image itself only when the region reads it (the first layer's).
-            let x = needs_image.then(|| feed.tensor(start, count));
+            // The image itself only when the region reads it (the first layer's) and the
+            // baseline run did not keep it with the cache (on the device).
+            let x = (needs_image && !chunk.cache[b].contains_key(input)).then(|| feed.tensor(start, count));
             let mut feeds: Vec<(&str, View)> = Vec::with_capacity(region.frontier.len() + 1);
             for name in &region.frontier {
                 if let (true, Some(x)) = (name == input, &x) {
