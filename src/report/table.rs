@@ -9,11 +9,22 @@ fn opt(v: Option<f64>, prec: usize) -> String {
     v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
 }
 
+/// `text` with control characters (a newline or tab in a node name, an escape sequence)
+/// written as Rust escapes (`\n`, `\u{1b}`), so a name cannot break a row or drive the
+/// terminal; other text as it is.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Render the per-row table, the verdict lines and the warnings.
 pub fn render(r: &Report) -> String {
     let mut s = render_rows(r);
     for w in &r.warnings {
-        let _ = writeln!(s, "warning: {w}");
+        let _ = writeln!(s, "warning: {}", printable(w));
     }
     s
 }
@@ -35,8 +46,8 @@ fn render_rows(r: &Report) -> String {
     let _ = writeln!(
         s,
         "target: {}\nsource: {}\nmatched by {}: {} parameters",
-        r.target.path,
-        r.source.path,
+        printable(&r.target.path),
+        printable(&r.source.path),
         r.settings.match_method,
         r.rows.len()
     );
@@ -58,7 +69,7 @@ fn render_rows(r: &Report) -> String {
     }
     s.push('\n');
     for row in &r.rows {
-        let node: String = row.node.chars().take(34).collect();
+        let node: String = printable(&row.node).chars().take(34).collect();
         let _ = write!(
             s,
             "{:<fam$} {:>5} {:<4} {:<34} {:>10.3e} {:>9} {:>8.4}",
@@ -91,7 +102,7 @@ fn render_rows(r: &Report) -> String {
     if !r.summary.bn.is_empty() {
         let _ = writeln!(s, "\n{:<5} {:<34} {:>10} {:>10} {:>10} {:>10}", "bn", "node", "MRM", "MRV", "MRW", "MRB");
         for b in &r.summary.bn {
-            let node: String = b.node.chars().take(34).collect();
+            let node: String = printable(&b.node).chars().take(34).collect();
             let _ = writeln!(
                 s,
                 "{:<5} {:<34} {:>10.4} {:>10.4} {:>10} {:>10.4}",
@@ -244,5 +255,11 @@ mod tests {
     fn compact_ranges() {
         assert_eq!(super::compact(&[1, 2, 3, 5, 7, 8]), "1-3,5,7-8");
         assert_eq!(super::compact(&[]), "-");
+    }
+
+    #[test]
+    fn a_newline_or_escape_in_a_name_cannot_break_the_table() {
+        assert_eq!(super::printable("conv\n1\t\u{1b}[31m"), "conv\\n1\\t\\u{1b}[31m");
+        assert!(matches!(super::printable("enc.0 \u{e9}"), std::borrow::Cow::Borrowed("enc.0 \u{e9}")));
     }
 }

@@ -353,3 +353,17 @@ fn budget_csv_and_markdown_snapshot() {
         "W and B (RM has no bracket but a row)"
     );
 }
+
+/// Regression: a node name with a newline (legal in ONNX) split its row of the stdout table
+/// in two, and an escape sequence in it reached the terminal.
+#[test]
+fn stdout_table_rows_stay_one_line_whatever_the_node_names() {
+    let plain = table::render(&fixed_report());
+    let mut r = fixed_report();
+    r.rows[0].node = "conv\n\u{1b}[2Jx".into();
+    r.summary.bn[0].node = "bn\r1".into();
+    let odd = table::render(&r);
+    assert_eq!(odd.lines().count(), plain.lines().count(), "{odd}");
+    assert!(!odd.contains('\u{1b}') && !odd.contains('\r'), "{odd}");
+    assert!(odd.contains("conv\\n\\u{1b}[2Jx") && odd.contains("bn\\r1"), "{odd}");
+}
