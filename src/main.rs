@@ -18,7 +18,7 @@ fn main() {
         {
             std::process::exit(0);
         }
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", reuse_audit::report::table::terminal_safe(&format!("{err:#}")));
         std::process::exit(reuse_audit::error::exit_code(&err));
     }
 }

@@ -205,7 +205,7 @@ pub fn name_the_model(err: anyhow::Error, path: &Path) -> anyhow::Error {
 pub fn warn(warnings: &[String], quiet: bool) {
     if !quiet {
         for w in warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", crate::report::table::terminal_safe(w));
         }
     }
 }

@@ -12,9 +12,19 @@ fn opt(v: Option<f64>, prec: usize) -> String {
 /// `text` with control characters (a newline or tab in a node name, an escape sequence)
 /// written as Rust escapes (`\n`, `\u{1b}`), so a name cannot break a row or drive the
 /// terminal; other text as it is.
-fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    escaped(text, |c| c.is_control())
+}
+
+/// [`printable`] for a message on stderr, whose own line breaks stay: every other control
+/// character (an escape sequence in a node name, a carriage return) is written as an escape.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    escaped(text, |c| c.is_control() && c != '\n')
+}
+
+fn escaped(text: &str, escape: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(&escape) {
+        text.chars().map(|c| if escape(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
     } else {
         std::borrow::Cow::Borrowed(text)
     }
@@ -261,5 +271,6 @@ mod tests {
     fn a_newline_or_escape_in_a_name_cannot_break_the_table() {
         assert_eq!(super::printable("conv\n1\t\u{1b}[31m"), "conv\\n1\\t\\u{1b}[31m");
         assert!(matches!(super::printable("enc.0 \u{e9}"), std::borrow::Cow::Borrowed("enc.0 \u{e9}")));
+        assert_eq!(super::terminal_safe("a\nb\u{1b}[2J\r"), "a\nb\\u{1b}[2J\\r");
     }
 }
