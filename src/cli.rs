@@ -265,7 +265,7 @@ pub struct RunArgs {
     /// Bootstrap resamples per interval (at least 100; fixed seed: reruns give the same bytes).
     #[arg(long, default_value_t = 2000)]
     pub bootstrap: usize,
-    /// Score swaps on growing rounds of images (16, 32, 64, ..., all) and stop each one as
+    /// Score swaps on growing rounds of images (32, 64, 128, ..., all) and stop each one as
     /// soon as its interval lies on one side of the tolerance (each round's interval at
     /// 1 - (1 - confidence) / rounds: a union bound over the rounds).
     #[arg(long)]
