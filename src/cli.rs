@@ -38,8 +38,9 @@ pub enum Command {
         /// (runs ONNX Runtime once to get every tensor's shape).
         #[arg(long)]
         flops: bool,
-        /// Input height x width for --flops when the model's are not fixed, e.g. 256x256.
-        #[arg(long)]
+        /// Input height x width for --flops when the model's are not fixed, e.g. 256x256
+        /// (only with --flops: nothing else reads it).
+        #[arg(long, requires = "flops")]
         size: Option<String>,
     },
     /// Show how the layers of two models pair up and what is unmatched.
