@@ -38,8 +38,9 @@ pub enum Command {
         /// (runs ONNX Runtime once to get every tensor's shape).
         #[arg(long)]
         flops: bool,
-        /// Input height x width for --flops when the model's are not fixed, e.g. 256x256.
-        #[arg(long)]
+        /// Input height x width for --flops when the model's are not fixed, e.g. 256x256
+        /// (only with --flops: nothing else reads it).
+        #[arg(long, requires = "flops")]
         size: Option<String>,
     },
     /// Show how the layers of two models pair up and what is unmatched.
@@ -265,7 +266,7 @@ pub struct RunArgs {
     /// Bootstrap resamples per interval (at least 100; fixed seed: reruns give the same bytes).
     #[arg(long, default_value_t = 2000)]
     pub bootstrap: usize,
-    /// Score swaps on growing rounds of images (16, 32, 64, ..., all) and stop each one as
+    /// Score swaps on growing rounds of images (32, 64, 128, ..., all) and stop each one as
     /// soon as its interval lies on one side of the tolerance (each round's interval at
     /// 1 - (1 - confidence) / rounds: a union bound over the rounds).
     #[arg(long)]

@@ -161,3 +161,20 @@ fn out_holding_a_grafted_model_deleted_the_model() {
     assert_eq!(std::fs::read_dir(&plan).unwrap().count(), 1, "nothing written beside it");
     assert!(!t.dir.path().join("report").exists());
 }
+
+/// `inspect --size HxW` without `--flops` was accepted and ignored (the size only feeds the
+/// FLOPs probe): the user believed the model was inspected at that size. Now exit 2 naming
+/// both flags; with `--flops` it is used as before.
+#[test]
+fn inspect_size_without_flops_was_silently_ignored() {
+    let t = tiny_pair(4);
+    bin()
+        .arg("inspect")
+        .arg(&t.t)
+        .args(["--size", "8x8"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("--size").and(predicate::str::contains("--flops")));
+    bin().arg("inspect").arg(&t.t).assert().success();
+}

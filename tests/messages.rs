@@ -215,3 +215,26 @@ fn ort_refusing_the_target_did_not_name_the_file() {
     }
     named(&["inspect", "--flops"], bin().args(["inspect", "--flops"]).arg(&target).output().unwrap());
 }
+
+/// `ORT_LOG=loud` (a typo, or a level ONNX Runtime does not have) used to be ignored without
+/// a word, so the user waited for a log that never came; it is refused like the
+/// `REUSE_AUDIT_*` switches, naming the variable and the levels it takes, before any work.
+#[test]
+fn unknown_ort_log_level_was_silently_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = save(&tiny_cnn(&Spec::default()), dir.path(), "target.onnx");
+    let source = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "source.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, Some(&[0u8; 4 * 64]), 3);
+    let out_dir = dir.path().join("out");
+    let out = audit_cmd(&target, &source, &data).arg("--out").arg(&out_dir).env("ORT_LOG", "loud").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ORT_LOG=loud") && stderr.contains("verbose, info, warning, error or fatal"), "{stderr}");
+    assert!(!out_dir.exists(), "nothing written");
+    // Each documented level, in any case, and an empty value (unset) still run.
+    for level in ["verbose", "INFO", "warning", "Error", "fatal", ""] {
+        let out = audit_cmd(&target, &source, &data).arg("--quiet").env("ORT_LOG", level).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "ORT_LOG={level}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -372,3 +372,40 @@ fn agreement_on_a_binary_map_is_consistent_with_label_free_dice() {
     }
     assert!(informative > 3, "swaps that change predictions: {informative}");
 }
+
+/// `report.md` and `report.html` of an accuracy (agreement) audit called each swap's loss a
+/// "Dice loss" (the predictor table's text, the loss-with-interval figures' title and axis),
+/// while the README says they speak of the chosen metric; the Dice wording stays for `dice`.
+#[test]
+fn accuracy_reports_called_the_loss_a_dice_loss() {
+    let (t, s, data) = pair();
+    let dir = tempfile::tempdir().unwrap();
+    for (metric, loss) in [("accuracy", "accuracy loss"), ("agreement", "agreement loss")] {
+        let out = dir.path().join(metric);
+        guarded_audit_cmd(&t, &s, &data)
+            .args(["--metric", metric, "-q", "--format", "md,html", "--out"])
+            .arg(&out)
+            .assert()
+            .success();
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        let svg = std::fs::read_to_string(out.join("figures/delta-W.svg")).unwrap();
+        for (name, text) in [("report.md", &md), ("report.html", &html), ("delta-W.svg", &svg)] {
+            assert!(!text.contains("Dice loss"), "{metric}: {name} speaks of a Dice loss");
+            assert!(text.contains(loss), "{metric}: {name} does not say '{loss}'");
+        }
+    }
+    // A Dice audit keeps its words.
+    let d = corpus("tiny-unet-acdc.npz");
+    let out = dir.path().join("dice");
+    let (ft, fs) = (corpus("families-target.onnx"), corpus("families-source.onnx"));
+    guarded_audit_cmd(&ft, &fs, &d)
+        .args(["--kinds", "W", "-q", "--format", "md,html", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let svg = std::fs::read_to_string(out.join("figures/delta-W.svg")).unwrap();
+    assert!(md.contains("measured Dice loss"), "{md}");
+    assert!(svg.contains("Dice loss after swapping W"), "{svg}");
+}

@@ -245,7 +245,7 @@ fn shard_flags_are_checked() {
         .args(["--shard", "1/2"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("--shard: needs --out"));
+        .stderr(predicate::str::contains("--shard: needs --out (the shard's result is written as OUT/shard.journal)"));
     for bad in ["0/2", "3/2", "2", "x/y"] {
         audit(&f.t, &f.s, &f.data, &f.dir.path().join("o"), &["--shard", bad])
             .assert()

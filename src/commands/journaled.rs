@@ -23,15 +23,14 @@ pub const SHARD_FILE: &str = "shard.journal";
 /// The journal of an `audit` with these flags: none without `--out`.
 pub fn spec(s: &Settings, a: &RunArgs) -> Result<Option<JournalSpec>> {
     let Some(out) = &s.out else {
-        let needs_out = |flag: &'static str| -> anyhow::Error {
-            UserError::BadFlag { flag, reason: "needs --out (the journal lives beside the report folder)".into() }
-                .into()
+        let needs_out = |flag: &'static str, why: &str| -> anyhow::Error {
+            UserError::BadFlag { flag, reason: format!("needs --out ({why})") }.into()
         };
-        if a.resume {
-            return Err(needs_out("--resume"));
-        }
         if a.shard.is_some() {
-            return Err(needs_out("--shard"));
+            return Err(needs_out("--shard", "the shard's result is written as OUT/shard.journal"));
+        }
+        if a.resume {
+            return Err(needs_out("--resume", "the journal lives beside the report folder"));
         }
         return Ok(None);
     };

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use ort::logging::{LogLevel, LoggerFunction};
 
+use crate::error::UserError;
+
 /// A status ONNX Runtime returned: its message text, kept as it is.
 #[derive(Debug, thiserror::Error)]
 #[error("ONNX Runtime {stage}: {message}")]
@@ -34,9 +36,16 @@ impl RuntimeFailure {
     }
 }
 
-/// The level `ORT_LOG` asks for (`verbose`, `info`, `warning`, `error`, `fatal`), if any.
-pub fn requested_level() -> Option<LogLevel> {
-    level_named(&std::env::var("ORT_LOG").ok()?)
+/// The level `ORT_LOG` asks for (`verbose`, `info`, `warning`, `error`, `fatal`), if any
+/// (unset or empty: none). Another value is refused, naming the variable, rather than
+/// ignored: the log asked for would silently never come.
+pub fn requested_level() -> Result<Option<LogLevel>, UserError> {
+    match std::env::var("ORT_LOG").ok().as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(name) => level_named(name).map(Some).ok_or_else(|| {
+            UserError::Runtime(format!("ORT_LOG={name}: expected verbose, info, warning, error or fatal"))
+        }),
+    }
 }
 
 /// The model's first output cannot be scored: missing, of another element type, or of a

@@ -92,7 +92,7 @@ impl Engine {
             .map_err(|e| anyhow!("configuring the ONNX Runtime thread pool: {e}"))?;
         // ONNX Runtime's log goes to our logger (silent unless ORT_LOG asks): what it refuses
         // reaches the user once, in our error, without its colour codes.
-        let requested = logging::requested_level();
+        let requested = logging::requested_level()?;
         let env = builder
             .with_name("reuse-audit")
             .with_telemetry(false)

@@ -83,7 +83,9 @@ impl Layout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LayoutChoice {
-    /// The rule in this module's documentation.
+    /// Input and output decided separately: from the graph (a Transpose after the input,
+    /// before the output; Conv, pooling, BN: channels-first), else the declared dims (the
+    /// README's "Channels-last models"; the rule is this module's documentation).
     Auto,
     /// Input and output channels-first.
     Nchw,

@@ -106,7 +106,8 @@ pub fn predictors_markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "### Which data-free metric predicts the loss\n\nSpearman's rank correlation over the audited layers of each kind between the metric and the measured Dice loss, with a {:.0}% bootstrap interval (layers resampled). Distances (rmse, nrmse, spectral_rel) should correlate positively, similarities (cosine, subspace_overlap) negatively; an interval across 0 means the metric does not rank these layers.\n\n| kind | metric | layers | Spearman rho | {:.0}% interval |\n|---|---|---|---|---|",
+        "### Which data-free metric predicts the loss\n\nSpearman's rank correlation over the audited layers of each kind between the metric and the measured {} loss, with a {:.0}% bootstrap interval (layers resampled). Distances (rmse, nrmse, spectral_rel) should correlate positively, similarities (cosine, subspace_overlap) negatively; an interval across 0 means the metric does not rank these layers.\n\n| kind | metric | layers | Spearman rho | {:.0}% interval |\n|---|---|---|---|---|",
+        r.metric().label(),
         100.0 * r.settings.confidence,
         100.0 * r.settings.confidence
     );

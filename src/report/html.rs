@@ -362,9 +362,10 @@ fn predictors_table(s: &mut String, r: &Report) {
         return;
     }
     let conf = 100.0 * r.settings.confidence;
+    let loss = r.metric().label();
     let _ = write!(
         s,
-        "<h2>Which data-free metric predicts the loss</h2><p>Spearman's rank correlation over the audited layers of each kind between the metric and the measured Dice loss, with a {conf:.0}% bootstrap interval (layers resampled). Distances (rmse, nrmse, spectral_rel) should correlate positively, similarities (cosine, subspace_overlap) negatively; an interval across 0 means the metric does not rank these layers.</p><table id=\"predictors\"><tr><th class=\"l\">kind</th><th class=\"l\">metric</th><th>layers</th><th>Spearman rho</th><th class=\"l\">{conf:.0}% interval</th></tr>"
+        "<h2>Which data-free metric predicts the loss</h2><p>Spearman's rank correlation over the audited layers of each kind between the metric and the measured {loss} loss, with a {conf:.0}% bootstrap interval (layers resampled). Distances (rmse, nrmse, spectral_rel) should correlate positively, similarities (cosine, subspace_overlap) negatively; an interval across 0 means the metric does not rank these layers.</p><table id=\"predictors\"><tr><th class=\"l\">kind</th><th class=\"l\">metric</th><th>layers</th><th>Spearman rho</th><th class=\"l\">{conf:.0}% interval</th></tr>"
     );
     for [k, m, n, rho, iv] in confidence::predictor_cells(r) {
         let _ = write!(

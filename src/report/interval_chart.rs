@@ -145,10 +145,11 @@ pub fn figures(r: &Report) -> Vec<Figure> {
     let conf = 100.0 * r.settings.confidence;
     for k in kinds {
         let rows: Vec<&crate::report::Row> = r.rows.iter().filter(|x| x.kind == k).collect();
-        let title = format!("Dice loss after swapping {k}, with {conf:.0}% intervals");
+        let title = format!("{} loss after swapping {k}, with {conf:.0}% intervals", r.metric().title());
+        let y_label = format!("{} loss", r.metric().score_name());
         let chart = IntervalChart {
             title: &title,
-            y_label: "mean Dice loss",
+            y_label: &y_label,
             bars: rows
                 .iter()
                 .map(|x| IntervalBar {

@@ -156,7 +156,7 @@ impl Audit {
         self
     }
 
-    /// Score swaps in rounds of images (16, 32, 64, ..., the set) and stop each once its
+    /// Score swaps in rounds of images (32, 64, 128, ..., the set) and stop each once its
     /// interval lies on one side of the tolerance (see `audit::scoring`). Default off.
     pub fn adaptive(mut self, on: bool) -> Audit {
         self.adaptive = on;
