@@ -19,7 +19,7 @@ fn same_either_way(t: &Path, s: &Path, data: &Path, extra: &[&str], what: &str) 
     same_report_either_way(
         (t, s, data),
         ON,
-        ("cache bound to Cpu memory, images kept with it", "cache bound to"),
+        ("cache bound to host memory, images kept with it", "cache bound to"),
         extra,
         what,
     );

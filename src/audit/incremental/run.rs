@@ -13,6 +13,7 @@ use crate::audit::clock::RunClock;
 use crate::audit::forward::{check_finite, class_maps, Feed};
 use crate::audit::work_bar::WorkBar;
 use crate::audit::{AuditJob, Strategy, Tally, Truth};
+use crate::engine::Device;
 use crate::journal::ChunkRecord;
 use crate::metrics::bootstrap::ImageCounts;
 
@@ -62,7 +63,11 @@ impl Plan {
                 if self.overlap_host && self.workers == 1 { "; host work beside the runs" } else { "" },
                 match self.cache_on {
                     Some(d) => format!(
-                        "; cache bound to {d:?} memory{}",
+                        "; cache bound to {} memory{}",
+                        match d {
+                            Device::Cpu => "host",
+                            Device::Cuda => "GPU",
+                        },
                         if self.image_kept { ", images kept with it" } else { "" }
                     ),
                     None => String::new(),
