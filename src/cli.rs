@@ -180,12 +180,14 @@ pub struct CommonArgs {
     /// (Instance/Group/LayerNormalization: RW, RB).
     #[arg(long, value_delimiter = ',', default_value = "conv,bn,linear,norm")]
     pub families: Vec<String>,
-    /// A swap is reusable when baseline mean Dice - swapped mean Dice <= tolerance.
-    #[arg(long, default_value_t = 0.02)]
-    pub tolerance: f64,
-    /// RN when at least this share of conv layers has a reusable W.
-    #[arg(long, default_value_t = 0.5)]
-    pub rn_threshold: f64,
+    /// A swap is reusable when baseline mean Dice - swapped mean Dice <= tolerance
+    /// [default: 0.02] (audit only).
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// RN when at least this share of conv layers has a reusable W [default: 0.5] (audit
+    /// only).
+    #[arg(long)]
+    pub rn_threshold: Option<f64>,
     /// No progress bars or notes on stderr.
     #[arg(long, short)]
     pub quiet: bool,

@@ -24,6 +24,21 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Validate raw flags of `rmse`, which has no Dice: a tolerance or RN threshold would
+    /// change nothing, so giving one is refused rather than ignored.
+    pub fn for_rmse(a: &CommonArgs) -> Result<Settings> {
+        for (flag, given) in [("--tolerance", a.tolerance.is_some()), ("--rn-threshold", a.rn_threshold.is_some())] {
+            if given {
+                return Err(UserError::BadFlag {
+                    flag,
+                    reason: "rmse computes no Dice, so it has no verdict to apply it to (it is an audit flag)".into(),
+                }
+                .into());
+            }
+        }
+        Settings::from_args(a)
+    }
+
     /// Validate raw flags.
     pub fn from_args(a: &CommonArgs) -> Result<Settings> {
         let mut kinds = Vec::new();
@@ -52,8 +67,8 @@ impl Settings {
             match_mode: MatchMode::parse(&a.match_mode),
             kinds,
             families,
-            tolerance: a.tolerance,
-            rn_threshold: a.rn_threshold,
+            tolerance: a.tolerance.unwrap_or(Options::default().tolerance),
+            rn_threshold: a.rn_threshold.unwrap_or(Options::default().rn_threshold),
             quiet: a.quiet,
             ..Options::default()
         };

@@ -125,6 +125,18 @@ fn bad_flags() {
     fails_with(bin().arg("rmse").arg(&a).arg(&a).args(["--match", "nosuchmap.csv"]), "nosuchmap.csv");
 }
 
+/// Regression: `rmse --tolerance 0.05` (or `--rn-threshold`) was accepted and changed
+/// nothing (rmse has no Dice, so no verdict); now refused naming the flag. `audit` still
+/// takes them and still refuses a bad value.
+#[test]
+fn rmse_tolerance_was_accepted_and_ignored() {
+    let t = tiny_pair(2);
+    fails_with(bin().arg("rmse").arg(&t.t).arg(&t.s).args(["--tolerance", "0.05"]), "--tolerance");
+    fails_with(bin().arg("rmse").arg(&t.t).arg(&t.s).args(["--rn-threshold", "0.6"]), "--rn-threshold");
+    fails_with(audit_cmd(&t.t, &t.s, &t.data).args(["--tolerance=-1"]), "--tolerance");
+    bin().arg("rmse").arg(&t.t).arg(&t.s).arg("-q").assert().success();
+}
+
 #[test]
 fn inspect_flops_size_on_a_fixed_model_showed_the_runtime_error() {
     let m = root().join("models").join("unet-acdc-seg.onnx");

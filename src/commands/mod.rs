@@ -50,7 +50,7 @@ pub fn dispatch(cmd: Command) -> Result<()> {
         Command::Match { target, source, match_mode, json } => {
             matching::run(&target, &source, &MatchMode::parse(&match_mode), json)
         }
-        Command::Rmse { target, source, common } => rmse::run(&target, &source, &Settings::from_args(&common)?),
+        Command::Rmse { target, source, common } => rmse::run(&target, &source, &Settings::for_rmse(&common)?),
         Command::Audit { target, source, common, run, gates, plan } => {
             audit::run(&target, &source, &Settings::from_args(&common)?, &run, &gates, plan.as_deref())
         }
