@@ -1,11 +1,12 @@
 //! Layers inside control flow: Conv/BatchNormalization nodes in the subgraphs of `If`,
-//! `Loop` and `Scan` (or any node with a graph attribute). The audit swaps parameters of
-//! the main graph's layers only, so these are listed as not audited and count against the
-//! RN verdict instead of vanishing from the report.
+//! `Loop` and `Scan` (or any node with a graph attribute), and in the model-local functions
+//! (`ModelProto.functions`) a node calls. The audit swaps parameters of the main graph's
+//! layers only, so these are listed as not audited and count against the RN verdict
+//! instead of vanishing from the report.
 
 use std::collections::HashSet;
 
-use onnx_protobuf::{GraphProto, NodeProto};
+use onnx_protobuf::{FunctionProto, GraphProto, ModelProto, NodeProto};
 use serde::Serialize;
 
 use super::Model;
@@ -35,30 +36,79 @@ impl NestedLayer {
 pub const REASON: &str = "the audit swaps the parameters of the main graph's layers; layers inside \
 If/Loop/Scan subgraphs run only when the control flow takes them and are not swapped";
 
+/// Why layers inside a model-local function are not audited.
+pub const FUNCTION_REASON: &str = "the audit swaps the parameters of the main graph's layers; layers \
+inside a model-local function are not swapped (inline the function at export: torch.onnx.export \
+without export_modules_as_functions, or onnx.inliner.inline_local_functions)";
+
+impl NestedLayer {
+    /// Why this layer is not audited.
+    pub fn reason(&self) -> &'static str {
+        if self.inside.starts_with("function ") {
+            FUNCTION_REASON
+        } else {
+            REASON
+        }
+    }
+}
+
 /// The subgraphs a node holds, with the attribute names.
 pub fn subgraphs(n: &NodeProto) -> impl Iterator<Item = (&str, &GraphProto)> {
     n.attribute.iter().flat_map(|a| a.g.as_ref().into_iter().chain(a.graphs.iter()).map(move |g| (a.name.as_str(), g)))
 }
 
-/// Every Conv/BatchNormalization layer inside a subgraph of the main graph, in graph order.
+/// Every Conv/BatchNormalization layer inside a subgraph of the main graph or inside a
+/// model-local function it calls, in graph order.
 pub fn nested_layers(model: &Model) -> Vec<NestedLayer> {
     let mut out = Vec::new();
+    let mut walk = Walk { model: &model.proto, calls: Vec::new(), out: &mut out };
     for n in &model.proto.graph.node {
-        for (attr, g) in subgraphs(n) {
-            collect(g, &format!("{attr} of {} '{}'", n.op_type, n.name), &mut out);
-        }
+        walk.inner(n, None);
     }
     out
 }
 
-fn collect(g: &GraphProto, inside: &str, out: &mut Vec<NestedLayer>) {
-    for (i, n) in g.node.iter().enumerate() {
-        if LAYER_OPS.contains(&n.op_type.as_str()) {
-            let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
-            out.push(NestedLayer { node, op: n.op_type.clone(), inside: inside.to_string() });
+/// The model-local function a node calls: same domain and name (and overload, IR 10).
+fn called_function<'a>(model: &'a ModelProto, n: &NodeProto) -> Option<&'a FunctionProto> {
+    model.functions.iter().find(|f| f.domain == n.domain && f.name == n.op_type && f.overload == n.overload)
+}
+
+/// A walk through subgraphs and function bodies; `calls` holds the functions being walked,
+/// so a function that calls itself (ONNX forbids it, a hostile file may not) ends the walk.
+struct Walk<'a, 'o> {
+    model: &'a ModelProto,
+    calls: Vec<&'a FunctionProto>,
+    out: &'o mut Vec<NestedLayer>,
+}
+
+impl<'a> Walk<'a, '_> {
+    fn nodes(&mut self, nodes: &'a [NodeProto], inside: &str) {
+        for (i, n) in nodes.iter().enumerate() {
+            if LAYER_OPS.contains(&n.op_type.as_str()) {
+                let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
+                self.out.push(NestedLayer { node, op: n.op_type.clone(), inside: inside.to_string() });
+            }
+            self.inner(n, Some(inside));
         }
-        for (attr, sub) in subgraphs(n) {
-            collect(sub, &format!("{attr} of {} '{}' in {inside}", n.op_type, n.name), out);
+    }
+
+    /// The subgraphs of `n` and the body of the function it calls.
+    fn inner(&mut self, n: &'a NodeProto, outer: Option<&str>) {
+        let within = |what: String| match outer {
+            Some(o) => format!("{what} in {o}"),
+            None => what,
+        };
+        for (attr, g) in subgraphs(n) {
+            self.nodes(&g.node, &within(format!("{attr} of {} '{}'", n.op_type, n.name)));
+        }
+        if let Some(f) = called_function(self.model, n) {
+            if self.calls.iter().any(|c| std::ptr::eq(*c, f)) {
+                return;
+            }
+            let name = if f.domain.is_empty() { f.name.clone() } else { format!("{}.{}", f.domain, f.name) };
+            self.calls.push(f);
+            self.nodes(&f.node, &within(format!("function '{name}' called by node '{}'", n.name)));
+            self.calls.pop();
         }
     }
 }
@@ -100,11 +150,13 @@ fn captured_by(g: &GraphProto, outer_defined: &HashSet<String>, out: &mut Vec<St
 pub fn summary(layers: &[NestedLayer]) -> Option<String> {
     let first = layers.first()?;
     let more = if layers.len() > 1 { format!(" and {} more", layers.len() - 1) } else { String::new() };
+    let place = if layers.iter().all(|l| l.reason() == REASON) { "control flow" } else { "control flow or functions" };
     Some(format!(
-        "{} Conv/BN layer(s) inside control flow not audited: '{}' ({}, in the {}){more}; {REASON}",
+        "{} Conv/BN layer(s) inside {place} not audited: '{}' ({}, in the {}){more}; {}",
         layers.len(),
         first.node,
         first.op,
-        first.inside
+        first.inside,
+        first.reason()
     ))
 }
