@@ -62,6 +62,31 @@ fn initializer_named_like_a_node_output_was_ambiguous() {
 }
 
 #[test]
+fn sparse_initializer_named_like_a_dense_one_was_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    // A sparse copy of `net.conv2.weight` holding 5.0 everywhere: ONNX Runtime warns that it
+    // keeps one of the two, the tool read the dense one.
+    let g = m.graph.as_mut().unwrap();
+    let dense = g.initializer.iter().find(|t| t.name == "net.conv2.weight").unwrap();
+    let n = dense.dims.iter().product::<i64>();
+    let mut sparse = onnx_protobuf::SparseTensorProto::new();
+    sparse.dims = dense.dims.clone();
+    sparse.values = Some(tensor("net.conv2.weight", &[n], &vec![5.0; n as usize], Storage::Raw)).into();
+    let mut indices = onnx_protobuf::TensorProto::new();
+    indices.data_type = 7;
+    indices.dims = vec![n];
+    indices.int64_data = (0..n).collect();
+    sparse.indices = Some(indices).into();
+    g.sparse_initializer.push(sparse);
+    every_command_refuses(
+        dir.path(),
+        &m,
+        &["corrupt file", "'net.conv2.weight' is defined twice", "initializer #7 and sparse initializer #1"],
+    );
+}
+
+#[test]
 fn dims_of_2_pow_40_read_as_a_shape_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = tiny_cnn(&Spec::default());
