@@ -210,10 +210,29 @@ fn conv_and_bn_inside_a_model_local_function_were_silently_left_out() {
         assert!(r["not_audited"][0]["reason"].as_str().unwrap().contains("inline_local_functions"));
     }
 
-    // A function calling itself (ONNX forbids it) ends the walk instead of the stack.
-    let bad = save(&block2_as_function(1, true), dir.path(), "recursive.onnx");
-    let out = bin().arg("inspect").arg(&bad).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("2 Conv/BN layer(s) inside control flow or functions not audited"), "{text}");
+    // A function calling itself (ONNX forbids it) ends the walk instead of the stack; 40
+    // functions each calling the next twice (2^40 calls) are walked once each, in no time.
+    let mut doubling = block2_as_function(1, false);
+    let block = doubling.functions.pop().unwrap();
+    for i in 0..40 {
+        let mut f = block.clone();
+        f.name = format!("F{i}");
+        f.node.truncate(0);
+        for (k, out) in ["a", "b"].iter().enumerate() {
+            let mut call = node(&format!("F{}", i + 1), &format!("c{k}"), &[], &[out], vec![]);
+            (call.input, call.domain) = (block.input.clone(), "local".into());
+            f.node.push(call);
+        }
+        f.node.push(node("Max", "mx", &["a", "b"], &["relu2_out"], vec![]));
+        doubling.functions.push(f);
+    }
+    doubling.functions.push(onnx_protobuf::FunctionProto { name: "F40".into(), ..block });
+    doubling.graph.as_mut().unwrap().node.iter_mut().find(|n| n.name == "block2").unwrap().op_type = "F0".into();
+    for (m, name) in [(block2_as_function(1, true), "recursive.onnx"), (doubling, "doubling.onnx")] {
+        let bad = save(&m, dir.path(), name);
+        let out = bin().arg("inspect").arg(&bad).timeout(std::time::Duration::from_secs(60)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {text}");
+        assert!(text.contains("2 Conv/BN layer(s) inside control flow or functions not audited: 'conv2'"), "{text}");
+    }
 }

@@ -4,9 +4,9 @@
 //! layers only, so these are listed as not audited and count against the RN verdict
 //! instead of vanishing from the report.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use onnx_protobuf::{FunctionProto, GraphProto, ModelProto, NodeProto};
+use onnx_protobuf::{FunctionProto, GraphProto, NodeProto};
 use serde::Serialize;
 
 use super::Model;
@@ -60,56 +60,50 @@ pub fn subgraphs(n: &NodeProto) -> impl Iterator<Item = (&str, &GraphProto)> {
 /// Every Conv/BatchNormalization layer inside a subgraph of the main graph or inside a
 /// model-local function it calls, in graph order.
 pub fn nested_layers(model: &Model) -> Vec<NestedLayer> {
+    let functions: HashMap<(&str, &str, &str), &FunctionProto> =
+        model.proto.functions.iter().map(|f| ((f.domain.as_str(), f.name.as_str(), f.overload.as_str()), f)).collect();
+    // Each function body is walked once, at its first call (its layers are listed once however
+    // often it is called), and the walk keeps its own stack: a function calling itself (ONNX
+    // forbids it, a hostile file may not), functions that each call the next twice, or a
+    // chain of thousands cannot make it endless, exponential or overflow the stack.
+    let mut walked: HashSet<*const FunctionProto> = HashSet::new();
     let mut out = Vec::new();
-    let mut walk = Walk { model: &model.proto, calls: Vec::new(), out: &mut out };
-    for n in &model.proto.graph.node {
-        walk.inner(n, None);
+    // Node lists being walked: the nodes, the next one's index, where they sit.
+    let mut stack: Vec<(&[NodeProto], usize, Option<String>)> = vec![(&model.proto.graph.node, 0, None)];
+    while let Some((nodes, i, inside)) = stack.pop() {
+        let Some(n) = nodes.get(i) else { continue };
+        stack.push((nodes, i + 1, inside.clone()));
+        if let Some(inside) = &inside {
+            if LAYER_OPS.contains(&n.op_type.as_str()) {
+                let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
+                out.push(NestedLayer { node, op: n.op_type.clone(), inside: inside.clone() });
+            }
+        }
+        let within = |what: String| match &inside {
+            Some(o) => format!("{what} in {}", shortened(o)),
+            None => what,
+        };
+        // Pushed in reverse: the subgraphs in attribute order, then the function, before the
+        // next node (the order a recursive walk gives).
+        if let Some(f) = functions.get(&(n.domain.as_str(), n.op_type.as_str(), n.overload.as_str())) {
+            if walked.insert(*f as *const FunctionProto) {
+                let name = if f.domain.is_empty() { f.name.clone() } else { format!("{}.{}", f.domain, f.name) };
+                stack.push((&f.node, 0, Some(within(format!("function '{name}' called by node '{}'", n.name)))));
+            }
+        }
+        let subs: Vec<_> = subgraphs(n).collect();
+        for (attr, g) in subs.into_iter().rev() {
+            stack.push((&g.node, 0, Some(within(format!("{attr} of {} '{}'", n.op_type, n.name)))));
+        }
     }
     out
 }
 
-/// The model-local function a node calls: same domain and name (and overload, IR 10).
-fn called_function<'a>(model: &'a ModelProto, n: &NodeProto) -> Option<&'a FunctionProto> {
-    model.functions.iter().find(|f| f.domain == n.domain && f.name == n.op_type && f.overload == n.overload)
-}
-
-/// A walk through subgraphs and function bodies; `calls` holds the functions being walked,
-/// so a function that calls itself (ONNX forbids it, a hostile file may not) ends the walk.
-struct Walk<'a, 'o> {
-    model: &'a ModelProto,
-    calls: Vec<&'a FunctionProto>,
-    out: &'o mut Vec<NestedLayer>,
-}
-
-impl<'a> Walk<'a, '_> {
-    fn nodes(&mut self, nodes: &'a [NodeProto], inside: &str) {
-        for (i, n) in nodes.iter().enumerate() {
-            if LAYER_OPS.contains(&n.op_type.as_str()) {
-                let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
-                self.out.push(NestedLayer { node, op: n.op_type.clone(), inside: inside.to_string() });
-            }
-            self.inner(n, Some(inside));
-        }
-    }
-
-    /// The subgraphs of `n` and the body of the function it calls.
-    fn inner(&mut self, n: &'a NodeProto, outer: Option<&str>) {
-        let within = |what: String| match outer {
-            Some(o) => format!("{what} in {o}"),
-            None => what,
-        };
-        for (attr, g) in subgraphs(n) {
-            self.nodes(&g.node, &within(format!("{attr} of {} '{}'", n.op_type, n.name)));
-        }
-        if let Some(f) = called_function(self.model, n) {
-            if self.calls.iter().any(|c| std::ptr::eq(*c, f)) {
-                return;
-            }
-            let name = if f.domain.is_empty() { f.name.clone() } else { format!("{}.{}", f.domain, f.name) };
-            self.calls.push(f);
-            self.nodes(&f.node, &within(format!("function '{name}' called by node '{}'", n.name)));
-            self.calls.pop();
-        }
+/// Where a layer sits, cut to its innermost 300 characters or so for deep nesting.
+fn shortened(inside: &str) -> String {
+    match inside.char_indices().nth(300) {
+        Some((at, _)) => format!("{} ...", &inside[..at]),
+        None => inside.to_string(),
     }
 }
 
