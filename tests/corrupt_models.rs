@@ -180,3 +180,27 @@ fn nodes_listed_out_of_topological_order_were_numbered_in_file_order() {
         assert_eq!(row["rmse"], 0.0, "{row}");
     }
 }
+
+#[test]
+fn bn_scale_shorter_than_its_statistics_dropped_the_layer_from_the_mrm_table() {
+    // Both models' bn1 scale holds 3 values, its bias, mean and variance 4 (ONNX Runtime
+    // refuses such a layer). The four paired by shape, and `rmse` left bn1 out of the
+    // MRM/MRV/MRW/MRB table without a word, exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let short = |seed| {
+        let mut m = tiny_cnn(&Spec { seed, ..Spec::default() });
+        with_init(&mut m, "net.bn1.weight", |t| {
+            t.dims = vec![3];
+            t.raw_data.truncate(12);
+        });
+        m
+    };
+    let t = save(&short(1), dir.path(), "t.onnx");
+    let s = save(&short(2), dir.path(), "s.onnx");
+    for cmd in ["rmse", "matrix"] {
+        refused(
+            &[cmd.as_ref(), t.as_os_str(), s.as_os_str()],
+            &["t.onnx", "bn 1 (bn1): its RM, RV, RW, RB hold 4, 4, 3, 4 values"],
+        );
+    }
+}
