@@ -204,3 +204,30 @@ fn bn_scale_shorter_than_its_statistics_dropped_the_layer_from_the_mrm_table() {
         );
     }
 }
+
+#[test]
+fn conv_kernel_of_2_pow_40_panicked_inside_the_onnx_runtime_binding() {
+    // ONNX Runtime infers conv2's output with a negative size; the `ort` binding panicked
+    // ("infallible") reading the session's output types instead of returning an error.
+    let dir = tempfile::tempdir().unwrap();
+    for attr in ["kernel_shape", "dilations"] {
+        let mut m = tiny_cnn(&Spec::default());
+        let conv2 = m.graph.as_mut().unwrap().node.iter_mut().find(|n| n.name == "conv2").unwrap();
+        conv2.attribute.retain(|a| a.name != attr);
+        let mut a = onnx_protobuf::AttributeProto::new();
+        a.name = attr.into();
+        a.type_ = onnx_protobuf::attribute_proto::AttributeType::INTS.into();
+        a.ints = if attr == "kernel_shape" { vec![1 << 40, 3] } else { vec![1 << 40, 1] };
+        conv2.attribute.push(a);
+        let t = save(&m, dir.path(), "huge-kernel.onnx");
+        let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+        let data = dir.path().join("val.npz");
+        npz(&data, 2, 8, Some(&[1u8; 2 * 64]), 5);
+        let needles = ["huge-kernel.onnx", "ONNX Runtime refused the model", "negative dimension"];
+        refused(&["inspect".as_ref(), "--flops".as_ref(), t.as_os_str()], &needles);
+        let out = dir.path().join("out");
+        let args = ["audit".as_ref(), t.as_os_str(), s.as_os_str(), "--data".as_ref(), data.as_os_str()];
+        refused(&[&args[..], &["--out".as_ref(), out.as_os_str()]].concat(), &needles);
+        assert!(!out.exists(), "nothing written");
+    }
+}
