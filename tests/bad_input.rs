@@ -53,6 +53,32 @@ fn external_data_missing_or_outside_the_folder() {
     fails_with(bin().arg("inspect").arg(&p), "outside the model's folder");
 }
 
+#[test]
+fn external_data_key_given_twice_was_read_from_the_last() {
+    // Two `location`s: ONNX Runtime refuses the file, `rmse` read the second one and gave
+    // its numbers; two `length`s: ONNX Runtime reads the first, the tool took the last.
+    let dir = tempfile::tempdir().unwrap();
+    for (key, extra) in [("location", "other.data"), ("offset", "4"), ("length", "0")] {
+        let mut m = tiny_cnn(&Spec::default());
+        externalize(&mut m, dir.path(), "w.data", "w.data");
+        std::fs::write(dir.path().join("other.data"), vec![0u8; 1 << 16]).unwrap();
+        let t = &mut m.graph.as_mut().unwrap().initializer[0];
+        let mut e = onnx_protobuf::StringStringEntryProto::new();
+        (e.key, e.value) = (key.into(), extra.into());
+        t.external_data.push(e);
+        let p = save(&m, dir.path(), "twice.onnx");
+        let s = save(&tiny_cnn(&Spec::default()), dir.path(), "s.onnx");
+        let want = format!("twice.onnx: tensor 'net.conv1.weight': external data gives '{key}' twice");
+        fails_with(bin().arg("rmse").arg(&p).arg(&s), &want);
+    }
+    // A value that is not a number names the tensor and the value.
+    let mut m = tiny_cnn(&Spec::default());
+    externalize(&mut m, dir.path(), "w.data", "w.data");
+    m.graph.as_mut().unwrap().initializer[0].external_data[1].value = "-0".into();
+    let p = save(&m, dir.path(), "minus.onnx");
+    fails_with(bin().arg("inspect").arg(&p), "tensor 'net.conv1.weight': external data offset '-0'");
+}
+
 /// A FIFO at `path` (no writer: reading it waits forever).
 fn fifo(path: &std::path::Path) {
     use std::os::unix::ffi::OsStrExt;

@@ -139,3 +139,100 @@ fn flops_downstream_of_a_layer_feeding_a_subgraph_counts_the_subgraph_node() {
     assert!((share("conv1") - 1.0).abs() < 1e-9, "conv1 {}", share("conv1"));
     assert!(share("conv3") < 0.5, "the head {}", share("conv3"));
 }
+
+/// The tiny CNN with conv2, bn2 and relu2 moved into a model-local function `local.Block`
+/// (as `torch.onnx.export(..., export_modules_as_functions=...)` writes), called by node
+/// `block2` with the weights as arguments. With `recursive`, the function also calls itself.
+fn block2_as_function(seed: u64, recursive: bool) -> ModelProto {
+    let mut m = tiny_cnn(&Spec { seed, ..Spec::default() });
+    let g = m.graph.as_mut().unwrap();
+    let at = g.node.iter().position(|n| n.name == "conv2").unwrap();
+    let body: Vec<_> = g.node.drain(at..at + 3).collect();
+    let args: Vec<String> =
+        body.iter().take(2).flat_map(|n| n.input.iter().cloned()).filter(|x| x != "conv2_out").collect();
+    let mut f = onnx_protobuf::FunctionProto {
+        name: "Block".into(),
+        domain: "local".into(),
+        input: args.clone(),
+        output: vec!["relu2_out".into()],
+        node: body,
+        ..Default::default()
+    };
+    let mut call =
+        node("Block", "block2", &args.iter().map(String::as_str).collect::<Vec<_>>(), &["relu2_out"], vec![]);
+    call.domain = "local".into();
+    if recursive {
+        f.node.push(call.clone());
+    }
+    g.node.insert(at, call);
+    for (domain, version) in [("", 17), ("local", 1)] {
+        f.opset_import.push(onnx_protobuf::OperatorSetIdProto { domain: domain.into(), version, ..Default::default() });
+    }
+    m.opset_import.push(onnx_protobuf::OperatorSetIdProto { domain: "local".into(), version: 1, ..Default::default() });
+    m.functions.push(f);
+    m
+}
+
+#[test]
+fn conv_and_bn_inside_a_model_local_function_were_silently_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&block2_as_function(1, false), dir.path(), "t.onnx");
+    let s = save(&block2_as_function(2, false), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, Some(&(0..256).map(|i| (i % 3) as u8).collect::<Vec<_>>()), 3);
+    let place = "function 'local.Block' called by node 'block2'";
+
+    let out = bin().arg("inspect").arg(&t).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("not audited: conv2 (Conv, in the {place})")), "{text}");
+    assert!(text.contains(&format!("not audited: bn2 (BatchNormalization, in the {place})")), "{text}");
+
+    for strategy in ["naive", "incremental"] {
+        let res = audit_cmd(&t, &s, &data).args(["--json", "--strategy", strategy]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert!(res.status.success(), "{strategy}: {stderr}");
+        let r: Value = serde_json::from_slice(&res.stdout).unwrap();
+        let warnings: Vec<&str> = r["warnings"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(warnings.iter().any(|w| w.contains("t.onnx: 2 Conv/BN layer(s) inside control flow or functions not audited: 'conv2'")), "{warnings:?}");
+        let rn = "no RN verdict: conv W was swapped in 2 of the target's 3 conv layers (1 not audited";
+        assert!(warnings.iter().any(|w| w.starts_with(rn)), "{warnings:?}");
+        assert_eq!(r["summary"]["rn"], Value::Null, "{strategy}: no RN verdict");
+        assert!(r["summary"]["reuse_share_groups"].is_null());
+        let missing: Vec<(&str, &str)> = r["not_audited"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["node"].as_str().unwrap(), n["kind"].as_str().unwrap()))
+            .collect();
+        let want = [("conv2", "W"), ("conv2", "B"), ("bn2", "RM"), ("bn2", "RV"), ("bn2", "RW"), ("bn2", "RB")];
+        assert_eq!(missing, want);
+        assert!(r["not_audited"][0]["reason"].as_str().unwrap().contains("inline_local_functions"));
+    }
+
+    // A function calling itself (ONNX forbids it) ends the walk instead of the stack; 40
+    // functions each calling the next twice (2^40 calls) are walked once each, in no time.
+    let mut doubling = block2_as_function(1, false);
+    let block = doubling.functions.pop().unwrap();
+    for i in 0..40 {
+        let mut f = block.clone();
+        f.name = format!("F{i}");
+        f.node.truncate(0);
+        for (k, out) in ["a", "b"].iter().enumerate() {
+            let mut call = node(&format!("F{}", i + 1), &format!("c{k}"), &[], &[out], vec![]);
+            (call.input, call.domain) = (block.input.clone(), "local".into());
+            f.node.push(call);
+        }
+        f.node.push(node("Max", "mx", &["a", "b"], &["relu2_out"], vec![]));
+        doubling.functions.push(f);
+    }
+    doubling.functions.push(onnx_protobuf::FunctionProto { name: "F40".into(), ..block });
+    doubling.graph.as_mut().unwrap().node.iter_mut().find(|n| n.name == "block2").unwrap().op_type = "F0".into();
+    for (m, name) in [(block2_as_function(1, true), "recursive.onnx"), (doubling, "doubling.onnx")] {
+        let bad = save(&m, dir.path(), name);
+        let out = bin().arg("inspect").arg(&bad).timeout(std::time::Duration::from_secs(60)).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {text}");
+        assert!(text.contains("2 Conv/BN layer(s) inside control flow or functions not audited: 'conv2'"), "{text}");
+    }
+}

@@ -62,6 +62,31 @@ fn initializer_named_like_a_node_output_was_ambiguous() {
 }
 
 #[test]
+fn sparse_initializer_named_like_a_dense_one_was_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    // A sparse copy of `net.conv2.weight` holding 5.0 everywhere: ONNX Runtime warns that it
+    // keeps one of the two, the tool read the dense one.
+    let g = m.graph.as_mut().unwrap();
+    let dense = g.initializer.iter().find(|t| t.name == "net.conv2.weight").unwrap();
+    let n = dense.dims.iter().product::<i64>();
+    let mut sparse = onnx_protobuf::SparseTensorProto::new();
+    sparse.dims = dense.dims.clone();
+    sparse.values = Some(tensor("net.conv2.weight", &[n], &vec![5.0; n as usize], Storage::Raw)).into();
+    let mut indices = onnx_protobuf::TensorProto::new();
+    indices.data_type = 7;
+    indices.dims = vec![n];
+    indices.int64_data = (0..n).collect();
+    sparse.indices = Some(indices).into();
+    g.sparse_initializer.push(sparse);
+    every_command_refuses(
+        dir.path(),
+        &m,
+        &["corrupt file", "'net.conv2.weight' is defined twice", "initializer #7 and sparse initializer #1"],
+    );
+}
+
+#[test]
 fn dims_of_2_pow_40_read_as_a_shape_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = tiny_cnn(&Spec::default());
@@ -153,5 +178,56 @@ fn nodes_listed_out_of_topological_order_were_numbered_in_file_order() {
         let (ti, si) = (row["target_initializer"].as_str().unwrap(), row["source_initializer"].as_str().unwrap());
         assert_eq!(ti.strip_prefix("net."), si.strip_prefix("other."), "{row}");
         assert_eq!(row["rmse"], 0.0, "{row}");
+    }
+}
+
+#[test]
+fn bn_scale_shorter_than_its_statistics_dropped_the_layer_from_the_mrm_table() {
+    // Both models' bn1 scale holds 3 values, its bias, mean and variance 4 (ONNX Runtime
+    // refuses such a layer). The four paired by shape, and `rmse` left bn1 out of the
+    // MRM/MRV/MRW/MRB table without a word, exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let short = |seed| {
+        let mut m = tiny_cnn(&Spec { seed, ..Spec::default() });
+        with_init(&mut m, "net.bn1.weight", |t| {
+            t.dims = vec![3];
+            t.raw_data.truncate(12);
+        });
+        m
+    };
+    let t = save(&short(1), dir.path(), "t.onnx");
+    let s = save(&short(2), dir.path(), "s.onnx");
+    for cmd in ["rmse", "matrix"] {
+        refused(
+            &[cmd.as_ref(), t.as_os_str(), s.as_os_str()],
+            &["t.onnx", "bn 1 (bn1): its RM, RV, RW, RB hold 4, 4, 3, 4 values"],
+        );
+    }
+}
+
+#[test]
+fn conv_kernel_of_2_pow_40_panicked_inside_the_onnx_runtime_binding() {
+    // ONNX Runtime infers conv2's output with a negative size; the `ort` binding panicked
+    // ("infallible") reading the session's output types instead of returning an error.
+    let dir = tempfile::tempdir().unwrap();
+    for attr in ["kernel_shape", "dilations"] {
+        let mut m = tiny_cnn(&Spec::default());
+        let conv2 = m.graph.as_mut().unwrap().node.iter_mut().find(|n| n.name == "conv2").unwrap();
+        conv2.attribute.retain(|a| a.name != attr);
+        let mut a = onnx_protobuf::AttributeProto::new();
+        a.name = attr.into();
+        a.type_ = onnx_protobuf::attribute_proto::AttributeType::INTS.into();
+        a.ints = if attr == "kernel_shape" { vec![1 << 40, 3] } else { vec![1 << 40, 1] };
+        conv2.attribute.push(a);
+        let t = save(&m, dir.path(), "huge-kernel.onnx");
+        let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+        let data = dir.path().join("val.npz");
+        npz(&data, 2, 8, Some(&[1u8; 2 * 64]), 5);
+        let needles = ["huge-kernel.onnx", "ONNX Runtime refused the model", "negative dimension"];
+        refused(&["inspect".as_ref(), "--flops".as_ref(), t.as_os_str()], &needles);
+        let out = dir.path().join("out");
+        let args = ["audit".as_ref(), t.as_os_str(), s.as_os_str(), "--data".as_ref(), data.as_os_str()];
+        refused(&[&args[..], &["--out".as_ref(), out.as_os_str()]].concat(), &needles);
+        assert!(!out.exists(), "nothing written");
     }
 }

@@ -173,3 +173,40 @@ fn swap_output_nan_on_one_image_was_scored_as_background() {
     }
     assert!(csvs.windows(2).all(|w| w[0] == w[1]), "naive, shared and incremental differ");
 }
+
+#[test]
+fn bn_epsilon_negative_or_nan_gave_mrm_nan_and_mrv_one_without_a_word() {
+    // bn1's epsilon -100: sqrt(var + eps) of a negative number. `rmse` printed MRM NaN
+    // (null in JSON) and MRV exactly 1 (a negative over a negative), exit 0, no warning.
+    for (eps, word) in [(-100.0f32, "-100"), (f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = tiny_cnn(&Spec::default());
+        let bn1 = m.graph.as_mut().unwrap().node.iter_mut().find(|n| n.name == "bn1").unwrap();
+        bn1.attribute.iter_mut().find(|a| a.name == "epsilon").unwrap().f = eps;
+        let (t, s, data) = setup(dir.path(), &m, &[0.5; 2 * 64], 2);
+        let want = format!("bn 1 (bn1): epsilon {word} is not a finite number >= 0");
+        for args in
+            [vec!["rmse".as_ref(), t.as_os_str(), s.as_os_str()], vec!["matrix".as_ref(), t.as_os_str(), s.as_os_str()]]
+        {
+            let (code, stderr) = stderr_of(bin().args(&args));
+            assert_eq!(code, Some(2), "{stderr}");
+            assert!(stderr.contains("nan-target.onnx") && stderr.contains(&want), "{stderr}");
+        }
+        let out = dir.path().join("out");
+        let (code, stderr) = stderr_of(audit_cmd(&t, &s, &data).arg("--out").arg(&out));
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains("nan-target.onnx") && stderr.contains(&want), "{stderr}");
+        assert!(!out.exists(), "nothing written");
+    }
+    // With epsilon 0 (legal), a running variance of exactly 0 divides by zero.
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    let g = m.graph.as_mut().unwrap();
+    g.node.iter_mut().find(|n| n.name == "bn2").unwrap().attribute[0].f = 0.0;
+    let var = g.initializer.iter_mut().find(|t| t.name == "net.bn2.running_var").unwrap();
+    var.raw_data[8..12].copy_from_slice(&0.0f32.to_le_bytes());
+    let (t, s, _) = setup(dir.path(), &m, &[0.5; 2 * 64], 2);
+    let (code, stderr) = stderr_of(bin().args(["rmse".as_ref(), t.as_os_str(), s.as_os_str()]));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("'net.bn2.running_var' (bn 2 (bn2)) is 0 at channel 2 with epsilon 0"), "{stderr}");
+}

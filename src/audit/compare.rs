@@ -58,12 +58,63 @@ fn checked(model: &Model, p: &Param, layer: &str) -> Result<ArrayD<f64>> {
     Ok(v)
 }
 
+/// A BN layer's epsilon (the target's: the one every swap runs with) against the running
+/// variances `var` read from `model`: MRM and MRV divide by `sqrt(var + epsilon)`, and so does
+/// ONNX Runtime, so a negative or non-finite epsilon, or a zero variance with epsilon 0, gives
+/// NaN/inf numbers instead of statistics.
+fn check_epsilon(model: &Model, p: &Param, layer: &str, epsilon: f64, var: &ArrayD<f64>) -> Result<()> {
+    let bad = |reason: String| Err(UserError::BadFile { path: model.path.clone(), reason }.into());
+    if !(epsilon.is_finite() && epsilon >= 0.0) {
+        return bad(format!(
+            "{layer}: epsilon {epsilon} is not a finite number >= 0; batch normalization divides by \
+             sqrt(running_var + epsilon), which would be NaN"
+        ));
+    }
+    match var.iter().position(|v| v + epsilon <= 0.0) {
+        Some(c) => bad(format!(
+            "running variance '{}' ({layer}) is 0 at channel {c} with epsilon {epsilon}; batch \
+             normalization divides by sqrt(running_var + epsilon) = 0",
+            p.name
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A BN layer holds one mean, variance, scale and shift per channel: vectors of different
+/// lengths (ONNX Runtime refuses the model) have no per-channel statistics.
+fn check_channels(model: &Model, layer: &crate::model::Layer) -> Result<()> {
+    let lengths: Vec<i64> = layer.params.iter().map(|q| q.dims.iter().product()).collect();
+    if lengths.windows(2).all(|w| w[0] == w[1]) {
+        return Ok(());
+    }
+    let list = |f: &dyn Fn(&Param) -> String| layer.params.iter().map(f).collect::<Vec<_>>().join(", ");
+    Err(UserError::BadFile {
+        path: model.path.clone(),
+        reason: format!(
+            "{}: its {} hold {} values; batch normalization needs one of each per channel",
+            layer.label(),
+            list(&|q| q.kind.to_string()),
+            list(&|q| q.dims.iter().product::<i64>().to_string())
+        ),
+    }
+    .into())
+}
+
 /// Read and check every paired parameter of both models.
 pub fn pair_values(target: &Model, source: &Model, pairing: &Pairing) -> Result<PairValues> {
     let mut out = PairValues { target: vec![], source: vec![], triples: vec![] };
     for p in &pairing.pairs {
         out.target.push(checked(target, &p.target, &p.layer.label())?);
         out.source.push(checked(source, &p.source, &p.source_layer.label())?);
+        if p.layer.family == Family::Bn {
+            check_channels(target, &p.layer)?;
+            check_channels(source, &p.source_layer)?;
+        }
+        if p.layer.family == Family::Bn && p.kind() == Kind::RV {
+            let (t, s) = (&out.target[out.target.len() - 1], &out.source[out.source.len() - 1]);
+            check_epsilon(target, &p.target, &p.layer.label(), p.layer.epsilon, t)?;
+            check_epsilon(source, &p.source, &p.source_layer.label(), p.layer.epsilon, s)?;
+        }
         let triples = match (stored_triple(target, &p.target)?, stored_triple(source, &p.source)?) {
             (Some(t), Some(s)) => Some((t, s)),
             _ => None,

@@ -2,6 +2,7 @@
 //! in-memory models, CPU or CUDA execution provider (never a silent fallback).
 
 mod arena;
+mod commit;
 pub mod cuda;
 pub mod hardware;
 mod lazy;
@@ -252,7 +253,7 @@ impl Engine {
                 ))
             })?;
         }
-        let session = b.commit_from_memory(model).map_err(RuntimeFailure::refused)?;
+        let session = commit::commit(b, model)?;
         Ok(Runner { session })
     }
 }

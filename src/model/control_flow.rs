@@ -1,11 +1,12 @@
 //! Layers inside control flow: Conv/BatchNormalization nodes in the subgraphs of `If`,
-//! `Loop` and `Scan` (or any node with a graph attribute). The audit swaps parameters of
-//! the main graph's layers only, so these are listed as not audited and count against the
-//! RN verdict instead of vanishing from the report.
+//! `Loop` and `Scan` (or any node with a graph attribute), and in the model-local functions
+//! (`ModelProto.functions`) a node calls. The audit swaps parameters of the main graph's
+//! layers only, so these are listed as not audited and count against the RN verdict
+//! instead of vanishing from the report.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use onnx_protobuf::{GraphProto, NodeProto};
+use onnx_protobuf::{FunctionProto, GraphProto, NodeProto};
 use serde::Serialize;
 
 use super::Model;
@@ -35,31 +36,74 @@ impl NestedLayer {
 pub const REASON: &str = "the audit swaps the parameters of the main graph's layers; layers inside \
 If/Loop/Scan subgraphs run only when the control flow takes them and are not swapped";
 
+/// Why layers inside a model-local function are not audited.
+pub const FUNCTION_REASON: &str = "the audit swaps the parameters of the main graph's layers; layers \
+inside a model-local function are not swapped (inline the function at export: torch.onnx.export \
+without export_modules_as_functions, or onnx.inliner.inline_local_functions)";
+
+impl NestedLayer {
+    /// Why this layer is not audited.
+    pub fn reason(&self) -> &'static str {
+        if self.inside.starts_with("function ") {
+            FUNCTION_REASON
+        } else {
+            REASON
+        }
+    }
+}
+
 /// The subgraphs a node holds, with the attribute names.
 pub fn subgraphs(n: &NodeProto) -> impl Iterator<Item = (&str, &GraphProto)> {
     n.attribute.iter().flat_map(|a| a.g.as_ref().into_iter().chain(a.graphs.iter()).map(move |g| (a.name.as_str(), g)))
 }
 
-/// Every Conv/BatchNormalization layer inside a subgraph of the main graph, in graph order.
+/// Every Conv/BatchNormalization layer inside a subgraph of the main graph or inside a
+/// model-local function it calls, in graph order.
 pub fn nested_layers(model: &Model) -> Vec<NestedLayer> {
+    let functions: HashMap<(&str, &str, &str), &FunctionProto> =
+        model.proto.functions.iter().map(|f| ((f.domain.as_str(), f.name.as_str(), f.overload.as_str()), f)).collect();
+    // Each function body is walked once, at its first call (its layers are listed once however
+    // often it is called), and the walk keeps its own stack: a function calling itself (ONNX
+    // forbids it, a hostile file may not), functions that each call the next twice, or a
+    // chain of thousands cannot make it endless, exponential or overflow the stack.
+    let mut walked: HashSet<*const FunctionProto> = HashSet::new();
     let mut out = Vec::new();
-    for n in &model.proto.graph.node {
-        for (attr, g) in subgraphs(n) {
-            collect(g, &format!("{attr} of {} '{}'", n.op_type, n.name), &mut out);
+    // Node lists being walked: the nodes, the next one's index, where they sit.
+    let mut stack: Vec<(&[NodeProto], usize, Option<String>)> = vec![(&model.proto.graph.node, 0, None)];
+    while let Some((nodes, i, inside)) = stack.pop() {
+        let Some(n) = nodes.get(i) else { continue };
+        stack.push((nodes, i + 1, inside.clone()));
+        if let Some(inside) = &inside {
+            if LAYER_OPS.contains(&n.op_type.as_str()) {
+                let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
+                out.push(NestedLayer { node, op: n.op_type.clone(), inside: inside.clone() });
+            }
+        }
+        let within = |what: String| match &inside {
+            Some(o) => format!("{what} in {}", shortened(o)),
+            None => what,
+        };
+        // Pushed in reverse: the subgraphs in attribute order, then the function, before the
+        // next node (the order a recursive walk gives).
+        if let Some(f) = functions.get(&(n.domain.as_str(), n.op_type.as_str(), n.overload.as_str())) {
+            if walked.insert(*f as *const FunctionProto) {
+                let name = if f.domain.is_empty() { f.name.clone() } else { format!("{}.{}", f.domain, f.name) };
+                stack.push((&f.node, 0, Some(within(format!("function '{name}' called by node '{}'", n.name)))));
+            }
+        }
+        let subs: Vec<_> = subgraphs(n).collect();
+        for (attr, g) in subs.into_iter().rev() {
+            stack.push((&g.node, 0, Some(within(format!("{attr} of {} '{}'", n.op_type, n.name)))));
         }
     }
     out
 }
 
-fn collect(g: &GraphProto, inside: &str, out: &mut Vec<NestedLayer>) {
-    for (i, n) in g.node.iter().enumerate() {
-        if LAYER_OPS.contains(&n.op_type.as_str()) {
-            let node = if n.name.is_empty() { format!("{}_{}", n.op_type, i) } else { n.name.clone() };
-            out.push(NestedLayer { node, op: n.op_type.clone(), inside: inside.to_string() });
-        }
-        for (attr, sub) in subgraphs(n) {
-            collect(sub, &format!("{attr} of {} '{}' in {inside}", n.op_type, n.name), out);
-        }
+/// Where a layer sits, cut to its innermost 300 characters or so for deep nesting.
+fn shortened(inside: &str) -> String {
+    match inside.char_indices().nth(300) {
+        Some((at, _)) => format!("{} ...", &inside[..at]),
+        None => inside.to_string(),
     }
 }
 
@@ -100,11 +144,13 @@ fn captured_by(g: &GraphProto, outer_defined: &HashSet<String>, out: &mut Vec<St
 pub fn summary(layers: &[NestedLayer]) -> Option<String> {
     let first = layers.first()?;
     let more = if layers.len() > 1 { format!(" and {} more", layers.len() - 1) } else { String::new() };
+    let place = if layers.iter().all(|l| l.reason() == REASON) { "control flow" } else { "control flow or functions" };
     Some(format!(
-        "{} Conv/BN layer(s) inside control flow not audited: '{}' ({}, in the {}){more}; {REASON}",
+        "{} Conv/BN layer(s) inside {place} not audited: '{}' ({}, in the {}){more}; {}",
         layers.len(),
         first.node,
         first.op,
-        first.inside
+        first.inside,
+        first.reason()
     ))
 }

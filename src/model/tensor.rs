@@ -193,11 +193,26 @@ pub fn internalize(t: &mut TensorProto, dir: &Path) -> Result<()> {
         return Ok(());
     }
     let (mut location, mut offset, mut length) = (None, 0u64, None);
+    let number = |key: &str, v: &str| {
+        v.parse::<u64>().with_context(|| format!("tensor '{}': external data {key} '{v}'", t.name))
+    };
+    let mut seen = std::collections::HashMap::new();
     for kv in &t.external_data {
+        // A key given twice is ambiguous: ONNX Runtime refuses a second location and reads
+        // the first length, so no choice here could be sure to read its bytes.
+        if let Some(first) = seen.insert(kv.key.as_str(), kv.value.as_str()) {
+            bail!(
+                "tensor '{}': external data gives '{}' twice ('{}' and '{}')",
+                t.name,
+                kv.key,
+                first.escape_debug(),
+                kv.value.escape_debug()
+            );
+        }
         match kv.key.as_str() {
             "location" => location = Some(kv.value.clone()),
-            "offset" => offset = kv.value.parse().context("external data offset")?,
-            "length" => length = Some(kv.value.parse::<u64>().context("external data length")?),
+            "offset" => offset = number("offset", &kv.value)?,
+            "length" => length = Some(number("length", &kv.value)?),
             _ => {}
         }
     }

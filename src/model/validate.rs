@@ -81,14 +81,20 @@ fn byte_size(code: i32) -> Option<u64> {
     }
 }
 
-/// Every tensor name is defined once: by one initializer or one node output.
+/// Every tensor name is defined once: by one initializer (dense or sparse) or one node output.
 pub fn unique_names(g: &GraphProto) -> Result<(), String> {
     let mut seen: HashMap<&str, String> = HashMap::new();
     let inits = g.initializer.iter().enumerate().map(|(i, t)| (t.name.as_str(), format!("initializer #{}", i + 1)));
+    // A sparse initializer is named by its values tensor; ONNX Runtime densifies it into the
+    // same table as the dense ones.
+    let sparse =
+        g.sparse_initializer.iter().enumerate().filter_map(|(i, t)| {
+            t.values.as_ref().map(|v| (v.name.as_str(), format!("sparse initializer #{}", i + 1)))
+        });
     let outputs = g.node.iter().flat_map(|n| {
         n.output.iter().filter(|o| !o.is_empty()).map(move |o| (o.as_str(), format!("the output of node '{}'", n.name)))
     });
-    for (name, what) in inits.chain(outputs) {
+    for (name, what) in inits.chain(sparse).chain(outputs) {
         if let Some(first) = seen.get(name) {
             return Err(format!(
                 "tensor '{name}' is defined twice ({first} and {what}); ONNX Runtime would use one copy and the \

@@ -93,7 +93,7 @@ pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], repor
             (Family::Bn, &[Kind::RM, Kind::RV, Kind::RW, Kind::RB])
         };
         for &k in kinds {
-            push(family, None, &n.node, k, format!("inside the {}: {}", n.inside, control_flow::REASON));
+            push(family, None, &n.node, k, format!("inside the {}: {}", n.inside, n.reason()));
         }
     }
     out
