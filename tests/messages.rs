@@ -238,3 +238,23 @@ fn unknown_ort_log_level_was_silently_ignored() {
         assert_eq!(out.status.code(), Some(0), "ORT_LOG={level}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// Regression: `inspect` of a dynamo export printed one warning per computed bias (14 for
+/// the smp PSPNet, each after a blank line); now one line with the count and the first,
+/// as the audit says it, while `--json` still lists each.
+#[test]
+fn inspect_printed_one_warning_per_computed_bias() {
+    let m = root().join("tests/corpus/smp-pspnet-target.onnx");
+    let out = bin().arg("inspect").arg(&m).assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].contains("14 parameter input(s) are computed") && warnings[0].contains("node_conv2d: B"),
+        "{text}"
+    );
+    let json = bin().arg("inspect").arg(&m).arg("--json").assert().success().get_output().stdout.clone();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let each = v["warnings"].as_array().unwrap().iter().filter(|w| w.as_str().unwrap().starts_with("skipped ")).count();
+    assert_eq!(each, 14);
+}

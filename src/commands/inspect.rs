@@ -68,13 +68,16 @@ struct FlopsOut {
     swaps: usize,
 }
 
+/// How a computed (not stored) parameter input's warning starts.
+const SKIPPED: &str = "skipped ";
+
 /// Run `inspect`.
 pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<()> {
     let m = Model::load(path)?;
     let sc = scan(&m);
     let cost = if flops { Some(flops_of(&m, &sc, size)?) } else { None };
     let mut warnings: Vec<String> = m.upcast.iter().map(|u| u.warning()).collect();
-    warnings.extend(sc.skipped.iter().map(|s| format!("skipped {s}")));
+    warnings.extend(sc.skipped.iter().map(|s| format!("{SKIPPED}{s}")));
     warnings.extend(folding::warning(&m, &sc));
     warnings.extend(reuse_audit::model::quantized::summary(&sc.quantized));
     warnings.extend(reuse_audit::model::tied::summary(&sc));
@@ -187,8 +190,23 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
             f.ideal_speedup
         );
     }
-    for w in &out.warnings {
-        let _ = writeln!(s, "\nwarning: {w}");
+    // One line for the computed parameters (a dynamo export has one per bias-free conv; the
+    // JSON lists each), after one blank line, as the audit says it.
+    let skipped: Vec<&String> = out.warnings.iter().filter(|w| w.starts_with(SKIPPED)).collect();
+    let mut lines: Vec<String> = out.warnings.iter().filter(|w| !w.starts_with(SKIPPED)).cloned().collect();
+    if let Some(first) = skipped.first() {
+        lines.push(format!(
+            "{} parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {}{}",
+            skipped.len(),
+            &first[SKIPPED.len()..],
+            if skipped.len() > 1 { " (each in --json)" } else { "" }
+        ));
+    }
+    if !lines.is_empty() {
+        s.push('\n');
+    }
+    for w in &lines {
+        let _ = writeln!(s, "warning: {}", reuse_audit::report::table::terminal_safe(w));
     }
     stdout.write_all(s.as_bytes())?;
     Ok(())
