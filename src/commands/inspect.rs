@@ -10,6 +10,7 @@ use serde::Serialize;
 use reuse_audit::model::layers::scan;
 use reuse_audit::model::{control_flow, folding};
 use reuse_audit::model::{Family, Model};
+use reuse_audit::report::table::{printable, terminal_safe};
 
 /// One layer in `inspect --json`.
 #[derive(Debug, Serialize)]
@@ -162,15 +163,15 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     );
     let fam = out.layers.iter().map(|l| l.family.len()).max().unwrap_or(0).max(4);
     for l in &out.layers {
-        let params: Vec<String> = l.params.iter().map(|(k, n, d)| format!("{k}={n} {d:?}")).collect();
+        let params: Vec<String> = l.params.iter().map(|(k, n, d)| format!("{k}={} {d:?}", printable(n))).collect();
         let share = l.downstream_share.map(|d| format!("{:>5.1}% downstream  ", 100.0 * d)).unwrap_or_default();
         let _ = writeln!(
             s,
             "  {:<fam$} {:>3}  {:<14} {:<32} {share}{}",
             l.family,
             l.index,
-            l.op,
-            l.node,
+            printable(&l.op),
+            printable(&l.node),
             params.join("  ")
         );
     }
@@ -206,7 +207,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
         s.push('\n');
     }
     for w in &lines {
-        let _ = writeln!(s, "warning: {}", reuse_audit::report::table::terminal_safe(w));
+        let _ = writeln!(s, "warning: {}", terminal_safe(w));
     }
     stdout.write_all(s.as_bytes())?;
     Ok(())

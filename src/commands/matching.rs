@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::load_pair;
 use reuse_audit::pair::{MatchMode, Unmatched};
+use reuse_audit::report::table::{printable, terminal_safe};
 
 /// One pair in `match --json`.
 #[derive(Debug, Serialize)]
@@ -76,14 +77,27 @@ pub fn run(target: &Path, source: &Path, mode: &MatchMode, json: bool) -> Result
         let _ = writeln!(
             s,
             "  {:<4} {:>3} {:<3} {:<36} <- {:<36} {:?}",
-            p.family, p.layer, p.kind, p.target_initializer, p.source_initializer, p.shape
+            p.family,
+            p.layer,
+            p.kind,
+            printable(&p.target_initializer),
+            printable(&p.source_initializer),
+            p.shape
         );
     }
     for u in &out.unmatched {
-        let _ = writeln!(s, "  unmatched {}: {} {} '{}': {}", u.side, u.layer, u.kind, u.initializer, u.reason);
+        let _ = writeln!(
+            s,
+            "  unmatched {}: {} {} '{}': {}",
+            u.side,
+            u.layer,
+            u.kind,
+            printable(&u.initializer),
+            terminal_safe(&u.reason)
+        );
     }
     for w in &out.warnings {
-        let _ = writeln!(s, "\nwarning: {w}");
+        let _ = writeln!(s, "\nwarning: {}", terminal_safe(w));
     }
     stdout.write_all(s.as_bytes())?;
     Ok(())
