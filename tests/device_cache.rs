@@ -55,3 +55,35 @@ fn chunked_caches_and_more_workers() {
         same_either_way(&tiny.t, &tiny.s, &tiny.data, &args, &format!("{extra:?}"));
     }
 }
+
+/// Regression: the baseline run's copy of the image was always named
+/// `reuse_audit/kept_image`, so a model with a tensor of that name (an intermediate, or the
+/// image input itself) got a second producer (or an Identity reading its own output) and
+/// ONNX Runtime refused the baseline model, with the cache bound to the device only (so by
+/// default on CUDA).
+#[test]
+fn a_tensor_named_like_the_kept_image_was_defined_twice() {
+    for taken in ["relu1_out", "x"] {
+        let dir = tempfile::tempdir().unwrap();
+        let renamed = |seed| {
+            let mut m = tiny_cnn(&Spec { seed, ..Spec::default() });
+            let g = m.graph.as_mut().unwrap();
+            let rename = |n: &mut String| {
+                if n == taken {
+                    *n = "reuse_audit/kept_image".into();
+                }
+            };
+            for node in &mut g.node {
+                node.input.iter_mut().for_each(rename);
+                node.output.iter_mut().for_each(rename);
+            }
+            g.input.iter_mut().for_each(|v| rename(&mut v.name));
+            m
+        };
+        let t = save(&renamed(1), dir.path(), "t.onnx");
+        let s = save(&renamed(2), dir.path(), "s.onnx");
+        let data = dir.path().join("val.npz");
+        npz(&data, 5, 8, None, 3);
+        same_either_way(&t, &s, &data, &["--labels", "baseline"], taken);
+    }
+}

@@ -72,9 +72,10 @@ pub struct Plan {
     /// Where the baseline run leaves the cached tensors, through an I/O binding (see
     /// [`cache_on`]); `None`: where ONNX Runtime returns outputs (host memory).
     cache_on: Option<Device>,
-    /// Whether the baseline run keeps the image batches with the cache, for the regions that
-    /// read the image (on the cache's device; see [`KEPT_IMAGE`]).
-    image_kept: bool,
+    /// When the baseline run keeps the image batches with the cache, for the regions that
+    /// read the image (on the cache's device): the name of its copy among the baseline's
+    /// outputs (see [`kept_image_name`]).
+    kept_image: Option<String>,
     /// With one worker, whether its host work (counting labels, settling swaps) runs on a
     /// thread of its own beside the runs (see [`overlap_host`]).
     overlap_host: bool,
@@ -82,7 +83,25 @@ pub struct Plan {
 
 /// The baseline run's copy of the image batch (an `Identity` output), kept with the cache
 /// under the input's name when the cache is bound to a device.
-pub(super) const KEPT_IMAGE: &str = "reuse_audit/kept_image";
+const KEPT_IMAGE: &str = "reuse_audit/kept_image";
+
+/// A name for the kept image that no tensor or node of `g` uses: [`KEPT_IMAGE`], or it with
+/// the first free `#2`, `#3`, ... (a model may name a tensor so, even its input: a second
+/// producer would be refused, and a cached tensor of that name taken for the image).
+fn kept_image_name(g: &GraphProto) -> String {
+    let mut used: HashSet<&str> = HashSet::new();
+    used.extend(g.input.iter().chain(&g.output).chain(&g.value_info).map(|v| v.name.as_str()));
+    used.extend(g.initializer.iter().map(|t| t.name.as_str()));
+    used.extend(g.sparse_initializer.iter().filter_map(|t| t.values.as_ref()).map(|t| t.name.as_str()));
+    for n in &g.node {
+        used.insert(n.name.as_str());
+        used.extend(n.input.iter().chain(&n.output).map(String::as_str));
+    }
+    std::iter::once(KEPT_IMAGE.to_string())
+        .chain((2..).map(|i| format!("{KEPT_IMAGE}#{i}")))
+        .find(|name| !used.contains(name.as_str()))
+        .unwrap_or_else(|| KEPT_IMAGE.to_string())
+}
 
 /// Where the cache is kept: on CUDA the baseline run's cached outputs are bound to the GPU's
 /// memory (an I/O binding), so the tensors regions read never cross the bus.
@@ -241,19 +260,20 @@ impl Plan {
         // kept there too (one upload per batch, in the baseline run, instead of one per swap).
         let image = &job.input.name;
         let image_kept = cache_on.is_some() && built.iter().any(|r| r.frontier.contains(image));
+        let kept_image = image_kept.then(|| kept_image_name(g));
         let mut full = model.clone();
         let fg = full.proto.graph.mut_or_insert_default();
         for name in &cached {
             fg.output.push(typed_value(name, types.get(name).copied().unwrap_or(0)));
         }
-        if image_kept {
+        if let Some(kept) = &kept_image {
             let mut copy = onnx_protobuf::NodeProto::new();
             copy.op_type = "Identity".into();
-            copy.name = KEPT_IMAGE.into();
+            copy.name = kept.clone();
             copy.input = vec![image.clone()];
-            copy.output = vec![KEPT_IMAGE.into()];
+            copy.output = vec![kept.clone()];
             fg.node.push(copy);
-            fg.output.push(typed_value(KEPT_IMAGE, 1));
+            fg.output.push(typed_value(kept, 1));
         }
         let full = full.to_bytes()?;
         drop(t);
@@ -288,7 +308,7 @@ impl Plan {
             batch_cap,
             reduced,
             cache_on,
-            image_kept,
+            kept_image,
             overlap_host: overlap_host(engine)?,
         })
     }

@@ -68,7 +68,7 @@ impl Plan {
                             Device::Cpu => "host",
                             Device::Cuda => "GPU",
                         },
-                        if self.image_kept { ", images kept with it" } else { "" }
+                        if self.kept_image.is_some() { ", images kept with it" } else { "" }
                     ),
                     None => String::new(),
                 }
@@ -117,7 +117,8 @@ impl Plan {
                             None => runner.run_keep(input, x.view().into_dyn())?,
                         };
                         let mut outs: HashMap<String, ort::value::DynValue> = kept.into_iter().collect();
-                        if let Some(image) = outs.remove(super::KEPT_IMAGE) {
+                        // Only the plan's own copy: a model's tensor may bear any name.
+                        if let Some(image) = self.kept_image.as_ref().and_then(|k| outs.remove(k)) {
                             outs.insert(input.to_string(), image);
                         }
                         let logits = outs
