@@ -28,10 +28,11 @@ impl ConvSearch {
         ConvSearch::of(std::env::var("REUSE_AUDIT_CUDNN_SEARCH").ok().as_deref())
     }
 
-    /// The search for a given value of the variable.
+    /// The search for a given value of the variable (unset or empty: the default, as the
+    /// other `REUSE_AUDIT_*` variables read it; the variable is read on every device).
     fn of(value: Option<&str>) -> Result<ConvSearch, UserError> {
-        match value {
-            None | Some("heuristic") => Ok(ConvSearch::Heuristic),
+        match value.map(str::trim) {
+            None | Some("" | "heuristic") => Ok(ConvSearch::Heuristic),
             Some("exhaustive") => Ok(ConvSearch::Exhaustive),
             Some("default") => Ok(ConvSearch::Default),
             Some(other) => Err(UserError::Runtime(format!(
@@ -68,6 +69,10 @@ mod tests {
     #[test]
     fn the_cudnn_search_is_heuristic_unless_named_and_a_typo_is_refused() {
         assert_eq!(ConvSearch::of(None).unwrap(), ConvSearch::Heuristic);
+        // Regression: an empty value (`REUSE_AUDIT_CUDNN_SEARCH= reuse-audit ...`) was refused,
+        // on the CPU too, where the switches read empty as unset.
+        assert_eq!(ConvSearch::of(Some("")).unwrap(), ConvSearch::Heuristic);
+        assert_eq!(ConvSearch::of(Some(" exhaustive ")).unwrap(), ConvSearch::Exhaustive);
         for (v, want, name) in [
             ("heuristic", ConvSearch::Heuristic, "heuristic"),
             ("exhaustive", ConvSearch::Exhaustive, "exhaustive"),
