@@ -143,12 +143,23 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     let _ = writeln!(
         s,
         "{}\n  sha256 {}\n  IR {}, opsets {:?}, producer '{}'",
-        out.path, out.sha256, out.ir_version, out.opsets, out.producer
+        printable(&out.path),
+        out.sha256,
+        out.ir_version,
+        out.opsets,
+        printable(&out.producer)
     );
     if let Some(i) = &out.input {
         let d = |v: Option<usize>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
-        let _ =
-            writeln!(s, "  input '{}': {} x {} x {} x {}", i.name, d(i.batch), d(i.channels), d(i.height), d(i.width));
+        let _ = writeln!(
+            s,
+            "  input '{}': {} x {} x {} x {}",
+            printable(&i.name),
+            d(i.batch),
+            d(i.channels),
+            d(i.height),
+            d(i.width)
+        );
     }
     // Linear and norm counts only where the model has such layers: CNN output stays as it was.
     let more: String = [(out.linear_layers, "linear"), (out.norm_layers, "norm")]

@@ -67,8 +67,8 @@ pub fn run(target: &Path, source: &Path, mode: &MatchMode, json: bool) -> Result
     let _ = writeln!(
         s,
         "target: {}\nsource: {}\npaired by {}: {} parameters, {} unmatched\n",
-        out.target,
-        out.source,
+        printable(&out.target),
+        printable(&out.source),
         out.method,
         out.pairs.len(),
         out.unmatched.len()
