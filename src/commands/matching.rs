@@ -93,7 +93,7 @@ pub fn run(target: &Path, source: &Path, mode: &MatchMode, json: bool) -> Result
             u.layer,
             u.kind,
             printable(&u.initializer),
-            terminal_safe(&u.reason)
+            printable(&u.reason)
         );
     }
     for w in &out.warnings {

@@ -157,6 +157,11 @@ impl Engine {
         self.tf32
     }
 
+    /// Whether the CUDA provider prefers channels-last kernels (`REUSE_AUDIT_CUDA_NHWC=1`).
+    pub fn cuda_nhwc(&self) -> bool {
+        self.cuda_nhwc
+    }
+
     /// Intra-op threads per session.
     pub fn threads(&self) -> usize {
         self.threads

@@ -112,9 +112,11 @@ impl Audit {
         if let Some(l) = self.ignore_label {
             settings.insert("--ignore-label".into(), l.to_string());
         }
-        // cuDNN's algorithm choice changes rounding: a resume or a shard must use the same.
+        // cuDNN's algorithm choice and kernel layout change rounding: a resume or a shard must
+        // use the same.
         if engine.cuda.is_some() {
             settings.insert("REUSE_AUDIT_CUDNN_SEARCH".into(), engine.conv_search.name().into());
+            settings.insert("REUSE_AUDIT_CUDA_NHWC".into(), engine.cuda_nhwc().to_string());
         }
         settings.insert("--confidence".into(), o.confidence.to_string());
         settings.insert("--bootstrap".into(), o.bootstrap.to_string());
