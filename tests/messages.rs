@@ -250,7 +250,7 @@ fn inspect_printed_one_warning_per_computed_bias() {
     let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("warning:")).collect();
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(
-        warnings[0].contains("14 parameter input(s) are computed") && warnings[0].contains("node_conv2d: B"),
+        warnings[0].contains("14 Conv/BN parameter input(s) are computed") && warnings[0].contains("node_conv2d: B"),
         "{text}"
     );
     let json = bin().arg("inspect").arg(&m).arg("--json").assert().success().get_output().stdout.clone();

@@ -204,15 +204,10 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     }
     // One line for the computed parameters (a dynamo export has one per bias-free conv; the
     // JSON lists each), after one blank line, as the audit says it.
-    let skipped: Vec<&String> = out.warnings.iter().filter(|w| w.starts_with(SKIPPED)).collect();
-    let mut lines: Vec<String> = out.warnings.iter().filter(|w| !w.starts_with(SKIPPED)).cloned().collect();
-    if let Some(first) = skipped.first() {
-        lines.push(format!(
-            "{} parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {}{}",
-            skipped.len(),
-            &first[SKIPPED.len()..],
-            if skipped.len() > 1 { " (each in --json)" } else { "" }
-        ));
+    let each: std::collections::HashSet<String> = sc.skipped.iter().map(|p| format!("{SKIPPED}{p}")).collect();
+    let mut lines: Vec<String> = out.warnings.iter().filter(|w| !each.contains(*w)).cloned().collect();
+    if let Some(w) = reuse_audit::pipeline::computed_parameters(&sc) {
+        lines.push(if sc.skipped.len() > 1 { format!("{w} (each in --json)") } else { w });
     }
     if !lines.is_empty() {
         s.push('\n');

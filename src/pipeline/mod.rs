@@ -128,17 +128,23 @@ pub fn model_warnings(m: &Model, sc: &LayerScan) -> Vec<String> {
     if let Some(t) = crate::model::tied::summary(sc) {
         out.push(format!("{}: {t}", m.display_name()));
     }
-    if let Some(first) = sc.skipped.first() {
-        // Only Conv/BN layers: the words this warning always had.
-        let cnn = sc.layers.iter().all(|l| matches!(l.family, Family::Conv | Family::Bn));
-        out.push(format!(
-            "{}: {} {} parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",
-            m.display_name(),
-            sc.skipped.len(),
-            if cnn { "Conv/BN" } else { "layer" }
-        ));
+    if let Some(w) = computed_parameters(sc) {
+        out.push(format!("{}: {w}", m.display_name()));
     }
     out
+}
+
+/// One line for the layer parameter inputs a model computes instead of storing (a dynamo
+/// export makes a zero bias for every bias-free conv): how many, and the first.
+pub fn computed_parameters(sc: &LayerScan) -> Option<String> {
+    let first = sc.skipped.first()?;
+    // Only Conv/BN layers: the words this warning always had.
+    let cnn = sc.layers.iter().all(|l| matches!(l.family, Family::Conv | Family::Bn));
+    Some(format!(
+        "{} {} parameter input(s) are computed in the graph, not stored (e.g. a zero bias made for a bias-free conv); they are not audited. First: {first}",
+        sc.skipped.len(),
+        if cnn { "Conv/BN" } else { "layer" }
+    ))
 }
 
 /// A pair whose models compute in different precisions (a float16 export against a
