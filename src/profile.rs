@@ -3,7 +3,8 @@
 //! the probe, session builds, the baseline, the swaps, the report). Off, a span costs one
 //! relaxed load. Phases may nest and may run on several threads: each line is the sum of
 //! its spans and says how many there were, so a line of per-thread work (session builds,
-//! region runs) can exceed the wall time of the phase that holds it.
+//! region runs) can exceed the wall time of the phase that holds it. `from` and `to` place a
+//! phase on the process's timeline: when its first span started and its last one ended.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -18,6 +19,9 @@ struct Entry {
     spans: usize,
     wall: Duration,
     cpu: Duration,
+    /// When its first span started and its last one ended, from the clock's start.
+    from: Duration,
+    to: Duration,
 }
 
 /// The phases in the order they were first seen.
@@ -53,7 +57,9 @@ pub fn span(name: &'static str) -> Span {
 impl Drop for Span {
     fn drop(&mut self) {
         if let Some((t0, c0)) = self.t0 {
-            add(self.name, t0.elapsed(), thread_cpu().saturating_sub(c0));
+            let origin = START.get().copied().unwrap_or(t0);
+            let from = t0.saturating_duration_since(origin);
+            add_at(self.name, t0.elapsed(), thread_cpu().saturating_sub(c0), from);
         }
     }
 }
@@ -71,14 +77,23 @@ fn thread_cpu() -> Duration {
 
 /// Add one span of `wall` (and `cpu` of its thread) to phase `name`.
 pub fn add(name: &'static str, wall: Duration, cpu: Duration) {
+    let from = START.get().map_or(Duration::ZERO, |t0| t0.elapsed().saturating_sub(wall));
+    add_at(name, wall, cpu, from);
+}
+
+/// [`add`] for a span that started `from` after the clock's start.
+fn add_at(name: &'static str, wall: Duration, cpu: Duration, from: Duration) {
+    let to = from + wall;
     if let Ok(mut t) = TABLE.lock() {
         match t.iter_mut().find(|e| e.name == name) {
             Some(e) => {
                 e.spans += 1;
                 e.wall += wall;
                 e.cpu += cpu;
+                e.from = e.from.min(from);
+                e.to = e.to.max(to);
             }
-            None => t.push(Entry { name, spans: 1, wall, cpu }),
+            None => t.push(Entry { name, spans: 1, wall, cpu, from, to }),
         }
     }
 }
@@ -89,13 +104,14 @@ pub fn table() -> String {
         return String::new();
     }
     let mut out = format!(
-        "profile (REUSE_AUDIT_PROFILE; seconds summed over spans and threads; cpu = the spanning thread's own)\n  {:<34} {:>5} {:>8} {:>8}\n",
-        "phase", "spans", "wall", "cpu"
+        "profile (REUSE_AUDIT_PROFILE; seconds summed over spans and threads; cpu = the spanning thread's own; from/to: first start and last end)\n  {:<34} {:>5} {:>8} {:>8} {:>7} {:>7}\n",
+        "phase", "spans", "wall", "cpu", "from", "to"
     );
     if let Ok(t) = TABLE.lock() {
         for e in t.iter() {
             let (w, c) = (e.wall.as_secs_f64(), e.cpu.as_secs_f64());
-            out.push_str(&format!("  {:<34} {:>5} {w:>8.3} {c:>8.3}\n", e.name, e.spans));
+            let (from, to) = (e.from.as_secs_f64(), e.to.as_secs_f64());
+            out.push_str(&format!("  {:<34} {:>5} {w:>8.3} {c:>8.3} {from:>7.3} {to:>7.3}\n", e.name, e.spans));
         }
     }
     if let Some(t0) = START.get() {
@@ -129,5 +145,6 @@ mod tests {
         let t = TABLE.lock().unwrap();
         let e = t.iter().find(|e| e.name == "test phase").unwrap();
         assert_eq!((e.spans, e.wall, e.cpu), (2, Duration::from_millis(42), Duration::from_millis(22)));
+        assert!(e.from <= e.to);
     }
 }

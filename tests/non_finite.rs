@@ -209,4 +209,15 @@ fn bn_epsilon_negative_or_nan_gave_mrm_nan_and_mrv_one_without_a_word() {
     let (code, stderr) = stderr_of(bin().args(["rmse".as_ref(), t.as_os_str(), s.as_os_str()]));
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("'net.bn2.running_var' (bn 2 (bn2)) is 0 at channel 2 with epsilon 0"), "{stderr}");
+    // A negative stored variance was reported as "is 0" (regression): the message says
+    // negative and gives the value.
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    let var = m.graph.as_mut().unwrap().initializer.iter_mut().find(|t| t.name == "net.bn2.running_var").unwrap();
+    var.raw_data[4..8].copy_from_slice(&(-0.25f32).to_le_bytes());
+    let (t, s, _) = setup(dir.path(), &m, &[0.5; 2 * 64], 2);
+    let (code, stderr) = stderr_of(bin().args(["rmse".as_ref(), t.as_os_str(), s.as_os_str()]));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("'net.bn2.running_var' (bn 2 (bn2)) has a negative value -0.25"), "{stderr}");
+    assert!(!stderr.contains("is 0 at"), "{stderr}");
 }

@@ -70,12 +70,22 @@ fn check_epsilon(model: &Model, p: &Param, layer: &str, epsilon: f64, var: &Arra
              sqrt(running_var + epsilon), which would be NaN"
         ));
     }
+    // A variance is never negative; a stored one that is (or that epsilon does not lift above
+    // 0) makes the division by sqrt(running_var + epsilon) infinite or NaN. The message says
+    // which value the file holds.
     match var.iter().position(|v| v + epsilon <= 0.0) {
-        Some(c) => bad(format!(
-            "running variance '{}' ({layer}) is 0 at channel {c} with epsilon {epsilon}; batch \
-             normalization divides by sqrt(running_var + epsilon) = 0",
-            p.name
-        )),
+        Some(c) => {
+            let v = var.iter().nth(c).copied().unwrap_or(0.0);
+            let (what, result) = match v < 0.0 {
+                true => (format!("negative at channel {c} ({v})"), "the square root of a negative number (NaN)"),
+                false => (format!("0 at channel {c}"), "0"),
+            };
+            bad(format!(
+                "running variance '{}' ({layer}) is {what} with epsilon {epsilon}; batch normalization \
+                 divides by sqrt(running_var + epsilon), {result}",
+                p.name
+            ))
+        }
         None => Ok(()),
     }
 }

@@ -39,14 +39,46 @@ pub fn commit(mut builder: SessionBuilder, model: &[u8]) -> anyhow::Result<Sessi
                 .map(String::as_str)
                 .or_else(|| payload.downcast_ref::<&str>().copied())
                 .unwrap_or("a panic");
-            // `infallible: Error { code: .., message: "..", ptr: 0x.. }`: the message alone
-            // (the address would make two runs' errors differ).
-            let what = what.split_once("message: \"").and_then(|(_, m)| m.split_once('"')).map_or(what, |(m, _)| m);
-            Err(RuntimeFailure::refused(format!(
-                "the session's inputs or outputs have an invalid type or shape ({what}); a shape \
-                 inferred with a negative dimension comes from a kernel, dilation or padding that \
-                 does not fit the input"
-            )))
+            Err(RuntimeFailure::refused(refusal(what)))
         }
+    }
+}
+
+/// What a panic inside the binding's session build (its message `what`) says to the user.
+/// The binding reads the session's input and output types with `expect("infallible")`:
+/// `infallible: Error { code: .., message: "..", ptr: 0x.. }` is that read failing (a shape
+/// inferred with a negative dimension). Any other panic is said as it is, not as a shape.
+fn refusal(what: &str) -> String {
+    let types = what.starts_with("infallible");
+    // The message alone (the address would make two runs' errors differ).
+    let what = what.split_once("message: \"").and_then(|(_, m)| m.split_once('"')).map_or(what, |(m, _)| m);
+    match types {
+        true => format!(
+            "the session's inputs or outputs have an invalid type or shape ({what}); a shape \
+             inferred with a negative dimension comes from a kernel, dilation or padding that \
+             does not fit the input"
+        ),
+        false => format!("the ONNX Runtime binding failed while building the session ({what})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+
+    #[test]
+    fn only_the_type_read_is_called_a_shape_problem() {
+        let types = refusal(r#"infallible: Error { code: Fail, message: "bad dim -3", ptr: 0x55aa }"#);
+        assert!(
+            types.starts_with("the session's inputs or outputs have an invalid type or shape (bad dim -3)"),
+            "{types}"
+        );
+        assert!(!types.contains("0x55aa"), "{types}");
+        // Any other panic was reported as an invalid shape too (regression).
+        let other = refusal("index out of bounds: the len is 0 but the index is 0");
+        assert_eq!(
+            other,
+            "the ONNX Runtime binding failed while building the session (index out of bounds: the len is 0 but the index is 0)"
+        );
     }
 }

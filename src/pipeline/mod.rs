@@ -53,9 +53,22 @@ pub fn load_pair(target: &Path, source: &Path, mode: &MatchMode) -> Result<PairC
     load_pair_of(target, source, mode, &Family::ALL)
 }
 
-/// Load both models and pair the parameters of the layers of these families.
+/// Load both models and pair the parameters of the layers of these families. The two files
+/// are read and checked side by side (the source on a thread of its own); when both are bad,
+/// the target's error is the one reported, as when they were read one after the other.
 pub fn load_pair_of(target: &Path, source: &Path, mode: &MatchMode, families: &[Family]) -> Result<PairContext> {
-    pair_models_of(Model::load(target)?, Model::load(source)?, mode, families)
+    let (t, s) = load_both(target, source);
+    pair_models_of(t?, s?, mode, families)
+}
+
+/// [`Model::load`] of two files at once; a panic while loading the source (a bug) is an error.
+fn load_both(target: &Path, source: &Path) -> (Result<Model>, Result<Model>) {
+    std::thread::scope(|scope| {
+        let s = scope.spawn(|| Model::load(source));
+        let t = Model::load(target);
+        let s = s.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading {} failed", source.display())));
+        (t, s)
+    })
 }
 
 /// Pair the parameters of two loaded models. A pair that cannot be paired is an error

@@ -117,7 +117,7 @@ pub fn output_kind(
     };
     if let Some((boxes, bshape)) = detector_output(&outputs) {
         return Err(refuse(format!(
-            "the model looks like a detector: its output '{boxes}' has shape {bshape:?} (boxes); reuse-audit scores a              pixel or class output (a segmentation map, or a classifier's N x classes scores), so detectors cannot be              audited (outputs: {})",
+            "the model looks like a detector: its output '{boxes}' has shape {bshape:?} (boxes); reuse-audit scores a pixel or class output (a segmentation map, or a classifier's N x classes scores), so detectors cannot be audited (outputs: {})",
             outputs.iter().map(|(n, s)| format!("'{n}' {s:?}")).collect::<Vec<_>>().join(", ")
         )));
     }
