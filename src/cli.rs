@@ -389,9 +389,10 @@ pub struct GateArgs {
     pub fail_if_not_reusable: bool,
     /// Make undecided fail the gates too: --fail-if-not-reusable unless the RN decision is
     /// reusable, --require-reusable unless each row's decision is reusable.
+    /// Needs one of those two gates.
     #[arg(long)]
     pub strict: bool,
-    /// Fail when any audited swap loses more than this mean Dice.
+    /// Fail when any audited swap loses more than this mean Dice (at least 0).
     #[arg(long)]
     pub max_delta: Option<f64>,
     /// Fail when any of these (kind, layers) is decided not reusable (or, with --strict,

@@ -1,7 +1,9 @@
 //! Odd flag combinations of `plan` and `merge` (found trying them): an output folder that
 //! holds the command's own input destroyed it, and `plan`'s scoring flags without `--data`
-//! were silently ignored (`--device cuda` "worked" on a machine without a GPU). Each is now
-//! exit 2 before any work, nothing written, the input left as it was.
+//! were silently ignored (`--device cuda` "worked" on a machine without a GPU). So were
+//! `audit`'s `--strict` without a gate it applies to and `--ignore-label` label-free, and a
+//! negative `--max-delta` failed swaps that lose nothing. Each is now exit 2 before any
+//! work, nothing written, the input left as it was.
 
 mod common;
 
@@ -177,4 +179,69 @@ fn inspect_size_without_flops_was_silently_ignored() {
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("--size").and(predicate::str::contains("--flops")));
     bin().arg("inspect").arg(&t.t).assert().success();
+}
+
+/// `audit` with the tiny pair, label-free, `extra` flags, into `out`.
+fn gated(t: &Tiny, out: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    audit_cmd(&t.t, &t.s, &t.data)
+        .args(["--labels", "baseline", "-q", "--format", "json"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .assert()
+}
+
+#[test]
+fn strict_without_a_gate_it_applies_to_checked_nothing() {
+    let t = tiny_pair(4);
+    let out = t.dir.path().join("run");
+    // --strict alone, or beside --max-delta (a point estimate, never undecided), changed
+    // nothing, and the run passed as if a gate had held.
+    for extra in [&["--strict"][..], &["--strict", "--max-delta", "0.5"]] {
+        gated(&t, &out, extra)
+            .code(2)
+            .stderr(predicate::str::contains("--strict").and(predicate::str::contains("the gate would check nothing")));
+        assert!(!out.exists(), "nothing is written");
+    }
+    gated(&t, &out, &["--strict", "--require-reusable", "W:*", "--tolerance", "1"]).success();
+}
+
+#[test]
+fn negative_max_delta_failed_swaps_that_lose_nothing() {
+    let t = tiny_pair(4);
+    let out = t.dir.path().join("run");
+    // Every swap of a pair with itself loses exactly 0: `--max-delta -0.01` failed them all.
+    let mut cmd = bin();
+    cmd.arg("audit").arg(&t.t).arg(&t.t).arg("--data").arg(&t.data);
+    cmd.args(["--labels", "baseline", "-q", "--max-delta=-0.01", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--max-delta").and(predicate::str::contains("-0.01 is negative")));
+    assert!(!out.exists(), "nothing is written");
+    let mut cmd = bin();
+    cmd.arg("audit").arg(&t.t).arg(&t.t).arg("--data").arg(&t.data);
+    cmd.args(["--labels", "baseline", "-q", "--max-delta", "0"]).assert().success();
+}
+
+#[test]
+fn ignore_label_without_labels_was_dropped_without_a_word() {
+    let t = tiny_pair(4);
+    let out = t.dir.path().join("run");
+    // Label-free the truth is the target's own class map: no pixel carries the value, and
+    // the flag vanished from the report.
+    for extra in [&["--ignore-label", "255"][..], &["--metric", "agreement", "--ignore-label", "255"]] {
+        let mut cmd = audit_cmd(&t.t, &t.s, &t.data);
+        if extra[0] != "--metric" {
+            cmd.args(["--labels", "baseline"]);
+        }
+        cmd.args(["-q"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--ignore-label").and(predicate::str::contains("label-free")));
+        assert!(!out.exists(), "nothing is written");
+    }
 }

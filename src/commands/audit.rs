@@ -61,6 +61,25 @@ pub fn run_journaled(
                 UserError::BadFlag { flag: "--max-delta", reason: format!("{m} is not a finite number") }.into()
             );
         }
+        if m < 0.0 {
+            // A loss bound below 0 fails swaps that gain: every unchanged swap fails.
+            return Err(UserError::BadFlag {
+                flag: "--max-delta",
+                reason: format!(
+                    "{m} is negative: the gate fails a swap losing more than this, so it would fail swaps that lose \
+                     nothing; give a loss >= 0 (0: no swap may lose at all)"
+                ),
+            }
+            .into());
+        }
+    }
+    if g.strict && !g.fail_if_not_reusable && g.require_reusable.is_none() {
+        return Err(nothing_to_check(
+            "--strict",
+            "it makes undecided fail --fail-if-not-reusable and --require-reusable, and neither is given \
+             (--max-delta takes the point estimate, never undecided)"
+                .into(),
+        ));
     }
     // Refuse a bad spec, or a gate on kinds or families not audited, before any work.
     let o = &s.options;

@@ -35,6 +35,19 @@ impl Audit {
             }
             _ => {}
         }
+        if let Some(l) = self.ignore_label.filter(|_| self.labels == Labels::Baseline || self.metric.label_free()) {
+            // Label-free, the truth is the target's own prediction, always a class: the
+            // value would mark nothing, yet the flag was dropped without a word.
+            return Err(UserError::BadFlag {
+                flag: "--ignore-label",
+                reason: format!(
+                    "{l}: label-free (--labels baseline, --metric agreement) the truth is the unswapped target's own \
+                     prediction, always one of its classes, so no pixel carries {l}; drop --ignore-label, or score \
+                     against labels that mark pixels with it"
+                ),
+            }
+            .into());
+        }
         if let Some(ms) = &self.mean_std {
             if let Some(m) = ms.mean.iter().find(|m| !m.is_finite()) {
                 return Err(UserError::BadFlag { flag: "--mean", reason: format!("{m} is not a finite number") }.into());
