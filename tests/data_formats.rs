@@ -261,3 +261,81 @@ fn nii_gt_gt_made_a_label_an_image() {
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["dataset"]["images"], 2);
 }
+
+/// A PNG of `w x h` `values` (one sample a pixel) at `bits` bits, gray or palette-indexed.
+fn png_of(w: usize, h: usize, values: &[u8], bits: u8, palette: bool) -> Vec<u8> {
+    let depth = match bits {
+        1 => png::BitDepth::One,
+        2 => png::BitDepth::Two,
+        4 => png::BitDepth::Four,
+        _ => png::BitDepth::Eight,
+    };
+    // Rows packed most significant bits first, each starting on a byte.
+    let per = 8 / usize::from(bits);
+    let mut data = Vec::new();
+    for row in values.chunks(w) {
+        for group in row.chunks(per) {
+            data.push(group.iter().enumerate().fold(0u8, |b, (k, &v)| b | (v << (8 - usize::from(bits) * (k + 1)))));
+        }
+    }
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
+    enc.set_depth(depth);
+    if palette {
+        enc.set_color(png::ColorType::Indexed);
+        // Colours unrelated to the indices, as VOC's are.
+        enc.set_palette(
+            (0..(1usize << bits)).flat_map(|i| [(i * 97 % 256) as u8, 40, (255 - i) as u8]).collect::<Vec<_>>(),
+        );
+    } else {
+        enc.set_color(png::ColorType::Grayscale);
+    }
+    let mut writer = enc.write_header().unwrap();
+    writer.write_image_data(&data).unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+#[test]
+fn png_masks_below_8_bits_or_with_a_palette_were_read_as_colours_not_classes() {
+    let d = tempfile::tempdir().unwrap();
+    let (images, labels) = acdc();
+    // 8-bit image levels (exact in every format), the same levels in the reference .npz.
+    let (lo, hi) = images.fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let levels = images.mapv(|v| ((v - lo) / (hi - lo) * 255.0).round());
+    let (h, w) = (labels.dim().1, labels.dim().2);
+    let folder = |name: &str, labels: &Array3<f64>, bits: u8, palette: bool| {
+        let dir = d.path().join(name);
+        std::fs::create_dir_all(dir.join("images")).unwrap();
+        std::fs::create_dir_all(dir.join("masks")).unwrap();
+        for i in 0..N {
+            let file = format!("s{i}.png");
+            let img: Vec<u8> = levels.slice(s![i, .., ..]).iter().map(|&v| v as u8).collect();
+            std::fs::write(dir.join("images").join(&file), png_of(w, h, &img, 8, false)).unwrap();
+            let mask: Vec<u8> = labels.slice(s![i, .., ..]).iter().map(|&v| v as u8).collect();
+            std::fs::write(dir.join("masks").join(&file), png_of(w, h, &mask, bits, palette)).unwrap();
+        }
+        dir
+    };
+    let reference = d.path().join("levels.npz");
+    reference_npz(&reference, &levels, &labels);
+    let want = audit_json(&reference, &[]);
+    assert!(want["baseline"]["mean_fg"].as_f64().unwrap() > 0.85, "{}", want["baseline"]);
+    // Classes 0..3 as 2-bit gray were scaled to 0, 85, 170, 255 (out of range); as a
+    // palette they were expanded to colours (refused as "not gray").
+    for (name, bits, palette) in
+        [("gray8", 8, false), ("gray2", 2, false), ("gray4", 4, false), ("pal8", 8, true), ("pal2", 2, true)]
+    {
+        let got = audit_json(&folder(name, &labels, bits, palette), &[]);
+        assert_eq!(got["dataset"]["format"], "png");
+        assert_eq!(got["baseline"], want["baseline"], "{name}");
+    }
+    // A 1-bit mask of classes 0 and 1 was 0 and 255, and the tool's hint, --ignore-label
+    // 255, left only the background scored.
+    let binary = labels.mapv(|v| f64::from(v > 0.0));
+    let reference = d.path().join("binary.npz");
+    reference_npz(&reference, &levels, &binary);
+    let want = audit_json(&reference, &[]);
+    let got = audit_json(&folder("gray1", &binary, 1, false), &[]);
+    assert_eq!(got["baseline"], want["baseline"], "1-bit");
+}

@@ -305,7 +305,7 @@ fn load_png(dir: &Path) -> Result<Vec<Sample>> {
     for (img, mask) in &pairs {
         values = values.saturating_add(png_folder::declared_values(img)?);
         if let Some(m) = mask {
-            values = values.saturating_add(png_folder::declared_values(m)?);
+            values = values.saturating_add(png_folder::declared_mask_values(m)?);
         }
         check_loaded_values(values, img)?;
     }
@@ -316,7 +316,7 @@ fn load_png(dir: &Path) -> Result<Vec<Sample>> {
         let image = png_folder::read(&img)?;
         let label = match mask {
             Some(m) => {
-                let l = png_folder::read(&m)?;
+                let l = png_folder::read_mask(&m)?;
                 let (_, h, w) = image.dim();
                 if l.dim() != (1, h, w) {
                     return Err(bad_file(&m, format!("mask must be a gray {h}x{w} image")));

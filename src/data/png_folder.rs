@@ -1,4 +1,9 @@
 //! PNG folders: `DIR/images/NAME.png` with masks `DIR/masks/NAME.png` (label values as gray levels).
+//!
+//! Images are read as viewers and PIL show them (palettes expanded to colour, 1-, 2- and
+//! 4-bit gray scaled to 0..255); masks as stored: a pixel's gray level or palette index is its
+//! class, at any bit depth (a 1-bit mask of classes 0 and 1 read scaled was 0 and 255, and the
+//! tool suggested `--ignore-label 255`, which left only the background to score).
 
 use std::path::{Path, PathBuf};
 
@@ -14,15 +19,18 @@ pub const MAX_PNG_VALUES: u64 = 1 << 27;
 
 /// Open a PNG and read its header: the reader and the values it declares (width x height x
 /// 1 or 3 channels), refused beyond [`MAX_PNG_VALUES`].
-fn open(path: &Path) -> Result<(png::Reader<std::io::BufReader<std::fs::File>>, u64)> {
+fn open(path: &Path, expand: bool) -> Result<(png::Reader<std::io::BufReader<std::fs::File>>, u64)> {
     crate::input::check_regular(path)?;
     let file =
         std::fs::File::open(path).map_err(|e| UserError::Unreadable { path: path.into(), reason: e.to_string() })?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-    decoder.set_transformations(png::Transformations::EXPAND);
+    decoder.set_transformations(if expand { png::Transformations::EXPAND } else { png::Transformations::IDENTITY });
     let reader = decoder.read_info().map_err(|e| bad_file(path, format!("not a valid PNG: {e}")))?;
     let (w, h) = reader.info().size();
-    let channels = if reader.info().color_type.samples() >= 3 { 3 } else { 1 };
+    // A palette expands to colour (images); a mask keeps its indices.
+    let colour =
+        reader.info().color_type.samples() >= 3 || (expand && reader.info().color_type == png::ColorType::Indexed);
+    let channels = if colour { 3 } else { 1 };
     let values = u64::from(w) * u64::from(h) * channels;
     if values > MAX_PNG_VALUES {
         return Err(bad_file(
@@ -38,27 +46,50 @@ fn open(path: &Path) -> Result<(png::Reader<std::io::BufReader<std::fs::File>>, 
 
 /// The values a PNG declares (width x height x channels as read), from its header alone.
 pub fn declared_values(path: &Path) -> Result<u64> {
-    open(path).map(|(_, values)| values)
+    open(path, true).map(|(_, values)| values)
 }
 
-/// Read one PNG file as `channels x height x width` raw gray levels: 1 channel for gray, 3
-/// for colour (alpha dropped); 8- and 16-bit levels are exact as float32.
+/// [`declared_values`] of a mask (a palette counts one value a pixel: its index).
+pub fn declared_mask_values(path: &Path) -> Result<u64> {
+    open(path, false).map(|(_, values)| values)
+}
+
+/// Read one PNG image as `channels x height x width` gray levels as viewers show them: 1
+/// channel for gray, 3 for colour or a palette (alpha dropped); 1-, 2- and 4-bit gray scaled
+/// to 0..255 (as PIL and libpng expand it); 8- and 16-bit levels are exact as float32.
 pub fn read(path: &Path) -> Result<Array3<f32>> {
-    let (mut reader, _) = open(path)?;
+    decode(path, true)
+}
+
+/// Read one PNG mask as stored, `channels x height x width`: each pixel's gray level or
+/// palette index at its own bit depth (a 1-bit mask is 0 and 1, a 2-bit one 0..3), 3
+/// channels for colour (alpha dropped).
+pub fn read_mask(path: &Path) -> Result<Array3<f32>> {
+    decode(path, false)
+}
+
+fn decode(path: &Path, expand: bool) -> Result<Array3<f32>> {
+    let (mut reader, _) = open(path, expand)?;
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).map_err(|e| bad_file(path, format!("corrupt PNG: {e}")))?;
     let (h, w) = (info.height as usize, info.width as usize);
     let samples = info.color_type.samples();
-    let wide = info.bit_depth == png::BitDepth::Sixteen;
-    let sample = |i: usize| -> f32 {
-        if wide {
-            f32::from(u16::from_be_bytes([buf[2 * i], buf[2 * i + 1]]))
-        } else {
-            f32::from(buf[i])
+    let bits = info.bit_depth as usize;
+    let line = info.line_size;
+    // Sample `k` of row `y`, at any bit depth (rows are packed, most significant bits first).
+    let sample = |y: usize, k: usize| -> f32 {
+        let row = &buf[y * line..(y + 1) * line];
+        match bits {
+            16 => f32::from(u16::from_be_bytes([row[2 * k], row[2 * k + 1]])),
+            8 => f32::from(row[k]),
+            _ => {
+                let bit = k * bits;
+                f32::from((row[bit / 8] >> (8 - bits - bit % 8)) & ((1u8 << bits) - 1))
+            }
         }
     };
     let channels = if samples >= 3 { 3 } else { 1 };
-    Ok(Array3::from_shape_fn((channels, h, w), |(c, y, x)| sample((y * w + x) * samples + c)))
+    Ok(Array3::from_shape_fn((channels, h, w), |(c, y, x)| sample(y, x * samples + c)))
 }
 
 /// The (image, mask) pairs of a PNG folder, sorted by name. Masks are optional.
