@@ -166,8 +166,8 @@ pub struct CommonArgs {
     /// Write report files into this folder (default: print a table).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Report formats to write with --out.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "csv,json")]
+    /// Report formats to write with --out (without --out nothing would be written: exit 2).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "csv,json", requires = "out")]
     pub format: Vec<Format>,
     /// Print the JSON report on stdout.
     #[arg(long)]

@@ -1,7 +1,8 @@
 //! Odd flag combinations of `plan` and `merge` (found trying them): an output folder that
 //! holds the command's own input destroyed it, and `plan`'s scoring flags without `--data`
 //! were silently ignored (`--device cuda` "worked" on a machine without a GPU). So were
-//! `audit`'s `--strict` without a gate it applies to and `--ignore-label` label-free, and a
+//! `audit`'s `--strict` without a gate it applies to, `--ignore-label` label-free and
+//! `--format` without `--out` (a CI job asking for `report.md` got none, exit 0), and a
 //! negative `--max-delta` failed swaps that lose nothing. Each is now exit 2 before any
 //! work, nothing written, the input left as it was.
 
@@ -244,4 +245,20 @@ fn ignore_label_without_labels_was_dropped_without_a_word() {
             .stderr(predicate::str::contains("--ignore-label").and(predicate::str::contains("label-free")));
         assert!(!out.exists(), "nothing is written");
     }
+}
+
+#[test]
+fn format_without_out_wrote_nothing_and_passed() {
+    let t = tiny_pair(4);
+    let mut rmse = bin();
+    rmse.arg("rmse").arg(&t.t).arg(&t.s).args(["--format", "md"]);
+    rmse.assert().code(2).stdout(predicate::str::is_empty()).stderr(predicate::str::contains("--out"));
+    audit_cmd(&t.t, &t.s, &t.data)
+        .args(["--labels", "baseline", "-q", "--json", "--format", "md"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("--out"));
+    // The default formats need no --out: a table (or --json) is printed.
+    bin().arg("rmse").arg(&t.t).arg(&t.s).assert().success();
 }
