@@ -339,3 +339,33 @@ fn png_masks_below_8_bits_or_with_a_palette_were_read_as_colours_not_classes() {
     let got = audit_json(&folder("gray1", &binary, 1, false), &[]);
     assert_eq!(got["baseline"], want["baseline"], "1-bit");
 }
+
+#[test]
+fn float64_images_beyond_1e154_were_z_scored_to_zeros() {
+    let d = tempfile::tempdir().unwrap();
+    let (images, labels) = acdc();
+    let reference = d.path().join("c.npz");
+    reference_npz(&reference, &images, &labels);
+    // The same images times 1e300 (finite float64): their squares overflowed, the standard
+    // deviation was infinite and every pixel became 0 (label-free, every swap then agreed
+    // with the baseline). Min-max failed where max - min is beyond f64 (values either side
+    // of 0, each finite). Neither depends on the scale: the Dice of the float32 reference
+    // must come back (the baseline's counts are integers, equal here).
+    for (normalize, shift, scale) in [("zscore", 0.0, 1e300), ("minmax", 0.6, 1.6e308)] {
+        let want = audit_json(&reference, &["--normalize", normalize]);
+        // (This segmenter was trained on z-scored slices: min-max scores low, but equally.)
+        assert!(normalize != "zscore" || want["baseline"]["mean_fg"].as_f64().unwrap() > 0.85, "{}", want["baseline"]);
+        let huge = d.path().join(format!("huge-{normalize}.npz"));
+        let mut npz = npyz::npz::NpzWriter::create(&huge).unwrap();
+        let scaled = images.mapv(|v| (f64::from(v as f32) - shift) * scale);
+        assert!(scaled.iter().all(|v| v.is_finite()));
+        let first = scaled.slice(s![0, .., ..]);
+        let (lo, hi) = first.fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        assert!(normalize == "zscore" || (hi - lo).is_infinite(), "the test's range must overflow");
+        put(&mut npz, "images", &scaled.into_dyn(), false, CompressionMethod::Stored);
+        put(&mut npz, "labels", &labels.mapv(|v| v as u8).into_dyn(), false, CompressionMethod::Stored);
+        drop(npz);
+        let got = audit_json(&huge, &["--normalize", normalize]);
+        assert_eq!(got["baseline"], want["baseline"], "{normalize}");
+    }
+}

@@ -307,16 +307,32 @@ fn normalize_image(x: &mut Array3<f64>, how: Normalize) {
         Normalize::Zscore | Normalize::Auto => {
             let mean = x.iter().sum::<f64>() / n;
             let std = (x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
+            if !(mean.is_finite() && std.is_finite()) {
+                return rescaled(x, how);
+            }
             let d = if std > 0.0 { std } else { 1.0 };
             x.mapv_inplace(|v| (v - mean) / d);
         }
         Normalize::Minmax => {
             let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if !(hi - lo).is_finite() {
+                return rescaled(x, how);
+            }
             let d = if hi > lo { hi - lo } else { 1.0 };
             x.mapv_inplace(|v| (v - lo) / d);
         }
     }
+}
+
+/// z-score or min-max of finite values so large (beyond about 1e154) that a sum, a square or
+/// `max - min` overflows f64: both are unchanged by scaling, so scale the image to at most 1
+/// in magnitude first. (The overflow made the standard deviation infinite and every pixel
+/// 0, silently: label-free, every swap then agreed with the baseline.)
+fn rescaled(x: &mut Array3<f64>, how: Normalize) {
+    let largest = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    x.mapv_inplace(|v| v / largest);
+    normalize_image(x, how);
 }
 
 /// Fit one plane to `to` = (height, width).
