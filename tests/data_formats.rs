@@ -369,3 +369,33 @@ fn float64_images_beyond_1e154_were_z_scored_to_zeros() {
         assert_eq!(got["baseline"], want["baseline"], "{normalize}");
     }
 }
+
+#[test]
+fn png_folder_mask_without_image_or_beside_nifti_volumes_was_dropped_silently() {
+    let d = tempfile::tempdir().unwrap();
+    let (images, labels) = acdc();
+    let (h, w) = (labels.dim().1, labels.dim().2);
+    let dir = d.path().join("png");
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    std::fs::create_dir_all(dir.join("masks")).unwrap();
+    for i in 0..N {
+        let file = format!("s{i}.png");
+        let img: Vec<u8> = images.slice(s![i, .., ..]).iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0) as u8).collect();
+        let mask: Vec<u8> = labels.slice(s![i, .., ..]).iter().map(|&v| v as u8).collect();
+        // The last image is missing: its mask was skipped and five images audited.
+        if i + 1 < N {
+            std::fs::write(dir.join("images").join(&file), png_of(w, h, &img, 8, false)).unwrap();
+        }
+        std::fs::write(dir.join("masks").join(&file), png_of(w, h, &mask, 8, false)).unwrap();
+    }
+    let orphan = format!("s{}.png", N - 1);
+    fails_with(&dir, &[&format!("masks/{orphan}"), &format!("a mask without its image images/{orphan}")]);
+    std::fs::remove_file(dir.join("masks").join(&orphan)).unwrap();
+    assert_eq!(audit_json(&dir, &[])["dataset"]["images"], N - 1);
+    // NIfTI volumes beside images/: the PNG set was audited, the volumes never read.
+    let nifti = root().join("models/data/acdc-nifti");
+    for name in ["patient001_frame01.nii.gz", "patient001_frame01_gt.nii.gz"] {
+        std::fs::copy(nifti.join(name), dir.join(name)).unwrap();
+    }
+    fails_with(&dir, &["holds both a PNG set", "patient001_frame01.nii.gz"]);
+}

@@ -92,7 +92,14 @@ fn decode(path: &Path, expand: bool) -> Result<Array3<f32>> {
     Ok(Array3::from_shape_fn((channels, h, w), |(c, y, x)| sample(y, x * samples + c)))
 }
 
-/// The (image, mask) pairs of a PNG folder, sorted by name. Masks are optional.
+/// Whether `p` is named like a PNG (`.png`, any case).
+fn is_png(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png"))
+}
+
+/// The (image, mask) pairs of a PNG folder, sorted by name. Masks are optional (all or none:
+/// [`super::preprocess::prepare`] refuses a mix), but a mask must have its image: a mask
+/// whose image is missing, or NIfTI volumes beside `images/`, were left out without a word.
 pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, Option<PathBuf>)>> {
     let images = dir.join("images");
     let masks = dir.join("masks");
@@ -103,12 +110,41 @@ pub fn folder_pairs(dir: &Path) -> Result<Vec<(PathBuf, Option<PathBuf>)>> {
     let mut out = Vec::new();
     for e in entries.flatten() {
         let p = e.path();
-        if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")) {
+        if is_png(&p) {
             let mask = masks.join(e.file_name());
             out.push((p, mask.exists().then_some(mask)));
         }
     }
     out.sort();
+    let names = |dir: &Path| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> =
+            std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        found.sort();
+        found
+    };
+    if let Some(mask) =
+        names(&masks).into_iter().find(|m| is_png(m) && m.file_name().is_some_and(|n| !images.join(n).exists()))
+    {
+        let name = mask.file_name().unwrap_or_default().to_string_lossy().to_string();
+        return Err(bad_file(
+            &mask,
+            format!("a mask without its image images/{name}: add the image, or move the mask out of masks/"),
+        ));
+    }
+    let nifti = |p: &PathBuf| {
+        let n = p.to_string_lossy().to_lowercase();
+        n.ends_with(".nii") || n.ends_with(".nii.gz")
+    };
+    if let Some(volume) = names(dir).into_iter().find(nifti) {
+        return Err(bad_file(
+            dir,
+            format!(
+                "holds both a PNG set (images/, masks/) and NIfTI volumes ({}): which one to audit is a guess; \
+                 give a folder holding one",
+                volume.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        ));
+    }
     Ok(out)
 }
 
