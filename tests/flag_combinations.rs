@@ -2,9 +2,9 @@
 //! holds the command's own input destroyed it, and `plan`'s scoring flags without `--data`
 //! were silently ignored (`--device cuda` "worked" on a machine without a GPU). So were
 //! `audit`'s `--strict` without a gate it applies to, `--ignore-label` label-free and
-//! `--format` without `--out` (a CI job asking for `report.md` got none, exit 0), and a
-//! negative `--max-delta` failed swaps that lose nothing. Each is now exit 2 before any
-//! work, nothing written, the input left as it was.
+//! `--format` without `--out` (a CI job asking for `report.md` got none, exit 0); a negative
+//! `--max-delta` failed swaps that lose nothing. Each is now exit 2 before any work, nothing
+//! written, the input left as it was. A missing `--labels` file now names the flag.
 
 mod common;
 
@@ -261,4 +261,17 @@ fn format_without_out_wrote_nothing_and_passed() {
         .stderr(predicate::str::contains("--out"));
     // The default formats need no --out: a table (or --json) is printed.
     bin().arg("rmse").arg(&t.t).arg(&t.s).assert().success();
+}
+
+#[test]
+fn a_missing_labels_file_did_not_name_the_flag() {
+    let t = tiny_pair(4);
+    let images = t.dir.path().join("x.npy");
+    std::fs::write(&images, reuse_audit::data::npy::npy_f32_bytes(&[4, 1, 8, 8], &[0.5; 256])).unwrap();
+    // `Baseline` (capitalised) is a path: "cannot read Baseline: No such file or directory".
+    audit_cmd(&t.t, &t.s, &images).args(["-q", "--labels", "Baseline"]).assert().code(2).stderr(
+        predicate::str::contains("cannot read Baseline")
+            .and(predicate::str::contains("--labels takes a .npy file"))
+            .and(predicate::str::contains("`baseline`")),
+    );
 }

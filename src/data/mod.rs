@@ -138,6 +138,14 @@ pub fn load_for(data: &Path, labels: Option<&Path>, hint: &LayoutHint) -> Result
             UserError::Unreadable { path: data.into(), reason: "no such file or folder (--data)".into() }.into()
         );
     }
+    if let Some(l) = labels.filter(|l| !l.exists()) {
+        // `--labels Baseline` (or a typo) was a bare "No such file or directory".
+        return Err(UserError::Unreadable {
+            path: l.into(),
+            reason: "no such file (--labels takes a .npy file of labels, or `baseline` for label-free)".into(),
+        }
+        .into());
+    }
     let name = data.to_string_lossy().to_lowercase();
     if labels.is_some() && !name.ends_with(".npy") {
         return Err(UserError::BadFlag {
