@@ -399,3 +399,22 @@ fn png_folder_mask_without_image_or_beside_nifti_volumes_was_dropped_silently() 
     }
     fails_with(&dir, &["holds both a PNG set", "patient001_frame01.nii.gz"]);
 }
+
+#[test]
+fn a_negative_label_suggested_an_ignore_label_the_flag_cannot_take() {
+    let d = tempfile::tempdir().unwrap();
+    let (images, labels) = acdc();
+    let data = d.path().join("neg.npz");
+    let mut npz = npyz::npz::NpzWriter::create(&data).unwrap();
+    put(&mut npz, "images", &images.mapv(|v| v as f32).into_dyn(), false, CompressionMethod::Stored);
+    put(&mut npz, "labels", &labels.mapv(|v| v as i16 - 1).into_dyn(), false, CompressionMethod::Stored);
+    drop(npz);
+    // `--ignore-label` takes 0..=255: "pass --ignore-label -1" was a command that cannot run.
+    let t = root().join("models/unet-acdc-seg.onnx");
+    audit_cmd(&t, &t, &data)
+        .arg("-q")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("has label -1 at pixel 0"))
+        .stderr(predicate::str::contains("--ignore-label").not());
+}

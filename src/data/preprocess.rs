@@ -151,9 +151,10 @@ impl Dataset {
             }
             let in_range = v >= 0.0 && (v as usize) < classes && v < 256.0;
             if !in_range && !ignored(v) {
-                // A value past the classes that fits a byte may mark pixels not to score.
+                // A value past the classes that fits a byte may mark pixels not to score (a
+                // negative one cannot be given to --ignore-label: no hint).
                 let hint = match self.ignore_label {
-                    None if v < 256.0 && !self.class_ids => {
+                    None if (0.0..256.0).contains(&v) && !self.class_ids => {
                         format!("; if {v} marks pixels not to score (as 255 does in VOC-style masks), pass --ignore-label {v}")
                     }
                     _ => String::new(),
