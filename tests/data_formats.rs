@@ -418,3 +418,38 @@ fn a_negative_label_suggested_an_ignore_label_the_flag_cannot_take() {
         .stderr(predicate::str::contains("has label -1 at pixel 0"))
         .stderr(predicate::str::contains("--ignore-label").not());
 }
+
+#[test]
+fn float64_pixels_beyond_float32_were_fed_as_inf_under_normalize_none() {
+    let d = tempfile::tempdir().unwrap();
+    let (images, labels) = acdc();
+    // The slices times 1e39: finite float64, beyond float32's largest (3.4e38). As stored,
+    // they reached the model as inf and the error blamed its NaN output.
+    let huge = d.path().join("beyond-f32.npz");
+    let mut npz = npyz::npz::NpzWriter::create(&huge).unwrap();
+    put(&mut npz, "images", &images.mapv(|v| f64::from(v as f32) * 1e39).into_dyn(), false, CompressionMethod::Stored);
+    put(&mut npz, "labels", &labels.mapv(|v| v as u8).into_dyn(), false, CompressionMethod::Stored);
+    drop(npz);
+    let t = root().join("models/unet-acdc-seg.onnx");
+    let out = d.path().join("out");
+    let assert = audit_cmd(&t, &t, &huge).args(["--normalize", "none", "--out"]).arg(&out).assert().code(2);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("beyond float32's range after --normalize none"), "{stderr}");
+    assert!(stderr.contains("--normalize zscore or minmax") && !stderr.contains("NaN"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+    // `auto` does not try values as stored there, and z-score (scale-free) gives the Dice of
+    // the float32 slices.
+    let reference = d.path().join("c.npz");
+    reference_npz(&reference, &images, &labels);
+    let want = audit_json(&reference, &["--normalize", "zscore"]);
+    let got = audit_json(&huge, &[]);
+    let tried: Vec<&str> = got["dataset"]["normalize_scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["normalize"].as_str().unwrap())
+        .collect();
+    assert_eq!(tried, ["zscore", "minmax"], "{}", got["dataset"]);
+    assert_eq!(got["dataset"]["normalize"], "zscore");
+    assert_eq!(got["baseline"], want["baseline"]);
+}

@@ -283,6 +283,17 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
         normalize_image(&mut img, normalize);
         for ch in 0..c {
             let fitted = fit_plane(img.index_axis(Axis(0), ch % have), (h, w), fit, false, &sample.origin)?;
+            // The model takes float32: a value beyond its range would reach it as inf.
+            if let Some((at, v)) = fitted.indexed_iter().find(|(_, v)| (**v as f32).is_infinite()) {
+                return Err(UserError::BadData(format!(
+                    "{} has a pixel ({v:e}) beyond float32's range after --normalize {} at channel {ch}, row {}, column {}: the model takes float32; scale the data (--normalize zscore or minmax)",
+                    sample.origin,
+                    clap::ValueEnum::to_possible_value(&normalize).map_or(String::new(), |v| v.get_name().to_string()),
+                    at.0,
+                    at.1
+                ))
+                .into());
+            }
             nchw.slice_mut(s![i, ch, .., ..]).zip_mut_with(&fitted, |d, &v| *d = v as f32);
         }
         match (labels.as_mut(), &sample.label) {

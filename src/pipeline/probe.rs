@@ -51,9 +51,15 @@ pub fn looks_8bit(samples: &[Sample]) -> bool {
     samples.iter().all(|s| s.image.iter().all(|v| (0.0..=255.0).contains(&v) && v.fract() == 0.0))
 }
 
-/// The scalings `--normalize auto` tries, in order of preference on ties.
+/// The scalings `--normalize auto` tries, in order of preference on ties. Values as stored
+/// are not tried when some are beyond float32's range (the model would be fed inf: that
+/// scaling is refused when forced, and cannot be the one that fits).
 pub fn candidates(samples: &[Sample]) -> Vec<Normalize> {
-    let mut c = vec![Normalize::Zscore, Normalize::Minmax, Normalize::None];
+    let mut c = vec![Normalize::Zscore, Normalize::Minmax];
+    let fits_f32 = samples.iter().all(|s| s.image.iter().all(|v| !v.is_finite() || (v as f32).is_finite()));
+    if fits_f32 {
+        c.push(Normalize::None);
+    }
     if looks_8bit(samples) {
         c.push(Normalize::Div255);
     }
