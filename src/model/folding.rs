@@ -127,6 +127,33 @@ pub fn warning(model: &Model, scan: &LayerScan) -> Option<String> {
     }
 }
 
+/// The warning for a pair whose BN is folded in one model and kept in the other (or folded
+/// to a different extent), when their convolutions are paired (`--families conv` gets past
+/// the BN layer counts that differ): a folded conv's W and B carry its BN's scale and shift,
+/// so the two models' conv W/B are different quantities; `None` when both fold alike.
+pub fn pair_warning(target: (&Model, &LayerScan), source: (&Model, &LayerScan)) -> Option<String> {
+    let (ft, fs) = (Folding::of(target.1), Folding::of(source.1));
+    if ft == fs || (ft != Folding::Kept && fs != Folding::Kept) {
+        return None;
+    }
+    let bn = |sc: &LayerScan| sc.of(Family::Bn).count();
+    let (folded, kept) = if ft == Folding::Kept { (source, target) } else { (target, source) };
+    Some(format!(
+        "{} has {} BatchNormalization layer(s) and {} has {}: BN is folded into the convolutions of {} and kept in \
+         {}, so their conv W and B are not like for like (a folded conv's W and B carry its BN's scale and \
+         shift): the RMSE compares different quantities, and a swap puts the source's {} weights into the target's \
+         {} network; export both models the same way",
+        target.0.display_name(),
+        bn(target.1),
+        source.0.display_name(),
+        bn(source.1),
+        folded.0.display_name(),
+        kept.0.display_name(),
+        if ft == Folding::Kept { "folded" } else { "unfolded" },
+        if ft == Folding::Kept { "BN-keeping" } else { "folded" },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
