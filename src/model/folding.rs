@@ -85,9 +85,13 @@ impl Producer {
             }
             Producer::Tf2onnx => {
                 "tf2onnx's optimizer 'remove_back_to_back' fuses Conv+BatchNormalization; re-convert with the \
-                 Python API and leave it out: tf2onnx.convert.from_keras(model, ..., optimizers={k: v for k, v in \
+                 Python API and leave it out: import tf2onnx.optimizer (import tf2onnx alone does not load it), then \
+                 tf2onnx.convert.from_keras(model, ..., optimizers={k: v for k, v in \
                  tf2onnx.optimizer._get_optimizers().items() if k != 'remove_back_to_back'}) (from_function and \
-                 from_graph_def take the same optimizers argument; the command line has no switch for it)."
+                 from_graph_def take the same optimizers argument; the command line has no switch for it). A Keras 3 \
+                 model (tf.keras of TensorFlow 2.16 and later) reaches tf2onnx with BN already folded into the \
+                 Conv by TensorFlow, whatever the optimizers: build it with tf_keras (Keras 2: import tf_keras as \
+                 keras, or TF_USE_LEGACY_KERAS=1) and convert that, as above."
             }
             Producer::Paddle => {
                 "paddle2onnx does not fold BN itself (its optimizer has no Conv+BN fusion): convert a Paddle \
