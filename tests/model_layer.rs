@@ -362,3 +362,22 @@ fn match_refused_the_families_flag_the_audit_pairs_with() {
         .code(2)
         .stderr(predicate::str::contains("--families").and(predicate::str::contains("'attention'")));
 }
+
+/// `inspect` printed a channels-last input (tf2onnx's default Keras export, declared
+/// `[?, 32, 32, 3]`) as `? x 3 x 32 x 32`, a shape the model does not declare; its JSON said
+/// `nhwc`. The line now follows the declared order and says so.
+#[test]
+fn inspect_printed_a_channels_last_input_as_channels_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&channels_last(&tiny_cnn(&Spec { channels: 3, ..Spec::default() })), dir.path(), "nhwc.onnx");
+    bin()
+        .arg("inspect")
+        .arg(&m)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("input 'x_nhwc': ? x 8 x 8 x 3 (N x H x W x C)\n"));
+    let v = json_of(bin().arg("inspect").arg("--json").arg(&m));
+    assert_eq!(v["input"]["layout"], "nhwc");
+    let m = save(&tiny_cnn(&Spec { channels: 3, ..Spec::default() }), dir.path(), "nchw.onnx");
+    bin().arg("inspect").arg(&m).assert().success().stdout(predicate::str::contains("input 'x': ? x 3 x 8 x 8\n"));
+}
