@@ -52,6 +52,9 @@ pub enum Command {
         /// Pairing: auto, name, position, or a CSV file `target_initializer,source_initializer`.
         #[arg(long = "match", default_value = "auto")]
         match_mode: String,
+        /// Layer families to pair (as `audit --families`): conv, bn, linear, norm.
+        #[arg(long, value_delimiter = ',', default_value = "conv,bn,linear,norm")]
+        families: Vec<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,

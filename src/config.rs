@@ -52,17 +52,7 @@ impl Settings {
             }
         }
         kinds.sort();
-        let mut families = Vec::new();
-        for f in &a.families {
-            let family = Family::parse(f).ok_or_else(|| UserError::BadFlag {
-                flag: "--families",
-                reason: format!("'{f}' is not one of conv, bn, linear, norm"),
-            })?;
-            if !families.contains(&family) {
-                families.push(family);
-            }
-        }
-        families.sort();
+        let families = parse_families(&a.families)?;
         let options = Options {
             match_mode: MatchMode::parse(&a.match_mode),
             kinds,
@@ -81,4 +71,20 @@ impl Settings {
         formats.dedup();
         Ok(Settings { options, out: a.out.clone(), formats, json: a.json })
     }
+}
+
+/// The `--families` flag's values, each once, sorted; an unknown name is exit 2.
+pub fn parse_families(names: &[String]) -> Result<Vec<Family>> {
+    let mut families = Vec::new();
+    for f in names {
+        let family = Family::parse(f).ok_or_else(|| UserError::BadFlag {
+            flag: "--families",
+            reason: format!("'{f}' is not one of conv, bn, linear, norm"),
+        })?;
+        if !families.contains(&family) {
+            families.push(family);
+        }
+    }
+    families.sort();
+    Ok(families)
 }

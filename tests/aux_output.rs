@@ -148,3 +148,38 @@ fn output_flag_scores_the_main_head_of_a_model_exporting_its_aux_head_first() {
         .stderr(predicates::str::contains("invalid value for --output: "))
         .stderr(predicates::str::contains("has no output 'main' (its outputs: 'aux', 'y')"));
 }
+
+/// A model exporting its aux head first (`forward` returning `(aux, out)`) had its aux
+/// output scored by default, and the RN verdict given on the few layers feeding it; the
+/// warning listed the layers left out but not that they were most of the network, nor the
+/// flag (torchvision deeplabv3_mobilenet_v3_large with the aux head first: 97 of 126 paired
+/// layers left out). The warning now says both when most paired layers are left out.
+#[test]
+fn aux_first_export_left_most_layers_out_without_pointing_at_output_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |seed: u64| {
+        let mut m = tiny_cnn(&Spec { seed, extra_conv: true, ..Spec::default() });
+        let mut rng = Rng::new(seed + 100);
+        let g = m.graph.as_mut().unwrap();
+        g.initializer.push(tensor("aux.weight", &[3, 4, 1, 1], &rng.vec(12, 0.5), Storage::Raw));
+        g.initializer.push(tensor("aux.bias", &[3], &rng.vec(3, 0.1), Storage::Raw));
+        g.node.push(node("Conv", "aux_conv", &["relu1_out", "aux.weight", "aux.bias"], &["aux"], vec![]));
+        g.output.insert(0, value_info("aux", &[None, Some(3), Some(8), Some(8)]));
+        m
+    };
+    let t = save(&make(1), dir.path(), "t.onnx");
+    let s = save(&make(2), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 6, 8, None, 3);
+    let hint = "they are most of the paired layers (5 of 8): if 'aux' is an auxiliary output, score the main one \
+                with --output (the others: 'y')";
+    let (r, stderr) = audit(&t, &s, &data, &[]);
+    assert!(stderr.contains(hint), "{stderr}");
+    assert!(r["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains(hint)));
+    // Scoring the main output: nothing to hint at (only the aux conv is left out).
+    let (_, stderr) = audit(&t, &s, &data, &["--output", "y"]);
+    assert!(
+        stderr.contains("1 layer(s) do not reach the scored output 'y'") && !stderr.contains("most of the"),
+        "{stderr}"
+    );
+}

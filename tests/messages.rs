@@ -258,3 +258,16 @@ fn inspect_printed_one_warning_per_computed_bias() {
     let each = v["warnings"].as_array().unwrap().iter().filter(|w| w.as_str().unwrap().starts_with("skipped ")).count();
     assert_eq!(each, 14);
 }
+
+/// The tf2onnx advice was a snippet that fails as printed (`tf2onnx.optimizer` is not loaded
+/// by `import tf2onnx`: AttributeError with tf2onnx 1.17) and that keeps no BN for a Keras 3
+/// model: TensorFlow folds its BatchNormalization into the Conv before tf2onnx's optimizers
+/// run (checked with tf2onnx 1.17, TensorFlow 2.21: `optimizers={}` still gives 0 BN, while
+/// the same model built with tf_keras keeps its BN without 'remove_back_to_back').
+#[test]
+fn tf2onnx_advice_failed_as_printed_and_kept_no_bn_for_keras_3() {
+    let mut m = tiny_cnn(&Spec { folded: true, ..Spec::default() });
+    let w = inspect_warnings(&mut m, "tf2onnx");
+    assert!(w.contains("import tf2onnx.optimizer (import tf2onnx alone does not load it)"), "{w}");
+    assert!(w.contains("A Keras 3 model") && w.contains("tf_keras"), "{w}");
+}

@@ -292,3 +292,92 @@ fn matrix_of_three_models() {
     assert_eq!(html.matches(r##"fill="none" stroke="#FFFFFF""##).count(), 9);
     bin().arg("matrix").arg(&a).assert().code(2);
 }
+
+/// A target exported with BN folded (TorchScript's default constant folding) and a source
+/// exported with BN kept cannot pair as they are (the BN layer counts differ); with
+/// `--families conv` they did, and the audit gave an RN verdict on swaps of raw conv
+/// weights into the folded network without a word about it. The pair is now named in a
+/// warning (stderr and the report).
+#[test]
+fn folded_target_and_unfolded_source_paired_by_families_conv_without_a_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&tiny_cnn(&Spec { folded: true, ..Spec::default() }), dir.path(), "folded.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "kept.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, Some(&[1u8; 4 * 64]), 3);
+    let (t_, s_) = (t.display(), s.display());
+    let said = format!(
+        "{t_} has 0 BatchNormalization layer(s) and {s_} has 2: BN is folded into the convolutions of {t_} and \
+         kept in {s_}, so their conv W and B are not like for like"
+    );
+    let swap = "a swap puts the source's unfolded weights into the target's folded network";
+    let out = audit_cmd(&t, &s, &data).args(["--families", "conv", "--json"]).assert().success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains(&said) && err.contains(swap), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(r["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains(&said)), "{}", r["warnings"]);
+    // The other way round, and from `rmse` and `match` too.
+    let back = "a swap puts the source's folded weights into the target's BN-keeping network";
+    bin()
+        .arg("rmse")
+        .arg(&s)
+        .arg(&t)
+        .args(["--families", "conv"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(back));
+    bin()
+        .arg("match")
+        .arg(&s)
+        .arg(&t)
+        .args(["--families", "conv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(back));
+    // Both folded, or both kept: nothing said.
+    let t2 = save(&tiny_cnn(&Spec { seed: 3, folded: true, ..Spec::default() }), dir.path(), "folded2.onnx");
+    for (a, b) in [(&t, &t2), (&s, &s)] {
+        bin().arg("rmse").arg(a).arg(b).assert().success().stderr(predicate::str::contains("not like for like").not());
+    }
+}
+
+/// `match` took no `--families`: an audit paired with `--families conv` (say, a folded and
+/// an unfolded export) told the user to "check `reuse-audit match`", which refused the pair
+/// (exit 2, BN layer counts differ) and refused the flag.
+#[test]
+fn match_refused_the_families_flag_the_audit_pairs_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&tiny_cnn(&Spec { folded: true, ..Spec::default() }), dir.path(), "folded.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, prefix: "other".into(), ..Spec::default() }), dir.path(), "kept.onnx");
+    bin().arg("match").arg(&t).arg(&s).assert().code(2).stderr(predicate::str::contains("target has 0 bn layers"));
+    let v = json_of(bin().args(["match", "--json", "--families", "conv"]).arg(&t).arg(&s));
+    let pairs = v["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3 * 2, "{pairs:?}");
+    assert!(pairs.iter().all(|p| p["family"] == "conv"));
+    bin()
+        .args(["match", "--families", "bn,attention"])
+        .arg(&t)
+        .arg(&s)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--families").and(predicate::str::contains("'attention'")));
+}
+
+/// `inspect` printed a channels-last input (tf2onnx's default Keras export, declared
+/// `[?, 32, 32, 3]`) as `? x 3 x 32 x 32`, a shape the model does not declare; its JSON said
+/// `nhwc`. The line now follows the declared order and says so.
+#[test]
+fn inspect_printed_a_channels_last_input_as_channels_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = save(&channels_last(&tiny_cnn(&Spec { channels: 3, ..Spec::default() })), dir.path(), "nhwc.onnx");
+    bin()
+        .arg("inspect")
+        .arg(&m)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("input 'x_nhwc': ? x 8 x 8 x 3 (N x H x W x C)\n"));
+    let v = json_of(bin().arg("inspect").arg("--json").arg(&m));
+    assert_eq!(v["input"]["layout"], "nhwc");
+    let m = save(&tiny_cnn(&Spec { channels: 3, ..Spec::default() }), dir.path(), "nchw.onnx");
+    bin().arg("inspect").arg(&m).assert().success().stdout(predicate::str::contains("input 'x': ? x 3 x 8 x 8\n"));
+}

@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use reuse_audit::model::layers::scan;
+use reuse_audit::model::layout::Layout;
 use reuse_audit::model::{control_flow, folding};
 use reuse_audit::model::{Family, Model};
 use reuse_audit::report::table::{printable, terminal_safe};
@@ -151,15 +152,19 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     );
     if let Some(i) = &out.input {
         let d = |v: Option<usize>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
-        let _ = writeln!(
-            s,
-            "  input '{}': {} x {} x {} x {}",
-            printable(&i.name),
-            d(i.batch),
-            d(i.channels),
-            d(i.height),
-            d(i.width)
-        );
+        // In the order the model declares: a channels-last input was printed as if N x C x H x W.
+        let dims = match i.layout {
+            Layout::Nchw => format!("{} x {} x {} x {}", d(i.batch), d(i.channels), d(i.height), d(i.width)),
+            Layout::Nhwc => format!(
+                "{} x {} x {} x {} ({})",
+                d(i.batch),
+                d(i.height),
+                d(i.width),
+                d(i.channels),
+                Layout::Nhwc.pattern()
+            ),
+        };
+        let _ = writeln!(s, "  input '{}': {dims}", printable(&i.name));
     }
     // Linear and norm counts only where the model has such layers: CNN output stays as it was.
     let more: String = [(out.linear_layers, "linear"), (out.norm_layers, "norm")]

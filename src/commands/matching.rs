@@ -7,8 +7,9 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::load_pair;
+use reuse_audit::model::Family;
 use reuse_audit::pair::{MatchMode, Unmatched};
+use reuse_audit::pipeline::load_pair_of;
 use reuse_audit::report::table::{printable, terminal_safe};
 
 /// One pair in `match --json`.
@@ -35,8 +36,8 @@ struct MatchOut {
 }
 
 /// Run `match`.
-pub fn run(target: &Path, source: &Path, mode: &MatchMode, json: bool) -> Result<()> {
-    let ctx = load_pair(target, source, mode)?;
+pub fn run(target: &Path, source: &Path, mode: &MatchMode, families: &[Family], json: bool) -> Result<()> {
+    let ctx = load_pair_of(target, source, mode, families)?;
     let out = MatchOut {
         target: ctx.target.display_name(),
         source: ctx.source.display_name(),

@@ -20,8 +20,6 @@ use crate::config::Settings;
 use reuse_audit::pair::MatchMode;
 use reuse_audit::report::{self, Report};
 
-use reuse_audit::pipeline::load_pair;
-
 /// Refuse an output folder (`flag`) that holds one of the command's inputs under a name the
 /// tool writes there (see [`reuse_audit::report::write::check_out_spares`]): a model (and
 /// its external data), the data, a labels or mapping file, given as (path, what it is).
@@ -47,9 +45,13 @@ fn mapping_file(mode: &MatchMode) -> Option<&Path> {
 pub fn dispatch(cmd: Command) -> Result<()> {
     match cmd {
         Command::Inspect { model, json, flops, size } => inspect::run(&model, json, flops, size.as_deref()),
-        Command::Match { target, source, match_mode, json } => {
-            matching::run(&target, &source, &MatchMode::parse(&match_mode), json)
-        }
+        Command::Match { target, source, match_mode, families, json } => matching::run(
+            &target,
+            &source,
+            &MatchMode::parse(&match_mode),
+            &crate::config::parse_families(&families)?,
+            json,
+        ),
         Command::Rmse { target, source, common } => rmse::run(&target, &source, &Settings::for_rmse(&common)?),
         Command::Audit { target, source, common, run, gates, plan } => {
             audit::run(&target, &source, &Settings::from_args(&common)?, &run, &gates, plan.as_deref())

@@ -85,9 +85,13 @@ impl Producer {
             }
             Producer::Tf2onnx => {
                 "tf2onnx's optimizer 'remove_back_to_back' fuses Conv+BatchNormalization; re-convert with the \
-                 Python API and leave it out: tf2onnx.convert.from_keras(model, ..., optimizers={k: v for k, v in \
+                 Python API and leave it out: import tf2onnx.optimizer (import tf2onnx alone does not load it), then \
+                 tf2onnx.convert.from_keras(model, ..., optimizers={k: v for k, v in \
                  tf2onnx.optimizer._get_optimizers().items() if k != 'remove_back_to_back'}) (from_function and \
-                 from_graph_def take the same optimizers argument; the command line has no switch for it)."
+                 from_graph_def take the same optimizers argument; the command line has no switch for it). A Keras 3 \
+                 model (tf.keras of TensorFlow 2.16 and later) reaches tf2onnx with BN already folded into the \
+                 Conv by TensorFlow, whatever the optimizers: build it with tf_keras (Keras 2: import tf_keras as \
+                 keras, or TF_USE_LEGACY_KERAS=1) and convert that, as above."
             }
             Producer::Paddle => {
                 "paddle2onnx does not fold BN itself (its optimizer has no Conv+BN fusion): convert a Paddle \
@@ -125,6 +129,33 @@ pub fn warning(model: &Model, scan: &LayerScan) -> Option<String> {
             producer.keep_bn_advice()
         )),
     }
+}
+
+/// The warning for a pair whose BN is folded in one model and kept in the other (or folded
+/// to a different extent), when their convolutions are paired (`--families conv` gets past
+/// the BN layer counts that differ): a folded conv's W and B carry its BN's scale and shift,
+/// so the two models' conv W/B are different quantities; `None` when both fold alike.
+pub fn pair_warning(target: (&Model, &LayerScan), source: (&Model, &LayerScan)) -> Option<String> {
+    let (ft, fs) = (Folding::of(target.1), Folding::of(source.1));
+    if ft == fs || (ft != Folding::Kept && fs != Folding::Kept) {
+        return None;
+    }
+    let bn = |sc: &LayerScan| sc.of(Family::Bn).count();
+    let (folded, kept) = if ft == Folding::Kept { (source, target) } else { (target, source) };
+    Some(format!(
+        "{} has {} BatchNormalization layer(s) and {} has {}: BN is folded into the convolutions of {} and kept in \
+         {}, so their conv W and B are not like for like (a folded conv's W and B carry its BN's scale and \
+         shift): the RMSE compares different quantities, and a swap puts the source's {} weights into the target's \
+         {} network; export both models the same way",
+        target.0.display_name(),
+        bn(target.1),
+        source.0.display_name(),
+        bn(source.1),
+        folded.0.display_name(),
+        kept.0.display_name(),
+        if ft == Folding::Kept { "folded" } else { "unfolded" },
+        if ft == Folding::Kept { "BN-keeping" } else { "folded" },
+    ))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use scaling::Probe;
 mod budget;
 mod constant_norm;
 mod group_norm;
+mod merged_ties;
 mod metric;
 mod prepare;
 mod results;

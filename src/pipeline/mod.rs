@@ -109,6 +109,11 @@ pub fn pair_models_of(t: Model, s: Model, mode: &MatchMode, families: &[Family])
     })?;
     let mut pairing = pairing;
     pairing.drop_mismatched_triples(&t, &s);
+    if pairing.pairs.iter().any(|p| p.layer.family == Family::Conv) {
+        if let Some(w) = folding::pair_warning((&t, &ts), (&s, &ss)) {
+            push_once(&mut warnings, w);
+        }
+    }
     if matches!(mode, MatchMode::Auto) && pairing.method == "position" {
         push_once(
             &mut warnings,

@@ -87,6 +87,8 @@ impl Audit {
         ctx.warnings.extend(super::group_norm::leave_out(&ctx.target, &ctx.target_layers, &mut ctx.pairing));
         // Nor are the constant 1/0 a norm layer without affine parameters is exported with.
         ctx.warnings.extend(super::constant_norm::leave_out(&ctx.target, &ctx.source, &mut ctx.pairing));
+        // A tensor the exporter merged from several layers is no one layer's to swap.
+        ctx.warnings.extend(super::merged_ties::leave_out(&ctx.source, &mut ctx.pairing));
         warn(&ctx.warnings, o.quiet);
         let t = crate::profile::span("weight values (checked)");
         let (mut report, values, rows) = data_free_report_pending(&ctx, o, "audit")?;

@@ -78,11 +78,14 @@ pub fn reason(model: &Model) -> String {
 pub fn leave_out(model: &Model, pairing: &mut Pairing) -> Option<String> {
     let off = unscored_nodes(model);
     let mut layers: Vec<String> = Vec::new();
+    let mut kept: HashSet<String> = HashSet::new();
     pairing.pairs.retain(|p| {
         let keep = !off.contains(&p.layer.node_index);
         let label = p.layer.label();
         if !keep && !layers.contains(&label) {
             layers.push(label);
+        } else if keep {
+            kept.insert(label);
         }
         keep
     });
@@ -91,8 +94,23 @@ pub fn leave_out(model: &Model, pairing: &mut Pairing) -> Option<String> {
     }
     let shown: Vec<&str> = layers.iter().take(4).map(String::as_str).collect();
     let more = if layers.len() > 4 { format!(" and {} more", layers.len() - 4) } else { String::new() };
+    // The first output reached by fewer layers than are left out is likely an auxiliary head
+    // exported first (`forward` returning `(aux, out)`): the verdicts would speak for a
+    // corner of the network.
+    let hint = if layers.len() > kept.len() {
+        let names: Vec<String> = model.proto.graph.output.iter().skip(1).map(|o| format!("'{}'", o.name)).collect();
+        format!(
+            "; they are most of the paired layers ({} of {}): if '{}' is an auxiliary output, score the main one with --output (the others: {})",
+            layers.len(),
+            layers.len() + kept.len(),
+            scored_output(model).unwrap_or_default(),
+            names.join(", ")
+        )
+    } else {
+        String::new()
+    };
     Some(format!(
-        "{} layer(s) do not reach the scored output '{}' ({}{more}): not swapped, listed as not audited, and left out of the verdicts, which speak for the layers that produce the scored output",
+        "{} layer(s) do not reach the scored output '{}' ({}{more}): not swapped, listed as not audited, and left out of the verdicts, which speak for the layers that produce the scored output{hint}",
         layers.len(),
         scored_output(model).unwrap_or_default(),
         shown.join(", "),
