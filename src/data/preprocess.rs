@@ -311,6 +311,13 @@ pub fn prepare(samples: &[Sample], spec: &InputSpec, normalize: Normalize, fit: 
 /// Normalize one image (all its channels together). Sums run in element order, as before
 /// the move to ndarray, so results are bit-identical.
 fn normalize_image(x: &mut Array3<f64>, how: Normalize) {
+    normalize_once(x, how, true);
+}
+
+/// [`normalize_image`]; `rescale`: whether an overflow may rescale the image and start again
+/// (once: an empty image's min-max range is -inf whatever the scale, and recursing on it
+/// overflowed the stack).
+fn normalize_once(x: &mut Array3<f64>, how: Normalize, rescale: bool) {
     let n = x.len().max(1) as f64;
     match how {
         Normalize::None => {}
@@ -319,7 +326,7 @@ fn normalize_image(x: &mut Array3<f64>, how: Normalize) {
         Normalize::Zscore | Normalize::Auto => {
             let mean = x.iter().sum::<f64>() / n;
             let std = (x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
-            if !(mean.is_finite() && std.is_finite()) {
+            if rescale && !(mean.is_finite() && std.is_finite()) {
                 return rescaled(x, how);
             }
             let d = if std > 0.0 { std } else { 1.0 };
@@ -328,7 +335,7 @@ fn normalize_image(x: &mut Array3<f64>, how: Normalize) {
         Normalize::Minmax => {
             let lo = x.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if !(hi - lo).is_finite() {
+            if rescale && !x.is_empty() && !(hi - lo).is_finite() {
                 return rescaled(x, how);
             }
             let d = if hi > lo { hi - lo } else { 1.0 };
@@ -343,8 +350,10 @@ fn normalize_image(x: &mut Array3<f64>, how: Normalize) {
 /// 0, silently: label-free, every swap then agreed with the baseline.)
 fn rescaled(x: &mut Array3<f64>, how: Normalize) {
     let largest = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    x.mapv_inplace(|v| v / largest);
-    normalize_image(x, how);
+    if largest > 0.0 {
+        x.mapv_inplace(|v| v / largest);
+    }
+    normalize_once(x, how, false);
 }
 
 /// Fit one plane to `to` = (height, width).
@@ -404,6 +413,21 @@ mod tests {
     use ndarray::{array, Array};
 
     use super::*;
+
+    #[test]
+    fn min_max_of_an_empty_image_overflowed_the_stack() {
+        // Its range is -inf at any scale: the overflow rescue recursed without end (the npy
+        // fuzz corpus found it in CI).
+        for how in [Normalize::Minmax, Normalize::Zscore, Normalize::None, Normalize::Div255] {
+            let mut x = Array3::<f64>::zeros((1, 0, 4));
+            normalize_image(&mut x, how);
+            assert!(x.is_empty());
+        }
+        // An all-zero image beyond the rescue's reach stays as the plain path leaves it.
+        let mut z = Array3::<f64>::zeros((1, 2, 2));
+        normalize_image(&mut z, Normalize::Minmax);
+        assert!(z.iter().all(|&v| v == 0.0));
+    }
 
     fn sample(image: Array2<f64>, label: Array2<f64>) -> Sample {
         Sample { image: image.insert_axis(Axis(0)).into(), label: Some(Label::Map(label.into())), origin: "t#0".into() }
