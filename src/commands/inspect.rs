@@ -91,6 +91,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
     );
     // An image input shadowed by an initializer leaves nothing to feed: said here, as the
     // audit says it (with no input the line `input '...'` is missing).
+    warnings.extend(reuse_audit::model::train_mode::reason(&m));
     if let Err(e) = m.input_spec() {
         if !m.shadowed_inputs().is_empty() {
             warnings.push(format!("{e:#}"));
@@ -110,7 +111,7 @@ pub fn run(path: &Path, json: bool, flops: bool, size: Option<&str>) -> Result<(
             .map(|o| (if o.domain.is_empty() { "ai.onnx".into() } else { o.domain.clone() }, o.version))
             .collect(),
         producer: format!("{} {}", m.proto.producer_name, m.proto.producer_version).trim().to_string(),
-        input: m.input_spec().ok(),
+        input: m.declared_input().ok(),
         conv_layers: sc.of(Family::Conv).count(),
         bn_layers: sc.of(Family::Bn).count(),
         linear_layers: sc.of(Family::Linear).count(),

@@ -13,6 +13,7 @@ pub mod quantized;
 pub mod stride;
 pub mod tensor;
 pub mod tied;
+pub mod train_mode;
 pub mod upcast;
 pub mod validate;
 
@@ -305,7 +306,22 @@ impl Model {
 
     /// The graph's real input (not an initializer) read in `layout`: its channels, height and
     /// width are the dims that layout puts them at. A graph with more than one is refused.
+    /// A graph with BatchNormalization in training mode is refused (see [`train_mode`]): fed
+    /// images, it scores by how they are batched.
     pub fn input_spec_as(&self, layout: layout::Layout) -> Result<crate::data::InputSpec> {
+        if let Some(why) = train_mode::reason(self) {
+            return Err(bad_file(&self.path, why));
+        }
+        self.declared_input_as(layout)
+    }
+
+    /// The graph's real input as declared, for display (`inspect`): [`Model::input_spec`]
+    /// without the training-mode check.
+    pub fn declared_input(&self) -> Result<crate::data::InputSpec> {
+        self.declared_input_as(layout::detect(self).input.layout)
+    }
+
+    fn declared_input_as(&self, layout: layout::Layout) -> Result<crate::data::InputSpec> {
         let g = &self.proto.graph;
         let real: Vec<_> = g.input.iter().filter(|i| !self.initializers.contains_key(&i.name)).collect();
         let input = *real.first().ok_or_else(|| bad_file(&self.path, self.no_input_reason()))?;
