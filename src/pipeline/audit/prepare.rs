@@ -113,6 +113,8 @@ impl Audit {
         warn(&loaded.unread, o.quiet);
         report.warnings.extend(loaded.unread.iter().cloned());
         data::preprocess::check_fed_size(&loaded.samples, input)?;
+        data::preprocess::check_fixed_batch(&loaded.samples, input)
+            .map_err(|why| UserError::BadFile { path: self.target.clone(), reason: why })?;
         // The set as fed (and its shuffled copy, adaptive), beside the samples as loaded.
         let fed = data::preprocess::fed_bytes(&loaded.samples, input);
         let held: u64 = loaded.samples.iter().map(|s| s.bytes()).sum();
