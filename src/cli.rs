@@ -268,7 +268,7 @@ pub struct RunArgs {
     /// tolerance, else undecided.
     #[arg(long, default_value_t = 0.95)]
     pub confidence: f64,
-    /// Bootstrap resamples per interval (at least 100; fixed seed: reruns give the same bytes).
+    /// Bootstrap resamples per interval (100 to 100000; fixed seed: reruns give the same bytes).
     #[arg(long, default_value_t = 2000)]
     pub bootstrap: usize,
     /// Score swaps on growing rounds of images (32, 64, 128, ..., all) and stop each one as

@@ -231,3 +231,24 @@ fn conv_kernel_of_2_pow_40_panicked_inside_the_onnx_runtime_binding() {
         assert!(!out.exists(), "nothing written");
     }
 }
+
+#[test]
+fn conv_weight_of_no_values_gave_rmse_0_and_cosine_1() {
+    // A Conv weight of shape [0, 1, 3, 3] in both models (ONNX Runtime refuses the layer):
+    // `rmse` printed RMSE 0, nRMSE 0, cosine 1 for it, a measurement of nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    with_init(&mut m, "net.conv1.weight", |t| {
+        t.dims = vec![0, 1, 3, 3];
+        t.raw_data.clear();
+    });
+    let (t, s) = (save(&m, dir.path(), "t.onnx"), save(&m, dir.path(), "s.onnx"));
+    refused(
+        &["rmse".as_ref(), t.as_os_str(), s.as_os_str()],
+        &["t.onnx", "'net.conv1.weight' (conv 1 (conv1) W) has shape [0, 1, 3, 3], no values"],
+    );
+    let data = dir.path().join("val.npz");
+    npz(&data, 2, 8, Some(&[1u8; 2 * 64]), 5);
+    let args = ["audit".as_ref(), t.as_os_str(), s.as_os_str(), "--data".as_ref(), data.as_os_str()];
+    refused(&args, &["t.onnx", "'net.conv1.weight'", "no values"]);
+}

@@ -166,3 +166,31 @@ fn unsqueezed_activation_with_batch_on_axis_1_runs_the_incremental_regions() {
         }
     }
 }
+
+#[test]
+fn random_normal_like_in_the_target_gave_a_different_baseline_and_verdicts_on_every_run() {
+    // y = head + RandomNormalLike(head): two runs of the same audit reported baselines 0.3445
+    // and 0.3277 and swap losses of opposite signs, without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    let g = m.graph.as_mut().unwrap();
+    g.node.last_mut().unwrap().output[0] = "y0".into();
+    let mut scale = AttributeProto::new();
+    scale.name = "scale".into();
+    scale.type_ = AttributeType::FLOAT.into();
+    scale.f = 2.0;
+    g.node.push(node("RandomNormalLike", "noise", &["y0"], &["n"], vec![scale]));
+    g.node.push(node("Add", "plus_noise", &["y0", "n"], &["y"], vec![]));
+    let t = save(&m, dir.path(), "noisy.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, Some(&[1u8; 4 * 64]), 5);
+    let out = dir.path().join("out");
+    let o = audit_cmd(&t, &s, &data).arg("--out").arg(&out).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("noisy.onnx: node 'noise' (RandomNormalLike) draws random numbers on every run"), "{e}");
+    assert!(!out.exists());
+    // As the source it is only read, never run: audited as usual.
+    audit_cmd(&s, &t, &data).arg("-q").assert().success();
+}

@@ -458,3 +458,33 @@ fn bad_input_exits_2_naming_the_file_and_writes_nothing() {
         .stderr(predicate::str::contains("--plan"));
     assert!(!same.exists());
 }
+
+#[test]
+fn report_with_a_non_ascii_sha256_panicked_and_a_duplicated_row_was_counted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s, d) = tiny_pair(dir.path());
+    let report = tiny_report(&t, &s, &d, &dir.path().join("audit"), &["--tolerance", "1"]);
+    let edited = |name: &str, f: &dyn Fn(&mut Value)| {
+        let mut r = read_json(&report);
+        f(&mut r);
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec(&r).unwrap()).unwrap();
+        p
+    };
+    let out = dir.path().join("plan");
+    // The message cut the report's sha256 at byte 12, inside a character: a panic (exit 101).
+    let other = edited("sha.json", &|r| r["target"]["sha256"] = Value::from(format!("a{}", "é".repeat(40))));
+    plan_cmd(&t, &s, &other, &out).assert().code(2).stderr(
+        predicate::str::contains("the report is of another model pair").and(predicate::str::contains("aéééééééééé")),
+    );
+    assert!(!out.exists());
+    // A row given twice: "N tensor(s) reused" counted its tensor twice.
+    let twice = edited("twice.json", &|r| {
+        let row = r["rows"][0].clone();
+        r["rows"].as_array_mut().unwrap().push(row);
+    });
+    plan_cmd(&t, &s, &twice, &out).assert().code(2).stderr(
+        predicate::str::contains("twice.json").and(predicate::str::contains("row conv 1 W (conv1) is given twice")),
+    );
+    assert!(!out.exists());
+}

@@ -259,3 +259,61 @@ fn shard_flags_are_checked() {
         .code(2)
         .stderr(predicate::str::contains("--plan: a shard sees part of the swaps"));
 }
+
+/// Rewrite a shard journal's header line with `edit` applied to its JSON text, with a
+/// checksum that fits (the checksum guards against damage, not against an edited file).
+fn edit_header(shard_dir: &Path, edit: impl Fn(&str) -> String) {
+    use sha2::Digest;
+    let path = shard_dir.join("shard.journal");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let json = edit(first.split_once(' ').unwrap().1);
+    let sum: String = sha2::Sha256::digest(json.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, format!("{sum} {json}\n{rest}")).unwrap();
+}
+
+#[test]
+fn shard_count_of_2_pow_64_panicked_allocating_the_split() {
+    let f = tiny();
+    // `--shard 1/18446744073709551615` panicked (capacity overflow, exit 101); 1/2^32
+    // aborted allocating 32 GiB for the list of shards.
+    for bad in ["1/18446744073709551615", "1/4294967296", "auto/100001"] {
+        let out = f.dir.path().join("o");
+        audit(&f.t, &f.s, &f.data, &out, &["--shard", bad])
+            .env("SLURM_ARRAY_TASK_ID", "0")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--shard").and(predicate::str::contains("more than the 100000")));
+        assert!(!out.exists());
+    }
+    // A journal whose header claims 2^64 - 1 shards (or shard 0) panicked `merge` the same way.
+    let lf = ["--labels", "baseline"];
+    for (claim, says) in [("18446744073709551615", "more than the 100000"), ("0", "shard 0/2 is not K/N")] {
+        let parts = shards(&f.t, &f.s, &f.data, &f.dir.path().join(format!("c{claim}")), 2, &lf);
+        for p in &parts {
+            let edit = |json: &str| match claim {
+                "0" => json.replace("\"index\":1,", "\"index\":0,").replace("\"index\":2,", "\"index\":0,"),
+                _ => json.replace("\"count\":2,", &format!("\"count\":{claim},")),
+            };
+            edit_header(p, edit);
+        }
+        let merged = f.dir.path().join("merged");
+        merge(&parts, &merged)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("shard.journal").and(predicate::str::contains(says)));
+        assert!(!merged.exists());
+    }
+}
+
+#[test]
+fn bootstrap_of_2_pow_64_panicked_allocating_the_resamples() {
+    let f = tiny();
+    let out = f.dir.path().join("o");
+    audit(&f.t, &f.s, &f.data, &out, &["--bootstrap", "18446744073709551615"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--bootstrap").and(predicate::str::contains("panicked").not()));
+    assert!(!out.exists());
+    audit(&f.t, &f.s, &f.data, &out, &["--labels", "baseline", "--bootstrap", "100000"]).assert().success();
+}

@@ -333,3 +333,19 @@ fn png_of_16000x16000_or_a_folder_of_many_large_pngs_was_decoded_before_any_limi
     }
     refused(&mut audit_cmd(&m, &m, &vols), &["p5.nii.gz", "1342177280 values", "2^30"]);
 }
+
+#[test]
+fn fixed_batch_of_2_pow_40_aborted_allocating_the_padded_feed() {
+    // A tiny file whose input fixes the batch at 2^40: every run is zero-padded to the
+    // fixed batch, so the first probe allocated 2^40 images (abort, exit 134).
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec { fixed_batch: true, ..Spec::default() });
+    let g = m.graph.as_mut().unwrap();
+    g.input[0].type_.mut_or_insert_default().mut_tensor_type().shape.mut_or_insert_default().dim[0]
+        .set_dim_value(1 << 40);
+    let p = save(&m, dir.path(), "batch-2-40.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 2, 8, Some(&[0u8; 128]), 1);
+    refused(&mut audit_cmd(&p, &s, &data), &["batch-2-40.onnx", "fixed batch of 1099511627776", "2^31"]);
+}

@@ -38,6 +38,17 @@ fn stored_triple(model: &Model, p: &Param) -> Result<Option<Triple>> {
 
 fn checked(model: &Model, p: &Param, layer: &str) -> Result<ArrayD<f64>> {
     let v = model.values(p)?;
+    if v.is_empty() {
+        // A layer of no channels (ONNX Runtime refuses it): RMSE and cosine of nothing are no measurement.
+        return Err(UserError::BadFile {
+            path: model.path.clone(),
+            reason: format!(
+                "parameter '{}' ({layer} {}) has shape {:?}, no values: a layer without channels cannot be compared",
+                p.name, p.kind, p.dims
+            ),
+        }
+        .into());
+    }
     let bad = v.iter().filter(|x| !x.is_finite()).count();
     if bad > 0 {
         return Err(UserError::BadFile {

@@ -199,6 +199,27 @@ pub fn check_fed_size(samples: &[Sample], spec: &InputSpec) -> Result<()> {
     Ok(())
 }
 
+/// Refuse a model input whose fixed batch, fed the samples' images (its fixed size, else
+/// the first sample's), would hold more than [`MAX_DATASET_VALUES`] in one run: a run with
+/// fewer images left is zero-padded to the fixed batch, so each run allocates all of it.
+/// The reason, for an error that names the model.
+pub fn check_fixed_batch(samples: &[Sample], spec: &InputSpec) -> Result<(), String> {
+    let (Some(batch), Some(first)) = (spec.batch, samples.first()) else { return Ok(()) };
+    let h = spec.height.unwrap_or(first.height());
+    let w = spec.width.unwrap_or(first.width());
+    let c = spec.channels.unwrap_or(first.channels());
+    let values = [c, h, w].iter().try_fold(batch, |n, &d| n.checked_mul(d));
+    if values.is_some_and(|v| v <= MAX_DATASET_VALUES) {
+        return Ok(());
+    }
+    Err(format!(
+        "the input '{}' has a fixed batch of {batch}: every run feeds {batch} images of {c} x {h} x {w} (padded with \
+         zeros), more than the {MAX_DATASET_VALUES} values (2^31, 8 GiB of float32) a data set may hold as fed; \
+         export the model with a dynamic batch (or a batch of 1)",
+        spec.name
+    ))
+}
+
 /// Bytes the samples take fed to `spec` (its fixed size, else the first sample's): the
 /// float32 images and their labels (float32, or f64 where a label is not a float32).
 pub fn fed_bytes(samples: &[Sample], spec: &InputSpec) -> u64 {

@@ -86,6 +86,19 @@ pub fn parse<B: DeserializeOwned, S: DeserializeOwned>(bytes: &[u8], path: &Path
             ),
         ));
     }
+    // A header's shard (a file the user hands over) is checked before `merge` lists every shard.
+    if let Some(p) = &header.shard {
+        let fits = (1..=p.count).contains(&p.index);
+        super::shard::check_count(p.count)
+            .and_then(|()| {
+                if fits {
+                    Ok(())
+                } else {
+                    Err(format!("shard {}/{} is not K/N with 1 <= K <= N", p.index, p.count))
+                }
+            })
+            .map_err(|why| corrupt(1, format!("(the header) is not a shard of an audit: {why}")))?;
+    }
     let mut known = Known::default();
     let key_of = |pair: usize| header.swaps.iter().find(|s| s.pair == pair).map(|s| s.key.as_str());
     for (n, l) in lines {

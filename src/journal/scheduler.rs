@@ -41,13 +41,17 @@ impl FromStr for ShardArg {
     fn from_str(s: &str) -> Result<ShardArg, String> {
         if let Some(n) = s.strip_prefix("auto/") {
             return match n.trim().parse::<usize>() {
-                Ok(count) if count > 0 => Ok(ShardArg::FromScheduler { count }),
+                Ok(count) if count > 0 => {
+                    super::shard::check_count(count).map_err(|why| format!("'{s}': {why}"))?;
+                    Ok(ShardArg::FromScheduler { count })
+                }
                 _ => Err(format!("'{s}': auto/N needs N >= 1 shards (e.g. auto/4)")),
             };
         }
-        s.parse::<Shard>()
-            .map(ShardArg::Given)
-            .map_err(|e| format!("{e}, or auto/N (K from {SLURM_TASK} or {K8S_INDEX}, the scheduler's task index)"))
+        s.parse::<Shard>().map(ShardArg::Given).map_err(|e| match e.ends_with("(e.g. 2/4)") {
+            true => format!("{e}, or auto/N (K from {SLURM_TASK} or {K8S_INDEX}, the scheduler's task index)"),
+            false => e,
+        })
     }
 }
 

@@ -7,6 +7,19 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The most shards an audit may be split into (`--shard K/N`, and a journal's header): far
+/// more than any job array runs, few enough that a list of every shard (the split, and
+/// `merge`'s check that none is missing) stays small.
+pub const MAX_SHARDS: usize = 100_000;
+
+/// Why `count` shards are too many, if they are.
+pub fn check_count(count: usize) -> Result<(), String> {
+    match count <= MAX_SHARDS {
+        true => Ok(()),
+        false => Err(format!("{count} shards are more than the {MAX_SHARDS} an audit may be split into")),
+    }
+}
+
 /// Shard `index` of `count` (1-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -27,6 +40,7 @@ impl FromStr for Shard {
         if index == 0 || count == 0 || index > count {
             return Err(bad());
         }
+        check_count(count).map_err(|why| format!("'{s}': {why}"))?;
         Ok(Shard { index, count })
     }
 }

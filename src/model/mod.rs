@@ -10,6 +10,7 @@ pub mod layers;
 pub mod layout;
 pub mod lift;
 pub mod quantized;
+pub mod random;
 pub mod stride;
 pub mod tensor;
 pub mod tied;

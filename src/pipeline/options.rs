@@ -33,6 +33,10 @@ pub struct Options {
 /// The fewest bootstrap resamples accepted: fewer cannot place a 95% interval's ends.
 pub const MIN_BOOTSTRAP: usize = 100;
 
+/// The most bootstrap resamples accepted: every swap's resampled losses are held at once
+/// (8 bytes each), and more resamples than this place an interval's ends no better.
+pub const MAX_BOOTSTRAP: usize = 100_000;
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -83,6 +87,17 @@ impl Options {
                 flag: "--bootstrap",
                 reason: format!(
                     "{} resamples are too few to place an interval's ends; give at least {MIN_BOOTSTRAP}",
+                    self.bootstrap
+                ),
+            }
+            .into());
+        }
+        if self.bootstrap > MAX_BOOTSTRAP {
+            return Err(UserError::BadFlag {
+                flag: "--bootstrap",
+                reason: format!(
+                    "{} resamples are more than the {MAX_BOOTSTRAP} accepted (every swap's resamples are held at once; \
+                     2000, the default, places a 95% interval's ends well)",
                     self.bootstrap
                 ),
             }

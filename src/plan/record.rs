@@ -183,6 +183,11 @@ impl AuditRecord {
         if self.rows.is_empty() {
             return Err(bad_file(path, "the report has no rows: nothing was audited"));
         }
+        // An audit writes one row per (family, layer, kind): a second would count its tensor twice.
+        let mut seen = std::collections::HashSet::new();
+        if let Some(r) = self.rows.iter().find(|r| !seen.insert((&r.family, r.layer, &r.kind))) {
+            return Err(bad_file(path, format!("row {} is given twice: was the report edited?", r.label())));
+        }
         Ok(())
     }
 
@@ -210,6 +215,7 @@ impl AuditRecord {
     }
 }
 
+/// The first 12 characters of a sha256 (as a report holds it: any text, cut on a character).
 fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
+    sha.char_indices().nth(12).map_or(sha, |(at, _)| &sha[..at])
 }

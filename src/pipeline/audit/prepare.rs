@@ -78,6 +78,17 @@ impl Audit {
         let t = crate::profile::span("load + pair models");
         let mut ctx = load_pair_of(&self.target, &self.source, &o.match_mode, &o.families)?;
         drop(t);
+        if let Some(node) = crate::model::random::random_node(&ctx.target) {
+            return Err(UserError::BadFile {
+                path: self.target.clone(),
+                reason: format!(
+                    "node {node} draws random numbers on every run: the baseline and each swap would score \
+                     different noise, so no swap's loss could be told from it; export the model without it \
+                     (in eval mode, noise layers off)"
+                ),
+            }
+            .into());
+        }
         if let Some(name) = &self.output {
             super::scored::choose(&mut ctx.target, name)?;
         }
@@ -113,6 +124,8 @@ impl Audit {
         warn(&loaded.unread, o.quiet);
         report.warnings.extend(loaded.unread.iter().cloned());
         data::preprocess::check_fed_size(&loaded.samples, input)?;
+        data::preprocess::check_fixed_batch(&loaded.samples, input)
+            .map_err(|why| UserError::BadFile { path: self.target.clone(), reason: why })?;
         // The set as fed (and its shuffled copy, adaptive), beside the samples as loaded.
         let fed = data::preprocess::fed_bytes(&loaded.samples, input);
         let held: u64 = loaded.samples.iter().map(|s| s.bytes()).sum();
