@@ -194,3 +194,39 @@ fn random_normal_like_in_the_target_gave_a_different_baseline_and_verdicts_on_ev
     // As the source it is only read, never run: audited as usual.
     audit_cmd(&s, &t, &data).arg("-q").assert().success();
 }
+
+/// The tiny CNN ending in `Dropout(logits, ratio 0.5, training_mode)` with `training_mode` a
+/// bool `Constant` of `training`.
+fn with_dropout(seed: u64, training: bool) -> ModelProto {
+    let mut m = tiny_cnn(&Spec { seed, ..Spec::default() });
+    let g = m.graph.as_mut().unwrap();
+    g.node.last_mut().unwrap().output[0] = "y0".into();
+    g.initializer.push(tensor("ratio", &[], &[0.5], Storage::Raw));
+    let mut mode = TensorProto::new();
+    mode.name = "mode".into();
+    mode.data_type = 9;
+    mode.int32_data = vec![i32::from(training)];
+    g.node.push(node("Constant", "mode_const", &[], &["mode"], vec![value_attr(mode)]));
+    g.node.push(node("Dropout", "drop", &["y0", "ratio", "mode"], &["y"], vec![]));
+    m
+}
+
+#[test]
+fn dropout_in_training_mode_in_the_target_scored_a_new_random_mask_on_every_run() {
+    // Dropout with training_mode = true zeroes half the logits at random on every run: the
+    // baseline and each swap scored different noise, like a RandomNormalLike.
+    let dir = tempfile::tempdir().unwrap();
+    let t = save(&with_dropout(1, true), dir.path(), "dropping.onnx");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, Some(&[1u8; 4 * 64]), 5);
+    let out = dir.path().join("out");
+    let o = audit_cmd(&t, &s, &data).arg("--out").arg(&out).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("dropping.onnx: node 'drop' (Dropout) draws random numbers on every run"), "{e}");
+    assert!(!out.exists());
+    // In inference mode the same graph is the identity there: audited as usual.
+    let t = save(&with_dropout(1, false), dir.path(), "kept.onnx");
+    audit_cmd(&t, &s, &data).arg("-q").assert().success();
+}

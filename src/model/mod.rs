@@ -305,6 +305,11 @@ impl Model {
         self.input_spec_as(layout::detect(self).input.layout)
     }
 
+    /// The initializer named `name`, if the main graph has one.
+    pub fn initializer(&self, name: &str) -> Option<&TensorProto> {
+        self.initializers.get(name).and_then(|&k| self.proto.graph.initializer.get(k))
+    }
+
     /// The graph's real input (not an initializer) read in `layout`: its channels, height and
     /// width are the dims that layout puts them at. A graph with more than one is refused.
     /// A graph with BatchNormalization in training mode is refused (see [`train_mode`]): fed
