@@ -243,7 +243,13 @@ impl Audit {
         }
         let scope = match self.journal.as_ref().map(|j| &j.plan) {
             Some(JournalPlan::Merged(_)) => TimingScope::Shards,
-            Some(JournalPlan::Resume(_)) if opened.as_ref().is_some_and(|(_, op)| op.known.baseline.is_some()) => {
+            // Anything taken from the journal (an adaptive audit journals swaps before the
+            // baseline, a chunked one counted chunks before either) was computed by the killed run.
+            Some(JournalPlan::Resume(_))
+                if opened.as_ref().is_some_and(|(_, op)| {
+                    op.known.baseline.is_some() || !op.known.swaps.is_empty() || !op.known.chunks.is_empty()
+                }) =>
+            {
                 TimingScope::Resumed
             }
             _ => TimingScope::Run,
