@@ -172,3 +172,42 @@ fn uint8_data_is_held_as_float32_without_copies() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{e}");
 }
+
+/// Found at scale (1000 held-out slices: peak RSS 1.3 GB, the default 1024 MiB activation
+/// cache in use whatever the machine had): the incremental strategy's default cache budget
+/// did not look at the memory there is, so on a machine (or cgroup) with less room than
+/// 1 GiB a large set was killed by the kernel mid-audit, no message, no report, where a
+/// smaller budget only cuts the set into more chunks. The default is now at most half the
+/// room (here `REUSE_AUDIT_MEMORY_MB` less the data), said on stderr, and the report is the
+/// same bytes as with the full budget.
+#[test]
+fn default_cache_outgrew_the_memory_available() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s) = (root().join("models/unet-acdc-seg.onnx"), root().join("models/unet-acdc-ae.onnx"));
+    let data = root().join("models/data/acdc-val.npz");
+    // 48 slices x 2.1 MiB of cached activations (conv W only) = 101 MiB in one chunk by default.
+    let run = |out: &str, extra: &[&str], cap: Option<&str>| {
+        let mut c = guarded_audit_cmd(&t, &s, &data);
+        c.args(["--kinds", "W", "--no-timing", "--format", "csv,json", "--out"]).arg(dir.path().join(out)).args(extra);
+        if let Some(mb) = cap {
+            c.env("REUSE_AUDIT_MEMORY_MB", mb);
+        }
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        let read = |f: &str| std::fs::read(dir.path().join(out).join(f)).unwrap();
+        ((read("report.json"), read("report.csv")), err)
+    };
+    let (capped, err) = run("capped", &[], Some("100"));
+    // 100 MiB less the data (1.5 MiB), halved: 49 MiB, chunks of 22 images.
+    assert!(
+        err.contains("chunks of up to 22 images (--cache-mb 49: half the 98.5 MiB of memory available, REUSE_AUDIT_MEMORY_MB=100)"),
+        "{err}"
+    );
+    let (full, err) = run("full", &["--cache-mb", "1024"], Some("100"));
+    assert!(err.contains("chunks of up to 48 images (--cache-mb 1024)"), "an explicit budget stands: {err}");
+    assert!(capped == full, "the lowered budget changed the report");
+    // With room to spare the default stays 1024 MiB, and says nothing more.
+    let (_, err) = run("roomy", &[], Some("8192"));
+    assert!(err.contains("(--cache-mb 1024)"), "{err}");
+}

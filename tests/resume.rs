@@ -493,3 +493,46 @@ fn a_journal_line_that_is_not_utf8_was_called_line_0() {
         .code(2)
         .stderr(predicate::str::contains("journal line 3 is not UTF-8 text"));
 }
+
+#[test]
+fn a_resume_before_the_baseline_was_journaled_timed_itself_as_a_whole_run() {
+    // Found on 1000 held-out slices: a chunked audit killed before its last chunk (chunks
+    // counted, no baseline yet) or an adaptive one killed in its first rounds (swaps
+    // journaled, the baseline only after the last round) resumed with `timing.scope: "run"`,
+    // while `image_forwards` counted only what the resumed run computed (15580 of 19000):
+    // a whole run's scope on a part of its work. Anything taken from the journal makes it
+    // `resumed` now; a `--resume` that found no journal, or took nothing from it, stays `run`.
+    let dir = tempfile::tempdir().unwrap();
+    let (t, s, data) = unet();
+    let timing = |out: &Path| -> serde_json::Value {
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        r["timing"].clone()
+    };
+    // 48 images x (18 conv W swaps + the baseline), in chunks of one image.
+    let chunked = ["--kinds", "W", "--cache-mb", "1"];
+    let out = dir.path().join("chunked");
+    killed(&t, &s, &data, &out, &chunked, 5, false);
+    assert!(journal_lines(&out)[1..].iter().all(|l| json_of(l).get("chunk").is_some()), "five chunks, no baseline");
+    let out2 = dir.path().join("rechunked");
+    std::fs::copy(journal_of(&out), journal_of(&out2)).unwrap();
+    audit(&t, &s, &data, &out, &chunked).arg("--resume").assert().success();
+    let tm = timing(&out);
+    // Chunks 2-5 (images 1..5) were taken from the journal: 4 x 19 image forwards not run.
+    assert_eq!(tm["image_forwards"].as_u64(), Some(48 * 19 - 4 * 19), "{tm}");
+    assert_eq!(tm["scope"], "resumed", "{tm}");
+    // The same journal resumed in other chunks (30 images each): none is taken, all is run.
+    audit(&t, &s, &data, &out2, &["--kinds", "W", "--cache-mb", "64"]).arg("--resume").assert().success();
+    let tm = timing(&out2);
+    assert_eq!((tm["scope"].as_str(), tm["image_forwards"].as_u64()), (Some("run"), Some(48 * 19)), "{tm}");
+    // Adaptive: four swaps decided on the first 32 images journaled, no baseline.
+    let adaptive = ["--kinds", "W", "--adaptive"];
+    let out = dir.path().join("adaptive");
+    killed(&t, &s, &data, &out, &adaptive, 4, false);
+    assert!(journal_lines(&out)[1..].iter().all(|l| json_of(l).get("swap").is_some()), "four swaps, no baseline");
+    audit(&t, &s, &data, &out, &adaptive).arg("--resume").assert().success();
+    assert_eq!(timing(&out)["scope"], "resumed", "{}", timing(&out));
+    // A --resume with no journal to resume from is a whole run.
+    let out = dir.path().join("fresh");
+    audit(&t, &s, &data, &out, &adaptive).arg("--resume").assert().success();
+    assert_eq!(timing(&out)["scope"], "run", "{}", timing(&out));
+}

@@ -80,6 +80,11 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Bytes its images and labels take.
+    pub fn held_bytes(&self) -> u64 {
+        (self.images.len() * 4 + self.labels.as_ref().map_or(0, |l| l.bytes())) as u64
+    }
+
     /// `[n, c, h, w]`, whatever the layout.
     fn nchw(&self) -> [usize; 4] {
         let (a, b, c, d) = self.images.dim();

@@ -243,7 +243,13 @@ impl Audit {
         }
         let scope = match self.journal.as_ref().map(|j| &j.plan) {
             Some(JournalPlan::Merged(_)) => TimingScope::Shards,
-            Some(JournalPlan::Resume(_)) if opened.as_ref().is_some_and(|(_, op)| op.known.baseline.is_some()) => {
+            // Anything taken from the journal was computed by the killed run: swaps (an adaptive
+            // audit journals them before the baseline), the baseline, or chunks of counts (a
+            // chunked audit's, before either; taken only where this run's chunks are the same).
+            Some(JournalPlan::Resume(_))
+                if opened.as_ref().is_some_and(|(_, op)| op.known.baseline.is_some() || !op.known.swaps.is_empty())
+                    || outcome.clock.image_forwards < outcome.image_forwards =>
+            {
                 TimingScope::Resumed
             }
             _ => TimingScope::Run,

@@ -123,15 +123,27 @@ fn overlap_host(engine: &Engine) -> Result<bool> {
 
 /// The cache budget without `--cache-mb`, MiB: a quarter of the GPU's free memory when the
 /// cache is bound to the GPU (`nvidia-smi`; 1024 when it does not say), else 1024 of host
-/// memory. A quarter leaves the rest to the sessions' working memory, cuDNN's workspaces
-/// and handles; a smaller budget only cuts the set into more chunks, which costs no extra
-/// forward pass (each chunk's baseline covers its own images).
-pub(super) fn default_cache_mb(cache_on: Option<Device>) -> usize {
+/// memory, or half the host memory there is room for ([`crate::data::memory::available`],
+/// less `held`, the bytes the data set holds, under a `REUSE_AUDIT_MEMORY_MB` cap) when that
+/// is less: a default cache larger than the machine has used to grow until the process was
+/// killed, where a smaller one only cuts the set into more chunks. Returns the budget and,
+/// when the room lowered it, why (for the plan's line on stderr). A quarter of the GPU
+/// leaves the rest to the sessions' working memory, cuDNN's workspaces and handles; a
+/// smaller budget costs no extra forward pass (each chunk's baseline covers its own images).
+pub(super) fn default_cache_mb(cache_on: Option<Device>, held: u64) -> Result<(usize, Option<String>)> {
     const HOST: usize = 1024;
-    match cache_on {
-        Some(Device::Cuda) => crate::engine::hardware::gpu_free_mib().map_or(HOST, |free| (free / 4).max(HOST)),
-        _ => HOST,
+    if let Some(Device::Cuda) = cache_on {
+        return Ok((crate::engine::hardware::gpu_free_mib().map_or(HOST, |free| (free / 4).max(HOST)), None));
     }
+    let Some(room) = crate::data::memory::available()? else { return Ok((HOST, None)) };
+    let have = if room.cap { room.bytes.saturating_sub(held) } else { room.bytes };
+    let half = usize::try_from((have / 2) >> 20).unwrap_or(usize::MAX);
+    Ok(match half < HOST {
+        true => {
+            (half, Some(format!("half the {} of memory available, {}", crate::data::memory::human(have), room.source)))
+        }
+        false => (HOST, None),
+    })
 }
 
 /// Bytes of one activation tensor a CPU worker should keep in its core's cache: with

@@ -23,8 +23,11 @@ impl Plan {
     /// `cache_mb`: the cache budget (`None`: the plan's default, see `default_cache_mb`).
     /// A GPU running out of memory is said as such, with the budget to lower.
     pub fn run(&self, job: &AuditJob, feed: &Feed, cache_mb: Option<usize>, bar: &WorkBar) -> Result<Tally> {
-        let cache_mb = cache_mb.unwrap_or_else(|| super::default_cache_mb(self.cache_on));
-        self.run_chunks(job, feed, cache_mb, bar).map_err(|e| {
+        let (cache_mb, lowered) = match cache_mb {
+            Some(mb) => (mb, None),
+            None => super::default_cache_mb(self.cache_on, feed.data.held_bytes())?,
+        };
+        self.run_chunks(job, feed, (cache_mb, lowered.as_deref()), bar).map_err(|e| {
             if self.cache_on == Some(crate::engine::Device::Cuda) && out_of_memory(&format!("{e:#}")) {
                 e.context(format!(
                     "the GPU ran out of memory with {cache_mb} MiB of cached activations allowed; pass a smaller --cache-mb (or --batch)"
@@ -35,7 +38,9 @@ impl Plan {
         })
     }
 
-    fn run_chunks(&self, job: &AuditJob, feed: &Feed, cache_mb: usize, bar: &WorkBar) -> Result<Tally> {
+    /// `cache`: the budget in MiB, and why a default budget was lowered (said with the plan).
+    fn run_chunks(&self, job: &AuditJob, feed: &Feed, cache: (usize, Option<&str>), bar: &WorkBar) -> Result<Tally> {
+        let (cache_mb, lowered) = cache;
         let data = feed.data;
         let budget = cache_mb << 20;
         // With a dynamic batch, shrink the batch until one batch's cache fits the budget.
@@ -52,12 +57,13 @@ impl Plan {
         let level = job.scoring.level(n);
         if !job.quiet {
             eprintln!(
-                "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, chunks of up to {} images (--cache-mb {cache_mb}){}{}{}{}",
+                "incremental: {} regions on {} worker(s), {} image(s) per run, {:.1} MiB of cached activations per image, chunks of up to {} images (--cache-mb {cache_mb}{}){}{}{}{}",
                 self.regions.len(),
                 self.workers,
                 feed.batch,
                 self.bytes_per_image as f64 / (1 << 20) as f64,
                 (batches_per_chunk * feed.batch).min(n),
+                lowered.map(|why| format!(": {why}")).unwrap_or_default(),
                 if rounds.len() > 1 { format!(", adaptive rounds ending at images {rounds:?}") } else { String::new() },
                 if self.reduced { "; swap labels computed in the session" } else { "" },
                 if self.overlap_host && self.workers == 1 { "; host work beside the runs" } else { "" },
