@@ -252,3 +252,41 @@ fn conv_weight_of_no_values_gave_rmse_0_and_cosine_1() {
     let args = ["audit".as_ref(), t.as_os_str(), s.as_os_str(), "--data".as_ref(), data.as_os_str()];
     refused(&args, &["t.onnx", "'net.conv1.weight'", "no values"]);
 }
+
+#[test]
+fn weight_held_as_a_sparse_initializer_was_said_to_be_computed_in_the_graph() {
+    // The conv2 weight stored only as a sparse initializer (every element listed): it is not
+    // swapped, and the reason given was "computed in the graph, not a stored tensor".
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_cnn(&Spec::default());
+    let g = m.graph.as_mut().unwrap();
+    let k = g.initializer.iter().position(|t| t.name == "net.conv2.weight").unwrap();
+    let dense = g.initializer.remove(k);
+    let n = dense.dims.iter().product::<i64>();
+    let mut sparse = onnx_protobuf::SparseTensorProto::new();
+    sparse.dims = dense.dims.clone();
+    let mut values = dense.clone();
+    values.dims = vec![n];
+    sparse.values = Some(values).into();
+    let mut indices = onnx_protobuf::TensorProto::new();
+    indices.data_type = 7;
+    indices.dims = vec![n];
+    indices.int64_data = (0..n).collect();
+    sparse.indices = Some(indices).into();
+    g.sparse_initializer.push(sparse);
+    let t = save(&m, dir.path(), "sparse.onnx");
+    let o = bin().arg("inspect").arg(&t).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("'net.conv2.weight' is a sparse initializer"), "{text}");
+    assert!(!text.contains("'net.conv2.weight' is computed"), "{text}");
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
+    let data = dir.path().join("val.npz");
+    npz(&data, 4, 8, Some(&[1u8; 4 * 64]), 5);
+    let out = dir.path().join("out");
+    audit_cmd(&t, &s, &data).args(["-q", "--format", "json", "--out"]).arg(&out).assert().success();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let reasons: Vec<&str> =
+        report["not_audited"].as_array().unwrap().iter().filter_map(|r| r["reason"].as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("its weight is a sparse initializer")), "{reasons:?}");
+}

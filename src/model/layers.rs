@@ -246,12 +246,12 @@ pub fn scan(model: &Model) -> LayerScan {
                 None if family == Family::Conv => match super::quantized::param(model, &input, kind) {
                     Some(Ok(p)) => params.push(p),
                     Some(Err(_)) => {}
-                    None => skipped.push(format!("{node_name}: {kind} '{input}' is computed, not a stored tensor")),
+                    None => skipped.push(format!("{node_name}: {kind} '{input}' {}", model.not_stored_reason(&input))),
                 },
                 None if super::quantized::qdq::producer(model, &input).is_some() => {
                     skipped.push(format!("{node_name}: {kind} '{input}' is quantized (DequantizeLinear)"))
                 }
-                None => skipped.push(format!("{node_name}: {kind} '{input}' is computed, not a stored tensor")),
+                None => skipped.push(format!("{node_name}: {kind} '{input}' {}", model.not_stored_reason(&input))),
             }
         }
         params.sort_by_key(|p| p.kind);

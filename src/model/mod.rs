@@ -305,6 +305,22 @@ impl Model {
         self.input_spec_as(layout::detect(self).input.layout)
     }
 
+    /// Why a parameter input `name` is not a stored tensor the tool can swap: a sparse
+    /// initializer (ONNX Runtime densifies it; the tool reads dense tensors only), or a value
+    /// the graph computes.
+    pub fn not_stored_reason(&self, name: &str) -> &'static str {
+        if self.is_sparse_initializer(name) {
+            "is a sparse initializer (only dense tensors are read and swapped)"
+        } else {
+            "is computed, not a stored tensor"
+        }
+    }
+
+    /// Whether `name` is one of the main graph's sparse initializers.
+    pub fn is_sparse_initializer(&self, name: &str) -> bool {
+        self.proto.graph.sparse_initializer.iter().any(|t| t.values.as_ref().is_some_and(|v| v.name == name))
+    }
+
     /// The initializer named `name`, if the main graph has one.
     pub fn initializer(&self, name: &str) -> Option<&TensorProto> {
         self.initializers.get(name).and_then(|&k| self.proto.graph.initializer.get(k))

@@ -82,7 +82,12 @@ pub fn not_audited(ctx: &PairContext, families: &[Family], kinds: &[Kind], repor
         let reason = match ctx.target_layers.quantized.iter().find(|q| q.layer == conv) {
             _ if unscored.contains(&i) => super::scored::reason(&ctx.target),
             Some(q) => format!("quantized ({}): {}", q.format, q.reason),
-            None => "its weight is computed in the graph, not a stored tensor".into(),
+            None => match n.input.get(1) {
+                Some(w) if ctx.target.is_sparse_initializer(w) => {
+                    format!("its weight {}", ctx.target.not_stored_reason(w))
+                }
+                _ => "its weight is computed in the graph, not a stored tensor".into(),
+            },
         };
         push(Family::Conv, Some(conv), &node, Kind::W, reason);
     }
