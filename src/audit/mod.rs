@@ -210,7 +210,7 @@ fn run_swaps(engine: &Engine, job: &AuditJob) -> Result<(Tally, Strategy)> {
         };
         match plan {
             Ok(plan) => {
-                let bar = WorkBar::new(job.data.n(), todo(job).len(), job.quiet);
+                let bar = WorkBar::logged(job.data.n(), todo(job).len(), job.quiet, work_bar::log_every()?);
                 let out = plan.run(job, &feed, job.cache_mb, &bar)?;
                 bar.finish();
                 plan.close(engine);
@@ -241,7 +241,7 @@ pub fn labels(data: &Dataset, classes: usize) -> Result<Array3<u8>> {
 /// Naive and shared strategies: full forward passes, round by round (one round when exact).
 fn run_full(engine: &Engine, job: &AuditJob, feed: &Feed) -> Result<Tally> {
     let mut open = todo(job);
-    let bar = WorkBar::new(job.data.n(), open.len(), job.quiet);
+    let bar = WorkBar::logged(job.data.n(), open.len(), job.quiet, work_bar::log_every()?);
     let mut eval = strategy::Evaluator::new(engine, job, feed)?;
     let n = job.data.n();
     let level = job.scoring.level(n);

@@ -2,14 +2,36 @@
 //! as they are run (a region's swaps when the region ends, a naive swap when its pass ends),
 //! so a long exact audit moves all along instead of sitting at 0 until its round ends. An
 //! adaptive round that decides swaps takes their remaining images off the total.
+//!
+//! Off a terminal (a CI log, `2> file`) the bar is hidden, and a plain line says where the
+//! audit is every [`LOG_EVERY`] (`REUSE_AUDIT_PROGRESS_SECS` overrides it; 0: at every
+//! step), so a long audit in a log does not look stuck; short audits print none.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::UserError;
+
+/// How often the plain progress line is printed off a terminal.
+pub const LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// A progress bar over the image forwards an audit still has to run.
 pub struct WorkBar {
     bar: ProgressBar,
     /// Images in the set.
     n: usize,
+    /// Off a terminal: how often a plain line is printed, when the bar started and when the
+    /// last line was printed (or the bar started).
+    log: Option<(Duration, Instant, Mutex<Instant>)>,
+}
+
+/// The plain line's interval: `REUSE_AUDIT_PROGRESS_SECS` (0 to 86400 seconds), else [`LOG_EVERY`].
+pub fn log_every() -> Result<Duration, UserError> {
+    Ok(crate::engine::switches::count("REUSE_AUDIT_PROGRESS_SECS", 0, 86_400)?
+        .map_or(LOG_EVERY, |s| Duration::from_secs(s as u64)))
 }
 
 impl WorkBar {
@@ -24,7 +46,16 @@ impl WorkBar {
         {
             bar.set_style(style.progress_chars("=> "));
         }
-        WorkBar { bar, n }
+        WorkBar { bar, n, log: None }
+    }
+
+    /// The same bar, which off a terminal (and unless `quiet`) prints a plain line every `every`.
+    pub fn logged(n: usize, swaps: usize, quiet: bool, every: Duration) -> WorkBar {
+        let mut w = WorkBar::new(n, swaps, quiet);
+        if !quiet && !std::io::stderr().is_terminal() {
+            w.log = Some((every, Instant::now(), Mutex::new(Instant::now())));
+        }
+        w
     }
 
     /// A bar that shows nothing (work inside another step, e.g. a budget search's probe).
@@ -35,6 +66,19 @@ impl WorkBar {
     /// `images` image forwards were run (or counted from a journal).
     pub fn ran(&self, images: usize) {
         self.bar.inc(images as u64);
+        let Some((every, started, last)) = &self.log else { return };
+        let Ok(mut last) = last.lock() else { return };
+        if last.elapsed() >= *every {
+            *last = Instant::now();
+            let (done, total) = self.counts();
+            let elapsed = started.elapsed().as_secs();
+            eprintln!(
+                "progress: {done}/{total} image forwards ({:.0}%), {}m{:02}s elapsed",
+                100.0 * done as f64 / total.max(1) as f64,
+                elapsed / 60,
+                elapsed % 60
+            );
+        }
     }
 
     /// Say what runs now (a swap's layer, a chunk).

@@ -1,6 +1,7 @@
 //! The environment switches that tune the engine and the incremental strategy
 //! (`REUSE_AUDIT_CACHE_ON_DEVICE`, `REUSE_AUDIT_OVERLAP_HOST`, `REUSE_AUDIT_REDUCE_ON_DEVICE`,
-//! `REUSE_AUDIT_CUDA_NHWC`, `REUSE_AUDIT_CUDA_WORKERS`): for A/B runs and tests, not flags. A value they cannot
+//! `REUSE_AUDIT_CUDA_NHWC`, `REUSE_AUDIT_CUDA_WORKERS`, and `REUSE_AUDIT_PROGRESS_SECS` for the
+//! progress lines off a terminal): for A/B runs and tests, not flags. A value they cannot
 //! take is refused (exit 2 naming the variable), never read as the default.
 
 use crate::error::UserError;
@@ -16,7 +17,8 @@ const SWITCHES: [&str; 4] = [
 
 /// Refuse any switch set to a value it cannot take.
 pub fn check() -> Result<(), UserError> {
-    SWITCHES.iter().try_for_each(|name| switch(name).map(|_| ()))
+    SWITCHES.iter().try_for_each(|name| switch(name).map(|_| ()))?;
+    crate::audit::work_bar::log_every().map(|_| ())
 }
 
 /// An on/off switch: `Some(true)` for `1`, `Some(false)` for `0`, `None` when unset or empty.
