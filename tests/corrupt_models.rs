@@ -61,6 +61,20 @@ fn initializer_named_like_a_node_output_was_ambiguous() {
     every_command_refuses(dir.path(), &m, &["'relu1_out' is defined twice", "node 'relu1'"]);
 }
 
+/// A sparse tensor of shape `dims` listing every element: `values` (1-D) at indices 0..n.
+fn every_element_sparse(dims: &[i64], values: onnx_protobuf::TensorProto) -> onnx_protobuf::SparseTensorProto {
+    let n = dims.iter().product::<i64>();
+    let mut sparse = onnx_protobuf::SparseTensorProto::new();
+    sparse.dims = dims.to_vec();
+    sparse.values = Some(values).into();
+    let mut indices = onnx_protobuf::TensorProto::new();
+    indices.data_type = 7;
+    indices.dims = vec![n];
+    indices.int64_data = (0..n).collect();
+    sparse.indices = Some(indices).into();
+    sparse
+}
+
 #[test]
 fn sparse_initializer_named_like_a_dense_one_was_accepted() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,14 +84,8 @@ fn sparse_initializer_named_like_a_dense_one_was_accepted() {
     let g = m.graph.as_mut().unwrap();
     let dense = g.initializer.iter().find(|t| t.name == "net.conv2.weight").unwrap();
     let n = dense.dims.iter().product::<i64>();
-    let mut sparse = onnx_protobuf::SparseTensorProto::new();
-    sparse.dims = dense.dims.clone();
-    sparse.values = Some(tensor("net.conv2.weight", &[n], &vec![5.0; n as usize], Storage::Raw)).into();
-    let mut indices = onnx_protobuf::TensorProto::new();
-    indices.data_type = 7;
-    indices.dims = vec![n];
-    indices.int64_data = (0..n).collect();
-    sparse.indices = Some(indices).into();
+    let values = tensor("net.conv2.weight", &[n], &vec![5.0; n as usize], Storage::Raw);
+    let sparse = every_element_sparse(&dense.dims, values);
     g.sparse_initializer.push(sparse);
     every_command_refuses(
         dir.path(),
@@ -262,18 +270,9 @@ fn weight_held_as_a_sparse_initializer_was_said_to_be_computed_in_the_graph() {
     let g = m.graph.as_mut().unwrap();
     let k = g.initializer.iter().position(|t| t.name == "net.conv2.weight").unwrap();
     let dense = g.initializer.remove(k);
-    let n = dense.dims.iter().product::<i64>();
-    let mut sparse = onnx_protobuf::SparseTensorProto::new();
-    sparse.dims = dense.dims.clone();
     let mut values = dense.clone();
-    values.dims = vec![n];
-    sparse.values = Some(values).into();
-    let mut indices = onnx_protobuf::TensorProto::new();
-    indices.data_type = 7;
-    indices.dims = vec![n];
-    indices.int64_data = (0..n).collect();
-    sparse.indices = Some(indices).into();
-    g.sparse_initializer.push(sparse);
+    values.dims = vec![dense.dims.iter().product::<i64>()];
+    g.sparse_initializer.push(every_element_sparse(&dense.dims, values));
     let t = save(&m, dir.path(), "sparse.onnx");
     let o = bin().arg("inspect").arg(&t).output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);

@@ -167,6 +167,25 @@ fn unsqueezed_activation_with_batch_on_axis_1_runs_the_incremental_regions() {
     }
 }
 
+/// A target, a seed-2 source and 4 labelled images, saved in `dir`: (target, source, data).
+fn noisy_pair(dir: &Path, m: &ModelProto, name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let t = save(m, dir, name);
+    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir, "s.onnx");
+    let data = dir.join("val.npz");
+    npz(&data, 4, 8, Some(&[1u8; 4 * 64]), 5);
+    (t, s, data)
+}
+
+/// The audit of `t` is exit 2 with `message` on stderr and writes no report.
+fn refused_as_random(dir: &Path, t: &Path, s: &Path, data: &Path, message: &str) {
+    let out = dir.join("out");
+    let o = audit_cmd(t, s, data).arg("--out").arg(&out).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains(message), "{e}");
+    assert!(!out.exists());
+}
+
 #[test]
 fn random_normal_like_in_the_target_gave_a_different_baseline_and_verdicts_on_every_run() {
     // y = head + RandomNormalLike(head): two runs of the same audit reported baselines 0.3445
@@ -181,16 +200,9 @@ fn random_normal_like_in_the_target_gave_a_different_baseline_and_verdicts_on_ev
     scale.f = 2.0;
     g.node.push(node("RandomNormalLike", "noise", &["y0"], &["n"], vec![scale]));
     g.node.push(node("Add", "plus_noise", &["y0", "n"], &["y"], vec![]));
-    let t = save(&m, dir.path(), "noisy.onnx");
-    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
-    let data = dir.path().join("val.npz");
-    npz(&data, 4, 8, Some(&[1u8; 4 * 64]), 5);
-    let out = dir.path().join("out");
-    let o = audit_cmd(&t, &s, &data).arg("--out").arg(&out).output().unwrap();
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(e.contains("noisy.onnx: node 'noise' (RandomNormalLike) draws random numbers on every run"), "{e}");
-    assert!(!out.exists());
+    let (t, s, data) = noisy_pair(dir.path(), &m, "noisy.onnx");
+    let message = "noisy.onnx: node 'noise' (RandomNormalLike) draws random numbers on every run";
+    refused_as_random(dir.path(), &t, &s, &data, message);
     // As the source it is only read, never run: audited as usual.
     audit_cmd(&s, &t, &data).arg("-q").assert().success();
 }
@@ -216,16 +228,9 @@ fn dropout_in_training_mode_in_the_target_scored_a_new_random_mask_on_every_run(
     // Dropout with training_mode = true zeroes half the logits at random on every run: the
     // baseline and each swap scored different noise, like a RandomNormalLike.
     let dir = tempfile::tempdir().unwrap();
-    let t = save(&with_dropout(1, true), dir.path(), "dropping.onnx");
-    let s = save(&tiny_cnn(&Spec { seed: 2, ..Spec::default() }), dir.path(), "s.onnx");
-    let data = dir.path().join("val.npz");
-    npz(&data, 4, 8, Some(&[1u8; 4 * 64]), 5);
-    let out = dir.path().join("out");
-    let o = audit_cmd(&t, &s, &data).arg("--out").arg(&out).output().unwrap();
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(e.contains("dropping.onnx: node 'drop' (Dropout) draws random numbers on every run"), "{e}");
-    assert!(!out.exists());
+    let (t, s, data) = noisy_pair(dir.path(), &with_dropout(1, true), "dropping.onnx");
+    let message = "dropping.onnx: node 'drop' (Dropout) draws random numbers on every run";
+    refused_as_random(dir.path(), &t, &s, &data, message);
     // In inference mode the same graph is the identity there: audited as usual.
     let t = save(&with_dropout(1, false), dir.path(), "kept.onnx");
     audit_cmd(&t, &s, &data).arg("-q").assert().success();
